@@ -1,0 +1,120 @@
+"""up / down / status / logs / start / stop / pause / resume / kill / doctor."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from payctl import doctor as doctor_mod
+from payctl.cli.context import backend_for, load
+from payctl.cli.output import console, ok_mark, print_json, table
+from payctl.errors import EnvironmentProblem
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+def render_status(rows: list[dict[str, object]]) -> None:
+    console.print(table(
+        "payctl stack",
+        ["VM", "service", "pid", "port", "state", "healthy", "uptime", "breaker"],
+        [[r["vm"] or "-", r["name"], r["pid"], r["port"], r["state"],
+          ok_mark(bool(r["healthy"])) + f" {r['detail']}", r["uptime_s"], r["breaker"] or ""] for r in rows],
+    ))
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def up(
+        vm: Annotated[str | None, typer.Option(help="start only this VM's stack (plus kafka and the gateway)")] = None,
+        backend: Annotated[str | None, typer.Option(help="local (default) or compose")] = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Start both VM stacks (or one), apply the schema, wait until healthy."""
+        topo = load()
+        be = backend_for(topo, backend)
+        with console.status("starting the stack…") as spinner:
+            be.up(vm, progress=lambda msg: spinner.update(f"[bold]{msg}…"))
+        rows = [s.as_dict() for s in be.status()]
+        if json_out:
+            print_json(rows)
+        else:
+            render_status(rows)
+            console.print(f"gateway: http://127.0.0.1:{topo.gateway_port}/api/payments/…")
+
+    @app.command()
+    def down(
+        purge: Annotated[bool, typer.Option(help="also delete the state folder (databases, logs)")] = False,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Stop everything gracefully; data is kept unless --purge."""
+        topo = load()
+        be = backend_for(topo)
+        with console.status("stopping the stack…"):
+            be.down(purge=purge)
+        if json_out:
+            print_json({"stopped": True, "purged": purge})
+        else:
+            console.print("stack stopped" + (" and state purged" if purge else " (data kept)"))
+
+    @app.command()
+    def status(json_out: JsonOpt = False) -> None:
+        """Every service: VM, pid, port, healthy, uptime; breaker state of each relay."""
+        rows = [s.as_dict() for s in backend_for(load()).status()]
+        if json_out:
+            print_json(rows)
+        else:
+            render_status(rows)
+
+    @app.command()
+    def logs(
+        service: str,
+        follow: Annotated[bool, typer.Option("-f", "--follow")] = False,
+        lines: Annotated[int, typer.Option("-n", help="lines to show")] = 50,
+    ) -> None:
+        """Show (or follow) one service's log."""
+        path = backend_for(load()).log_path(service)
+        if not path.exists():
+            raise EnvironmentProblem(f"no log for {service} yet at {path}", "has the stack been started?")
+        cmd = ["tail", "-n", str(lines)] + (["-F"] if follow else []) + [str(path)]
+        try:
+            subprocess.run(cmd, check=False)
+        except KeyboardInterrupt:
+            pass
+
+    for verb, doc in (("start", "Start one service and wait until healthy."),
+                      ("stop", "Stop one service gracefully."),
+                      ("pause", "Freeze one service (SIGSTOP)."),
+                      ("resume", "Unfreeze one service (SIGCONT)."),
+                      ("kill", "kill -9 one service (the supervisor restarts it).")):
+        def make(verb: str = verb) -> None:
+            def command(service: str, json_out: JsonOpt = False) -> None:
+                be = backend_for(load())
+                getattr(be, verb)(service)
+                if json_out:
+                    print_json({"service": service, "action": verb, "ok": True})
+                else:
+                    console.print(f"{verb}: {service} ✔")
+
+            command.__doc__ = doc
+            app.command(name=verb)(command)
+
+        make()
+
+    @app.command()
+    def doctor(json_out: JsonOpt = False) -> None:
+        """What is missing on this machine and the exact command that installs it."""
+        rows = doctor_mod.check()
+        if json_out:
+            print_json(rows)
+        else:
+            console.print(table("payctl doctor", ["tool", "found", "path / install with"],
+                                [[r["name"], ok_mark(r["found"]), r["path"] or r["install"]] for r in rows]))
+        if any(not r["found"] for r in rows):
+            raise typer.Exit(2)
+
+
+def state_dir_of(path: Path) -> Path:
+    return path

@@ -1,0 +1,1 @@
+"""Topology (the one source of truth), generated configs, and the backends that run the stack."""

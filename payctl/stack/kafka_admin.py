@@ -1,0 +1,21 @@
+"""Synchronous wrappers around the platform's async topic admin, for the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+
+from payctl.errors import EnvironmentProblem
+from payflow.kafka.clients import ensure_topics
+
+
+def create_topics(bootstrap: str, attempts: int = 20) -> list[str]:
+    last: Exception | None = None
+    for _ in range(attempts):
+        try:
+            return asyncio.run(ensure_topics(bootstrap))
+        except Exception as exc:
+            last = exc
+            import time
+
+            time.sleep(0.25)
+    raise EnvironmentProblem(f"could not create topics on {bootstrap}: {last}")

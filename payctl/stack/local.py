@@ -1,0 +1,274 @@
+"""The local backend: every service a process under supervisord, state in the state folder."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from payctl.errors import EnvironmentProblem, UsageError
+from payctl.stack import mariadb, render
+from payctl.stack.binaries import INSTALL_HINTS, Binaries
+from payctl.stack.paths import StatePaths
+from payctl.stack.probes import http_json, port_free, port_open, probe
+from payctl.stack.supervisor import Supervisor
+from payctl.stack.topology import ServiceSpec, Topology, services
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ServiceStatus:
+    name: str
+    kind: str
+    vm: str | None
+    port: int
+    state: str
+    pid: int | None
+    uptime_s: float | None
+    healthy: bool
+    detail: str
+    breaker: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def needed_binaries(topo: Topology) -> list[str]:
+    needed = ["supervisord", "mariadbd", "mariadb-install-db", "haproxy"]
+    if topo.local_kafka:
+        needed.append("tansu")
+    if topo.prometheus_enabled:
+        needed.append("prometheus")
+    return needed
+
+
+def missing_binaries_error(missing: list[str]) -> EnvironmentProblem:
+    cmds = sorted({INSTALL_HINTS[m] for m in missing})
+    return EnvironmentProblem(f"missing on this machine: {', '.join(missing)}",
+                              "install with: " + " && ".join(cmds) + "; `payctl doctor` lists everything")
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, topo: Topology) -> None:
+        self.topo = topo
+        self.paths = StatePaths(topo.state_path())
+        self.bins = Binaries.discover()
+        self.sup = Supervisor(self.paths, self.bins.found.get("supervisord") or "supervisord")
+
+    # -- files --------------------------------------------------------------------------------
+    def write_files(self) -> None:
+        p = self.paths
+        for d in (p.root, p.logs, p.haproxy_cfg.parent, p.prometheus_yml.parent, p.prometheus_data):
+            d.mkdir(parents=True, exist_ok=True)
+        p.root.chmod(0o700)
+        error_503 = p.haproxy_cfg.parent / "503.http"
+        error_503.write_text(resources.files("payctl").joinpath("templates/503.http").read_text())
+        for vm in self.topo.vms:
+            mariadb.ensure_password(p.password_file(vm.name))
+            p.mariadb_dir(vm.name).mkdir(parents=True, exist_ok=True)
+            p.my_cnf(vm.name).write_text(render.my_cnf(self.topo, p, vm.name))
+            cfg = render.platform_config(self.topo, p, vm.name)
+            _write_private(p.service_config(vm.name), cfg.model_dump_json(indent=2))
+        p.haproxy_cfg.write_text(render.haproxy_cfg(self.topo, error_503))
+        p.prometheus_yml.write_text(render.prometheus_yml(self.topo))
+        p.supervisord_conf.write_text(render.supervisord_conf(self.topo, p, self.bins))
+        (p.root / "topology.json").write_text(self.topo.model_dump_json(indent=2))
+
+    # -- up -----------------------------------------------------------------------------------
+    def up(self, vm: str | None = None, progress: Progress = lambda _m: None, timeout_s: float = 60) -> None:
+        missing = self.bins.missing(needed_binaries(self.topo))
+        if missing:
+            raise missing_binaries_error(missing)
+        wanted = services(self.topo, vm)
+        was_running = self.sup.is_running()
+        active = {n for n, i in self.sup.info().items() if i["statename"] in ("RUNNING", "STARTING")}
+        for svc in wanted:
+            if svc.name not in active and not port_free(svc.port):
+                raise EnvironmentProblem(
+                    f"port {svc.port} needed by {svc.name} is already in use",
+                    "stop whatever holds it or change the port in stack.toml",
+                )
+        started: list[str] = []
+        try:
+            progress("writing configuration")
+            self.write_files()
+            for svc in wanted:
+                if svc.kind == "db" and svc.vm:
+                    progress(f"initialising {svc.name}")
+                    mariadb.init_datadir(self.bins.require("mariadb-install-db"), self.paths, svc.vm)
+                if svc.kind == "ingest" and svc.vm and svc.name not in active:
+                    mp = self.paths.prom_multiproc(svc.vm)
+                    shutil.rmtree(mp, ignore_errors=True)
+                    mp.mkdir(parents=True)
+            progress("starting supervisord")
+            self.sup.start_daemon()
+            for svc in [s for s in wanted if s.kind == "db"]:
+                progress(f"starting {svc.name}")
+                self._start(svc, started, active)
+                self._wait_db(svc, timeout_s)
+                assert svc.vm is not None
+                mariadb.bootstrap(self.paths, svc.vm, self.topo.database, self.topo.db_user)
+            progress("applying schema")
+            from payctl.schema import apply_all
+
+            apply_all(self.topo, [s.vm for s in wanted if s.kind == "db" and s.vm])
+            for svc in [s for s in wanted if s.kind == "kafka"]:
+                progress("starting kafka")
+                self._start(svc, started, active)
+                self._wait(svc, timeout_s)
+                progress("creating topics")
+                from payctl.stack.kafka_admin import create_topics
+
+                create_topics(self.topo.kafka_bootstrap)
+            rest = [s for s in wanted if s.kind not in ("db", "kafka")]
+            for svc in rest:
+                self._start(svc, started, active)
+            progress("waiting for services to become healthy")
+            with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(lambda s: self._wait(s, timeout_s), rest))
+        except BaseException:
+            if not was_running:
+                self.sup.shutdown()
+            else:
+                for name in reversed(started):
+                    self.sup.stop(name)
+            raise
+
+    def _start(self, svc: ServiceSpec, started: list[str], active: set[str]) -> None:
+        if svc.name in active:
+            return
+        self.sup.start(svc.name)
+        started.append(svc.name)
+
+    def _check_alive(self, svc: ServiceSpec) -> None:
+        state = self.sup.info().get(svc.name, {}).get("statename")
+        if state in ("FATAL", "EXITED", "BACKOFF", "STOPPED"):
+            tail = self.log_tail(svc.name, 5)
+            raise EnvironmentProblem(f"{svc.name} failed to start (state {state}): {tail}",
+                                     f"see `payctl logs {svc.name}`")
+
+    def _wait_db(self, svc: ServiceSpec, timeout_s: float) -> None:
+        assert svc.vm is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                mariadb.root_connect(self.paths, svc.vm, timeout=1).close()
+                return
+            except Exception:
+                self._check_alive(svc)
+                time.sleep(0.1)
+        raise EnvironmentProblem(f"{svc.name} did not accept connections within {timeout_s:.0f}s",
+                                 f"see `payctl logs {svc.name}`")
+
+    def _wait(self, svc: ServiceSpec, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        detail = ""
+        while time.monotonic() < deadline:
+            ok, detail = probe(svc, self.topo, self.paths)
+            if ok:
+                return
+            self._check_alive(svc)
+            time.sleep(0.2)
+        raise EnvironmentProblem(f"{svc.name} did not become healthy within {timeout_s:.0f}s ({detail})",
+                                 f"see `payctl logs {svc.name}`")
+
+    # -- down ---------------------------------------------------------------------------------
+    def down(self, purge: bool = False) -> None:
+        self.sup.shutdown()
+        if purge and self.paths.root.exists():
+            shutil.rmtree(self.paths.root)
+
+    # -- status -------------------------------------------------------------------------------
+    def status(self) -> list[ServiceStatus]:
+        info = self.sup.info()
+        now = time.time()
+
+        def one(svc: ServiceSpec) -> ServiceStatus:
+            i = info.get(svc.name, {})
+            state = i.get("statename", "ABSENT")
+            running = state == "RUNNING"
+            healthy, detail = probe(svc, self.topo, self.paths) if running else (False, state.lower())
+            breaker = None
+            if svc.kind == "relay" and running:
+                try:
+                    breaker = http_json(svc.port, "/circuit-breaker/kafka-publisher")[1].get("state")
+                except Exception:
+                    breaker = "unknown"
+            return ServiceStatus(
+                svc.name, svc.kind, svc.vm, svc.port, state, int(i["pid"]) if running else None,
+                round(now - i["start"], 1) if running else None, healthy, detail, breaker,
+            )
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            return list(pool.map(one, services(self.topo)))
+
+    # -- one service --------------------------------------------------------------------------
+    def _known(self, name: str) -> ServiceSpec:
+        for svc in services(self.topo):
+            if svc.name == name:
+                return svc
+        raise UsageError(f"unknown service '{name}'",
+                         f"known: {', '.join(s.name for s in services(self.topo))}")
+
+    def _require_running_stack(self) -> None:
+        if not self.sup.is_running():
+            raise EnvironmentProblem("the stack is not running", "start it with `payctl up`")
+
+    def start(self, name: str, wait: bool = True) -> None:
+        svc = self._known(name)
+        self._require_running_stack()
+        self.sup.start(name)
+        if wait:
+            self._wait(svc, 60)
+
+    def stop(self, name: str) -> None:
+        self._known(name)
+        self._require_running_stack()
+        self.sup.stop(name)
+
+    def pause(self, name: str) -> None:
+        self._known(name)
+        self._require_running_stack()
+        self.sup.signal(name, "STOP")
+
+    def resume(self, name: str) -> None:
+        self._known(name)
+        self._require_running_stack()
+        self.sup.signal(name, "CONT")
+
+    def kill(self, name: str) -> int:
+        self._known(name)
+        self._require_running_stack()
+        return self.sup.kill9(name)
+
+    def log_path(self, name: str) -> Path:
+        self._known(name)
+        return self.paths.log(name)
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        path = self.paths.log(name)
+        if not path.exists():
+            return "(no log)"
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+
+    def is_up(self) -> bool:
+        return self.sup.is_running()
+
+    def port_open(self, port: int) -> bool:
+        return port_open(port)
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.chmod(0o600)
+    tmp.replace(path)

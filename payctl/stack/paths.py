@@ -1,0 +1,63 @@
+"""Where everything of one stack lives under its state folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class StatePaths:
+    root: Path
+
+    @property
+    def supervisord_conf(self) -> Path:
+        return self.root / "supervisord.conf"
+
+    @property
+    def supervisor_sock(self) -> Path:
+        return self.root / "supervisor.sock"
+
+    @property
+    def supervisord_pid(self) -> Path:
+        return self.root / "supervisord.pid"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def log(self, service: str) -> Path:
+        return self.logs / f"{service}.log"
+
+    @property
+    def haproxy_cfg(self) -> Path:
+        return self.root / "gateway" / "haproxy.cfg"
+
+    @property
+    def prometheus_yml(self) -> Path:
+        return self.root / "prometheus" / "prometheus.yml"
+
+    @property
+    def prometheus_data(self) -> Path:
+        return self.root / "prometheus" / "data"
+
+    def password_file(self, vm: str) -> Path:
+        return self.root / "secrets" / f"{vm}.password"
+
+    def mariadb_dir(self, vm: str) -> Path:
+        return self.root / vm / "mariadb"
+
+    def datadir(self, vm: str) -> Path:
+        return self.mariadb_dir(vm) / "data"
+
+    def my_cnf(self, vm: str) -> Path:
+        return self.mariadb_dir(vm) / "my.cnf"
+
+    def db_socket(self, vm: str) -> Path:
+        return self.mariadb_dir(vm) / "mariadb.sock"
+
+    def service_config(self, vm: str) -> Path:
+        return self.root / vm / "payflow.json"
+
+    def prom_multiproc(self, vm: str) -> Path:
+        return self.root / vm / "prometheus-multiproc"

@@ -1,0 +1,61 @@
+"""Health probes for every service kind (TCP, MySQL, HTTP)."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import httpx
+import pymysql
+
+from payctl.stack.paths import StatePaths
+from payctl.stack.topology import ServiceSpec, Topology
+
+
+def port_open(port: int, timeout: float = 0.3) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def http_json(port: int, path: str, timeout: float = 1.0) -> tuple[int, Any]:
+    resp = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=timeout)
+    try:
+        body = resp.json()
+    except ValueError:
+        body = resp.text
+    return resp.status_code, body
+
+
+def probe(svc: ServiceSpec, topo: Topology, paths: StatePaths) -> tuple[bool, str]:
+    """(healthy, detail) for one service."""
+    try:
+        if svc.health == "tcp":
+            return (True, "accepting") if port_open(svc.port) else (False, "port closed")
+        if svc.health == "mysql":
+            assert svc.vm is not None
+            conn = pymysql.connect(host="127.0.0.1", port=svc.port, user=topo.db_user,
+                                   password=paths.password_file(svc.vm).read_text().strip(),
+                                   database=topo.database, connect_timeout=1)
+            conn.ping()
+            conn.close()
+            return True, "ping ok"
+        status, body = http_json(svc.port, svc.health)
+        if status == 200:
+            detail = body.get("status", "UP") if isinstance(body, dict) else "ok"
+            return True, str(detail)
+        return False, f"HTTP {status}"
+    except Exception as exc:
+        return False, type(exc).__name__

@@ -1,0 +1,121 @@
+"""Generate every config file from the topology (pure: returns text, writes nothing)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from payctl.stack.binaries import Binaries
+from payctl.stack.paths import StatePaths
+from payctl.stack.topology import ServiceSpec, Topology, services
+from payflow.config import PlatformConfig, ShardConfig
+
+_env = Environment(
+    loader=PackageLoader("payctl", "templates"), undefined=StrictUndefined, keep_trailing_newline=True
+)
+
+
+@dataclass(frozen=True)
+class Program:
+    name: str
+    command: str
+    directory: str
+    environment: str = ""
+    stopsignal: str = "TERM"
+    stopwaitsecs: int = 10
+    startsecs: int = 1
+
+
+def platform_config(topo: Topology, paths: StatePaths, vm_name: str) -> PlatformConfig:
+    shards = [
+        ShardConfig(index=i, name=topo.shard_name(i), port=vm.db_port, database=topo.database,
+                    user=topo.db_user, password_file=paths.password_file(vm.name))
+        for i, vm in enumerate(topo.vms)
+    ]
+    vm = topo.vm(vm_name)
+    return PlatformConfig(
+        vm=vm.name, shard_index=topo.vms.index(vm), shards=shards, bootstrap_servers=topo.kafka_bootstrap,
+        ingest_port=vm.ingest_port, relay_port=vm.relay_port, ledger_port=vm.ledger_port,
+        refund_port=vm.refund_port, settlement_port=vm.settlement_port, settings=topo.settings,
+    )
+
+
+def haproxy_cfg(topo: Topology, error_503: Path) -> str:
+    servers = [{"name": f"ingest-{vm.name}", "port": vm.ingest_port} for vm in topo.vms]
+    return _env.get_template("haproxy.cfg.j2").render(
+        gateway_port=topo.gateway_port, servers=servers, error_503=error_503
+    )
+
+
+def my_cnf(topo: Topology, paths: StatePaths, vm_name: str) -> str:
+    vm = topo.vm(vm_name)
+    return _env.get_template("my.cnf.j2").render(
+        shard=topo.shard_name(topo.vms.index(vm)), vm=vm.name, run_as_root=os.geteuid() == 0,
+        datadir=paths.datadir(vm.name), socket=paths.db_socket(vm.name), port=vm.db_port,
+        pidfile=paths.mariadb_dir(vm.name) / "mariadbd.pid", log_error=paths.log(f"mariadb-{vm.name}-error"),
+    )
+
+
+def prometheus_yml(topo: Topology) -> str:
+    jobs: dict[str, list[dict[str, object]]] = {}
+    for svc in services(topo):
+        if svc.kind in ("db", "kafka", "gateway", "prometheus"):
+            continue
+        jobs.setdefault(svc.kind, []).append({"name": svc.name, "vm": svc.vm, "port": svc.port})
+    return _env.get_template("prometheus.yml.j2").render(
+        jobs=[{"name": k, "targets": v} for k, v in jobs.items()]
+    )
+
+
+def _python(module: str, *args: str) -> str:
+    return shlex.join([sys.executable, "-m", module, *args])
+
+
+def program_for(svc: ServiceSpec, topo: Topology, paths: StatePaths, bins: Binaries) -> Program:
+    root = str(paths.root)
+    if svc.kind == "db":
+        assert svc.vm is not None
+        return Program(svc.name, shlex.join([bins.require("mariadbd"), f"--defaults-file={paths.my_cnf(svc.vm)}"]),
+                       root, stopwaitsecs=30, startsecs=1)
+    if svc.kind == "kafka":
+        url = f"tcp://127.0.0.1:{topo.kafka_port}"
+        cmd = shlex.join([bins.require("tansu"), "broker", "--listener-url", url,
+                          "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"])
+        # The in-memory broker has nothing to flush and lingers ~5 s on SIGTERM; SIGINT is prompt.
+        return Program(svc.name, cmd, root, stopsignal="INT", stopwaitsecs=8)
+    if svc.kind == "gateway":
+        return Program(svc.name, shlex.join([bins.require("haproxy"), "-W", "-db", "-f", str(paths.haproxy_cfg)]),
+                       root, stopsignal="USR1", stopwaitsecs=5)
+    if svc.kind == "prometheus":
+        cmd = shlex.join([bins.require("prometheus"), f"--config.file={paths.prometheus_yml}",
+                          f"--storage.tsdb.path={paths.prometheus_data}",
+                          f"--web.listen-address=127.0.0.1:{topo.prometheus_port}",
+                          "--storage.tsdb.retention.time=2d"])
+        return Program(svc.name, cmd, root, stopwaitsecs=10)
+    assert svc.vm is not None
+    env = f'PAYFLOW_CONFIG="{paths.service_config(svc.vm)}",PYTHONUNBUFFERED="1"'
+    if svc.kind == "ingest":
+        vm = topo.vm(svc.vm)
+        multiproc = paths.prom_multiproc(svc.vm)
+        cmd = _python(
+            "gunicorn", "--bind", f"127.0.0.1:{svc.port}", "--workers", str(vm.ingest_workers),
+            "--threads", str(vm.ingest_threads), "--worker-class", "gthread", "--backlog", "2048",
+            "--graceful-timeout", "5", "--config", "python:payflow.ingest.gunicorn_conf",
+            "payflow.ingest.app:create_app_from_env()",
+        )
+        return Program(svc.name, cmd, root, env + f',PROMETHEUS_MULTIPROC_DIR="{multiproc}"', stopwaitsecs=8)
+    module = {"relay": "payflow.outbox.relay", "ledger": "payflow.consumers.ledger",
+              "refund": "payflow.consumers.refund", "settlement": "payflow.consumers.settlement"}[svc.kind]
+    return Program(svc.name, _python(module), root, env, stopwaitsecs=10)
+
+
+def supervisord_conf(topo: Topology, paths: StatePaths, bins: Binaries) -> str:
+    programs = [program_for(s, topo, paths, bins) for s in services(topo)]
+    return _env.get_template("supervisord.conf.j2").render(
+        sock=paths.supervisor_sock, logs=paths.logs, pidfile=paths.supervisord_pid, programs=programs
+    )

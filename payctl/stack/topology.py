@@ -1,0 +1,193 @@
+"""The topology: VMs, their services and ports, shard count and settings (stack.toml).
+
+Everything else (process list, gateway config, Prometheus targets, service configs) is generated
+from this model; no other file repeats a port number."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from payctl.errors import UsageError
+from payflow.config import Settings
+
+SERVICE_KINDS = ("db", "ingest", "relay", "ledger", "refund", "settlement")
+SHARED_KINDS = ("kafka", "gateway", "prometheus")
+Port = int
+
+
+class VmSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,15}$")
+    db_port: Port = Field(ge=1024, le=65535)
+    ingest_port: Port = Field(ge=1024, le=65535)
+    relay_port: Port = Field(ge=1024, le=65535)
+    ledger_port: Port = Field(ge=1024, le=65535)
+    refund_port: Port = Field(ge=1024, le=65535)
+    settlement_port: Port = Field(ge=1024, le=65535)
+    ingest_workers: int = Field(default=2, ge=1, le=32)
+    ingest_threads: int = Field(default=4, ge=1, le=64)
+
+
+def _default_vms() -> list[VmSpec]:
+    return [
+        VmSpec(name=f"vm{i}", db_port=13305 + i, ingest_port=18080 + i, relay_port=18180 + i,
+               ledger_port=18280 + i, refund_port=18380 + i, settlement_port=18480 + i)
+        for i in (1, 2)
+    ]
+
+
+class Topology(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(default="payctl", pattern=r"^[a-z][a-z0-9-]{0,31}$")
+    state_dir: Path = Path(".payctl")
+    backend: Literal["local", "compose"] = "local"
+    gateway_port: Port = Field(default=8080, ge=1024, le=65535)
+    kafka_port: Port = Field(default=19092, ge=1024, le=65535)
+    prometheus_port: Port = Field(default=19090, ge=1024, le=65535)
+    prometheus_enabled: bool = True
+    bootstrap_servers: str | None = Field(
+        default=None, description="an external Kafka; when set no local broker is started"
+    )
+    database: str = Field(default="payments", pattern=r"^[a-z_][a-z0-9_]{0,31}$")
+    db_user: str = Field(default="payflow", pattern=r"^[a-z_][a-z0-9_]{0,15}$")
+    vms: list[VmSpec] = Field(default_factory=_default_vms, min_length=1, max_length=16)
+    settings: Settings = Field(default_factory=Settings)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Topology:
+        names = [vm.name for vm in self.vms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"vm names must be unique, got {names}")
+        ports = self.all_ports()
+        seen: dict[int, str] = {}
+        for owner, port in ports:
+            if port in seen:
+                raise ValueError(f"port {port} is used by both {seen[port]} and {owner}")
+            seen[port] = owner
+        return self
+
+    # -- derived facts ----------------------------------------------------------------------
+    @property
+    def shard_count(self) -> int:
+        return len(self.vms)
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def local_kafka(self) -> bool:
+        return self.bootstrap_servers is None
+
+    def shard_name(self, index: int) -> str:
+        return f"shard{index + 1}"
+
+    def vm(self, name: str) -> VmSpec:
+        for vm in self.vms:
+            if vm.name == name:
+                return vm
+        raise UsageError(f"unknown vm '{name}'", f"known: {', '.join(v.name for v in self.vms)}")
+
+    def all_ports(self) -> list[tuple[str, int]]:
+        ports = [("gateway", self.gateway_port), ("kafka", self.kafka_port),
+                 ("prometheus", self.prometheus_port)]
+        for i, vm in enumerate(self.vms):
+            ports += [
+                (self.shard_name(i), vm.db_port), (f"ingest-{vm.name}", vm.ingest_port),
+                (f"relay-{vm.name}", vm.relay_port), (f"ledger-{vm.name}", vm.ledger_port),
+                (f"refund-{vm.name}", vm.refund_port), (f"settlement-{vm.name}", vm.settlement_port),
+            ]
+        return ports
+
+    def with_port_offset(self, offset: int) -> Topology:
+        """The same topology shifted by `offset` on every port (tests run beside a user's stack)."""
+        data = self.model_dump()
+        for key in ("gateway_port", "kafka_port", "prometheus_port"):
+            data[key] += offset
+        for vm in data["vms"]:
+            for key in list(vm):
+                if key.endswith("_port"):
+                    vm[key] += offset
+        return Topology.model_validate(data)
+
+    def state_path(self, base: Path | None = None) -> Path:
+        path = self.state_dir if self.state_dir.is_absolute() else (base or Path.cwd()) / self.state_dir
+        return path.resolve()
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One process of the stack, as the backends see it."""
+
+    name: str
+    kind: str
+    vm: str | None
+    port: int
+    health: str  # "tcp", "mysql" or an HTTP path
+
+
+def services(topology: Topology, vm_filter: str | None = None) -> list[ServiceSpec]:
+    """The process list in start order: databases, broker, workers, ingest, gateway, prometheus."""
+    chosen = [vm for vm in topology.vms if vm_filter in (None, vm.name)]
+    if vm_filter is not None:
+        topology.vm(vm_filter)
+    out: list[ServiceSpec] = []
+    for vm in chosen:
+        idx = topology.vms.index(vm)
+        out.append(ServiceSpec(topology.shard_name(idx), "db", vm.name, vm.db_port, "mysql"))
+    if topology.local_kafka:
+        out.append(ServiceSpec("kafka", "kafka", None, topology.kafka_port, "tcp"))
+    for vm in chosen:
+        out += [
+            ServiceSpec(f"ingest-{vm.name}", "ingest", vm.name, vm.ingest_port, "/health"),
+            ServiceSpec(f"relay-{vm.name}", "relay", vm.name, vm.relay_port, "/health"),
+            ServiceSpec(f"ledger-{vm.name}", "ledger", vm.name, vm.ledger_port, "/health"),
+            ServiceSpec(f"refund-{vm.name}", "refund", vm.name, vm.refund_port, "/health"),
+            ServiceSpec(f"settlement-{vm.name}", "settlement", vm.name, vm.settlement_port, "/health"),
+        ]
+    out.append(ServiceSpec("gateway", "gateway", None, topology.gateway_port, "/gateway/health"))
+    if topology.prometheus_enabled:
+        out.append(ServiceSpec("prometheus", "prometheus", None, topology.prometheus_port, "/-/ready"))
+    return out
+
+
+def find_config(explicit: Path | None) -> Path | None:
+    if explicit is not None:
+        return explicit
+    env = os.environ.get("PAYCTL_CONFIG")
+    if env:
+        return Path(env)
+    default = Path.cwd() / "stack.toml"
+    return default if default.exists() else None
+
+
+def load_topology(path: Path | None = None) -> Topology:
+    """Built-in defaults, overridden by stack.toml when there is one."""
+    source = find_config(path)
+    if source is None:
+        return Topology()
+    try:
+        raw = source.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read topology file {source}: {exc.strerror}",
+                         "check the path or remove --config to use the defaults") from exc
+    try:
+        data = tomllib.loads(raw.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{source} is not valid TOML: {exc}") from exc
+    try:
+        topo = Topology.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'topology'}: {e['msg']}" for e in exc.errors()
+        )
+        raise UsageError(f"{source}: {problems}") from exc
+    if not topo.state_dir.is_absolute():
+        topo = topo.model_copy(update={"state_dir": (source.parent / topo.state_dir).resolve()})
+    return topo

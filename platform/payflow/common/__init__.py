@@ -1,0 +1,1 @@
+"""Small shells shared by the worker processes."""

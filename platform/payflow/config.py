@@ -1,0 +1,79 @@
+"""Runtime settings of one VM's services, written by payctl as JSON (path in $PAYFLOW_CONFIG)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ShardConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    index: int = Field(ge=0)
+    name: str
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+    database: str
+    user: str
+    password_file: Path
+
+    def password(self) -> str:
+        return self.password_file.read_text().strip()
+
+
+class Settings(BaseModel):
+    """Tunables; chaos runs shorten the breaker timings."""
+
+    model_config = ConfigDict(extra="forbid")
+    currencies: list[str] = Field(default_factory=lambda: ["KRW", "USD", "EUR", "JPY"])
+    max_body_bytes: int = 16 * 1024
+    db_connect_timeout_s: float = 0.5
+    db_pool_size: int = 8
+    shard_retry_after_s: int = 2
+    breaker_fail_max: int = 5
+    breaker_reset_timeout_s: float = 10.0
+    breaker_success_threshold: int = 3
+    publish_timeout_s: float = 2.0
+    relay_poll_interval_s: float = 0.05
+    relay_batch_size: int = 200
+    relay_max_retries: int = 12
+    relay_backoff_base_s: float = 0.5
+    relay_backoff_max_s: float = 30.0
+    relay_redrive_after_s: float = 30.0
+    consumer_commit_timeout_s: float = 5.0
+    acquirer_latency_ms: int = 20
+    acquirer_failure_rate: float = 0.0
+    refund_max_attempts: int = 5
+    consumers: list[str] = Field(default_factory=lambda: ["ledger", "refund", "settlement"])
+    redrive_interval_s: float = 5.0
+    breaker_enabled: bool = True
+
+
+class PlatformConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    vm: str
+    shard_index: int
+    shards: list[ShardConfig]
+    bootstrap_servers: str
+    ingest_port: int
+    relay_port: int
+    ledger_port: int
+    refund_port: int
+    settlement_port: int
+    settings: Settings = Field(default_factory=Settings)
+
+    @property
+    def shard_count(self) -> int:
+        return len(self.shards)
+
+    @property
+    def local_shard(self) -> ShardConfig:
+        return self.shards[self.shard_index]
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> PlatformConfig:
+    source = path or os.environ.get("PAYFLOW_CONFIG")
+    if not source:
+        raise RuntimeError("PAYFLOW_CONFIG is not set: payctl writes it when it starts a service")
+    return PlatformConfig.model_validate_json(Path(source).read_text())

@@ -1,0 +1,48 @@
+"""ledger-vmN: balanced double-entry postings for every money-moving payment event."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pymysql
+from prometheus_client import Counter
+
+from payflow.common import logging as plog
+from payflow.config import load_config
+from payflow.consumers.base import ConsumerWorker, Event
+from payflow.domain.events import LEDGER_EVENTS, is_balanced, postings_for
+
+ENTRIES = Counter("ledger_entries", "ledger postings written", ["application"])
+
+
+class LedgerHandler:
+    name = "ledger"
+    event_types = LEDGER_EVENTS
+
+    def prepare(self, event: Event) -> dict[str, Any]:
+        return {}
+
+    def apply(self, cur: pymysql.cursors.Cursor, event: Event, prepared: dict[str, Any]) -> None:
+        postings = postings_for(event.event_type, event.payload)
+        if not is_balanced(postings):
+            raise ValueError(f"unbalanced postings for event {event.event_id}")
+        p = event.payload
+        if postings:
+            cur.executemany(
+                "INSERT INTO ledger_entry (event_id, payment_id, merchant_id, account, direction, amount, currency) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [(event.event_id, event.payment_id, p["merchantId"], x.account, x.direction, x.amount,
+                  p["currency"]) for x in postings],
+            )
+            ENTRIES.labels("ledger").inc(len(postings))
+
+
+def main() -> None:
+    plog.setup("payflow.ledger")
+    config = load_config()
+    asyncio.run(ConsumerWorker(config, LedgerHandler(), config.ledger_port).run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""refund-vmN: executes refund requests against a simulated acquirer, then records the outcome
+and a `payment.refunded` outbox event in one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from typing import Any
+
+import pymysql
+
+from payflow.common import logging as plog
+from payflow.config import Settings, load_config
+from payflow.consumers.base import ConsumerWorker, Event
+from payflow.domain import events, payment
+from payflow.domain.payment import Balances, Status
+from payflow.outbox.backoff import retry_delay
+
+
+class SimulatedAcquirer:
+    """Latency and failure rate are settings; answers are idempotent per refund id in reality."""
+
+    def __init__(self, settings: Settings, rng: random.Random | None = None) -> None:
+        self.settings = settings
+        self.rng = rng or random.Random()
+
+    def refund(self, refund_id: int, amount: int) -> bool:
+        time.sleep(self.settings.acquirer_latency_ms / 1000)
+        return self.rng.random() >= self.settings.acquirer_failure_rate
+
+
+class RefundHandler:
+    name = "refund"
+    event_types = events.REFUND_EVENTS
+
+    def __init__(self, settings: Settings, acquirer: SimulatedAcquirer | None = None) -> None:
+        self.settings = settings
+        self.acquirer = acquirer or SimulatedAcquirer(settings)
+
+    def prepare(self, event: Event) -> dict[str, Any]:
+        refund_id = int(event.payload["refundId"])
+        amount = int(event.payload["refundAmount"])
+        attempts = 0
+        for attempts in range(1, self.settings.refund_max_attempts + 1):  # noqa: B007
+            if self.acquirer.refund(refund_id, amount):
+                return {"succeeded": True, "attempts": attempts}
+            time.sleep(retry_delay(attempts, 0.05, 1.0))
+        return {"succeeded": False, "attempts": attempts}
+
+    def apply(self, cur: pymysql.cursors.Cursor, event: Event, prepared: dict[str, Any]) -> None:
+        refund_id = int(event.payload["refundId"])
+        amount = int(event.payload["refundAmount"])
+        succeeded = bool(prepared["succeeded"])
+        cur.execute(
+            "SELECT merchant_id, status, amount, captured_amount, refunded_amount, refund_pending_amount, "
+            "currency FROM payment WHERE payment_id=%s FOR UPDATE",
+            (event.payment_id,),
+        )
+        row = cur.fetchone()
+        if row is None:
+            raise ValueError(f"payment {event.payment_id} of refund {refund_id} not found")
+        merchant, status, amt, captured, refunded, pending, currency = row
+        before = Balances(Status(status), int(amt), int(captured), int(refunded), int(pending))
+        after = payment.complete_refund(before, amount, succeeded)
+        cur.execute(
+            "UPDATE payment SET status=%s, refunded_amount=%s, refund_pending_amount=%s WHERE payment_id=%s",
+            (str(after.status), after.refunded, after.refund_pending, event.payment_id),
+        )
+        cur.execute(
+            "UPDATE refund_request SET status=%s, attempts=%s WHERE refund_id=%s",
+            ("SUCCEEDED" if succeeded else "FAILED", prepared["attempts"], refund_id),
+        )
+        if succeeded:
+            payload = {
+                "paymentId": event.payment_id, "merchantId": merchant, "status": str(after.status),
+                "amount": after.amount, "capturedAmount": after.captured, "refundedAmount": after.refunded,
+                "currency": currency, "refundId": refund_id, "refundAmount": amount,
+            }
+            cur.execute(
+                "INSERT INTO outbox_event (aggregate_type, aggregate_id, event_type, payload) "
+                "VALUES ('payment', %s, %s, %s)",
+                (event.payment_id, events.REFUNDED, json.dumps(payload)),
+            )
+
+
+def main() -> None:
+    plog.setup("payflow.refund")
+    config = load_config()
+    asyncio.run(ConsumerWorker(config, RefundHandler(config.settings), config.refund_port).run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""settlement-vmN: folds captured and refunded amounts into a per-merchant daily settlement."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pymysql
+
+from payflow.common import logging as plog
+from payflow.config import load_config
+from payflow.consumers.base import ConsumerWorker, Event
+from payflow.domain import events
+
+
+class SettlementHandler:
+    name = "settlement"
+    event_types = events.SETTLEMENT_EVENTS
+
+    def prepare(self, event: Event) -> dict[str, Any]:
+        return {}
+
+    def apply(self, cur: pymysql.cursors.Cursor, event: Event, prepared: dict[str, Any]) -> None:
+        p = event.payload
+        day = datetime.fromtimestamp(event.created_at or datetime.now(UTC).timestamp(), UTC).date()
+        gross = int(p["capturedAmount"]) if event.event_type == events.CAPTURED else 0
+        refunded = int(p.get("refundAmount", 0)) if event.event_type == events.REFUNDED else 0
+        cur.execute(
+            "INSERT INTO settlement (merchant_id, settlement_date, currency, gross_captured, refunded, net) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE gross_captured=gross_captured+VALUES("
+            "gross_captured), refunded=refunded+VALUES(refunded), net=net+VALUES(net)",
+            (p["merchantId"], day, p["currency"], gross, refunded, gross - refunded),
+        )
+
+
+def main() -> None:
+    plog.setup("payflow.settlement")
+    config = load_config()
+    asyncio.run(ConsumerWorker(config, SettlementHandler(), config.settlement_port).run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Database shell: connection pools per shard, migrations."""

@@ -1,0 +1,1 @@
+"""Pure business rules: sharding, ids, the payment state machine, ledger postings."""

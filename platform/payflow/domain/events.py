@@ -1,0 +1,65 @@
+"""Payment event types, their topics, and the double-entry postings each one causes. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+AUTHORIZED = "PaymentAuthorized"
+CAPTURED = "PaymentCaptured"
+REFUND_REQUESTED = "PaymentRefundRequested"
+REFUNDED = "PaymentRefunded"
+CANCELLED = "PaymentCancelled"
+
+TOPIC_BY_EVENT = {
+    AUTHORIZED: "payment.authorized",
+    CAPTURED: "payment.captured",
+    REFUND_REQUESTED: "payment.refund-requested",
+    REFUNDED: "payment.refunded",
+    CANCELLED: "payment.cancelled",
+}
+DLQ_TOPIC = "payment.dlq"
+ALL_TOPICS = (*TOPIC_BY_EVENT.values(), DLQ_TOPIC)
+
+# Which consumer cares about which event (also what reconcile expects each to have processed).
+LEDGER_EVENTS = frozenset({AUTHORIZED, CAPTURED, CANCELLED, REFUNDED})
+REFUND_EVENTS = frozenset({REFUND_REQUESTED})
+SETTLEMENT_EVENTS = frozenset({CAPTURED, REFUNDED})
+
+Direction = Literal["DEBIT", "CREDIT"]
+
+
+@dataclass(frozen=True)
+class Posting:
+    account: str
+    direction: Direction
+    amount: int
+
+
+def _pair(debit: str, credit: str, amount: int) -> list[Posting]:
+    return [Posting(debit, "DEBIT", amount), Posting(credit, "CREDIT", amount)]
+
+
+def postings_for(event_type: str, payload: dict[str, Any]) -> list[Posting]:
+    """The balanced ledger postings an event causes (empty when the ledger ignores it)."""
+    if event_type == AUTHORIZED:
+        return _pair("customer_authorization_hold", "authorization_liability", int(payload["amount"]))
+    if event_type == CAPTURED:
+        released = int(payload["amount"])
+        captured = int(payload["capturedAmount"])
+        postings = _pair("authorization_liability", "customer_authorization_hold", released)
+        if captured:
+            postings += _pair("acquirer_receivable", "merchant_payable", captured)
+        return postings
+    if event_type == CANCELLED:
+        return _pair("authorization_liability", "customer_authorization_hold", int(payload["amount"]))
+    if event_type == REFUNDED:
+        refunded = int(payload["refundAmount"])
+        return _pair("merchant_payable", "acquirer_receivable", refunded) if refunded else []
+    return []
+
+
+def is_balanced(postings: list[Posting]) -> bool:
+    debit = sum(p.amount for p in postings if p.direction == "DEBIT")
+    credit = sum(p.amount for p in postings if p.direction == "CREDIT")
+    return debit == credit

@@ -1,0 +1,1 @@
+"""The ingest HTTP service: authorize / capture / refund / cancel / get."""

@@ -1,0 +1,188 @@
+"""Flask application factory for the ingest service. Nothing happens at import time."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any
+
+from flask import Flask, Response, g, request
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException
+
+from payflow.config import PlatformConfig
+from payflow.db.pool import ShardPools, ShardUnavailable
+from payflow.ingest import metrics
+from payflow.ingest.errors import ApiError, not_found, validation_failed
+from payflow.ingest.idempotency import fingerprint, resolve_key
+from payflow.ingest.openapi import build_openapi
+from payflow.ingest.schemas import (
+    AuthorizeRequest,
+    CancelRequest,
+    CaptureRequest,
+    RefundRequest,
+    field_errors,
+)
+from payflow.ingest.service import Outcome, PaymentService
+
+log = logging.getLogger("payflow.ingest")
+MAX_ID = 2**63 - 1
+_HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE",
+               415: "UNSUPPORTED_MEDIA_TYPE", 400: "VALIDATION_FAILED"}
+
+
+def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    resp = Response(json.dumps(body), status=status, mimetype="application/json")
+    for k, v in (headers or {}).items():
+        resp.headers[k] = v
+    return resp
+
+
+def _read_body(model: type[BaseModel], max_bytes: int) -> tuple[Any, dict[str, Any]]:
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise ApiError(413, "PAYLOAD_TOO_LARGE", f"request body exceeds {max_bytes} bytes")
+    if not request.is_json:
+        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json")
+    raw = request.get_data(cache=False)
+    if len(raw) > max_bytes:
+        raise ApiError(413, "PAYLOAD_TOO_LARGE", f"request body exceeds {max_bytes} bytes")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise validation_failed([{"field": "body", "rule": "valid JSON"}]) from None
+    if not isinstance(data, dict):
+        raise validation_failed([{"field": "body", "rule": "must be a JSON object"}])
+    try:
+        return model.model_validate(data), data
+    except ValidationError as exc:
+        raise validation_failed(field_errors(exc)) from None
+
+
+def _check_id(payment_id: int) -> None:
+    if not 1 <= payment_id <= MAX_ID:
+        raise not_found(payment_id=None)
+
+
+def _respond(outcome: Outcome) -> Response:
+    headers = dict(outcome.headers)
+    if outcome.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return _json(outcome.body, outcome.status, headers)
+
+
+def create_app(config: PlatformConfig, service: PaymentService | None = None) -> Flask:
+    settings = config.settings
+    app = Flask("payflow.ingest")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    svc = service or PaymentService(ShardPools(config.shards, settings))
+    instance = f"ingest-{config.vm}"
+    currencies = set(settings.currencies)
+    openapi_doc = build_openapi(settings.currencies)
+
+    def check_currency(currency: str) -> None:
+        if currency not in currencies:
+            raise validation_failed([{"field": "currency", "rule": f"one of {','.join(sorted(currencies))}"}])
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _observe(resp: Response) -> Response:
+        rule = request.url_rule.rule if request.url_rule else None
+        metrics.HTTP_SECONDS.labels(
+            "ingest-service", instance, request.method, metrics.templated_uri(rule), str(resp.status_code)
+        ).observe(time.perf_counter() - g.get("started", time.perf_counter()))
+        resp.headers["X-Served-By"] = instance
+        return resp
+
+    @app.errorhandler(ApiError)
+    def _api_error(err: ApiError) -> Response:
+        return _json(err.body(), err.http_status, err.headers)
+
+    @app.errorhandler(ShardUnavailable)
+    def _shard_down(err: ShardUnavailable) -> Response:
+        retry = str(settings.shard_retry_after_s)
+        body = {"code": "SHARD_UNAVAILABLE", "message": f"{err.shard.name} is unavailable; retry later"}
+        return _json(body, 503, {"Retry-After": retry})
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException) -> Response:
+        status = err.code or 500
+        body = {"code": _HTTP_CODES.get(status, "HTTP_ERROR"), "message": err.description or err.name}
+        return _json(body, status)
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception) -> Response:
+        log.exception("unhandled error")
+        return _json({"code": "INTERNAL_ERROR", "message": "internal error; see the service log"}, 500)
+
+    @app.post("/payments/authorize")
+    def authorize() -> Response:
+        req, raw = _read_body(AuthorizeRequest, settings.max_body_bytes)
+        key = resolve_key(req.idempotencyKey, request.headers.get("Idempotency-Key"))
+        if key is None:
+            raise validation_failed([{"field": "idempotencyKey", "rule": "required (body or Idempotency-Key)"}])
+        check_currency(req.currency)
+        h = fingerprint("authorize", None, raw)
+        return _respond(svc.authorize(req.merchantId, req.amount, req.currency, key, h))
+
+    @app.post("/payments/capture/<int:payment_id>")
+    def capture(payment_id: int) -> Response:
+        _check_id(payment_id)
+        req, raw = _read_body(CaptureRequest, settings.max_body_bytes)
+        key = resolve_key(req.idempotencyKey, request.headers.get("Idempotency-Key"))
+        h = fingerprint("capture", payment_id, raw)
+        return _respond(svc.capture(payment_id, req.merchantId, req.amount, key, h))
+
+    @app.post("/payments/refund/<int:payment_id>")
+    def refund(payment_id: int) -> Response:
+        _check_id(payment_id)
+        req, raw = _read_body(RefundRequest, settings.max_body_bytes)
+        key = resolve_key(req.idempotencyKey, request.headers.get("Idempotency-Key"))
+        h = fingerprint("refund", payment_id, raw)
+        return _respond(svc.refund(payment_id, req.merchantId, req.amount, req.reason, key, h))
+
+    @app.post("/payments/cancel/<int:payment_id>")
+    def cancel(payment_id: int) -> Response:
+        _check_id(payment_id)
+        req, raw = _read_body(CancelRequest, settings.max_body_bytes)
+        key = resolve_key(req.idempotencyKey, request.headers.get("Idempotency-Key"))
+        h = fingerprint("cancel", payment_id, raw)
+        return _respond(svc.cancel(payment_id, req.merchantId, key, h))
+
+    @app.get("/payments/<int:payment_id>")
+    def get_payment(payment_id: int) -> Response:
+        _check_id(payment_id)
+        merchant_id = request.args.get("merchantId", "")
+        try:
+            CancelRequest.model_validate({"merchantId": merchant_id})
+        except ValidationError as exc:
+            raise validation_failed(field_errors(exc)) from None
+        return _json(svc.get(payment_id, merchant_id))
+
+    @app.get("/health")
+    def health() -> Response:
+        shards = svc.ping()
+        up = any(shards.values())
+        status = "UP" if all(shards.values()) else ("DEGRADED" if up else "DOWN")
+        return _json({"status": status, "instance": instance, "shards": shards}, 200 if up else 503)
+
+    @app.get("/metrics")
+    def prometheus_metrics() -> Response:
+        return Response(metrics.render_metrics(), mimetype="text/plain; version=0.0.4")
+
+    @app.get("/openapi.json")
+    def openapi() -> Response:
+        return _json(openapi_doc)
+
+    return app
+
+
+def create_app_from_env() -> Flask:
+    from payflow.config import load_config
+
+    logging.basicConfig(level=os.environ.get("PAYFLOW_LOG_LEVEL", "INFO"))
+    return create_app(load_config())

@@ -1,0 +1,43 @@
+"""Ingest HTTP metrics with the names the original platform's dashboards query.
+
+Gunicorn runs several worker processes, so prometheus_client's multiprocess mode aggregates them
+when PROMETHEUS_MULTIPROC_DIR is set (payctl sets it per instance)."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest, multiprocess
+from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0)
+
+HTTP_SECONDS = Histogram(
+    "http_server_requests_seconds",
+    "HTTP server request latency",
+    ["application", "instance", "method", "uri", "status"],
+    buckets=BUCKETS,
+)
+
+_CONVERTER = re.compile(r"<(?:\w+:)?(\w+)>")
+
+
+def templated_uri(rule: str | None) -> str:
+    """Flask's '/payments/capture/<int:payment_id>' → '/payments/capture/{paymentId}'."""
+    if not rule:
+        return "UNKNOWN"
+
+    def camel(match: re.Match[str]) -> str:
+        head, *rest = match.group(1).split("_")
+        return "{" + head + "".join(p.title() for p in rest) + "}"
+
+    return _CONVERTER.sub(camel, rule)
+
+
+def render_metrics() -> bytes:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest(DEFAULT_REGISTRY)

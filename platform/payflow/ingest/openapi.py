@@ -1,0 +1,97 @@
+"""The OpenAPI 3 document, generated from the same pydantic models that validate requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from payflow.ingest.schemas import MODELS
+
+_ERROR = {
+    "type": "object",
+    "required": ["code", "message"],
+    "properties": {
+        "code": {"type": "string"},
+        "message": {"type": "string"},
+        "paymentId": {"type": "integer"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}
+_PAYMENT = {
+    "type": "object",
+    "required": ["paymentId", "merchantId", "status", "amount", "currency"],
+    "properties": {
+        "paymentId": {"type": "integer"},
+        "merchantId": {"type": "string"},
+        "status": {"type": "string"},
+        "amount": {"type": "integer"},
+        "capturedAmount": {"type": "integer"},
+        "refundedAmount": {"type": "integer"},
+        "currency": {"type": "string"},
+        "ledgerEntries": {"type": "array", "items": {"type": "object"}},
+        "message": {"type": "string"},
+    },
+}
+
+
+def _responses(*codes: int) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "200": {"description": "payment", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Payment"}}}}
+    }
+    for code in codes:
+        out[str(code)] = {
+            "description": "error",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+    return out
+
+
+def _post(model: str, *codes: int, with_id: bool = True) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}},
+        },
+        "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 64,
+                                   "pattern": "^[A-Za-z0-9_.:-]+$"}}],
+        "responses": _responses(400, 413, 415, 503, *codes),
+    }
+    if with_id:
+        op["parameters"].append(_payment_id_param())
+    return op
+
+
+def _payment_id_param() -> dict[str, Any]:
+    return {"name": "paymentId", "in": "path", "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}
+
+
+def build_openapi(currencies: list[str]) -> dict[str, Any]:
+    schemas: dict[str, Any] = {"Error": _ERROR, "Payment": _PAYMENT}
+    for name, model in MODELS.items():
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        if "currency" in schema.get("properties", {}):
+            schema["properties"]["currency"]["enum"] = list(currencies)
+        schemas[name] = schema
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "payflow ingest", "version": "1.0.0"},
+        "paths": {
+            "/payments/authorize": {"post": _post("AuthorizeRequest", 422, with_id=False)},
+            "/payments/capture/{paymentId}": {"post": _post("CaptureRequest", 404, 409, 422)},
+            "/payments/refund/{paymentId}": {"post": _post("RefundRequest", 404, 409, 422)},
+            "/payments/cancel/{paymentId}": {"post": _post("CancelRequest", 404, 409, 422)},
+            "/payments/{paymentId}": {
+                "get": {
+                    "parameters": [
+                        _payment_id_param(),
+                        {"name": "merchantId", "in": "query", "required": True,
+                         "schema": {"type": "string", "minLength": 1, "maxLength": 32,
+                                    "pattern": "^[A-Za-z0-9_-]+$"}},
+                    ],
+                    "responses": _responses(400, 404, 503),
+                }
+            },
+        },
+        "components": {"schemas": schemas},
+    }

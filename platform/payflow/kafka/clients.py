@@ -1,0 +1,62 @@
+"""Producer/consumer factories and topic creation, with the settings the local broker needs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from payflow.domain.events import ALL_TOPICS
+
+log = logging.getLogger("payflow.kafka")
+PARTITIONS = 4
+
+
+def make_producer(bootstrap: str, timeout_s: float) -> AIOKafkaProducer:
+    # No idempotent producer: the local broker rejects InitProducerId; consumers dedupe instead.
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=2,
+        request_timeout_ms=max(1000, int(timeout_s * 1000)),
+        metadata_max_age_ms=5000,
+        retry_backoff_ms=100,
+    )
+
+
+def make_consumer(bootstrap: str, group: str, topics: list[str]) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        metadata_max_age_ms=5000,
+        session_timeout_ms=10000,
+        heartbeat_interval_ms=1000,
+        request_timeout_ms=15000,
+        retry_backoff_ms=200,
+    )
+
+
+async def ensure_topics(bootstrap: str, topics: tuple[str, ...] = ALL_TOPICS, timeout_s: float = 10) -> list[str]:
+    """Create missing topics; returns the ones created. A broker restart loses them all."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    await asyncio.wait_for(admin.start(), timeout_s)
+    try:
+        existing = set(await asyncio.wait_for(admin.list_topics(), timeout_s))
+        missing = [t for t in topics if t not in existing]
+        if missing:
+            try:
+                await asyncio.wait_for(
+                    admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in missing]), timeout_s
+                )
+            except TopicAlreadyExistsError:
+                pass
+        return missing
+    finally:
+        await admin.close()

@@ -1,0 +1,1 @@
+"""Versioned SQL migrations (V001__name.sql …), applied in order by payflow.db.migrate."""

@@ -1,0 +1,1 @@
+"""The transactional outbox relay: claim → publish through the breaker → mark."""

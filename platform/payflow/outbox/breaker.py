@@ -1,0 +1,139 @@
+"""The `kafka-publisher` circuit breaker (pybreaker) with transition history and metrics."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pybreaker
+from prometheus_client import Counter, Gauge, Summary
+
+BREAKER_NAME = "kafka-publisher"
+STATES = ("closed", "open", "half_open")
+log = logging.getLogger("payflow.breaker")
+
+STATE = Gauge("resilience4j_circuitbreaker_state", "breaker state (1 = current)", ["name", "state"])
+CALLS = Summary("resilience4j_circuitbreaker_calls_seconds", "guarded calls", ["name", "kind"])
+NOT_PERMITTED = Counter(
+    "resilience4j_circuitbreaker_not_permitted_calls", "calls refused while OPEN", ["name"]
+)
+FAILURE_RATE = Gauge("resilience4j_circuitbreaker_failure_rate", "failure rate in % (window)", ["name"])
+BUFFERED = Gauge("resilience4j_circuitbreaker_buffered_calls", "calls in the window", ["name"])
+TRANSITIONS = Counter(
+    "resilience4j_circuitbreaker_transitions", "state transitions", ["name", "from_state", "to_state"]
+)
+
+
+@dataclass(frozen=True)
+class Transition:
+    from_state: str
+    to_state: str
+    at: float  # unix seconds
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"from": self.from_state.upper(), "to": self.to_state.upper(), "at": self.at}
+
+
+def _norm(state: str) -> str:
+    return state.replace("-", "_").lower()
+
+
+class _Recorder(pybreaker.CircuitBreakerListener):
+    def __init__(self, tracked: TrackedBreaker) -> None:
+        self.tracked = tracked
+
+    def state_change(self, cb: pybreaker.CircuitBreaker, old_state: Any, new_state: Any) -> None:
+        old = _norm(old_state.name) if old_state is not None else "closed"
+        new = _norm(new_state.name)
+        self.tracked._record_transition(old, new)
+
+
+class TrackedBreaker:
+    """pybreaker's breaker plus the counters and history the original's actuator exposed."""
+
+    def __init__(self, fail_max: int, reset_timeout_s: float, success_threshold: int, window: int = 100) -> None:
+        self.breaker = pybreaker.CircuitBreaker(
+            fail_max=fail_max,
+            reset_timeout=reset_timeout_s,
+            success_threshold=success_threshold,
+            name=BREAKER_NAME,
+        )
+        self.breaker.add_listener(_Recorder(self))
+        self._lock = threading.Lock()
+        self.transitions: collections.deque[Transition] = collections.deque(maxlen=200)
+        self._window: collections.deque[bool] = collections.deque(maxlen=window)
+        self.successful = 0
+        self.failed = 0
+        self.not_permitted = 0
+        self._export_state("closed")
+
+    @property
+    def state(self) -> str:
+        return _norm(self.breaker.current_state)
+
+    def _record_transition(self, old: str, new: str) -> None:
+        t = Transition(old, new, time.time())
+        with self._lock:
+            self.transitions.append(t)
+        TRANSITIONS.labels(BREAKER_NAME, old, new).inc()
+        log.warning("circuit breaker %s: %s -> %s", BREAKER_NAME, old.upper(), new.upper())
+        self._export_state(new)
+
+    def _export_state(self, current: str) -> None:
+        for s in STATES:
+            STATE.labels(BREAKER_NAME, s).set(1 if s == current else 0)
+
+    def record_call(self, ok: bool, seconds: float) -> None:
+        with self._lock:
+            self._window.append(ok)
+            if ok:
+                self.successful += 1
+            else:
+                self.failed += 1
+            rate = self.failure_rate()
+        CALLS.labels(BREAKER_NAME, "successful" if ok else "failed").observe(seconds)
+        FAILURE_RATE.labels(BREAKER_NAME).set(rate)
+        BUFFERED.labels(BREAKER_NAME).set(len(self._window))
+
+    def record_not_permitted(self, count: int = 1) -> None:
+        with self._lock:
+            self.not_permitted += count
+        NOT_PERMITTED.labels(BREAKER_NAME).inc(count)
+
+    def failure_rate(self) -> float:
+        if not self._window:
+            return -1.0
+        return round(100.0 * sum(1 for ok in self._window if not ok) / len(self._window), 2)
+
+    def open_remaining_s(self) -> float:
+        """Seconds until an OPEN breaker allows a trial call (0 when not OPEN)."""
+        if self.state != "open":
+            return 0.0
+        opened = self.breaker._state_storage.opened_at
+        if opened is None:
+            return 0.0
+        return max(0.0, opened.timestamp() + self.breaker.reset_timeout - time.time())
+
+    def snapshot(self) -> dict[str, Any]:
+        """The original platform's actuator fields, plus history."""
+        with self._lock:
+            transitions = [t.as_dict() for t in self.transitions]
+            return {
+                "name": BREAKER_NAME,
+                "state": self.state.upper(),
+                "failureRate": self.failure_rate(),
+                "slowCallRate": -1.0,
+                "numberOfBufferedCalls": len(self._window),
+                "numberOfFailedCalls": self.failed,
+                "numberOfSuccessfulCalls": self.successful,
+                "numberOfNotPermittedCalls": self.not_permitted,
+                "numberOfSlowCalls": 0,
+                "failMax": self.breaker.fail_max,
+                "resetTimeoutSeconds": self.breaker.reset_timeout,
+                "successThreshold": self.breaker.success_threshold,
+                "transitions": transitions,
+            }

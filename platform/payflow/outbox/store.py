@@ -1,0 +1,134 @@
+"""Outbox table access for the relay: lease a batch, mark results, re-drive unprocessed events."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pymysql
+
+from payflow.domain import events
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    event_id: int
+    aggregate_id: int
+    event_type: str
+    payload: dict[str, Any]
+    retry_count: int
+    created_at: datetime
+
+    @property
+    def topic(self) -> str:
+        return events.TOPIC_BY_EVENT[self.event_type]
+
+
+# Which consumers must process an event type, for re-drive and reconcile.
+CONSUMERS_BY_EVENT: dict[str, tuple[str, ...]] = {}
+for _name, _types in (("ledger", events.LEDGER_EVENTS), ("refund", events.REFUND_EVENTS),
+                      ("settlement", events.SETTLEMENT_EVENTS)):
+    for _t in _types:
+        CONSUMERS_BY_EVENT[_t] = (*CONSUMERS_BY_EVENT.get(_t, ()), _name)
+
+
+class OutboxStore:
+    def __init__(self, conn: pymysql.Connection[Any]) -> None:
+        self.conn = conn
+
+    def lease(self, limit: int, lease_s: float) -> list[OutboxEvent]:
+        """Claim due rows (SKIP LOCKED lets several relays share a shard) and push their next
+        attempt out by `lease_s`, so a relay that dies mid-publish leaves them to be retried."""
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT event_id, aggregate_id, event_type, payload, retry_count, created_at FROM outbox_event "
+                "WHERE published=0 AND dead=0 AND next_attempt_at<=NOW(6) ORDER BY event_id LIMIT %s "
+                "FOR UPDATE SKIP LOCKED",
+                (limit,),
+            )
+            rows = cur.fetchall()
+            if rows:
+                ids = [r[0] for r in rows]
+                cur.execute(
+                    "UPDATE outbox_event SET next_attempt_at=NOW(6) + INTERVAL %s MICROSECOND "
+                    f"WHERE event_id IN ({','.join(['%s'] * len(ids))})",
+                    (int(lease_s * 1e6), *ids),
+                )
+        self.conn.commit()
+        return [
+            OutboxEvent(int(r[0]), int(r[1]), str(r[2]), json.loads(r[3]), int(r[4]), r[5]) for r in rows
+        ]
+
+    def mark_published(self, event_ids: list[int]) -> None:
+        if not event_ids:
+            return
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "UPDATE outbox_event SET published=1, published_at=NOW(6), last_error=NULL "
+                f"WHERE event_id IN ({','.join(['%s'] * len(event_ids))})",
+                tuple(event_ids),
+            )
+        self.conn.commit()
+
+    def mark_failed(self, event_id: int, delay_s: float, error: str, dead: bool) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "UPDATE outbox_event SET retry_count=retry_count+1, last_retry_at=NOW(6), "
+                "next_attempt_at=NOW(6) + INTERVAL %s MICROSECOND, last_error=%s, dead=%s WHERE event_id=%s",
+                (int(delay_s * 1e6), error[:500], 1 if dead else 0, event_id),
+            )
+        self.conn.commit()
+
+    def release(self, event_ids: list[int]) -> None:
+        """Hand back leased rows that were never attempted (breaker refused): due again now."""
+        if not event_ids:
+            return
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "UPDATE outbox_event SET next_attempt_at=NOW(6) "
+                f"WHERE event_id IN ({','.join(['%s'] * len(event_ids))})",
+                tuple(event_ids),
+            )
+        self.conn.commit()
+
+    def redrive_unprocessed(self, older_than_s: float, consumers: list[str], limit: int = 1000) -> int:
+        """Events published long ago that a consumer never processed (the broker lost them):
+        mark unpublished so the relay sends them again. Consumers dedupe, so this is safe."""
+        total = 0
+        with self.conn.cursor() as cur:
+            for consumer in consumers:
+                types = [t for t, cs in CONSUMERS_BY_EVENT.items() if consumer in cs]
+                if not types:
+                    continue
+                cur.execute(
+                    "UPDATE outbox_event e SET e.published=0, e.next_attempt_at=NOW(6), "
+                    "e.redrive_count=e.redrive_count+1 "
+                    "WHERE e.published=1 AND e.created_at >= NOW(6) - INTERVAL 7 DAY "
+                    "AND e.published_at < NOW(6) - INTERVAL %s MICROSECOND "
+                    f"AND e.event_type IN ({','.join(['%s'] * len(types))}) "
+                    "AND NOT EXISTS (SELECT 1 FROM processed_event p WHERE p.consumer=%s "
+                    "AND p.event_id=e.event_id) LIMIT %s",
+                    (int(older_than_s * 1e6), *types, consumer, limit),
+                )
+                total += cur.rowcount
+        self.conn.commit()
+        return total
+
+    def stats(self) -> dict[str, Any]:
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT SUM(published=0 AND dead=0), SUM(dead=1), SUM(published=1), "
+                "TIMESTAMPDIFF(MICROSECOND, MIN(IF(published=0 AND dead=0, created_at, NULL)), NOW(6)) "
+                "FROM outbox_event"
+            )
+            row = cur.fetchone()
+        self.conn.commit()
+        pending, dead, published, age_us = row if row else (0, 0, 0, None)
+        return {
+            "pending": int(pending or 0),
+            "dead": int(dead or 0),
+            "published": int(published or 0),
+            "oldestPendingAgeSeconds": (int(age_us) / 1e6) if age_us is not None else 0.0,
+        }

@@ -1,0 +1,86 @@
+"""A real stack (MariaDB ×2, broker, HAProxy, every worker) for the whole test session,
+on shifted ports and in its own state folder so it never touches a user's stack."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pymysql
+import pytest
+
+from payctl.stack.local import LocalBackend
+from payctl.stack.topology import Topology
+from payflow.config import Settings
+
+PORT_OFFSET = 2000
+
+
+def make_topology(state_dir: Path) -> Topology:
+    settings = Settings(breaker_reset_timeout_s=2.0, breaker_fail_max=3, relay_redrive_after_s=4.0,
+                        redrive_interval_s=1.0, publish_timeout_s=1.0, acquirer_latency_ms=5)
+    return Topology(state_dir=state_dir, settings=settings, prometheus_enabled=False).with_port_offset(PORT_OFFSET)
+
+
+class Api:
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.client = httpx.Client(base_url=base, timeout=10)
+
+    def authorize(self, merchant: str, amount: int = 1000, key: str | None = None, **extra: Any) -> httpx.Response:
+        body = {"merchantId": merchant, "amount": amount, "currency": "KRW",
+                "idempotencyKey": key or uuid.uuid4().hex, **extra}
+        return self.client.post("/payments/authorize", json=body)
+
+    def post(self, path: str, body: Any, **kw: Any) -> httpx.Response:
+        return self.client.post(path, json=body, **kw)
+
+    def get(self, payment_id: int, merchant: str) -> httpx.Response:
+        return self.client.get(f"/payments/{payment_id}", params={"merchantId": merchant})
+
+
+class Stack:
+    def __init__(self, backend: LocalBackend) -> None:
+        self.backend = backend
+        self.topo = backend.topo
+        self.api = Api(f"http://127.0.0.1:{self.topo.gateway_port}/api")
+
+    def db(self, shard_index: int) -> pymysql.Connection[Any]:
+        vm = self.topo.vms[shard_index]
+        return pymysql.connect(host="127.0.0.1", port=vm.db_port, user=self.topo.db_user,
+                               password=self.backend.paths.password_file(vm.name).read_text().strip(),
+                               database=self.topo.database, autocommit=True)
+
+    def query(self, shard_index: int, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
+        conn = self.db(shard_index)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, args)
+                return list(cur.fetchall())
+        finally:
+            conn.close()
+
+    def wait_for(self, predicate: Any, timeout: float = 30, interval: float = 0.2) -> Any:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = predicate()
+            if last:
+                return last
+            time.sleep(interval)
+        raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    state = tmp_path_factory.mktemp("stack") / "state"
+    backend = LocalBackend(make_topology(state))
+    backend.up()
+    try:
+        yield Stack(backend)
+    finally:
+        backend.down(purge=True)

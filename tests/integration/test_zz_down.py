@@ -1,0 +1,27 @@
+"""Runs last (file order): `down` leaves no process of the stack and frees every port."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from payctl.stack.probes import port_free
+from payctl.stack.topology import services
+
+pytestmark = pytest.mark.integration
+
+
+def test_down_stops_every_process_and_frees_the_ports(stack):
+    pids = [s.pid for s in stack.backend.status() if s.pid]
+    assert len(pids) == len(services(stack.topo))
+    stack.backend.down(purge=False)
+    for pid in pids:
+        alive = os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z"
+        assert not alive, f"pid {pid} survived down"
+    for svc in services(stack.topo):
+        assert port_free(svc.port), f"{svc.name} port {svc.port} still taken"
+    assert (stack.backend.paths.datadir("vm1") / "mysql").is_dir()  # data kept without --purge
+    # bring it back so later fixtures' teardown (purge) works on a consistent state
+    stack.backend.up()
+    assert all(s.healthy for s in stack.backend.status())

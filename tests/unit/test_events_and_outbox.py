@@ -1,0 +1,31 @@
+import random
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from payflow.domain import events
+from payflow.outbox.backoff import is_dead, retry_delay
+
+
+@given(amount=st.integers(1, 10**12), captured=st.integers(0, 10**12))
+def test_every_event_posts_balanced_entries(amount, captured):
+    for event_type, payload in (
+        (events.AUTHORIZED, {"amount": amount}),
+        (events.CAPTURED, {"amount": amount, "capturedAmount": min(captured, amount)}),
+        (events.CANCELLED, {"amount": amount}),
+        (events.REFUNDED, {"refundAmount": min(captured, amount)}),
+    ):
+        assert events.is_balanced(events.postings_for(event_type, payload))
+
+
+def test_refund_requests_do_not_touch_the_ledger():
+    assert events.postings_for(events.REFUND_REQUESTED, {"refundAmount": 5}) == []
+
+
+def test_backoff_grows_and_is_capped():
+    rng = random.Random(1)
+    delays = [retry_delay(n, 0.5, 30, rng) for n in range(1, 12)]
+    assert 0.25 <= delays[0] <= 0.5
+    assert all(d <= 30 for d in delays)
+    assert delays[8] >= 15  # capped region: between cap/2 and cap
+    assert is_dead(12, 12) and not is_dead(11, 12)

@@ -1,0 +1,57 @@
+import json
+from pathlib import Path
+
+from payctl.stack import render
+from payctl.stack.binaries import Binaries
+from payctl.stack.paths import StatePaths
+from payctl.stack.topology import Topology
+
+BINS = Binaries({n: f"/bin/{n}" for n in ("mariadbd", "haproxy", "tansu", "prometheus", "supervisord",
+                                           "mariadb-install-db", "k6")})
+
+
+def test_haproxy_rewrites_prefix_and_lists_every_ingest():
+    topo = Topology().with_port_offset(5)
+    cfg = render.haproxy_cfg(topo, Path("/x/503.http"))
+    assert "bind 127.0.0.1:8085" in cfg
+    assert "regsub(^/api/,/)" in cfg
+    assert "retry-on conn-failure" in cfg
+    for vm in topo.vms:
+        assert f"server ingest-{vm.name} 127.0.0.1:{vm.ingest_port} check" in cfg
+
+
+def test_supervisor_programs_come_from_the_topology(tmp_path):
+    topo = Topology()
+    conf = render.supervisord_conf(topo, StatePaths(tmp_path), BINS)
+    for name in ("shard1", "shard2", "kafka", "ingest-vm1", "relay-vm2", "ledger-vm1", "gateway"):
+        assert f"[program:{name}]" in conf
+    assert "--listener-url tcp://127.0.0.1:19092" in conf
+    assert "127.0.0.1:18082" in conf  # ingest-vm2 bind
+
+
+def test_external_kafka_means_no_local_broker(tmp_path):
+    topo = Topology(bootstrap_servers="127.0.0.1:9092")
+    conf = render.supervisord_conf(topo, StatePaths(tmp_path), BINS)
+    assert "[program:kafka]" not in conf
+    assert render.platform_config(topo, StatePaths(tmp_path), "vm1").bootstrap_servers == "127.0.0.1:9092"
+
+
+def test_platform_config_points_every_vm_at_every_shard(tmp_path):
+    topo = Topology()
+    cfg = render.platform_config(topo, StatePaths(tmp_path), "vm2")
+    assert cfg.shard_index == 1
+    assert [s.port for s in cfg.shards] == [vm.db_port for vm in topo.vms]
+    assert json.loads(cfg.model_dump_json())["shards"][0]["password_file"].endswith("secrets/vm1.password")
+
+
+def test_prometheus_targets_cover_every_metrics_port():
+    topo = Topology()
+    yml = render.prometheus_yml(topo)
+    for vm in topo.vms:
+        for port in (vm.ingest_port, vm.relay_port, vm.ledger_port):
+            assert f'"127.0.0.1:{port}"' in yml
+
+
+def test_my_cnf_binds_loopback_only(tmp_path):
+    cnf = render.my_cnf(Topology(), StatePaths(tmp_path), "vm1")
+    assert "bind-address=127.0.0.1" in cnf and "port=13306" in cnf and "skip-name-resolve" in cnf

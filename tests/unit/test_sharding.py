@@ -1,0 +1,47 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from payflow.domain.sharding import (
+    auto_increment_settings,
+    is_valid_merchant_id,
+    shard_for_id,
+    shard_for_merchant,
+)
+
+
+def test_even_merchant_goes_to_shard1_and_odd_to_shard2():
+    assert shard_for_merchant("MERCHANT-2", 2) == 0
+    assert shard_for_merchant("MERCHANT-3", 2) == 1
+    assert shard_for_merchant("MERCHANT-42", 2) == 0
+
+
+def test_digits_anywhere_form_one_integer():
+    assert shard_for_merchant("A1B2", 2) == 12 % 2
+    assert shard_for_merchant("M-0007", 3) == 7 % 3
+
+
+def test_no_digits_uses_stable_crc32():
+    first = shard_for_merchant("acme", 2)
+    assert first == shard_for_merchant("acme", 2)
+    assert first in (0, 1)
+    assert {shard_for_merchant(name, 2) for name in ("acme", "shop", "zeta", "beta", "kappa")} == {0, 1}
+
+
+@given(shard=st.integers(0, 7), extra=st.integers(1, 8), step=st.integers(0, 10_000))
+def test_ids_made_with_session_settings_name_their_shard(shard, extra, step):
+    n = shard + extra
+    increment, offset = auto_increment_settings(shard, n)
+    made = offset + step * increment  # what MariaDB hands out with these settings
+    assert shard_for_id(made, n) == shard
+
+
+def test_invalid_inputs_are_rejected():
+    with pytest.raises(ValueError):
+        shard_for_id(0, 2)
+    with pytest.raises(ValueError):
+        auto_increment_settings(2, 2)
+    assert not is_valid_merchant_id("")
+    assert not is_valid_merchant_id("x" * 33)
+    assert not is_valid_merchant_id("bad id")
+    assert is_valid_merchant_id("MERCHANT_1-a")

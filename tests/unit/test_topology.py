@@ -1,0 +1,70 @@
+from pathlib import Path
+
+import pytest
+
+from payctl.errors import UsageError
+from payctl.stack.topology import Topology, load_topology, services
+
+
+def test_defaults_have_two_vms_and_gateway_on_8080():
+    topo = Topology()
+    assert [vm.name for vm in topo.vms] == ["vm1", "vm2"]
+    assert topo.gateway_port == 8080
+    assert topo.shard_count == 2
+
+
+def test_service_list_orders_dbs_then_broker_then_workers():
+    names = [s.name for s in services(Topology())]
+    assert names[:3] == ["shard1", "shard2", "kafka"]
+    assert names.index("gateway") > names.index("ingest-vm2")
+    assert "relay-vm1" in names and "ledger-vm2" in names
+
+
+def test_vm_filter_keeps_shared_services():
+    names = [s.name for s in services(Topology(), "vm1")]
+    assert "shard2" not in names and "ingest-vm2" not in names
+    assert {"shard1", "kafka", "gateway", "ingest-vm1"} <= set(names)
+
+
+def test_unknown_vm_filter_is_a_usage_error():
+    with pytest.raises(UsageError, match="unknown vm 'vm9'"):
+        services(Topology(), "vm9")
+
+
+def test_port_offset_shifts_every_port():
+    shifted = Topology().with_port_offset(1000)
+    assert shifted.gateway_port == 9080
+    assert shifted.vms[1].db_port == Topology().vms[1].db_port + 1000
+
+
+def test_duplicate_ports_are_rejected(tmp_path: Path):
+    f = tmp_path / "stack.toml"
+    f.write_text('gateway_port = 19092\n')
+    with pytest.raises(UsageError, match="port 19092 is used by both gateway and kafka"):
+        load_topology(f)
+
+
+def test_toml_errors_name_the_file_and_field(tmp_path: Path):
+    f = tmp_path / "stack.toml"
+    f.write_text('gateway_port = "eighty"\n')
+    with pytest.raises(UsageError, match=r"stack.toml: gateway_port"):
+        load_topology(f)
+    f.write_text("gateway_port = = 1\n")
+    with pytest.raises(UsageError, match="not valid TOML"):
+        load_topology(f)
+    f.write_text("colour = 'blue'\n")
+    with pytest.raises(UsageError, match="colour"):
+        load_topology(f)
+
+
+def test_unreadable_file_is_a_usage_error(tmp_path: Path):
+    with pytest.raises(UsageError, match="cannot read topology file"):
+        load_topology(tmp_path / "missing.toml")
+
+
+def test_relative_state_dir_is_relative_to_the_file(tmp_path: Path):
+    f = tmp_path / "stack.toml"
+    f.write_text('state_dir = "state"\n[settings]\nbreaker_reset_timeout_s = 3\n')
+    topo = load_topology(f)
+    assert topo.state_dir == (tmp_path / "state").resolve()
+    assert topo.settings.breaker_reset_timeout_s == 3

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from payctl.errors import UsageError
+from payctl.stack.backend import Backend
 from payctl.stack.local import LocalBackend
 from payctl.stack.topology import Topology, load_topology
 
@@ -20,12 +21,12 @@ def load() -> Topology:
     return load_topology(_state["config"])
 
 
-def backend_for(topo: Topology, name: str | None = None) -> LocalBackend:
+def backend_for(topo: Topology, name: str | None = None) -> Backend:
     chosen = name or topo.backend
     if chosen == "local":
         return LocalBackend(topo)
     if chosen == "compose":
         from payctl.stack.compose import ComposeBackend
 
-        return ComposeBackend(topo)  # type: ignore[return-value]
+        return ComposeBackend(topo)
     raise UsageError(f"unknown backend '{chosen}'", "use local or compose")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -89,7 +88,7 @@ def register(app: typer.Typer) -> None:
                       ("pause", "Freeze one service (SIGSTOP)."),
                       ("resume", "Unfreeze one service (SIGCONT)."),
                       ("kill", "kill -9 one service (the supervisor restarts it).")):
-        def make(verb: str = verb) -> None:
+        def make(verb: str = verb, doc: str = doc) -> None:
             def command(service: str, json_out: JsonOpt = False) -> None:
                 be = backend_for(load())
                 getattr(be, verb)(service)
@@ -115,6 +114,3 @@ def register(app: typer.Typer) -> None:
         if any(not r["found"] for r in rows):
             raise typer.Exit(2)
 
-
-def state_dir_of(path: Path) -> Path:
-    return path

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from payctl.errors import EnvironmentProblem
 from payflow.kafka.clients import ensure_topics
+
+from payctl.errors import EnvironmentProblem
 
 
 def create_topics(bootstrap: str, attempts: int = 20) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +17,8 @@ def test_down_stops_every_process_and_frees_the_ports(stack):
     assert len(pids) == len(services(stack.topo))
     stack.backend.down(purge=False)
     for pid in pids:
-        alive = os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z"
+        stat = Path(f"/proc/{pid}/stat")
+        alive = stat.exists() and stat.read_text().split()[2] != "Z"
         assert not alive, f"pid {pid} survived down"
     for svc in services(stack.topo):
         assert port_free(svc.port), f"{svc.name} port {svc.port} still taken"

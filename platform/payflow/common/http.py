@@ -17,7 +17,7 @@ def serve(port: int, routes: dict[str, Route], host: str = "127.0.0.1") -> Threa
     """Serve GET routes (JSON bodies) plus /metrics in a daemon thread."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 self._send(200, generate_latest(REGISTRY), "text/plain; version=0.0.4")

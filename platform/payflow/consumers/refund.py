@@ -43,7 +43,7 @@ class RefundHandler:
         refund_id = int(event.payload["refundId"])
         amount = int(event.payload["refundAmount"])
         attempts = 0
-        for attempts in range(1, self.settings.refund_max_attempts + 1):  # noqa: B007
+        for attempts in range(1, self.settings.refund_max_attempts + 1):
             if self.acquirer.refund(refund_id, amount):
                 return {"succeeded": True, "attempts": attempts}
             time.sleep(retry_delay(attempts, 0.05, 1.0))

@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 import re
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest, multiprocess
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+from prometheus_client import CollectorRegistry, Histogram, generate_latest, multiprocess
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0)
 

@@ -35,7 +35,10 @@ _PAYMENT = {
 
 def _responses(*codes: int) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "200": {"description": "payment", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Payment"}}}}
+        "200": {
+            "description": "payment",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Payment"}}},
+        }
     }
     for code in codes:
         out[str(code)] = {

@@ -7,8 +7,8 @@ import random
 
 def retry_delay(retry_count: int, base_s: float, max_s: float, rng: random.Random | None = None) -> float:
     """Delay before attempt `retry_count` (1-based): uniform in [cap/2, cap], cap = min(max, base·2^(n-1))."""
-    cap = min(max_s, base_s * (2 ** max(0, retry_count - 1)))
-    r = (rng or random).random()
+    cap = min(max_s, base_s * float(2 ** max(0, retry_count - 1)))
+    r = rng.random() if rng else random.random()
     return cap / 2 + r * cap / 2
 
 

@@ -1,0 +1,117 @@
+"""breaker status / outbox status / reconcile."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.live import Live
+
+from payctl.cli.context import load
+from payctl.cli.output import console, ok_mark, print_json, table
+from payctl.reconcile import reconcile as run_reconcile
+from payctl.schema import connect
+from payctl.stack.probes import http_json
+from payctl.stack.topology import Topology
+from payflow.outbox.store import OutboxStore
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+breaker_app = typer.Typer(no_args_is_help=True, help="The kafka-publisher circuit breaker of each relay.")
+outbox_app = typer.Typer(no_args_is_help=True, help="Outbox backlog per shard.")
+
+
+def breaker_rows(topo: Topology) -> list[dict[str, Any]]:
+    rows = []
+    for vm in topo.vms:
+        try:
+            snap = http_json(vm.relay_port, "/circuit-breaker/kafka-publisher")[1]
+        except Exception as exc:
+            snap = {"state": "UNREACHABLE", "error": type(exc).__name__}
+        rows.append({"vm": vm.name, "relay": f"relay-{vm.name}", **snap})
+    return rows
+
+
+def _breaker_table(rows: list[dict[str, Any]]) -> Any:
+    def last(r: dict[str, Any]) -> str:
+        ts = r.get("transitions") or []
+        return " ".join(f"{t['from']}→{t['to']}@{time.strftime('%H:%M:%S', time.localtime(t['at']))}"
+                        for t in ts[-3:])
+
+    return table("kafka-publisher breaker", ["relay", "state", "ok", "failed", "not permitted", "failure %",
+                                             "last transitions"],
+                 [[r["relay"], r["state"], r.get("numberOfSuccessfulCalls"), r.get("numberOfFailedCalls"),
+                   r.get("numberOfNotPermittedCalls"), r.get("failureRate"), last(r)] for r in rows])
+
+
+@breaker_app.command("status")
+def breaker_status(json_out: JsonOpt = False,
+                   watch: Annotated[bool, typer.Option("--watch", help="refresh every second")] = False) -> None:
+    """State per relay, counters, failure rate and the last transitions."""
+    topo = load()
+    if json_out:
+        print_json(breaker_rows(topo))
+        return
+    if not watch:
+        console.print(_breaker_table(breaker_rows(topo)))
+        return
+    with Live(_breaker_table(breaker_rows(topo)), console=console, refresh_per_second=2) as live:
+        try:
+            while True:
+                time.sleep(1)
+                live.update(_breaker_table(breaker_rows(topo)))
+        except KeyboardInterrupt:
+            pass
+
+
+def outbox_rows(topo: Topology) -> list[dict[str, Any]]:
+    rows = []
+    for i, vm in enumerate(topo.vms):
+        conn = connect(topo, vm.name)
+        try:
+            rows.append({"vm": vm.name, "shard": topo.shard_name(i), **OutboxStore(conn).stats()})
+        finally:
+            conn.close()
+    return rows
+
+
+@outbox_app.command("status")
+def outbox_status(json_out: JsonOpt = False) -> None:
+    """Pending, dead and published events per shard, and the oldest pending age."""
+    rows = outbox_rows(load())
+    if json_out:
+        print_json(rows)
+        return
+    console.print(table("outbox", ["shard", "pending", "oldest pending (s)", "dead", "published"],
+                        [[r["shard"], r["pending"], round(r["oldestPendingAgeSeconds"], 1), r["dead"],
+                          r["published"]] for r in rows]))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(breaker_app, name="breaker")
+    app.add_typer(outbox_app, name="outbox")
+
+    @app.command()
+    def reconcile(
+        repair: Annotated[bool, typer.Option("--repair", help="re-drive missing and dead events")] = False,
+        grace: Annotated[float, typer.Option(help="seconds a published event may still be in flight")] = 10.0,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Outbox vs processed events vs ledger, per shard; exit 1 when not clean."""
+        result = run_reconcile(load(), repair=repair, grace_s=grace)
+        if json_out:
+            print_json(result)
+        else:
+            rows = []
+            for r in result["shards"]:
+                missing = {c: ids[:10] for c, ids in r["missing"].items() if ids}
+                rows.append([r["shard"], ok_mark(r["clean"]), r["events"], r["pending"],
+                             sum(len(v) for v in r["in_flight"].values()), missing or "-",
+                             r["duplicate_postings"][:10] or "-", r["unbalanced_payments"][:10] or "-",
+                             f"{r['ledger_debits']}/{r['ledger_credits']}", r["dead"][:10] or "-"])
+            console.print(table("reconcile", ["shard", "clean", "events", "pending", "in flight", "missing",
+                                              "dup postings", "unbalanced", "Σdebit/Σcredit", "dead"], rows))
+            if repair:
+                console.print(f"re-driven: {result['repaired']}")
+        if not result["clean"]:
+            raise typer.Exit(1)

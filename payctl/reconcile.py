@@ -1,0 +1,181 @@
+"""`payctl reconcile`: compare each shard's outbox with what every consumer processed and with the
+ledger. The core (`analyze_shard`) is pure; `reconcile` reads the shards and can re-drive."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from payctl.schema import connect
+from payctl.stack.topology import Topology
+from payflow.domain import events
+from payflow.outbox.store import CONSUMERS_BY_EVENT
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    event_id: int
+    event_type: str
+    payload: dict[str, Any]
+    published: bool
+    dead: bool
+    published_age_s: float | None  # seconds since published_at, None when unpublished
+
+
+@dataclass
+class ShardReport:
+    shard: str
+    events: int = 0
+    pending: int = 0
+    dead: list[int] = field(default_factory=list)
+    in_flight: dict[str, list[int]] = field(default_factory=dict)
+    missing: dict[str, list[int]] = field(default_factory=dict)
+    duplicate_postings: list[int] = field(default_factory=list)
+    missing_postings: list[int] = field(default_factory=list)
+    unbalanced_payments: list[int] = field(default_factory=list)
+    ledger_debits: int = 0
+    ledger_credits: int = 0
+    settlement_expected_net: int = 0
+    settlement_net: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return (not any(self.missing.values()) and not self.duplicate_postings and not self.missing_postings
+                and not self.unbalanced_payments and self.ledger_debits == self.ledger_credits and not self.dead
+                and (self.settlement_net == self.settlement_expected_net or bool(self.in_flight.get("settlement"))))
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["clean"] = self.clean
+        return out
+
+
+def analyze_shard(
+    shard: str,
+    outbox: list[OutboxRow],
+    processed: dict[str, set[int]],
+    postings_per_event: dict[int, int],
+    balance_per_payment: dict[int, tuple[int, int]],
+    settlement_net: int,
+    consumers: list[str],
+    grace_s: float = 10.0,
+) -> ShardReport:
+    """Pure: classify every event as processed, in flight or missing for each consumer."""
+    report = ShardReport(shard=shard, events=len(outbox))
+    for c in consumers:
+        report.in_flight[c] = []
+        report.missing[c] = []
+    for row in outbox:
+        if row.dead:
+            report.dead.append(row.event_id)
+        elif not row.published:
+            report.pending += 1
+        for consumer in CONSUMERS_BY_EVENT.get(row.event_type, ()):
+            if consumer not in consumers or row.event_id in processed.get(consumer, set()):
+                continue
+            young = row.published_age_s is not None and row.published_age_s < grace_s
+            if (not row.published and not row.dead) or young:
+                report.in_flight[consumer].append(row.event_id)
+            else:
+                report.missing[consumer].append(row.event_id)
+        if row.event_type in events.LEDGER_EVENTS and row.event_id in processed.get("ledger", set()):
+            expected = len(events.postings_for(row.event_type, row.payload))
+            actual = postings_per_event.get(row.event_id, 0)
+            if actual > expected:
+                report.duplicate_postings.append(row.event_id)
+            elif actual < expected:
+                report.missing_postings.append(row.event_id)
+        if row.event_id in processed.get("settlement", set()):
+            if row.event_type == events.CAPTURED:
+                report.settlement_expected_net += int(row.payload["capturedAmount"])
+            elif row.event_type == events.REFUNDED:
+                report.settlement_expected_net -= int(row.payload.get("refundAmount", 0))
+    for payment_id, (debit, credit) in sorted(balance_per_payment.items()):
+        report.ledger_debits += debit
+        report.ledger_credits += credit
+        if debit != credit:
+            report.unbalanced_payments.append(payment_id)
+    report.settlement_net = settlement_net
+    return report
+
+
+def _read_shard(topo: Topology, vm: str) -> tuple[list[OutboxRow], dict[str, set[int]], dict[int, int],
+                                                   dict[int, tuple[int, int]], int]:
+    conn = connect(topo, vm)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT event_id, event_type, payload, published, dead, "
+                        "TIMESTAMPDIFF(MICROSECOND, published_at, NOW(6)) FROM outbox_event")
+            outbox = [OutboxRow(int(r[0]), str(r[1]), json.loads(r[2]), bool(r[3]), bool(r[4]),
+                                None if r[5] is None else int(r[5]) / 1e6) for r in cur.fetchall()]
+            cur.execute("SELECT consumer, event_id FROM processed_event")
+            processed: dict[str, set[int]] = {}
+            for consumer, event_id in cur.fetchall():
+                processed.setdefault(str(consumer), set()).add(int(event_id))
+            cur.execute("SELECT event_id, COUNT(*) FROM ledger_entry GROUP BY event_id")
+            postings = {int(e): int(n) for e, n in cur.fetchall()}
+            cur.execute("SELECT payment_id, SUM(IF(direction='DEBIT', amount, 0)), "
+                        "SUM(IF(direction='CREDIT', amount, 0)) FROM ledger_entry GROUP BY payment_id")
+            balances = {int(p): (int(d), int(c)) for p, d, c in cur.fetchall()}
+            cur.execute("SELECT COALESCE(SUM(net), 0) FROM settlement")
+            row = cur.fetchone()
+            net = int(row[0]) if row else 0
+        return outbox, processed, postings, balances, net
+    finally:
+        conn.close()
+
+
+def reconcile(topo: Topology, repair: bool = False, grace_s: float = 10.0) -> dict[str, Any]:
+    reports = []
+    repaired: dict[str, int] = {}
+    for i, vm in enumerate(topo.vms):
+        shard = topo.shard_name(i)
+        outbox, processed, postings, balances, net = _read_shard(topo, vm.name)
+        report = analyze_shard(shard, outbox, processed, postings, balances, net, topo.settings.consumers, grace_s)
+        reports.append(report)
+        if repair:
+            ids = sorted({e for ids in report.missing.values() for e in ids} | set(report.dead))
+            repaired[shard] = redrive(topo, vm.name, ids)
+    return {
+        "checkedAt": datetime.now().isoformat(timespec="seconds"),
+        "clean": all(r.clean for r in reports),
+        "shards": [r.as_dict() for r in reports],
+        "repaired": repaired,
+        "summary": summarize(reports),
+    }
+
+
+def summarize(reports: list[ShardReport]) -> dict[str, int]:
+    totals: Counter[str] = Counter()
+    for r in reports:
+        totals["events"] += r.events
+        totals["pending"] += r.pending
+        totals["dead"] += len(r.dead)
+        totals["missing"] += sum(len(v) for v in r.missing.values())
+        totals["in_flight"] += sum(len(v) for v in r.in_flight.values())
+        totals["duplicate_postings"] += len(r.duplicate_postings)
+        totals["missing_postings"] += len(r.missing_postings)
+        totals["unbalanced_payments"] += len(r.unbalanced_payments)
+    return dict(totals)
+
+
+def redrive(topo: Topology, vm: str, event_ids: list[int]) -> int:
+    """Put events back in the outbox queue (consumers dedupe, so re-sending is safe)."""
+    if not event_ids:
+        return 0
+    conn = connect(topo, vm)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "UPDATE outbox_event SET published=0, dead=0, retry_count=0, next_attempt_at=NOW(6), "
+                f"redrive_count=redrive_count+1 WHERE event_id IN ({','.join(['%s'] * len(event_ids))})",
+                tuple(event_ids),
+            )
+            count = cur.rowcount
+        conn.commit()
+        return count
+    finally:
+        conn.close()

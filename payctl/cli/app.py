@@ -30,7 +30,8 @@ ops_cmds.register(app)
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # standalone_mode=False hands typer.Exit codes back as the return value
+        result = app(standalone_mode=False)
     except PayctlError as err:
         err_console.print(f"[red]error:[/red] {err}", highlight=False)
         sys.exit(err.exit_code)
@@ -42,14 +43,14 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors and friends
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
+    except Exception as exc:
+        # click usage errors (typer vendors its own click, so match by shape, not by class)
+        show = getattr(exc, "show", None)
+        if callable(show) and hasattr(exc, "exit_code"):
+            show()
             sys.exit(2)
         raise
-    sys.exit(0)
+    sys.exit(result if isinstance(result, int) else 0)
 
 
 if __name__ == "__main__":

@@ -191,3 +191,10 @@ def load_topology(path: Path | None = None) -> Topology:
     if not topo.state_dir.is_absolute():
         topo = topo.model_copy(update={"state_dir": (source.parent / topo.state_dir).resolve()})
     return topo
+
+
+def dump_toml(topo: Topology) -> str:
+    """The topology as a stack.toml (round-trips through load_topology)."""
+    import tomli_w
+
+    return tomli_w.dumps(topo.model_dump(mode="json", exclude_none=True))

@@ -3,6 +3,8 @@ on shifted ports and in its own state folder so it never touches a user's stack.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,7 +17,7 @@ import pytest
 from payflow.config import Settings
 
 from payctl.stack.local import LocalBackend
-from payctl.stack.topology import Topology
+from payctl.stack.topology import Topology, dump_toml
 
 PORT_OFFSET = 2000
 
@@ -49,6 +51,17 @@ class Stack:
         self.topo = backend.topo
         self.api = Api(f"http://127.0.0.1:{self.topo.gateway_port}/api")
 
+    @property
+    def config_file(self) -> Path:
+        return self.backend.paths.root.parent / "stack.toml"
+
+    def payctl(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([sys.executable, "-m", "payctl.cli.app", "--config", str(self.config_file), *args],
+                                capture_output=True, text=True, timeout=600)
+        if check and result.returncode != 0:
+            raise AssertionError(f"payctl {args} exited {result.returncode}: {result.stderr}{result.stdout}")
+        return result
+
     def db(self, shard_index: int) -> pymysql.Connection[Any]:
         vm = self.topo.vms[shard_index]
         return pymysql.connect(host="127.0.0.1", port=vm.db_port, user=self.topo.db_user,
@@ -78,7 +91,9 @@ class Stack:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state = tmp_path_factory.mktemp("stack") / "state"
-    backend = LocalBackend(make_topology(state))
+    topo = make_topology(state)
+    (state.parent / "stack.toml").write_text(dump_toml(topo))
+    backend = LocalBackend(topo)
     backend.up()
     try:
         yield Stack(backend)

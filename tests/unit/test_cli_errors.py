@@ -1,0 +1,40 @@
+import subprocess
+import sys
+from pathlib import Path
+
+
+def payctl(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "payctl.cli.app", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=60)
+
+
+def test_bad_topology_is_one_line_and_exit_2(tmp_path: Path):
+    (tmp_path / "stack.toml").write_text("gateway_port = 80\n")
+    result = payctl("status", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "gateway_port" in result.stderr and "greater than or equal to 1024" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_config_file_exit_2(tmp_path: Path):
+    result = payctl("--config", str(tmp_path / "nope.toml"), "status", cwd=tmp_path)
+    assert result.returncode == 2 and "cannot read topology file" in result.stderr
+
+
+def test_unknown_command_is_usage_error(tmp_path: Path):
+    assert payctl("frobnicate", cwd=tmp_path).returncode == 2
+
+
+def test_stop_without_a_stack_says_how_to_start_it(tmp_path: Path):
+    result = payctl("stop", "relay-vm1", cwd=tmp_path)
+    assert result.returncode == 2 and "payctl up" in result.stderr
+
+
+def test_doctor_lists_tools_as_json(tmp_path: Path):
+    import json
+
+    result = payctl("doctor", "--json", cwd=tmp_path)
+    rows = json.loads(result.stdout)
+    assert {r["name"] for r in rows} >= {"mariadbd", "haproxy", "tansu", "k6"}
+    assert all(r["install"] for r in rows if not r["found"])
+    assert result.returncode == (0 if all(r["found"] for r in rows) else 2)

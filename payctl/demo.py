@@ -6,10 +6,10 @@ import time
 import uuid
 
 import httpx
-from payflow.domain.sharding import shard_for_id
 
 from payctl.cli.output import console, table
 from payctl.stack.topology import load_topology
+from payflow.domain.sharding import shard_for_id
 
 
 def main() -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pymysql
-from payflow.db import migrations
 
 from payctl.errors import EnvironmentProblem
 from payctl.stack.paths import StatePaths
 from payctl.stack.topology import Topology
+from payflow.db import migrations
 
 
 def connect(topo: Topology, vm_name: str) -> pymysql.Connection[Any]:

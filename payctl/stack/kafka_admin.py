@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from payflow.kafka.clients import ensure_topics
-
 from payctl.errors import EnvironmentProblem
+from payflow.kafka.clients import ensure_topics
 
 
 def create_topics(bootstrap: str, attempts: int = 20) -> list[str]:

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from payflow.config import PlatformConfig, ShardConfig
 
 from payctl.stack.binaries import Binaries
 from payctl.stack.paths import StatePaths
 from payctl.stack.topology import ServiceSpec, Topology, services
+from payflow.config import PlatformConfig, ShardConfig
 
 _env = Environment(
     loader=PackageLoader("payctl", "templates"), undefined=StrictUndefined, keep_trailing_newline=True

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from payflow.config import Settings
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from payctl.errors import UsageError
+from payflow.config import Settings
 
 SERVICE_KINDS = ("db", "ingest", "relay", "ledger", "refund", "settlement")
 SHARED_KINDS = ("kafka", "gateway", "prometheus")

@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pymysql
 import pytest
-from payflow.config import Settings
 
 from payctl.stack.local import LocalBackend
 from payctl.stack.topology import Topology, dump_toml
+from payflow.config import Settings
 
 PORT_OFFSET = 2000
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from payflow.domain.sharding import shard_for_id
 
 pytestmark = pytest.mark.integration

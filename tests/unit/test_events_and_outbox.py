@@ -2,6 +2,7 @@ import random
 
 from hypothesis import given
 from hypothesis import strategies as st
+
 from payflow.domain import events
 from payflow.outbox.backoff import is_dead, retry_delay
 

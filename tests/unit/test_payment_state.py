@@ -1,6 +1,7 @@
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from payflow.domain import payment
 from payflow.domain.payment import Status, TransitionError
 

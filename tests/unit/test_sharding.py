@@ -1,6 +1,7 @@
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from payflow.domain.sharding import (
     auto_increment_settings,
     is_valid_merchant_id,

@@ -174,7 +174,7 @@ def redrive(topo: Topology, vm: str, event_ids: list[int]) -> int:
                 f"redrive_count=redrive_count+1 WHERE event_id IN ({','.join(['%s'] * len(event_ids))})",
                 tuple(event_ids),
             )
-            count = cur.rowcount
+            count = int(cur.rowcount)
         conn.commit()
         return count
     finally:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from payctl.cli import context, ops_cmds, schema_cmds, stack_cmds
+from payctl.cli import context, loadtest_cmds, ops_cmds, schema_cmds, stack_cmds
 from payctl.cli.output import err_console
 from payctl.errors import PayctlError
 
@@ -26,6 +26,7 @@ def _global(
 stack_cmds.register(app)
 app.add_typer(schema_cmds.app, name="schema")
 ops_cmds.register(app)
+app.add_typer(loadtest_cmds.app, name="loadtest")
 
 
 def main() -> None:

@@ -1,0 +1,116 @@
+"""payctl loadtest run | analyze | compare."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from payctl.cli.context import backend_for, load
+from payctl.cli.output import console, print_json
+from payctl.loadtest import render
+from payctl.loadtest import run as runner
+from payctl.loadtest.analyze import analyze_file, check_format, write_reports
+from payctl.loadtest.compare import parse_tolerance
+from payctl.loadtest.grade import parse_grade
+
+app = typer.Typer(no_args_is_help=True, help="k6 load tests: run, analyze, compare.")
+REPORTS = Path("reports")
+
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table | md | json | html")]
+MinGrade = Annotated[str, typer.Option("--min-grade", help="lowest passing grade")]
+MaxReg = Annotated[str, typer.Option("--max-regression", help="tolerated regression, e.g. 10%")]
+
+
+def _emit(report: dict[str, Any], fmt: str, out: Path | None, stem: str) -> None:
+    if out is not None:
+        for path in write_reports(report, out, stem):
+            console.print(f"wrote {path}", highlight=False) if fmt == "table" else None
+    if fmt == "table":
+        console.print(render.to_rich(report))
+    elif fmt == "md":
+        print(render.to_markdown(report))
+    elif fmt == "json":
+        print(render.to_json(report))
+    elif fmt == "html" and out is None:
+        print(render.to_html(report))
+
+
+@app.command()
+def analyze(
+    files: Annotated[list[Path], typer.Argument(help="k6 output files (summary-export, handleSummary, raw NDJSON)")],
+    baseline: Annotated[Path | None, typer.Option(help="compare against this k6 output")] = None,
+    fmt: FormatOpt = "table",
+    out: Annotated[Path | None, typer.Option("--out", help="write report.md/.json/.html here")] = None,
+    min_grade: MinGrade = "FAIR",
+    max_regression: MaxReg = "10%",
+    target_rate: Annotated[float | None, typer.Option(help="target arrival rate if the file lacks it")] = None,
+) -> None:
+    """Turn k6 output into a graded report; exit 1 on a failing verdict or a regression."""
+    check_format(fmt)
+    grade_floor = parse_grade(min_grade)
+    tol = parse_tolerance(max_regression)
+    verdicts = []
+    for i, path in enumerate(files):
+        report = analyze_file(path, baseline=baseline, min_grade=grade_floor, max_regression=tol,
+                              target_rate=target_rate)
+        _emit(report, fmt, out, "report" if len(files) == 1 else f"report-{i + 1}-{path.stem}")
+        verdicts.append(report["verdict"]["pass"])
+    if not all(verdicts):
+        raise typer.Exit(1)
+
+
+@app.command()
+def compare(
+    baseline: Annotated[Path, typer.Argument(help="the baseline k6 output")],
+    current: Annotated[Path, typer.Argument(help="the new k6 output")],
+    max_regression: MaxReg = "10%",
+    fmt: FormatOpt = "table",
+) -> None:
+    """Side-by-side deltas; exit 1 when p95/p99/throughput/error rate regress past the tolerance."""
+    check_format(fmt)
+    report = analyze_file(current, baseline=baseline, max_regression=parse_tolerance(max_regression),
+                          min_grade=parse_grade("POOR"))
+    _emit(report, fmt, None, "compare")
+    if report["verdict"]["regression"]:
+        raise typer.Exit(1)
+
+
+@app.command("run")
+def run_cmd(
+    scenario: Annotated[str, typer.Argument(help="authorize | full-flow | smoke | path/to/script.js")],
+    rate: Annotated[int, typer.Option(help="iterations per second (open model)")] = 20,
+    duration: Annotated[str, typer.Option(help="k6 duration, e.g. 30s, 2m")] = "30s",
+    vus: Annotated[int, typer.Option(help="pre-allocated VUs")] = 20,
+    base_url: Annotated[str | None, typer.Option(help="default: the gateway of the topology")] = None,
+    raw: Annotated[bool, typer.Option("--raw", help="also keep k6's per-request stream (charts over time)")] = False,
+    min_grade: MinGrade = "FAIR",
+    reports: Annotated[Path, typer.Option(help="where report folders go")] = REPORTS,
+    json_out: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Run a k6 scenario against the stack, keep everything under reports/, print the graded report."""
+    topo = load()
+    url = base_url or f"http://127.0.0.1:{topo.gateway_port}/api"
+    p = runner.plan(scenario, rate=rate, duration=duration, vus=vus, base_url=url, raw=raw, reports_root=reports)
+    try:
+        state: Any = [s.as_dict() for s in backend_for(topo).status()]
+    except Exception as exc:
+        state = {"note": f"stack state unavailable: {exc}"}
+    with Progress(TextColumn("[bold]k6 {task.fields[scenario]}"), BarColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[rate]}/s"), console=console, transient=True,
+                  disable=json_out) as progress:
+        task = progress.add_task("k6", total=p.duration_s, scenario=p.scenario, rate=p.rate)
+        summary = runner.execute(p, state, on_tick=lambda e: progress.update(task, completed=min(e, p.duration_s)))
+    k6_summary = p.folder / "summary.json"
+    report = analyze_file(summary, min_grade=parse_grade(min_grade), target_rate=float(p.rate),
+                          thresholds_from=k6_summary if k6_summary.exists() else None)
+    write_reports(report, p.folder)
+    if json_out:
+        print_json({"folder": str(p.folder), "report": report})
+    else:
+        console.print(render.to_rich(report))
+        console.print(f"report folder: {p.folder}", highlight=False)
+    if not report["verdict"]["pass"]:
+        raise typer.Exit(1)

@@ -1,0 +1,1 @@
+"""Load testing: run k6, parse any k6 output, grade, compare and render reports."""

@@ -1,0 +1,77 @@
+"""The grade: the original platform's rules (for comparability), made honest (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from payctl.loadtest.model import LoadSummary
+
+MAX_ERROR_RATE = 0.01
+FAIR_P95_MS = 200.0
+GOOD_P95_MS = 100.0
+MAX_DROPPED_SHARE = 0.01
+MIN_ACHIEVED_SHARE = 0.95
+
+
+class Grade(IntEnum):
+    UNGRADED = 0
+    POOR = 1
+    FAIR = 2
+    GOOD = 3
+    EXCELLENT = 4
+
+
+@dataclass(frozen=True)
+class Verdict:
+    grade: Grade
+    reason: str
+    capped: bool
+    failed_thresholds: int
+    failed_checks: int
+
+    def passes(self, min_grade: Grade) -> bool:
+        return self.grade >= min_grade and self.failed_thresholds == 0
+
+
+def base_grade(error_rate: float, p95_ms: float) -> tuple[Grade, str]:
+    if error_rate > MAX_ERROR_RATE:
+        return Grade.POOR, f"error rate {error_rate:.2%} > {MAX_ERROR_RATE:.0%}"
+    if p95_ms > FAIR_P95_MS:
+        return Grade.FAIR, f"p95 {p95_ms:.1f} ms > {FAIR_P95_MS:.0f} ms"
+    if p95_ms > GOOD_P95_MS:
+        return Grade.GOOD, f"p95 {p95_ms:.1f} ms > {GOOD_P95_MS:.0f} ms"
+    return Grade.EXCELLENT, f"error rate {error_rate:.2%} and p95 {p95_ms:.1f} ms ≤ {GOOD_P95_MS:.0f} ms"
+
+
+def grade(s: LoadSummary) -> Verdict:
+    failed_t = len(s.failed_thresholds)
+    failed_c = len(s.failed_checks)
+    if s.failure_rate is None or s.latency.p95 is None:
+        missing = "error rate" if s.failure_rate is None else "p95 latency"
+        return Verdict(Grade.UNGRADED, f"cannot grade: the input holds no {missing}", False, failed_t, failed_c)
+    g, reason = base_grade(s.failure_rate, s.latency.p95)
+    capped = False
+    caps = []
+    share = s.dropped_share
+    if share is not None and share > MAX_DROPPED_SHARE:
+        caps.append(f"{share:.1%} of iterations dropped (> {MAX_DROPPED_SHARE:.0%})")
+    if s.target_rate and s.achieved_rate is not None and s.achieved_rate < MIN_ACHIEVED_SHARE * s.target_rate:
+        caps.append(f"achieved {s.achieved_rate:.1f}/s < {MIN_ACHIEVED_SHARE:.0%} of target {s.target_rate:.1f}/s")
+    if caps and g > Grade.FAIR:
+        g, capped = Grade.FAIR, True
+        reason = "capped at FAIR: " + "; ".join(caps)
+    elif caps:
+        reason += "; also " + "; ".join(caps)
+    if failed_t:
+        reason += f"; {failed_t} threshold(s) failed"
+    return Verdict(g, reason, capped, failed_t, failed_c)
+
+
+def parse_grade(text: str) -> Grade:
+    try:
+        return Grade[text.upper()]
+    except KeyError:
+        from payctl.errors import UsageError
+
+        raise UsageError(f"unknown grade '{text}'", "use POOR, FAIR, GOOD or EXCELLENT") from None

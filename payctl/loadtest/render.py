@@ -1,0 +1,144 @@
+"""Render a report dict as a rich table, Markdown, JSON or one self-contained HTML file."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from payctl.loadtest.charts import line_chart
+
+_env = Environment(loader=PackageLoader("payctl", "templates"), autoescape=select_autoescape(["html", "j2"]))
+STATS = ("avg", "min", "med", "p90", "p95", "p99", "max")
+
+
+def fmt(value: Any, unit: str = "", digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}{unit}"
+    return f"{value:,}{unit}"
+
+
+def pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2%}"
+
+
+def overview_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
+    return [
+        ("source", f"{r['source']} ({r['shape']})"),
+        ("requests", fmt(r["requests"])),
+        ("duration", fmt(r["duration_s"], " s")),
+        ("throughput", fmt(r["throughput_rps"], " req/s")),
+        ("arrival rate (achieved / target)", f"{fmt(r['achieved_rate'], '/s')} / {fmt(r['target_rate'], '/s')}"),
+        ("dropped iterations", f"{fmt(r['dropped_iterations'])} ({pct(r['dropped_share'])})"),
+        ("failed requests", f"{fmt(r['failed_requests'])} ({pct(r['failure_rate'])})"),
+    ]
+
+
+def latency_rows(r: dict[str, Any]) -> list[list[str]]:
+    rows = [["all", *[fmt(r["latency_ms"][k]) for k in STATS]]]
+    for op, lat in r["per_operation"].items():
+        rows.append([op, *[fmt(lat[k]) for k in STATS]])
+    return rows
+
+
+def to_rich(r: dict[str, Any]) -> Group:
+    parts: list[Any] = []
+    overview = Table(title="load test", title_justify="left", show_header=False)
+    overview.add_column("", style="bold")
+    overview.add_column("")
+    for k, v in overview_rows(r):
+        overview.add_row(k, v)
+    parts.append(overview)
+    lat = Table(title="latency (ms)", title_justify="left")
+    for col in ("operation", *STATS):
+        lat.add_column(col, justify="right" if col != "operation" else "left")
+    for row in latency_rows(r):
+        lat.add_row(*row)
+    parts.append(lat)
+    if r["checks"]:
+        checks = Table(title="checks", title_justify="left")
+        for col in ("check", "passes", "fails", ""):
+            checks.add_column(col)
+        for c in r["checks"]:
+            checks.add_row(c["name"], str(c["passes"]), str(c["fails"]), "✔" if c["ok"] else "✘")
+        parts.append(checks)
+    if r["thresholds"]:
+        ths = Table(title="thresholds", title_justify="left")
+        for col in ("metric", "expression", "observed", "result"):
+            ths.add_column(col)
+        for t in r["thresholds"]:
+            ths.add_row(t["metric"], t["expression"], fmt(t["observed"], digits=3),
+                        "[green]pass[/green]" if t["ok"] else "[red]FAIL[/red]")
+        parts.append(ths)
+    if r["comparison"] is not None:
+        parts.append(_comparison_table(r))
+    g = r["grade"]
+    colour = {"EXCELLENT": "green", "GOOD": "green", "FAIR": "yellow"}.get(g["grade"], "red")
+    parts.append(Text.from_markup(f"grade: [bold {colour}]{g['grade']}[/] — {g['reason']}"))
+    v = r["verdict"]
+    parts.append(Text.from_markup(
+        f"verdict: {'[green]PASS[/green]' if v['pass'] else '[red]FAIL[/red]'} (min grade {v['min_grade']}"
+        f", failed thresholds {v['failed_thresholds']}, regression {'yes' if v['regression'] else 'no'})"))
+    return Group(*parts)
+
+
+def _comparison_table(r: dict[str, Any]) -> Table:
+    t = Table(title=f"vs baseline {r['baseline']}", title_justify="left")
+    for col in ("metric", "baseline", "current", "change", "regression"):
+        t.add_column(col)
+    for d in r["comparison"]:
+        change = "—" if d["change_pct"] is None else f"{d['change_pct']:+.1f}%"
+        digits = 4 if d["metric"] == "error_rate" else 1
+        t.add_row(d["metric"], fmt(d["baseline"], digits=digits), fmt(d["current"], digits=digits), change,
+                  "[red]REGRESSION[/red]" if d["regression"] else "ok")
+    return t
+
+
+def to_markdown(r: dict[str, Any]) -> str:
+    lines = [f"# Load test report — grade **{r['grade']['grade']}**", "", f"> {r['grade']['reason']}", "",
+             "| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in overview_rows(r)]
+    lines += ["", "## Latency (ms)", "", "| operation | " + " | ".join(STATS) + " |",
+              "|---" * (len(STATS) + 1) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in latency_rows(r)]
+    if r["checks"]:
+        lines += ["", "## Checks", "", "| check | passes | fails | ok |", "|---|---|---|---|"]
+        lines += [f"| {c['name']} | {c['passes']} | {c['fails']} | {'✔' if c['ok'] else '✘'} |" for c in r["checks"]]
+    if r["thresholds"]:
+        lines += ["", "## Thresholds", "", "| metric | expression | observed | result |", "|---|---|---|---|"]
+        lines += [f"| {t['metric']} | `{t['expression']}` | {fmt(t['observed'], digits=3)} | "
+                  f"{'pass' if t['ok'] else '**FAIL**'} |" for t in r["thresholds"]]
+    if r["comparison"] is not None:
+        lines += ["", f"## Against baseline `{r['baseline']}`", "", "| metric | baseline | current | change | |",
+                  "|---|---|---|---|---|"]
+        for d in r["comparison"]:
+            change = "—" if d["change_pct"] is None else f"{d['change_pct']:+.1f}%"
+            lines.append(f"| {d['metric']} | {fmt(d['baseline'], digits=4)} | {fmt(d['current'], digits=4)} | "
+                         f"{change} | {'**REGRESSION**' if d['regression'] else 'ok'} |")
+    v = r["verdict"]
+    lines += ["", f"**Verdict: {'PASS' if v['pass'] else 'FAIL'}** (minimum grade {v['min_grade']})", ""]
+    return "\n".join(lines)
+
+
+def to_json(r: dict[str, Any]) -> str:
+    return json.dumps(r, indent=2)
+
+
+def to_html(r: dict[str, Any]) -> str:
+    charts = []
+    if r["timeline"]:
+        tl = r["timeline"]
+        charts.append(("Throughput (requests per second)", line_chart(
+            {"requests/s": [(p["second"], p["requests"]) for p in tl],
+             "failures/s": [(p["second"], p["failures"]) for p in tl]}, y_label="req/s")))
+        charts.append(("Latency percentiles over time (ms)", line_chart(
+            {name: [(p["second"], p[key]) for p in tl if p[key] is not None]
+             for name, key in (("p50", "p50"), ("p95", "p95"), ("p99", "p99"))}, y_label="ms")))
+    return _env.get_template("loadtest_report.html.j2").render(
+        r=r, overview=overview_rows(r), latency=latency_rows(r), stats=STATS, charts=charts, fmt=fmt)

@@ -1,0 +1,126 @@
+// Shared helpers for the payctl k6 scenarios: configuration from the environment, merchants
+// spread over both shards, unique idempotency keys, strict checks and per-operation trends.
+import http from 'k6/http';
+import { check } from 'k6';
+import exec from 'k6/execution';
+import { Trend, Gauge } from 'k6/metrics';
+
+export const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8080/api').replace(/\/$/, '');
+export const RATE = parseInt(__ENV.RATE || '20', 10);
+export const DURATION = __ENV.DURATION || '30s';
+export const VUS = parseInt(__ENV.VUS || '20', 10);
+export const MAX_VUS = parseInt(__ENV.MAX_VUS || String(VUS * 5), 10);
+export const MERCHANTS = parseInt(__ENV.MERCHANTS || '100', 10);
+export const P95_MS = parseInt(__ENV.P95_MS || '200', 10);
+
+// The configured rate is recorded as a metric so analyze can compare achieved vs target.
+const targetRate = new Gauge('scenario_target_rate');
+const trends = {};
+for (const op of ['authorize', 'capture', 'refund', 'cancel', 'get']) {
+  trends[op] = new Trend(`payment_${op}_duration`, true);
+}
+
+export function arrivalScenario(name, exec_fn) {
+  return {
+    [name]: {
+      executor: 'constant-arrival-rate',
+      exec: exec_fn,
+      rate: RATE,
+      timeUnit: '1s',
+      duration: DURATION,
+      preAllocatedVUs: VUS,
+      maxVUs: MAX_VUS,
+    },
+  };
+}
+
+export const trendStats = ['avg', 'min', 'med', 'max', 'p(90)', 'p(95)', 'p(99)'];
+
+export function baseThresholds(ops) {
+  const t = {
+    http_req_failed: ['rate<0.01'],
+    checks: ['rate>0.99'],
+  };
+  for (const op of ops) {
+    t[`http_req_duration{op:${op}}`] = [`p(95)<${P95_MS}`];
+  }
+  return t;
+}
+
+export function markIteration() {
+  targetRate.add(RATE);
+}
+
+// Even and odd merchant numbers land on shard1 and shard2 respectively.
+export function merchant() {
+  return `MERCHANT-${Math.floor(Math.random() * MERCHANTS)}`;
+}
+
+export function uniqueKey(prefix) {
+  return `${prefix}-${exec.vu.idInTest}-${exec.scenario.iterationInTest}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+const JSON_HEADERS = { 'Content-Type': 'application/json' };
+
+function post(op, path, body, expected) {
+  const res = http.post(`${BASE_URL}${path}`, JSON.stringify(body), {
+    headers: JSON_HEADERS,
+    tags: { op, name: `POST /payments/${op}` },
+    responseCallback: http.expectedStatuses(expected),
+  });
+  trends[op].add(res.timings.duration);
+  return res;
+}
+
+// A check passes only on the status the business expects: a 409 is NOT a success.
+function expect(res, op, status, extra) {
+  const checks = { [`${op} status ${status}`]: (r) => r.status === status };
+  if (extra) Object.assign(checks, extra);
+  return check(res, checks);
+}
+
+export function authorize(m) {
+  const res = post('authorize', '/payments/authorize',
+    { merchantId: m, amount: 1000 + Math.floor(Math.random() * 9000), currency: 'KRW', idempotencyKey: uniqueKey('k6') }, 200);
+  const ok = expect(res, 'authorize', 200, { 'authorize returns AUTHORIZED': (r) => r.status === 200 && r.json('status') === 'AUTHORIZED' });
+  return ok ? res.json('paymentId') : null;
+}
+
+export function capture(m, id) {
+  const res = post('capture', `/payments/capture/${id}`, { merchantId: m }, 200);
+  return expect(res, 'capture', 200);
+}
+
+export function refund(m, id, amount) {
+  const body = { merchantId: m, reason: 'k6' };
+  if (amount) body.amount = amount;
+  const res = post('refund', `/payments/refund/${id}`, body, 200);
+  return expect(res, 'refund', 200);
+}
+
+export function cancel(m, id) {
+  const res = post('cancel', `/payments/cancel/${id}`, { merchantId: m }, 200);
+  return expect(res, 'cancel', 200);
+}
+
+export function getPayment(m, id) {
+  const res = http.get(`${BASE_URL}/payments/${id}?merchantId=${m}`, { tags: { op: 'get', name: 'GET /payments/{id}' } });
+  trends.get.add(res.timings.duration);
+  return expect(res, 'get', 200);
+}
+
+// handleSummary: keep k6's data as JSON when asked (payctl sets SUMMARY_JSON) and print a short
+// text summary (the remote textSummary helper is not reachable offline).
+export function summaryOutputs(data) {
+  const m = data.metrics;
+  const val = (name, key) => (m[name] && m[name].values[key] !== undefined ? m[name].values[key] : NaN);
+  const text = [
+    `requests: ${val('http_reqs', 'count')}  rate: ${val('http_reqs', 'rate').toFixed(1)}/s`,
+    `http_req_duration p95: ${val('http_req_duration', 'p(95)').toFixed(1)} ms  p99: ${val('http_req_duration', 'p(99)').toFixed(1)} ms`,
+    `http_req_failed: ${(val('http_req_failed', 'rate') * 100).toFixed(2)} %  checks: ${(val('checks', 'rate') * 100).toFixed(2)} %`,
+    '',
+  ].join('\n');
+  const out = { stdout: text };
+  if (__ENV.SUMMARY_JSON) out[__ENV.SUMMARY_JSON] = JSON.stringify(data, null, 1);
+  return out;
+}

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from payctl.cli import context, loadtest_cmds, ops_cmds, schema_cmds, stack_cmds
+from payctl.cli import chaos_cmds, context, loadtest_cmds, ops_cmds, schema_cmds, stack_cmds
 from payctl.cli.output import err_console
 from payctl.errors import PayctlError
 
@@ -27,6 +27,7 @@ stack_cmds.register(app)
 app.add_typer(schema_cmds.app, name="schema")
 ops_cmds.register(app)
 app.add_typer(loadtest_cmds.app, name="loadtest")
+app.add_typer(chaos_cmds.app, name="chaos")
 
 
 def main() -> None:

@@ -228,6 +228,11 @@ class LocalBackend:
         self.sup.start(name)
         if wait:
             self._wait(svc, 60)
+        if svc.kind == "kafka":
+            # The in-memory broker comes back empty: recreate the topics straight away.
+            from payctl.stack.kafka_admin import create_topics
+
+            create_topics(self.topo.kafka_bootstrap)
 
     def stop(self, name: str) -> None:
         self._known(name)

@@ -1,0 +1,180 @@
+"""The real driver: probes and actions against a running stack through the backend, the gateway,
+the relays' breaker endpoints and the shards."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from payctl.chaos.engine import ActivityFailed
+from payctl.chaos.journal import Journal
+from payctl.chaos.load import LoadGenerator, merchant_for
+from payctl.chaos.model import (
+    BackgroundLoadAction,
+    BreakerStateProbe,
+    BreakerTransitionsProbe,
+    HttpProbe,
+    LedgerBalancedProbe,
+    LoadResultsProbe,
+    NoPartialPaymentsProbe,
+    OutboxPendingProbe,
+    PaymentsAction,
+    Probe,
+    ReconcileCleanProbe,
+    ServiceAction,
+    ServiceHealthyProbe,
+    StopLoadAction,
+    WaitAction,
+)
+from payctl.chaos.tolerance import within
+from payctl.chaos.transitions import check_outage_transitions
+from payctl.reconcile import reconcile
+from payctl.schema import connect
+from payctl.stack.backend import Backend
+from payctl.stack.probes import http_json
+from payflow.outbox.store import OutboxStore
+
+
+class StackDriver:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.topo = backend.topo
+        self.gateway = f"http://127.0.0.1:{self.topo.gateway_port}"
+        self.api = f"{self.gateway}/api"
+        self.client = httpx.Client(timeout=10)
+        self.loads: dict[str, LoadGenerator] = {}
+        self.started = time.time()
+
+    # -- probes ------------------------------------------------------------------------------
+    def _relays(self, relays: list[str] | str) -> list[tuple[str, int]]:
+        chosen = [(f"relay-{vm.name}", vm.relay_port) for vm in self.topo.vms]
+        return chosen if relays == "all" else [r for r in chosen if r[0] in relays]
+
+    def _breaker(self, port: int) -> dict[str, Any]:
+        try:
+            body = http_json(port, "/circuit-breaker/kafka-publisher", timeout=1.0)[1]
+            return body if isinstance(body, dict) else {"state": "UNREACHABLE"}
+        except Exception:
+            return {"state": "UNREACHABLE"}
+
+    def _sql_sum(self, sql: str) -> int:
+        total = 0
+        for vm in self.topo.vms:
+            conn = connect(self.topo, vm.name)
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(sql)
+                    row = cur.fetchone()
+                    total += int(row[0] or 0) if row else 0
+            finally:
+                conn.close()
+        return total
+
+    def probe(self, probe: Probe, journal: Journal) -> Any:
+        if isinstance(probe, HttpProbe):
+            return self.client.request(probe.method, self.gateway + probe.path, json=probe.body).status_code
+        if isinstance(probe, BreakerStateProbe):
+            return {name: self._breaker(port).get("state") for name, port in self._relays(probe.relays)}
+        if isinstance(probe, OutboxPendingProbe):
+            total = 0
+            for vm in self.topo.vms:
+                conn = connect(self.topo, vm.name)
+                try:
+                    total += OutboxStore(conn).stats()["pending"]
+                finally:
+                    conn.close()
+            return total
+        if isinstance(probe, LedgerBalancedProbe):
+            unbalanced = self._sql_sum(
+                "SELECT COUNT(*) FROM (SELECT payment_id FROM ledger_entry GROUP BY payment_id "
+                "HAVING SUM(IF(direction='DEBIT', amount, -amount)) <> 0) x")
+            return unbalanced == 0
+        if isinstance(probe, ReconcileCleanProbe):
+            result = reconcile(self.topo, grace_s=probe.grace_s)
+            return {"clean": result["clean"], **result["summary"]}
+        if isinstance(probe, ServiceHealthyProbe):
+            statuses = self.backend.status()
+            wanted = [s for s in statuses if probe.services == "all" or s.name in probe.services]
+            return {s.name: s.healthy for s in wanted}
+        if isinstance(probe, NoPartialPaymentsProbe):
+            return self._sql_sum("SELECT COUNT(*) FROM payment p WHERE NOT EXISTS (SELECT 1 FROM outbox_event e "
+                                 "WHERE e.aggregate_id = p.payment_id)")
+        if isinstance(probe, BreakerTransitionsProbe):
+            marks = journal.marks()
+            down, up = marks.get(probe.down), marks.get(probe.up)
+            if not down or not up or down["start"] is None or up["end"] is None:
+                return {"ok": False, "error": f"activities '{probe.down}'/'{probe.up}' did not run"}
+            out: dict[str, Any] = {}
+            for name, port in self._relays(probe.relays):
+                transitions = self._breaker(port).get("transitions", [])
+                problems = check_outage_transitions(transitions, float(down["start"]), float(up["end"]))
+                out[name] = {"problems": problems, "transitions": [t for t in transitions
+                                                                    if t["at"] >= float(down["start"]) - 0.001]}
+            out["ok"] = all(not v["problems"] for k, v in out.items() if k != "ok")
+            return out
+        if isinstance(probe, LoadResultsProbe):
+            gen = self.loads.get(probe.load)
+            if gen is None:
+                raise ActivityFailed(f"background load '{probe.load}' was never started")
+            return gen.stats()
+        raise ActivityFailed(f"unsupported probe {probe.type}")
+
+    # -- actions -----------------------------------------------------------------------------
+    def act(self, action: Any, journal: Journal) -> Any:
+        if isinstance(action, ServiceAction):
+            if action.type == "start":
+                self.backend.start(action.service)
+            elif action.type == "kill":
+                return {"killed_pid": self.backend.kill(action.service)}
+            else:
+                getattr(self.backend, action.type)(action.service)
+            return {"service": action.service, "done": action.type}
+        if isinstance(action, PaymentsAction):
+            return self._payments(action)
+        if isinstance(action, BackgroundLoadAction):
+            gen = LoadGenerator(self.api, action.rate, action.duration_s, action.merchants)
+            self.loads[action.id] = gen
+            gen.start()
+            return {"started": action.id, "rate": action.rate, "duration_s": action.duration_s}
+        if isinstance(action, StopLoadAction):
+            return self.loads[action.load].stop()
+        if isinstance(action, WaitAction):
+            time.sleep(action.seconds)
+            return {"slept_s": action.seconds}
+        raise ActivityFailed(f"unsupported action {action.type}")
+
+    def _payments(self, action: PaymentsAction) -> dict[str, Any]:
+        statuses: dict[str, int] = {}
+        ids: list[int] = []
+        bad: list[str] = []
+        for i in range(action.count):
+            merchant, _ = merchant_for(i, action.merchants)
+            try:
+                resp = self.client.post(f"{self.api}/payments/authorize", json={
+                    "merchantId": merchant, "amount": action.amount, "currency": "KRW",
+                    "idempotencyKey": uuid.uuid4().hex})
+                status = resp.status_code
+                if status == 200:
+                    ids.append(int(resp.json()["paymentId"]))
+            except httpx.HTTPError as exc:
+                status = 0
+                bad.append(type(exc).__name__)
+            statuses[str(status)] = statuses.get(str(status), 0) + 1
+            if not within(status, action.tolerance):
+                bad.append(f"{merchant}: HTTP {status}")
+        output = {"sent": action.count, "statuses": statuses, "payment_ids": ids}
+        if bad:
+            raise ActivityFailed(f"{len(bad)} of {action.count} payments outside tolerance: {bad[:3]}")
+        return output
+
+    def breaker_transitions(self) -> dict[str, list[dict[str, Any]]]:
+        return {name: [t for t in self._breaker(port).get("transitions", []) if t["at"] >= self.started]
+                for name, port in self._relays("all")}
+
+    def close(self) -> None:
+        for gen in self.loads.values():
+            gen.stop()
+        self.client.close()

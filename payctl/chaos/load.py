@@ -1,0 +1,102 @@
+"""Background payment load for experiments: a fixed arrival rate, results kept per shard parity."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from payctl.loadtest.stats import percentile
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float
+    parity: str
+    status: int  # 0 = transport error
+    latency_ms: float
+
+
+def merchant_for(i: int, merchants: str) -> tuple[str, str]:
+    if merchants == "even" or (merchants == "both" and i % 2 == 0):
+        return f"MERCHANT-{(i * 2) % 200}", "even"
+    return f"MERCHANT-{(i * 2 + 1) % 200}", "odd"
+
+
+class LoadGenerator:
+    def __init__(self, base_url: str, rate: float, duration_s: float, merchants: str = "both",
+                 workers: int = 16) -> None:
+        self.base_url = base_url
+        self.rate = rate
+        self.duration_s = duration_s
+        self.merchants = merchants
+        self.samples: list[Sample] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+        self._client = httpx.Client(timeout=10, limits=httpx.Limits(max_connections=workers))
+        self._thread = threading.Thread(target=self._schedule, daemon=True)
+        self.started_at = 0.0
+
+    def start(self) -> None:
+        self.started_at = time.time()
+        self._thread.start()
+
+    def _schedule(self) -> None:
+        start = time.monotonic()
+        i = 0
+        while not self._stop.is_set():
+            due = start + i / self.rate
+            if due - start > self.duration_s:
+                break
+            delay = due - time.monotonic()
+            if delay > 0 and self._stop.wait(delay):
+                break
+            self._pool.submit(self._one, i)
+            i += 1
+
+    def _one(self, i: int) -> None:
+        merchant, parity = merchant_for(i, self.merchants)
+        started = time.perf_counter()
+        try:
+            status = self._client.post(f"{self.base_url}/payments/authorize", json={
+                "merchantId": merchant, "amount": 1000, "currency": "KRW", "idempotencyKey": uuid.uuid4().hex,
+            }).status_code
+        except httpx.HTTPError:
+            status = 0
+        sample = Sample(time.time(), parity, status, (time.perf_counter() - started) * 1000)
+        with self._lock:
+            self.samples.append(sample)
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._pool.shutdown(wait=True)
+        self._client.close()
+        return self.stats()
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            samples = list(self.samples)
+        out: dict[str, Any] = {"sent": len(samples), "failures": sum(1 for s in samples if s.status != 200),
+                               "transport_errors": sum(1 for s in samples if s.status == 0)}
+        for parity in ("even", "odd"):
+            group = [s for s in samples if s.parity == parity]
+            ok = sum(1 for s in group if s.status == 200)
+            statuses: dict[str, int] = {}
+            for s in group:
+                statuses[str(s.status)] = statuses.get(str(s.status), 0) + 1
+            lat = sorted(s.latency_ms for s in group)
+            out[parity] = {"sent": len(group), "ok": ok, "success_rate": ok / len(group) if group else None,
+                           "statuses": statuses, "p99_ms": percentile(lat, 99), "max_ms": lat[-1] if lat else None}
+            failed_lat = sorted(s.latency_ms for s in group if s.status != 200)
+            out[parity]["failed_p99_ms"] = percentile(failed_lat, 99) if failed_lat else 0.0
+        return out

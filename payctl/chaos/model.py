@@ -1,0 +1,266 @@
+"""Experiments as typed data, validated completely before anything runs.
+
+A file has a title, variables (defaults, overridable with --var), a steady-state hypothesis
+(probes with tolerances), a method (actions and probes), verifications and rollbacks."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from payctl.errors import UsageError
+
+Scalar = bool | int | float | str
+
+
+class Range(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    min: float | None = None
+    max: float | None = None
+
+
+Tolerance = bool | int | float | str | list[int | str] | Range | dict[str, Any]
+
+
+class _Activity(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str | None = None
+
+    def label(self) -> str:
+        return self.name or self.id or getattr(self, "type", "activity")
+
+
+# -- probes ------------------------------------------------------------------------------------
+class HttpProbe(_Activity):
+    type: Literal["http"]
+    method: Literal["GET", "POST"] = "GET"
+    path: str = "/gateway/health"
+    body: dict[str, Any] | None = None
+    tolerance: Tolerance = 200
+
+
+class BreakerStateProbe(_Activity):
+    type: Literal["breaker_state"]
+    relays: list[str] | Literal["all"] = "all"
+    tolerance: Tolerance = "CLOSED"
+
+
+class OutboxPendingProbe(_Activity):
+    type: Literal["outbox_pending"]
+    tolerance: Tolerance = Field(default_factory=lambda: Range(max=0))
+
+
+class LedgerBalancedProbe(_Activity):
+    type: Literal["ledger_balanced"]
+    tolerance: Tolerance = True
+
+
+class ReconcileCleanProbe(_Activity):
+    """Every outbox event processed by every consumer exactly once, nothing pending or in flight."""
+
+    type: Literal["reconcile_clean"]
+    grace_s: float = Field(default=5.0, ge=0)
+    tolerance: Tolerance = Field(default_factory=lambda: {
+        "clean": True, "missing": 0, "in_flight": 0, "pending": 0, "duplicate_postings": 0})
+
+
+class ServiceHealthyProbe(_Activity):
+    type: Literal["service_healthy"]
+    services: list[str] | Literal["all"] = "all"
+    tolerance: Tolerance = True
+
+
+class NoPartialPaymentsProbe(_Activity):
+    type: Literal["no_partial_payments"]
+    tolerance: Tolerance = 0
+
+
+class BreakerTransitionsProbe(_Activity):
+    """The outage pattern: CLOSED→OPEN first, OPEN⇄HALF_OPEN while down, never CLOSED before
+    `up`, and HALF_OPEN→CLOSED last, after `up`. `down`/`up` name method activities."""
+
+    type: Literal["breaker_transitions"]
+    down: str
+    up: str
+    relays: list[str] | Literal["all"] = "all"
+    tolerance: Tolerance = Field(default_factory=lambda: {"ok": True})
+
+
+class LoadResultsProbe(_Activity):
+    type: Literal["load_results"]
+    load: str
+    tolerance: Tolerance
+
+
+Probe = Annotated[
+    HttpProbe | BreakerStateProbe | OutboxPendingProbe | LedgerBalancedProbe | ReconcileCleanProbe
+    | ServiceHealthyProbe | NoPartialPaymentsProbe | BreakerTransitionsProbe | LoadResultsProbe,
+    Field(discriminator="type"),
+]
+PROBE_TYPES = ("http", "breaker_state", "outbox_pending", "ledger_balanced", "reconcile_clean",
+               "service_healthy", "no_partial_payments", "breaker_transitions", "load_results")
+
+
+# -- actions -----------------------------------------------------------------------------------
+class ServiceAction(_Activity):
+    type: Literal["stop", "start", "kill", "pause", "resume"]
+    service: str
+
+
+class PaymentsAction(_Activity):
+    type: Literal["payments"]
+    count: int = Field(ge=1, le=100_000)
+    merchants: Literal["even", "odd", "both"] = "both"
+    amount: int = Field(default=1000, ge=1)
+    tolerance: Tolerance = 200
+
+
+class BackgroundLoadAction(_Activity):
+    type: Literal["background_load"]
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    rate: float = Field(gt=0, le=2000)
+    duration_s: float = Field(gt=0, le=3600)
+    merchants: Literal["even", "odd", "both"] = "both"
+
+
+class StopLoadAction(_Activity):
+    type: Literal["stop_load"]
+    load: str
+
+
+class WaitAction(_Activity):
+    type: Literal["wait"]
+    seconds: float = Field(ge=0, le=3600)
+
+
+class WaitUntilAction(_Activity):
+    type: Literal["wait_until"]
+    probe: Probe
+    timeout_s: float = Field(gt=0, le=3600)
+    interval_s: float = Field(default=0.2, gt=0)
+
+
+class ProbeStep(_Activity):
+    """A probe inside the method: the experiment deviates if it does not hold."""
+
+    type: Literal["probe"]
+    probe: Probe
+
+
+Action = Annotated[
+    ServiceAction | PaymentsAction | BackgroundLoadAction | StopLoadAction | WaitAction | WaitUntilAction | ProbeStep,
+    Field(discriminator="type"),
+]
+
+
+class Experiment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1)
+    description: str = ""
+    variables: dict[str, Scalar] = Field(default_factory=dict)
+    steady_state: list[Probe] = Field(default_factory=list)
+    method: list[Action] = Field(min_length=1)
+    verify: list[Probe] = Field(default_factory=list)
+    rollbacks: list[Action] = Field(default_factory=list)
+
+
+# -- loading -----------------------------------------------------------------------------------
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def parse_var(text: str) -> tuple[str, Scalar]:
+    if "=" not in text:
+        raise UsageError(f"--var '{text}' must look like key=value")
+    key, raw = text.split("=", 1)
+    value: Scalar = raw
+    for cast in (int, float):
+        try:
+            value = cast(raw)
+            break
+        except ValueError:
+            continue
+    if raw.lower() in ("true", "false"):
+        value = raw.lower() == "true"
+    return key.strip(), value
+
+
+def substitute(node: Any, variables: dict[str, Scalar], where: str = "") -> Any:
+    """Replace ${name}; a string that is exactly one ${name} takes the variable's type."""
+    if isinstance(node, dict):
+        return {k: substitute(v, variables, f"{where}.{k}" if where else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [substitute(v, variables, f"{where}[{i}]") for i, v in enumerate(node)]
+    if isinstance(node, str):
+        for name in _VAR.findall(node):
+            if name not in variables:
+                raise UsageError(f"{where}: unknown variable '${{{name}}}'",
+                                 f"declare it under variables: (known: {', '.join(sorted(variables)) or 'none'})")
+        whole = _VAR.fullmatch(node)
+        if whole:
+            return variables[whole.group(1)]
+        return _VAR.sub(lambda m: str(variables[m.group(1)]), node)
+    return node
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in PROBE_TYPES or part in ("stop", "start", "kill", "pause", "resume", "payments",
+                                             "background_load", "stop_load", "wait", "wait_until", "probe"):
+            continue  # the discriminator tag pydantic adds to the path
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def load_experiment(path: Path, overrides: dict[str, Scalar] | None = None) -> tuple[Experiment, dict[str, Scalar]]:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise UsageError(f"cannot read experiment {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise UsageError(f"{path}: an experiment is a mapping with title, method, …")
+    declared = raw.get("variables") or {}
+    if not isinstance(declared, dict):
+        raise UsageError(f"{path}: variables must be a mapping")
+    unknown = sorted(set(overrides or {}) - set(declared))
+    if unknown:
+        raise UsageError(f"{path}: --var {', '.join(unknown)} not declared by the experiment",
+                         f"declared: {', '.join(sorted(declared)) or 'none'}")
+    variables: dict[str, Scalar] = {**declared, **(overrides or {})}
+    body = {k: v for k, v in raw.items() if k != "variables"}
+    resolved = substitute(body, variables)
+    resolved["variables"] = variables
+    try:
+        experiment = Experiment.model_validate(resolved)
+    except ValidationError as exc:
+        problems = "; ".join(f"{_location(e['loc']) or 'experiment'}: {e['msg']}" for e in exc.errors()[:5])
+        raise UsageError(f"{path}: {problems}") from exc
+    _check_references(path, experiment)
+    return experiment, variables
+
+
+def _check_references(path: Path, exp: Experiment) -> None:
+    ids = [a.id for a in exp.method if a.id]
+    if len(set(ids)) != len(ids):
+        raise UsageError(f"{path}: activity ids in method must be unique, got {ids}")
+    loads = {a.id for a in exp.method if isinstance(a, BackgroundLoadAction)}
+    for i, probe in enumerate([*exp.verify, *[a.probe for a in exp.method if isinstance(a, WaitUntilAction | ProbeStep)]]):
+        if isinstance(probe, BreakerTransitionsProbe):
+            for mark in (probe.down, probe.up):
+                if mark not in ids:
+                    raise UsageError(f"{path}: verify[{i}] refers to unknown activity id '{mark}'")
+        if isinstance(probe, LoadResultsProbe) and probe.load not in loads:
+            raise UsageError(f"{path}: probe refers to unknown background load '{probe.load}'")
+    for i, action in enumerate(exp.method):
+        if isinstance(action, StopLoadAction) and action.load not in loads:
+            raise UsageError(f"{path}: method[{i}].load: unknown background load '{action.load}'")

@@ -1,0 +1,45 @@
+"""Journal → Markdown report and the final terminal table."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+PHASES = ("steady_state_before", "method", "steady_state_after", "verify", "rollbacks",
+          "steady_state_after_rollbacks")
+
+
+def _clock(ts: float | None) -> str:
+    return "—" if ts is None else time.strftime("%H:%M:%S", time.localtime(ts)) + f".{int(ts % 1 * 1000):03d}"
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def rows(journal: dict[str, Any]) -> list[list[str]]:
+    out = []
+    for phase in PHASES:
+        for rec in journal.get(phase, []):
+            took = (rec["end"] - rec["start"]) if rec.get("end") else None
+            out.append([phase, rec["label"], rec["status"], "—" if took is None else f"{took:.2f}s",
+                        _short(rec.get("error") or rec.get("output"))])
+    return out
+
+
+def to_markdown(journal: dict[str, Any]) -> str:
+    exp = journal["experiment"]
+    lines = [f"# Chaos: {exp['title']}", "",
+             f"**Result: {journal['status'].upper()}**" + (f" — {journal['reason']}" if journal.get("reason") else ""),
+             "", f"- started {_clock(journal['start'])}, took {journal['duration_s']:.1f}s",
+             f"- variables: `{json.dumps(exp['variables'])}`", "", "## Activities", "",
+             "| phase | activity | status | took | output |", "|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows(journal)]
+    lines += ["", "## Breaker transitions observed", ""]
+    for relay, transitions in journal.get("breaker_transitions", {}).items():
+        seq = " → ".join(f"{t.get('to', '?')} @{_clock(t.get('at'))}" for t in transitions) or "none"
+        lines.append(f"- **{relay}**: {seq}")
+    lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,61 @@
+"""Find experiments, run one with the real driver, write the journal and report to reports/."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from payctl.chaos import engine
+from payctl.chaos.driver import StackDriver
+from payctl.chaos.journal import Journal
+from payctl.chaos.model import Experiment, Scalar, load_experiment
+from payctl.chaos.report import to_markdown
+from payctl.errors import EnvironmentProblem, UsageError
+from payctl.stack.backend import Backend
+
+CHAOS_DIR = Path(__file__).resolve().parents[2] / "scenarios" / "chaos"
+
+
+def experiment_path(name: str) -> Path:
+    candidate = Path(name)
+    if candidate.suffix in (".yaml", ".yml") and candidate.exists():
+        return candidate
+    path = CHAOS_DIR / f"{name}.yaml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in CHAOS_DIR.glob("*.yaml")))
+        raise UsageError(f"unknown experiment '{name}'", f"known: {known}")
+    return path
+
+
+def list_experiments() -> list[dict[str, Any]]:
+    out = []
+    for path in sorted(CHAOS_DIR.glob("*.yaml")):
+        exp, variables = load_experiment(path)
+        out.append({"name": path.stem, "title": exp.title, "variables": variables,
+                    "steps": len(exp.method), "file": str(path)})
+    return out
+
+
+def prepare(name: str, overrides: dict[str, Scalar]) -> tuple[str, Experiment]:
+    path = experiment_path(name)
+    experiment, _ = load_experiment(path, overrides)
+    return path.stem, experiment
+
+
+def execute(name: str, experiment: Experiment, backend: Backend, reports_root: Path,
+            listener: engine.Listener = lambda _r: None) -> tuple[Journal, Path]:
+    if not backend.is_up():
+        raise EnvironmentProblem("the stack is not running", "start it with `payctl up`")
+    journal = engine.run(experiment, StackDriver(backend), name=name, listener=listener)
+    folder = reports_root.resolve() / f"chaos-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{name}"
+    n = 1
+    while folder.exists():
+        n += 1
+        folder = folder.with_name(f"{folder.name}-{n}")
+    folder.mkdir(parents=True)
+    data = journal.as_dict()
+    (folder / "journal.json").write_text(json.dumps(data, indent=2, default=str))
+    (folder / "report.md").write_text(to_markdown(data))
+    return journal, folder

@@ -194,7 +194,7 @@ class LocalBackend:
         def one(svc: ServiceSpec) -> ServiceStatus:
             i = info.get(svc.name, {})
             state = i.get("statename", "ABSENT")
-            running = state == "RUNNING"
+            running = state in ("RUNNING", "STARTING")
             healthy, detail = probe(svc, self.topo, self.paths) if running else (False, state.lower())
             breaker = None
             if svc.kind == "relay" and running:

@@ -32,7 +32,7 @@ class _Activity(BaseModel):
     name: str | None = None
 
     def label(self) -> str:
-        return self.name or self.id or getattr(self, "type", "activity")
+        return self.name or self.id or str(getattr(self, "type", "activity"))
 
 
 # -- probes ------------------------------------------------------------------------------------
@@ -254,7 +254,8 @@ def _check_references(path: Path, exp: Experiment) -> None:
     if len(set(ids)) != len(ids):
         raise UsageError(f"{path}: activity ids in method must be unique, got {ids}")
     loads = {a.id for a in exp.method if isinstance(a, BackgroundLoadAction)}
-    for i, probe in enumerate([*exp.verify, *[a.probe for a in exp.method if isinstance(a, WaitUntilAction | ProbeStep)]]):
+    nested = [a.probe for a in exp.method if isinstance(a, WaitUntilAction | ProbeStep)]
+    for i, probe in enumerate([*exp.verify, *nested]):
         if isinstance(probe, BreakerTransitionsProbe):
             for mark in (probe.down, probe.up):
                 if mark not in ids:

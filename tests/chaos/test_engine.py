@@ -173,8 +173,9 @@ def test_validation_names_the_bad_entry(tmp_path):
 
 
 def test_variables_substitute_with_types_and_overrides(tmp_path):
-    f = write(tmp_path, "title: x\nvariables: {nap: 2}\nmethod:\n  - {type: wait, seconds: '${nap}', name: 'nap ${nap}s'}\n")
-    exp, variables = load_experiment(f, {"nap": 0.5})
+    f = write(tmp_path, "title: x\nvariables: {nap: 2}\n"
+                        "method:\n  - {type: wait, seconds: '${nap}', name: 'nap ${nap}s'}\n")
+    exp, _ = load_experiment(f, {"nap": 0.5})
     assert exp.method[0].seconds == 0.5 and exp.method[0].name == "nap 0.5s"
     with pytest.raises(UsageError, match="not declared"):
         load_experiment(f, {"other": 1})

@@ -24,6 +24,7 @@ def _global(
 
 
 stack_cmds.register(app)
+stack_cmds.register_smoke(app)
 app.add_typer(schema_cmds.app, name="schema")
 ops_cmds.register(app)
 app.add_typer(loadtest_cmds.app, name="loadtest")

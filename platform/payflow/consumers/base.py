@@ -83,6 +83,10 @@ class ConsumerWorker:
         self.processed = 0
         self.duplicates = 0
         self.connected = False
+        app = handler.name
+        for counter in (COMMITS, CONSUMED, PROCESSED, DUPLICATES):
+            counter.labels(app)
+        LAG.labels(app)
 
     def _conn(self, shard: int) -> pymysql.Connection[Any]:
         conn = self.conns.get(shard)

@@ -20,6 +20,9 @@ class LedgerHandler:
     name = "ledger"
     event_types = LEDGER_EVENTS
 
+    def __init__(self) -> None:
+        ENTRIES.labels(self.name)
+
     def prepare(self, event: Event) -> dict[str, Any]:
         return {}
 

@@ -70,6 +70,12 @@ class TrackedBreaker:
         self.failed = 0
         self.not_permitted = 0
         self._export_state("closed")
+        # Export every series from the start so dashboards have data before the first failure.
+        NOT_PERMITTED.labels(BREAKER_NAME)
+        for kind in ("successful", "failed"):
+            CALLS.labels(BREAKER_NAME, kind)
+        FAILURE_RATE.labels(BREAKER_NAME).set(-1)
+        BUFFERED.labels(BREAKER_NAME).set(0)
 
     @property
     def state(self) -> str:

@@ -48,6 +48,10 @@ class Relay:
         self.db_ok = False
         self.last_stats: dict[str, Any] = {}
         self._topics_ready = False
+        for counter in (PUBLISHED, FAILED, DEAD, REDRIVEN):
+            counter.labels(self.shard.name)
+        PENDING.labels(self.shard.name).set(0)
+        OLDEST.labels(self.shard.name).set(0)
 
     # -- connections -----------------------------------------------------------------------
     def _store(self) -> OutboxStore:

@@ -176,7 +176,7 @@ class Smoke:
     def chaos(self) -> str:
         self._settle()
         stem, exp = chaos_runner.prepare("kafka-outage", CHAOS_VARS)
-        journal, folder = chaos_runner.execute(stem, exp, self.backend, self.folder / "chaos")
+        journal, _folder = chaos_runner.execute(stem, exp, self.backend, self.folder / "chaos")
         if journal.status != "completed":
             raise CheckFailed(f"kafka-outage {journal.status}: {journal.reason}")
         seq = {relay: " → ".join(t["to"] for t in ts) for relay, ts in journal.breaker_transitions.items()}

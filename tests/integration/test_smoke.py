@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from payctl.smoke import gates
 from payctl.loadtest.grade import Grade
+from payctl.smoke import gates
 from payctl.stack.probes import port_free
 from payctl.stack.topology import Topology, services
 

@@ -23,10 +23,15 @@ def main() -> None:
                 "merchantId": merchant, "amount": 1000, "currency": "KRW", "idempotencyKey": uuid.uuid4().hex})
             resp.raise_for_status()
             created.append((merchant, resp.json()["paymentId"], resp.headers.get("X-Served-By", "?")))
-        time.sleep(1.5)
         for merchant, pid, served_by in created:
-            payment = client.get(f"{base}/{pid}", params={"merchantId": merchant}).json()
-            entries = payment["ledgerEntries"]
+            # A fresh stack's consumers take a few seconds to join their group: wait for the ledger.
+            deadline = time.monotonic() + 30
+            while True:
+                payment = client.get(f"{base}/{pid}", params={"merchantId": merchant}).json()
+                entries = payment["ledgerEntries"]
+                if entries or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
             debit = sum(e["amount"] for e in entries if e["direction"] == "DEBIT")
             credit = sum(e["amount"] for e in entries if e["direction"] == "CREDIT")
             rows.append([merchant, pid, topo.shard_name(shard_for_id(pid, topo.shard_count)), served_by,

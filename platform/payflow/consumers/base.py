@@ -10,6 +10,7 @@ import json
 import logging
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -187,3 +188,14 @@ class ConsumerWorker:
     def health(self) -> tuple[int, Any]:
         return 200, {"status": "UP", "consumer": self.handler.name, "connected": self.connected,
                      "processed": self.processed, "duplicatesSkipped": self.duplicates}
+
+
+def worker_main(name: str, make_handler: Callable[[PlatformConfig], Handler],
+                port_of: Callable[[PlatformConfig], int]) -> None:
+    """Entry point shared by the consumer workers."""
+    from payflow.common import logging as plog
+    from payflow.config import load_config
+
+    plog.setup(f"payflow.{name}")
+    config = load_config()
+    asyncio.run(ConsumerWorker(config, make_handler(config), port_of(config)).run())

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pymysql
 from prometheus_client import Counter
 
-from payflow.common import logging as plog
-from payflow.config import load_config
-from payflow.consumers.base import ConsumerWorker, Event
+from payflow.consumers.base import Event, worker_main
 from payflow.domain.events import LEDGER_EVENTS, is_balanced, postings_for
 
 ENTRIES = Counter("ledger_entries", "ledger postings written", ["application"])
@@ -42,9 +39,7 @@ class LedgerHandler:
 
 
 def main() -> None:
-    plog.setup("payflow.ledger")
-    config = load_config()
-    asyncio.run(ConsumerWorker(config, LedgerHandler(), config.ledger_port).run())
+    worker_main("ledger", lambda c: LedgerHandler(), lambda c: c.ledger_port)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@ and a `payment.refunded` outbox event in one transaction."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import time
@@ -11,9 +10,8 @@ from typing import Any
 
 import pymysql
 
-from payflow.common import logging as plog
-from payflow.config import Settings, load_config
-from payflow.consumers.base import ConsumerWorker, Event
+from payflow.config import Settings
+from payflow.consumers.base import Event, worker_main
 from payflow.domain import events, payment
 from payflow.domain.payment import Balances, Status
 from payflow.outbox.backoff import retry_delay
@@ -86,9 +84,7 @@ class RefundHandler:
 
 
 def main() -> None:
-    plog.setup("payflow.refund")
-    config = load_config()
-    asyncio.run(ConsumerWorker(config, RefundHandler(config.settings), config.refund_port).run())
+    worker_main("refund", lambda c: RefundHandler(c.settings), lambda c: c.refund_port)
 
 
 if __name__ == "__main__":

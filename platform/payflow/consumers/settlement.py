@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 import pymysql
 
-from payflow.common import logging as plog
-from payflow.config import load_config
-from payflow.consumers.base import ConsumerWorker, Event
+from payflow.consumers.base import Event, worker_main
 from payflow.domain import events
 
 
@@ -35,9 +32,7 @@ class SettlementHandler:
 
 
 def main() -> None:
-    plog.setup("payflow.settlement")
-    config = load_config()
-    asyncio.run(ConsumerWorker(config, SettlementHandler(), config.settlement_port).run())
+    worker_main("settlement", lambda c: SettlementHandler(), lambda c: c.settlement_port)
 
 
 if __name__ == "__main__":

@@ -129,28 +129,26 @@ def create_app(config: PlatformConfig, service: PaymentService | None = None) ->
         h = fingerprint("authorize", None, raw)
         return _respond(svc.authorize(req.merchantId, req.amount, req.currency, key, h))
 
+    def transition(payment_id: int, model: type[BaseModel], operation: str) -> tuple[Any, str | None, str]:
+        """Shared front half of capture/refund/cancel: id check, body, key and fingerprint."""
+        _check_id(payment_id)
+        req, raw = _read_body(model, settings.max_body_bytes)
+        key = resolve_key(req.idempotencyKey, request.headers.get("Idempotency-Key"))
+        return req, key, fingerprint(operation, payment_id, raw)
+
     @app.post("/payments/capture/<int:payment_id>")
     def capture(payment_id: int) -> Response:
-        _check_id(payment_id)
-        req, raw = _read_body(CaptureRequest, settings.max_body_bytes)
-        key = resolve_key(req.idempotencyKey, request.headers.get("Idempotency-Key"))
-        h = fingerprint("capture", payment_id, raw)
+        req, key, h = transition(payment_id, CaptureRequest, "capture")
         return _respond(svc.capture(payment_id, req.merchantId, req.amount, key, h))
 
     @app.post("/payments/refund/<int:payment_id>")
     def refund(payment_id: int) -> Response:
-        _check_id(payment_id)
-        req, raw = _read_body(RefundRequest, settings.max_body_bytes)
-        key = resolve_key(req.idempotencyKey, request.headers.get("Idempotency-Key"))
-        h = fingerprint("refund", payment_id, raw)
+        req, key, h = transition(payment_id, RefundRequest, "refund")
         return _respond(svc.refund(payment_id, req.merchantId, req.amount, req.reason, key, h))
 
     @app.post("/payments/cancel/<int:payment_id>")
     def cancel(payment_id: int) -> Response:
-        _check_id(payment_id)
-        req, raw = _read_body(CancelRequest, settings.max_body_bytes)
-        key = resolve_key(req.idempotencyKey, request.headers.get("Idempotency-Key"))
-        h = fingerprint("cancel", payment_id, raw)
+        req, key, h = transition(payment_id, CancelRequest, "cancel")
         return _respond(svc.cancel(payment_id, req.merchantId, key, h))
 
     @app.get("/payments/<int:payment_id>")

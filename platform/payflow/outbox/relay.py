@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pybreaker
@@ -100,29 +101,34 @@ class Relay:
 
     async def _guarded(self, event: OutboxEvent) -> str:
         """Publish one event through the breaker: 'ok', 'failed' or 'refused'."""
+        return await self._through_breaker(lambda: self._send_one(event))
+
+    async def _through_breaker(self, make: Callable[[], Awaitable[Any]]) -> str:
+        """Await one publish inside the breaker; 'refused' when the breaker did not let it start."""
         entered = False
         started = time.perf_counter()
         try:
             if not self.settings.breaker_enabled:
                 entered = True
-                await asyncio.wait_for(self._send_one(event), self.settings.publish_timeout_s)
+                await asyncio.wait_for(make(), self.settings.publish_timeout_s)
             else:
                 with self.tracked.breaker.calling():
                     entered = True
-                    await asyncio.wait_for(self._send_one(event), self.settings.publish_timeout_s)
+                    await asyncio.wait_for(make(), self.settings.publish_timeout_s)
         except pybreaker.CircuitBreakerError:
             if not entered:
                 return "refused"
-            self.tracked.record_call(False, time.perf_counter() - started)
-            await self._reset_producer()
-            return "failed"
+            return await self._failed(started)
         except Exception as exc:
-            self.tracked.record_call(False, time.perf_counter() - started)
-            log.warning("publish of event %s failed: %s", event.event_id, type(exc).__name__)
-            await self._reset_producer()
-            return "failed"
+            log.warning("publish failed: %s", type(exc).__name__)
+            return await self._failed(started)
         self.tracked.record_call(True, time.perf_counter() - started)
         return "ok"
+
+    async def _failed(self, started: float) -> str:
+        self.tracked.record_call(False, time.perf_counter() - started)
+        await self._reset_producer()
+        return "failed"
 
     async def _publish_batch(self, batch: list[OutboxEvent]) -> tuple[list[int], list[OutboxEvent], list[int]]:
         """Closed breaker: enqueue the whole batch, then settle each send inside the breaker."""
@@ -174,28 +180,7 @@ class Relay:
         return [], [], [e.event_id for e in batch]
 
     async def _settle(self, fut: Any) -> str:
-        entered = False
-        started = time.perf_counter()
-        try:
-            if not self.settings.breaker_enabled:
-                entered = True
-                await asyncio.wait_for(fut, self.settings.publish_timeout_s)
-            else:
-                with self.tracked.breaker.calling():
-                    entered = True
-                    await asyncio.wait_for(fut, self.settings.publish_timeout_s)
-        except pybreaker.CircuitBreakerError:
-            if not entered:
-                return "refused"
-            self.tracked.record_call(False, time.perf_counter() - started)
-            await self._reset_producer()
-            return "failed"
-        except Exception:
-            self.tracked.record_call(False, time.perf_counter() - started)
-            await self._reset_producer()
-            return "failed"
-        self.tracked.record_call(True, time.perf_counter() - started)
-        return "ok"
+        return await self._through_breaker(lambda: fut)
 
     # -- the loop --------------------------------------------------------------------------
     async def tick(self) -> int:

@@ -61,16 +61,16 @@ class OutboxStore:
             OutboxEvent(int(r[0]), int(r[1]), str(r[2]), json.loads(r[3]), int(r[4]), r[5]) for r in rows
         ]
 
-    def mark_published(self, event_ids: list[int]) -> None:
+    def _update_ids(self, assignments: str, event_ids: list[int]) -> None:
         if not event_ids:
             return
         with self.conn.cursor() as cur:
-            cur.execute(
-                "UPDATE outbox_event SET published=1, published_at=NOW(6), last_error=NULL "
-                f"WHERE event_id IN ({','.join(['%s'] * len(event_ids))})",
-                tuple(event_ids),
-            )
+            cur.execute(f"UPDATE outbox_event SET {assignments} "
+                        f"WHERE event_id IN ({','.join(['%s'] * len(event_ids))})", tuple(event_ids))
         self.conn.commit()
+
+    def mark_published(self, event_ids: list[int]) -> None:
+        self._update_ids("published=1, published_at=NOW(6), last_error=NULL", event_ids)
 
     def mark_failed(self, event_id: int, delay_s: float, error: str, dead: bool) -> None:
         with self.conn.cursor() as cur:
@@ -83,15 +83,7 @@ class OutboxStore:
 
     def release(self, event_ids: list[int]) -> None:
         """Hand back leased rows that were never attempted (breaker refused): due again now."""
-        if not event_ids:
-            return
-        with self.conn.cursor() as cur:
-            cur.execute(
-                "UPDATE outbox_event SET next_attempt_at=NOW(6) "
-                f"WHERE event_id IN ({','.join(['%s'] * len(event_ids))})",
-                tuple(event_ids),
-            )
-        self.conn.commit()
+        self._update_ids("next_attempt_at=NOW(6)", event_ids)
 
     def redrive_unprocessed(self, older_than_s: float, consumers: list[str], limit: int = 1000) -> int:
         """Events published long ago that a consumer never processed (the broker lost them):

@@ -86,10 +86,14 @@ class Supervisor:
         self._proxy().supervisor.signalProcess(name, sig)
 
     def kill9(self, name: str) -> int:
-        """SIGKILL the process (supervisor will restart it: autorestart)."""
+        """SIGKILL the program's whole process group, like a crash of the VM's process (gunicorn's
+        workers die with their master); supervisor then restarts it (autorestart)."""
         pid = int(self.info().get(name, {}).get("pid") or 0)
         if pid:
-            os.kill(pid, signal.SIGKILL)
+            try:
+                os.killpg(pid, signal.SIGKILL)  # supervisord makes every program a group leader
+            except ProcessLookupError:
+                os.kill(pid, signal.SIGKILL)
         return pid
 
     def shutdown(self, timeout: float = 60) -> None:

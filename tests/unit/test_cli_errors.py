@@ -38,3 +38,20 @@ def test_doctor_lists_tools_as_json(tmp_path: Path):
     assert {r["name"] for r in rows} >= {"mariadbd", "haproxy", "tansu", "k6"}
     assert all(r["install"] for r in rows if not r["found"])
     assert result.returncode == (0 if all(r["found"] for r in rows) else 2)
+
+
+def test_up_without_binaries_names_them_and_the_install_command(tmp_path: Path):
+    import pytest
+
+    from payctl.errors import EnvironmentProblem
+    from payctl.stack.binaries import Binaries
+    from payctl.stack.local import LocalBackend
+    from payctl.stack.topology import Topology
+
+    backend = LocalBackend(Topology(state_dir=tmp_path / "s"))
+    backend.bins = Binaries({"supervisord": "/x", "mariadbd": None, "mariadb-install-db": None, "haproxy": "/x",
+                             "tansu": "/x", "prometheus": "/x"})
+    with pytest.raises(EnvironmentProblem) as info:
+        backend.up()
+    assert "mariadbd" in str(info.value) and "apt-get install -y mariadb-server" in str(info.value)
+    assert not (tmp_path / "s").exists()  # nothing half-written

@@ -1,0 +1,55 @@
+"""reconcile finds lost effects and --repair re-drives them; `loadtest run` end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_reconcile_reports_a_lost_ledger_effect_and_repair_heals_it(stack):
+    pid = stack.api.authorize("MERCHANT-602").json()["paymentId"]
+    stack.wait_for(lambda: stack.query(0, "SELECT COUNT(*) FROM ledger_entry WHERE payment_id=%s", (pid,))[0][0] == 2)
+    event_id = stack.query(0, "SELECT event_id FROM outbox_event WHERE aggregate_id=%s", (pid,))[0][0]
+    # Simulate an effect that never happened: the ledger consumer "lost" this event.
+    stack.query(0, "DELETE FROM ledger_entry WHERE event_id=%s", (event_id,))
+    stack.query(0, "DELETE FROM processed_event WHERE consumer='ledger' AND event_id=%s", (event_id,))
+    stack.query(0, "UPDATE outbox_event SET published_at = NOW(6) - INTERVAL 1 HOUR WHERE event_id=%s", (event_id,))
+    report = stack.payctl("reconcile", "--json", "--grace", "2")
+    assert report.returncode == 1
+    data = json.loads(report.stdout)
+    assert event_id in data["shards"][0]["missing"]["ledger"]
+    repaired = json.loads(stack.payctl("reconcile", "--repair", "--json", "--grace", "2").stdout)
+    assert repaired["repaired"]["shard1"] >= 1
+
+    def healed():
+        result = json.loads(stack.payctl("reconcile", "--json", "--grace", "2").stdout)
+        return result["clean"] and result
+
+    stack.wait_for(healed, timeout=60, interval=1)
+    assert stack.query(0, "SELECT COUNT(*) FROM ledger_entry WHERE event_id=%s", (event_id,)) == [(2,)]
+
+
+def test_loadtest_run_keeps_everything_and_grades(stack, tmp_path: Path):
+    result = stack.payctl("loadtest", "run", "smoke", "--rate", "3", "--duration", "3s", "--raw", "--json",
+                          "--reports", str(tmp_path))
+    assert result.returncode == 0, result.stderr + result.stdout[-2000:]
+    out = json.loads(result.stdout)
+    folder = Path(out["folder"])
+    for name in ("summary.json", "summary-export.json", "raw.ndjson.gz", "stack-state.json", "k6.log",
+                 "report.md", "report.json", "report.html", "run.json"):
+        assert (folder / name).exists(), name
+    report = out["report"]
+    assert report["shape"] == "raw-ndjson" and report["requests"] > 0
+    assert {"authorize", "capture", "refund", "cancel", "get"} <= set(report["per_operation"])
+    assert all(t["ok"] for t in report["thresholds"]) and any("op:" in t["metric"] for t in report["thresholds"])
+    assert report["target_rate"] == 3
+
+
+def test_loadtest_run_refuses_non_loopback_targets(stack, tmp_path: Path):
+    result = stack.payctl("loadtest", "run", "smoke", "--base-url", "http://10.0.0.1:8080/api",
+                          "--reports", str(tmp_path))
+    assert result.returncode == 2 and "not loopback" in result.stderr

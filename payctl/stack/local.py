@@ -15,7 +15,7 @@ from payctl.errors import EnvironmentProblem, UsageError
 from payctl.stack import mariadb, render
 from payctl.stack.binaries import INSTALL_HINTS, Binaries
 from payctl.stack.paths import StatePaths
-from payctl.stack.probes import http_json, port_free, port_open, probe
+from payctl.stack.probes import gateway_servers, http_json, port_free, port_open, probe
 from payctl.stack.supervisor import Supervisor
 from payctl.stack.topology import ServiceSpec, Topology, services
 
@@ -134,6 +134,8 @@ class LocalBackend:
             progress("waiting for services to become healthy")
             with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
                 list(pool.map(lambda s: self._wait(s, timeout_s), rest))
+            progress("waiting for the gateway to route to every ingest instance")
+            self._wait_gateway_routes([s.name for s in wanted if s.kind == "ingest"], timeout_s)
         except BaseException:
             if not was_running:
                 self.sup.shutdown()
@@ -179,6 +181,20 @@ class LocalBackend:
             time.sleep(0.2)
         raise EnvironmentProblem(f"{svc.name} did not become healthy within {timeout_s:.0f}s ({detail})",
                                  f"see `payctl logs {svc.name}`")
+
+    def _wait_gateway_routes(self, ingests: list[str], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        states: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            try:
+                states = gateway_servers(self.topo.gateway_port)
+            except Exception:
+                states = {}
+            if ingests and all(states.get(name, "").startswith("UP") for name in ingests):
+                return
+            time.sleep(0.2)
+        raise EnvironmentProblem(f"the gateway never marked {ingests} UP (last: {states})",
+                                 "see `payctl logs gateway` and the ingest logs")
 
     # -- down ---------------------------------------------------------------------------------
     def down(self, purge: bool = False) -> None:
@@ -228,6 +244,8 @@ class LocalBackend:
         self.sup.start(name)
         if wait:
             self._wait(svc, 60)
+        if svc.kind == "ingest" and wait and self.sup.info().get("gateway", {}).get("statename") == "RUNNING":
+            self._wait_gateway_routes([name], 30)
         if svc.kind == "kafka":
             # The in-memory broker comes back empty: recreate the topics straight away.
             from payctl.stack.kafka_admin import create_topics

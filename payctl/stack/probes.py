@@ -59,3 +59,18 @@ def probe(svc: ServiceSpec, topo: Topology, paths: StatePaths) -> tuple[bool, st
         return False, f"HTTP {status}"
     except Exception as exc:
         return False, type(exc).__name__
+
+
+def gateway_servers(port: int, timeout: float = 1.0) -> dict[str, str]:
+    """Server → status ("UP", "DOWN", …) of the gateway's ingest backend, from HAProxy's CSV stats."""
+    text = httpx.get(f"http://127.0.0.1:{port}/gateway/stats;csv", timeout=timeout).text
+    lines = text.lstrip("# ").splitlines()
+    if not lines:
+        return {}
+    header = lines[0].split(",")
+    out = {}
+    for line in lines[1:]:
+        row = dict(zip(header, line.split(","), strict=False))
+        if row.get("pxname") == "ingest" and row.get("svname") not in ("FRONTEND", "BACKEND"):
+            out[row["svname"]] = row.get("status", "")
+    return out

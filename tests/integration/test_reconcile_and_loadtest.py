@@ -14,6 +14,8 @@ def test_reconcile_reports_a_lost_ledger_effect_and_repair_heals_it(stack):
     pid = stack.api.authorize("MERCHANT-602").json()["paymentId"]
     stack.wait_for(lambda: stack.query(0, "SELECT COUNT(*) FROM ledger_entry WHERE payment_id=%s", (pid,))[0][0] == 2)
     event_id = stack.query(0, "SELECT event_id FROM outbox_event WHERE aggregate_id=%s", (pid,))[0][0]
+    # The relay re-drives unprocessed events by itself; stop it so reconcile --repair is what heals.
+    stack.backend.stop("relay-vm1")
     # Simulate an effect that never happened: the ledger consumer "lost" this event.
     stack.query(0, "DELETE FROM ledger_entry WHERE event_id=%s", (event_id,))
     stack.query(0, "DELETE FROM processed_event WHERE consumer='ledger' AND event_id=%s", (event_id,))
@@ -24,6 +26,8 @@ def test_reconcile_reports_a_lost_ledger_effect_and_repair_heals_it(stack):
     assert event_id in data["shards"][0]["missing"]["ledger"]
     repaired = json.loads(stack.payctl("reconcile", "--repair", "--json", "--grace", "2").stdout)
     assert repaired["repaired"]["shard1"] >= 1
+    assert stack.query(0, "SELECT published FROM outbox_event WHERE event_id=%s", (event_id,)) == [(0,)]
+    stack.backend.start("relay-vm1")
 
     def healed():
         result = json.loads(stack.payctl("reconcile", "--json", "--grace", "2").stdout)

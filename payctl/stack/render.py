@@ -57,7 +57,7 @@ def my_cnf(topo: Topology, paths: StatePaths, vm_name: str) -> str:
     return _env.get_template("my.cnf.j2").render(
         shard=topo.shard_name(topo.vms.index(vm)), vm=vm.name, run_as_root=os.geteuid() == 0,
         datadir=paths.datadir(vm.name), socket=paths.db_socket(vm.name), port=vm.db_port,
-        pidfile=paths.mariadb_dir(vm.name) / "mariadbd.pid", log_error=paths.log(f"mariadb-{vm.name}-error"),
+        pidfile=paths.mariadb_dir(vm.name) / "mariadbd.pid",
     )
 
 

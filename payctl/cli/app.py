@@ -36,7 +36,7 @@ def main() -> None:
         # standalone_mode=False hands typer.Exit codes back as the return value
         result = app(standalone_mode=False)
     except PayctlError as err:
-        err_console.print(f"[red]error:[/red] {err}", highlight=False)
+        err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
         sys.exit(err.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

@@ -1,0 +1,108 @@
+"""Fast tests of the pure cores: reconcile analysis, migration planning, idempotency, validation,
+load-test planning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from payctl.errors import UsageError
+from payctl.loadtest.run import check_base_url, parse_duration, plan, resolve_script
+from payctl.reconcile import OutboxRow, analyze_shard
+from payflow.db.migrations import AppliedMigration, Migration, load_migrations
+from payflow.db.migrations import plan as migration_plan
+from payflow.ingest.errors import ApiError
+from payflow.ingest.idempotency import fingerprint, resolve_key
+from payflow.ingest.schemas import AuthorizeRequest, field_errors
+
+CONSUMERS = ["ledger", "refund", "settlement"]
+
+
+def row(event_id, event_type="PaymentAuthorized", published=True, dead=False, age=60.0, **payload):
+    return OutboxRow(event_id, event_type, {"amount": 100, "capturedAmount": 100, **payload}, published, dead,
+                     age if published else None)
+
+
+def test_reconcile_classifies_processed_in_flight_missing_and_dead():
+    outbox = [row(1), row(2, published=False), row(3, age=1.0), row(4), row(5, dead=True, published=False)]
+    processed = {"ledger": {1}}
+    report = analyze_shard("shard1", outbox, processed, {1: 2}, {10: (100, 100)}, 0, CONSUMERS, grace_s=5)
+    # 4: published a minute ago, never processed; 5: DEAD, so it can never arrive by itself
+    assert report.missing["ledger"] == [4, 5]
+    assert report.in_flight["ledger"] == [2, 3]  # unpublished, or published within the grace period
+    assert report.dead == [5] and report.pending == 1
+    assert not report.clean
+
+
+def test_reconcile_finds_duplicate_and_missing_postings_and_unbalance():
+    outbox = [row(1), row(2)]
+    processed = {"ledger": {1, 2}}
+    report = analyze_shard("s", outbox, processed, {1: 4, 2: 1}, {7: (100, 90)}, 0, CONSUMERS)
+    assert report.duplicate_postings == [1] and report.missing_postings == [2]
+    assert report.unbalanced_payments == [7] and not report.clean
+
+
+def test_reconcile_clean_when_everything_matches():
+    outbox = [row(1), row(2, "PaymentCaptured", amount=100, capturedAmount=60)]
+    processed = {"ledger": {1, 2}, "settlement": {2}}
+    report = analyze_shard("s", outbox, processed, {1: 2, 2: 4}, {9: (260, 260)}, 60, CONSUMERS)
+    assert report.clean and report.settlement_expected_net == 60
+
+
+def test_migration_plan_detects_pending_modified_and_unknown():
+    files = [Migration(1, "init", "CREATE TABLE a (x INT);"), Migration(2, "more", "CREATE TABLE b (y INT);")]
+    applied = [AppliedMigration(1, "init", "not-the-checksum"), AppliedMigration(9, "gone", "x")]
+    p = migration_plan(files, applied)
+    assert [m.version for m in p.pending] == [2] and p.modified == [1] and p.unknown == [9]
+
+
+def test_shipped_migrations_are_ordered_and_split_into_statements():
+    migrations = load_migrations()
+    assert [m.version for m in migrations] == sorted(m.version for m in migrations)
+    assert any("CREATE TABLE outbox_event" in s for s in migrations[0].statements())
+
+
+def test_fingerprint_ignores_the_key_but_not_the_request():
+    a = fingerprint("authorize", None, {"merchantId": "M1", "amount": 5, "idempotencyKey": "k1"})
+    b = fingerprint("authorize", None, {"amount": 5, "merchantId": "M1", "idempotencyKey": "k2"})
+    c = fingerprint("authorize", None, {"merchantId": "M1", "amount": 6, "idempotencyKey": "k1"})
+    d = fingerprint("capture", None, {"merchantId": "M1", "amount": 5})
+    assert a == b and a != c and a != d
+
+
+def test_idempotency_key_sources():
+    assert resolve_key("k", None) == "k" and resolve_key(None, "h") == "h" and resolve_key(None, None) is None
+    with pytest.raises(ApiError, match="must equal"):
+        resolve_key("a", "b")
+    with pytest.raises(ApiError):
+        resolve_key(None, "x" * 65)
+
+
+def test_validation_errors_name_field_and_rule():
+    with pytest.raises(ValidationError) as info:
+        AuthorizeRequest.model_validate({"merchantId": "", "amount": True, "currency": "krw", "extra": 1})
+    rules = {e["field"]: e["rule"] for e in field_errors(info.value)}
+    assert rules == {"merchantId": "min length 1", "amount": "must be an integer",
+                     "currency": "pattern ^[A-Z]{3}$", "extra": "unknown field"}
+
+
+def test_load_test_planning(tmp_path: Path):
+    assert parse_duration("1m30s") == 90 and parse_duration("500ms") == 0.5 and parse_duration("2h") == 7200
+    for bad in ("", "10", "ten", "1x"):
+        with pytest.raises(UsageError, match="not a k6 duration"):
+            parse_duration(bad)
+    assert resolve_script("smoke")[1].name == "smoke.js"
+    with pytest.raises(UsageError, match="unknown scenario"):
+        resolve_script("nope")
+    assert check_base_url("http://localhost:8080/api/") == "http://localhost:8080/api"
+    with pytest.raises(UsageError, match="not loopback"):
+        check_base_url("http://192.168.1.5/api")
+    with pytest.raises(UsageError, match="--rate 0"):
+        plan("smoke", rate=0, duration="1s", vus=1, base_url="http://127.0.0.1:1", raw=False, reports_root=tmp_path)
+    p = plan("authorize", rate=5, duration="2s", vus=3, base_url="http://127.0.0.1:9/api", raw=True,
+             reports_root=tmp_path)
+    cmd = p.command("k6")
+    assert "RATE=5" in cmd and "DURATION=2s" in cmd and any(a.startswith("json=") for a in cmd)
+    assert p.folder.parent == tmp_path.resolve() and not p.folder.exists()

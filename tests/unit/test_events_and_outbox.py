@@ -29,3 +29,14 @@ def test_backoff_grows_and_is_capped():
     assert all(d <= 30 for d in delays)
     assert delays[8] >= 15  # capped region: between cap/2 and cap
     assert is_dead(12, 12) and not is_dead(11, 12)
+
+
+def test_redrive_watermark_never_skips_what_a_consumer_lacks():
+    from payflow.outbox.store import next_watermark
+
+    assert next_watermark(0, first_missing=None, newest_settled=41) == 42  # everything settled is processed
+    assert next_watermark(0, first_missing=17, newest_settled=41) == 17  # stop at the first missing event
+    assert next_watermark(0, first_missing=None, newest_settled=None) == 0  # only young rows: stay put
+    assert next_watermark(30, first_missing=None, newest_settled=None) == 30
+    assert next_watermark(30, first_missing=50, newest_settled=41) == 42  # young rows may still hide ids
+    assert next_watermark(30, first_missing=10, newest_settled=41) == 30  # never backwards

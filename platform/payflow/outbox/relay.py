@@ -49,6 +49,7 @@ class Relay:
         self.db_ok = False
         self.last_stats: dict[str, Any] = {}
         self._topics_ready = False
+        self.redrive_watermarks: dict[str, int] = {}
         for counter in (PUBLISHED, FAILED, DEAD, REDRIVEN):
             counter.labels(self.shard.name)
         PENDING.labels(self.shard.name).set(0)
@@ -229,7 +230,7 @@ class Relay:
                 store = self._store()
                 if self.tracked.state == "closed":
                     redriven = await asyncio.to_thread(store.redrive_unprocessed, s.relay_redrive_after_s,
-                                                       s.consumers)
+                                                       s.consumers, self.redrive_watermarks)
                     if redriven:
                         REDRIVEN.labels(self.shard.name).inc(redriven)
                         log.warning("re-drove %s published-but-unprocessed events", redriven)

@@ -34,6 +34,14 @@ for _name, _types in (("ledger", events.LEDGER_EVENTS), ("refund", events.REFUND
         CONSUMERS_BY_EVENT[_t] = (*CONSUMERS_BY_EVENT.get(_t, ()), _name)
 
 
+def next_watermark(current: int, first_missing: int | None, newest_settled: int | None) -> int:
+    """Where the next re-drive scan may start (pure): not past the oldest event the consumer still
+    lacks, not past rows younger than the settle time, and never backwards."""
+    safe_top = newest_settled + 1 if newest_settled is not None else current
+    candidate = min(first_missing, safe_top) if first_missing is not None else safe_top
+    return max(current, candidate)
+
+
 class OutboxStore:
     def __init__(self, conn: pymysql.Connection[Any]) -> None:
         self.conn = conn
@@ -85,26 +93,50 @@ class OutboxStore:
         """Hand back leased rows that were never attempted (breaker refused): due again now."""
         self._update_ids("next_attempt_at=NOW(6)", event_ids)
 
-    def redrive_unprocessed(self, older_than_s: float, consumers: list[str], limit: int = 1000) -> int:
+    def redrive_unprocessed(self, older_than_s: float, consumers: list[str], watermarks: dict[str, int],
+                            limit: int = 1000) -> int:
         """Events published long ago that a consumer never processed (the broker lost them):
-        mark unpublished so the relay sends them again. Consumers dedupe, so this is safe."""
+        mark unpublished so the relay sends them again. Consumers dedupe, so this is safe.
+
+        `watermarks` (consumer → event id, updated in place) bound the scan: every live event
+        below a consumer's watermark is known processed, so each pass only looks at recent rows."""
         total = 0
         with self.conn.cursor() as cur:
             for consumer in consumers:
                 types = [t for t, cs in CONSUMERS_BY_EVENT.items() if consumer in cs]
                 if not types:
                     continue
+                in_types = ",".join(["%s"] * len(types))
+                unprocessed = (f"e.event_id >= %s AND e.dead=0 AND e.event_type IN ({in_types}) "
+                               "AND NOT EXISTS (SELECT 1 FROM processed_event p WHERE p.consumer=%s "
+                               "AND p.event_id=e.event_id)")
+                start = watermarks.get(consumer, 0)
+                args = (start, *types, consumer)
                 cur.execute(
-                    "UPDATE outbox_event e SET e.published=0, e.next_attempt_at=NOW(6), "
-                    "e.redrive_count=e.redrive_count+1 "
-                    "WHERE e.published=1 AND e.created_at >= NOW(6) - INTERVAL 7 DAY "
-                    "AND e.published_at < NOW(6) - INTERVAL %s MICROSECOND "
-                    f"AND e.event_type IN ({','.join(['%s'] * len(types))}) "
-                    "AND NOT EXISTS (SELECT 1 FROM processed_event p WHERE p.consumer=%s "
-                    "AND p.event_id=e.event_id) LIMIT %s",
-                    (int(older_than_s * 1e6), *types, consumer, limit),
+                    f"SELECT e.event_id FROM outbox_event e WHERE {unprocessed} AND e.published=1 "
+                    "AND e.published_at < NOW(6) - INTERVAL %s MICROSECOND ORDER BY e.event_id LIMIT %s",
+                    (*args, int(older_than_s * 1e6), limit),
                 )
-                total += cur.rowcount
+                lost = [int(r[0]) for r in cur.fetchall()]
+                if lost:
+                    cur.execute(
+                        "UPDATE outbox_event SET published=0, next_attempt_at=NOW(6), redrive_count=redrive_count+1 "
+                        f"WHERE event_id IN ({','.join(['%s'] * len(lost))})",
+                        tuple(lost),
+                    )
+                    total += cur.rowcount
+                # Advance to the oldest event this consumer still lacks (in flight, pending or lost), but
+                # never past rows younger than a minute: a transaction still open may yet commit a
+                # smaller id than rows already visible.
+                cur.execute(f"SELECT e.event_id FROM outbox_event e WHERE {unprocessed} ORDER BY e.event_id LIMIT 1",
+                            args)
+                first_missing = cur.fetchone()
+                cur.execute("SELECT MAX(event_id) FROM outbox_event WHERE event_id >= %s "
+                            "AND created_at < NOW(6) - INTERVAL 60 SECOND", (start,))
+                settled = cur.fetchone()
+                watermarks[consumer] = next_watermark(
+                    start, int(first_missing[0]) if first_missing else None,
+                    int(settled[0]) if settled and settled[0] is not None else None)
         self.conn.commit()
         return total
 

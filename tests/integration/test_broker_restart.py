@@ -34,7 +34,15 @@ def test_broker_restart_mid_stream_loses_no_payment_event(stack):
         s = result["summary"]
         return result["clean"] and s["in_flight"] == 0 and s["pending"] == 0 and result
 
-    result = stack.wait_for(clean, timeout=90, interval=1.0)
+    try:
+        result = stack.wait_for(clean, timeout=90, interval=1.0)
+    except AssertionError:
+        import httpx
+
+        detail = reconcile(stack.topo, grace_s=2.0)
+        marks = [httpx.get(f"http://127.0.0.1:{vm.relay_port}/outbox").json() for vm in stack.topo.vms]
+        raise AssertionError(f"not clean: {[(s['shard'], s['missing'], s['in_flight']) for s in detail['shards']]}"
+                             f" relays: {marks}") from None
     assert result["summary"]["missing"] == 0
     assert result["summary"]["duplicate_postings"] == 0
     for shard in result["shards"]:

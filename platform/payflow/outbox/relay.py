@@ -44,7 +44,7 @@ class Relay:
         s = self.settings
         self.tracked = TrackedBreaker(s.breaker_fail_max, s.breaker_reset_timeout_s, s.breaker_success_threshold)
         self.producer: AIOKafkaProducer | None = None
-        self.store: OutboxStore | None = None
+        self.stores: dict[str, OutboxStore] = {}
         self.stopping = asyncio.Event()
         self.db_ok = False
         self.last_stats: dict[str, Any] = {}
@@ -56,18 +56,22 @@ class Relay:
         OLDEST.labels(self.shard.name).set(0)
 
     # -- connections -----------------------------------------------------------------------
-    def _store(self) -> OutboxStore:
-        if self.store is None:
-            self.store = OutboxStore(direct_connect(self.shard, self.config.shard_count))
-        return self.store
+    def _store(self, role: str = "publish") -> OutboxStore:
+        """One connection per role: the publish loop and housekeeping run in different threads,
+        and a PyMySQL connection must never be shared between threads."""
+        store = self.stores.get(role)
+        if store is None:
+            store = OutboxStore(direct_connect(self.shard, self.config.shard_count))
+            self.stores[role] = store
+        return store
 
-    def _drop_store(self) -> None:
-        if self.store is not None:
+    def _drop_store(self, role: str = "publish") -> None:
+        store = self.stores.pop(role, None)
+        if store is not None:
             try:
-                self.store.conn.close()
+                store.conn.close()
             except Exception:
                 pass
-        self.store = None
 
     async def _producer(self) -> AIOKafkaProducer:
         if self.producer is None:
@@ -227,7 +231,7 @@ class Relay:
         s = self.settings
         while not self.stopping.is_set():
             try:
-                store = self._store()
+                store = self._store("housekeeping")
                 if self.tracked.state == "closed":
                     redriven = await asyncio.to_thread(store.redrive_unprocessed, s.relay_redrive_after_s,
                                                        s.consumers, self.redrive_watermarks)
@@ -240,7 +244,7 @@ class Relay:
                 OLDEST.labels(self.shard.name).set(stats["oldestPendingAgeSeconds"])
             except Exception as exc:
                 log.warning("housekeeping failed: %s", exc)
-                self._drop_store()
+                self._drop_store("housekeeping")
             await _sleep_or_stop(self.stopping, s.redrive_interval_s)
 
     async def run(self) -> None:
@@ -250,7 +254,7 @@ class Relay:
         serve(self.config.relay_port, {
             "/health": self.health,
             "/circuit-breaker/kafka-publisher": lambda: (200, self.tracked.snapshot()),
-            "/outbox": lambda: (200, self.last_stats),
+            "/outbox": lambda: (200, {**self.last_stats, "redriveWatermarks": self.redrive_watermarks}),
         })
         log.info("relay for %s started (bootstrap %s)", self.shard.name, self.config.bootstrap_servers)
         keeper = asyncio.create_task(self.housekeeping())

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from payctl.schema import connect
+from payctl.schema import shard_connection
 from payctl.stack.topology import Topology
 from payflow.domain import events
 from payflow.outbox.store import CONSUMERS_BY_EVENT
@@ -104,8 +104,7 @@ def analyze_shard(
 
 def _read_shard(topo: Topology, vm: str) -> tuple[list[OutboxRow], dict[str, set[int]], dict[int, int],
                                                    dict[int, tuple[int, int]], int]:
-    conn = connect(topo, vm)
-    try:
+    with shard_connection(topo, vm) as conn:
         with conn.cursor() as cur:
             cur.execute("SELECT event_id, event_type, payload, published, dead, "
                         "TIMESTAMPDIFF(MICROSECOND, published_at, NOW(6)) FROM outbox_event")
@@ -124,8 +123,6 @@ def _read_shard(topo: Topology, vm: str) -> tuple[list[OutboxRow], dict[str, set
             row = cur.fetchone()
             net = int(row[0]) if row else 0
         return outbox, processed, postings, balances, net
-    finally:
-        conn.close()
 
 
 def reconcile(topo: Topology, repair: bool = False, grace_s: float = 10.0) -> dict[str, Any]:
@@ -166,8 +163,7 @@ def redrive(topo: Topology, vm: str, event_ids: list[int]) -> int:
     """Put events back in the outbox queue (consumers dedupe, so re-sending is safe)."""
     if not event_ids:
         return 0
-    conn = connect(topo, vm)
-    try:
+    with shard_connection(topo, vm) as conn:
         with conn.cursor() as cur:
             cur.execute(
                 "UPDATE outbox_event SET published=0, dead=0, retry_count=0, next_attempt_at=NOW(6), "
@@ -177,5 +173,3 @@ def redrive(topo: Topology, vm: str, event_ids: list[int]) -> int:
             count = int(cur.rowcount)
         conn.commit()
         return count
-    finally:
-        conn.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pymysql
@@ -25,16 +27,24 @@ def connect(topo: Topology, vm_name: str) -> pymysql.Connection[Any]:
                                  "is the stack up? run `payctl up`") from exc
 
 
+@contextmanager
+def shard_connection(topo: Topology, vm_name: str) -> Iterator[pymysql.Connection[Any]]:
+    """A connection to one VM's shard, closed afterwards."""
+    conn = connect(topo, vm_name)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
 def apply_all(topo: Topology, vms: list[str] | None = None) -> dict[str, list[str]]:
     applied: dict[str, list[str]] = {}
     for vm in vms or [v.name for v in topo.vms]:
-        conn = connect(topo, vm)
-        try:
-            applied[vm] = [f"V{m.version:03d}__{m.name}" for m in migrations.apply_pending(conn)]
-        except RuntimeError as exc:
-            raise EnvironmentProblem(f"{vm}: {exc}") from exc
-        finally:
-            conn.close()
+        with shard_connection(topo, vm) as conn:
+            try:
+                applied[vm] = [f"V{m.version:03d}__{m.name}" for m in migrations.apply_pending(conn)]
+            except RuntimeError as exc:
+                raise EnvironmentProblem(f"{vm}: {exc}") from exc
     return applied
 
 
@@ -42,11 +52,8 @@ def status(topo: Topology) -> list[dict[str, Any]]:
     available = migrations.load_migrations()
     rows = []
     for i, vm in enumerate(topo.vms):
-        conn = connect(topo, vm.name)
-        try:
+        with shard_connection(topo, vm.name) as conn:
             applied = migrations.read_applied(conn)
-        finally:
-            conn.close()
         p = migrations.plan(available, applied)
         rows.append({
             "vm": vm.name, "shard": topo.shard_name(i),
@@ -71,9 +78,6 @@ def diff_fingerprints(prints: dict[str, dict[str, str]]) -> list[dict[str, Any]]
 def diff(topo: Topology) -> list[dict[str, Any]]:
     prints = {}
     for i, vm in enumerate(topo.vms):
-        conn = connect(topo, vm.name)
-        try:
+        with shard_connection(topo, vm.name) as conn:
             prints[topo.shard_name(i)] = migrations.schema_fingerprint(conn, topo.database)
-        finally:
-            conn.close()
     return diff_fingerprints(prints)

@@ -21,6 +21,8 @@ from payctl.loadtest.grade import Grade
 from payctl.reconcile import reconcile
 from payctl.stack.binaries import Binaries
 from payctl.stack.local import LocalBackend, missing_binaries_error, needed_binaries
+from payctl.stack.probes import port_free
+from payctl.stack.supervisor import process_alive
 from payctl.stack.topology import Topology, dump_toml, services
 from payflow.config import Settings
 
@@ -196,11 +198,8 @@ class Smoke:
     def teardown(self) -> str:
         pids = [s.pid for s in self.backend.status() if s.pid]
         self.backend.down(purge=True)
-        from payctl.stack.probes import port_free
-
         taken = [svc.name for svc in services(self.topo) if not port_free(svc.port)]
-        alive = [p for p in pids if Path(f"/proc/{p}").exists()
-                 and Path(f"/proc/{p}/stat").read_text().split()[2] != "Z"]
+        alive = [p for p in pids if process_alive(p)]
         if taken or alive:
             raise EnvironmentProblem(f"left behind: ports of {taken}, pids {alive}")
         return "no process and no port left behind"

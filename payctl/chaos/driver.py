@@ -31,11 +31,11 @@ from payctl.chaos.model import (
 )
 from payctl.chaos.tolerance import within
 from payctl.chaos.transitions import check_outage_transitions
+from payctl.outbox import outbox_stats
 from payctl.reconcile import reconcile
-from payctl.schema import connect
+from payctl.schema import shard_connection
 from payctl.stack.backend import Backend
-from payctl.stack.probes import http_json
-from payflow.outbox.store import OutboxStore
+from payctl.stack.probes import relay_breaker
 
 
 class StackDriver:
@@ -53,40 +53,22 @@ class StackDriver:
         chosen = [(f"relay-{vm.name}", vm.relay_port) for vm in self.topo.vms]
         return chosen if relays == "all" else [r for r in chosen if r[0] in relays]
 
-    def _breaker(self, port: int) -> dict[str, Any]:
-        try:
-            body = http_json(port, "/circuit-breaker/kafka-publisher", timeout=1.0)[1]
-            return body if isinstance(body, dict) else {"state": "UNREACHABLE"}
-        except Exception:
-            return {"state": "UNREACHABLE"}
-
     def _sql_sum(self, sql: str) -> int:
         total = 0
         for vm in self.topo.vms:
-            conn = connect(self.topo, vm.name)
-            try:
-                with conn.cursor() as cur:
-                    cur.execute(sql)
-                    row = cur.fetchone()
-                    total += int(row[0] or 0) if row else 0
-            finally:
-                conn.close()
+            with shard_connection(self.topo, vm.name) as conn, conn.cursor() as cur:
+                cur.execute(sql)
+                row = cur.fetchone()
+                total += int(row[0] or 0) if row else 0
         return total
 
     def probe(self, probe: Probe, journal: Journal) -> Any:
         if isinstance(probe, HttpProbe):
             return self.client.request(probe.method, self.gateway + probe.path, json=probe.body).status_code
         if isinstance(probe, BreakerStateProbe):
-            return {name: self._breaker(port).get("state") for name, port in self._relays(probe.relays)}
+            return {name: relay_breaker(port).get("state") for name, port in self._relays(probe.relays)}
         if isinstance(probe, OutboxPendingProbe):
-            total = 0
-            for vm in self.topo.vms:
-                conn = connect(self.topo, vm.name)
-                try:
-                    total += OutboxStore(conn).stats()["pending"]
-                finally:
-                    conn.close()
-            return total
+            return sum(int(row["pending"]) for row in outbox_stats(self.topo))
         if isinstance(probe, LedgerBalancedProbe):
             unbalanced = self._sql_sum(
                 "SELECT COUNT(*) FROM (SELECT payment_id FROM ledger_entry GROUP BY payment_id "
@@ -109,7 +91,7 @@ class StackDriver:
                 return {"ok": False, "error": f"activities '{probe.down}'/'{probe.up}' did not run"}
             out: dict[str, Any] = {}
             for name, port in self._relays(probe.relays):
-                transitions = self._breaker(port).get("transitions", [])
+                transitions = relay_breaker(port).get("transitions", [])
                 problems = check_outage_transitions(transitions, float(down["start"]), float(up["end"]))
                 out[name] = {"problems": problems, "transitions": [t for t in transitions
                                                                     if t["at"] >= float(down["start"]) - 0.001]}
@@ -171,7 +153,7 @@ class StackDriver:
         return output
 
     def breaker_transitions(self) -> dict[str, list[dict[str, Any]]]:
-        return {name: [t for t in self._breaker(port).get("transitions", []) if t["at"] >= self.started]
+        return {name: [t for t in relay_breaker(port).get("transitions", []) if t["at"] >= self.started]
                 for name, port in self._relays("all")}
 
     def close(self) -> None:

@@ -158,6 +158,10 @@ Action = Annotated[
 ]
 
 
+ACTION_TYPES = ("stop", "start", "kill", "pause", "resume", "payments", "background_load", "stop_load", "wait",
+                "wait_until", "probe")
+
+
 class Experiment(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: str = Field(min_length=1)
@@ -212,8 +216,7 @@ def _location(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in PROBE_TYPES or part in ("stop", "start", "kill", "pause", "resume", "payments",
-                                             "background_load", "stop_load", "wait", "wait_until", "probe"):
+        elif part in PROBE_TYPES or part in ACTION_TYPES:
             continue  # the discriminator tag pydantic adds to the path
         else:
             out += f".{part}" if out else str(part)

@@ -10,11 +10,10 @@ from rich.live import Live
 
 from payctl.cli.context import load
 from payctl.cli.output import console, ok_mark, print_json, table
+from payctl.outbox import outbox_stats
 from payctl.reconcile import reconcile as run_reconcile
-from payctl.schema import connect
-from payctl.stack.probes import http_json
+from payctl.stack.probes import relay_breaker
 from payctl.stack.topology import Topology
-from payflow.outbox.store import OutboxStore
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 breaker_app = typer.Typer(no_args_is_help=True, help="The kafka-publisher circuit breaker of each relay.")
@@ -24,11 +23,7 @@ outbox_app = typer.Typer(no_args_is_help=True, help="Outbox backlog per shard.")
 def breaker_rows(topo: Topology) -> list[dict[str, Any]]:
     rows = []
     for vm in topo.vms:
-        try:
-            snap = http_json(vm.relay_port, "/circuit-breaker/kafka-publisher")[1]
-        except Exception as exc:
-            snap = {"state": "UNREACHABLE", "error": type(exc).__name__}
-        rows.append({"vm": vm.name, "relay": f"relay-{vm.name}", **snap})
+        rows.append({"vm": vm.name, "relay": f"relay-{vm.name}", **relay_breaker(vm.relay_port)})
     return rows
 
 
@@ -64,21 +59,10 @@ def breaker_status(json_out: JsonOpt = False,
             pass
 
 
-def outbox_rows(topo: Topology) -> list[dict[str, Any]]:
-    rows = []
-    for i, vm in enumerate(topo.vms):
-        conn = connect(topo, vm.name)
-        try:
-            rows.append({"vm": vm.name, "shard": topo.shard_name(i), **OutboxStore(conn).stats()})
-        finally:
-            conn.close()
-    return rows
-
-
 @outbox_app.command("status")
 def outbox_status(json_out: JsonOpt = False) -> None:
     """Pending, dead and published events per shard, and the oldest pending age."""
-    rows = outbox_rows(load())
+    rows = outbox_stats(load())
     if json_out:
         print_json(rows)
         return

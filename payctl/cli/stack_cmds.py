@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from pathlib import Path
 from typing import Annotated
@@ -145,7 +146,7 @@ def register_smoke(app: typer.Typer) -> None:
                 console.print(f"{mark} {step.name} ({step.seconds:.1f}s) {step.detail}", highlight=False)
 
         runner = Smoke(load(), options, report, on_step)
-        with status if not json_out else _null():
+        with status if not json_out else contextlib.nullcontext():
             result = runner.run()
         if json_out:
             print_json(result.as_dict())
@@ -161,10 +162,3 @@ def register_smoke(app: typer.Typer) -> None:
         if not result.passed:
             raise typer.Exit(1)
 
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from payctl.errors import EnvironmentProblem
 from payflow.kafka.clients import ensure_topics
@@ -15,7 +16,5 @@ def create_topics(bootstrap: str, attempts: int = 20) -> list[str]:
             return asyncio.run(ensure_topics(bootstrap))
         except Exception as exc:
             last = exc
-            import time
-
             time.sleep(0.25)
     raise EnvironmentProblem(f"could not create topics on {bootstrap}: {last}")

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from payctl.errors import EnvironmentProblem, UsageError
+from payctl.schema import apply_all
 from payctl.stack import mariadb, render
 from payctl.stack.binaries import INSTALL_HINTS, Binaries
+from payctl.stack.kafka_admin import create_topics
 from payctl.stack.paths import StatePaths
-from payctl.stack.probes import gateway_servers, http_json, port_free, port_open, probe
+from payctl.stack.probes import gateway_servers, port_free, port_open, probe, relay_breaker
 from payctl.stack.supervisor import Supervisor
 from payctl.stack.topology import ServiceSpec, Topology, services
 
@@ -117,16 +119,12 @@ class LocalBackend:
                 assert svc.vm is not None
                 mariadb.bootstrap(self.paths, svc.vm, self.topo.database, self.topo.db_user)
             progress("applying schema")
-            from payctl.schema import apply_all
-
             apply_all(self.topo, [s.vm for s in wanted if s.kind == "db" and s.vm])
             for svc in [s for s in wanted if s.kind == "kafka"]:
                 progress("starting kafka")
                 self._start(svc, started, active)
                 self._wait(svc, timeout_s)
                 progress("creating topics")
-                from payctl.stack.kafka_admin import create_topics
-
                 create_topics(self.topo.kafka_bootstrap)
             rest = [s for s in wanted if s.kind not in ("db", "kafka")]
             for svc in rest:
@@ -212,12 +210,7 @@ class LocalBackend:
             state = i.get("statename", "ABSENT")
             running = state in ("RUNNING", "STARTING")
             healthy, detail = probe(svc, self.topo, self.paths) if running else (False, state.lower())
-            breaker = None
-            if svc.kind == "relay" and running:
-                try:
-                    breaker = http_json(svc.port, "/circuit-breaker/kafka-publisher")[1].get("state")
-                except Exception:
-                    breaker = "unknown"
+            breaker = relay_breaker(svc.port).get("state") if svc.kind == "relay" and running else None
             return ServiceStatus(
                 svc.name, svc.kind, svc.vm, svc.port, state, int(i["pid"]) if running else None,
                 round(now - i["start"], 1) if running else None, healthy, detail, breaker,
@@ -248,8 +241,6 @@ class LocalBackend:
             self._wait_gateway_routes([name], 30)
         if svc.kind == "kafka":
             # The in-memory broker comes back empty: recreate the topics straight away.
-            from payctl.stack.kafka_admin import create_topics
-
             create_topics(self.topo.kafka_bootstrap)
 
     def stop(self, name: str) -> None:

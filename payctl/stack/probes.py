@@ -39,6 +39,15 @@ def http_json(port: int, path: str, timeout: float = 1.0) -> tuple[int, Any]:
     return resp.status_code, body
 
 
+def relay_breaker(relay_port: int, timeout: float = 1.0) -> dict[str, Any]:
+    """A relay's `kafka-publisher` breaker snapshot; {"state": "UNREACHABLE"} when it does not answer."""
+    try:
+        body = http_json(relay_port, "/circuit-breaker/kafka-publisher", timeout=timeout)[1]
+    except Exception as exc:
+        return {"state": "UNREACHABLE", "error": type(exc).__name__}
+    return body if isinstance(body, dict) else {"state": "UNREACHABLE"}
+
+
 def probe(svc: ServiceSpec, topo: Topology, paths: StatePaths) -> tuple[bool, str]:
     """(healthy, detail) for one service."""
     try:

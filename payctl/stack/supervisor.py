@@ -109,7 +109,7 @@ class Supervisor:
         except (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
             pass
         deadline = time.monotonic() + timeout
-        while pid and _alive(pid) and time.monotonic() < deadline:
+        while pid and process_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
 
 
@@ -120,7 +120,8 @@ def _read_pid(paths: StatePaths) -> int:
         return 0
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

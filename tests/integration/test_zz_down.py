@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from payctl.stack.probes import port_free
+from payctl.stack.supervisor import process_alive
 from payctl.stack.topology import services
 
 pytestmark = pytest.mark.integration
@@ -17,9 +16,7 @@ def test_down_stops_every_process_and_frees_the_ports(stack):
     assert len(pids) == len(services(stack.topo))
     stack.backend.down(purge=False)
     for pid in pids:
-        stat = Path(f"/proc/{pid}/stat")
-        alive = stat.exists() and stat.read_text().split()[2] != "Z"
-        assert not alive, f"pid {pid} survived down"
+        assert not process_alive(pid), f"pid {pid} survived down"
     for svc in services(stack.topo):
         assert port_free(svc.port), f"{svc.name} port {svc.port} still taken"
     assert (stack.backend.paths.datadir("vm1") / "mysql").is_dir()  # data kept without --purge

@@ -5,6 +5,7 @@ when PROMETHEUS_MULTIPROC_DIR is set (payctl sets it per instance)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 
@@ -23,6 +24,7 @@ HTTP_SECONDS = Histogram(
 _CONVERTER = re.compile(r"<(?:\w+:)?(\w+)>")
 
 
+@functools.lru_cache(maxsize=256)  # called on every request with one of a handful of rules
 def templated_uri(rule: str | None) -> str:
     """Flask's '/payments/capture/<int:payment_id>' → '/payments/capture/{paymentId}'."""
     if not rule:

@@ -6,6 +6,7 @@ outbox and are published once the breaker closes again."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -281,8 +282,6 @@ class Relay:
 
 
 def _encode(event: OutboxEvent) -> bytes:
-    import json
-
     return json.dumps({"eventId": event.event_id, "eventType": event.event_type, **event.payload}).encode()
 
 

@@ -1,0 +1,17 @@
+"""Outbox backlog per shard, read straight from the databases (works while a relay is down)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from payctl.schema import shard_connection
+from payctl.stack.topology import Topology
+from payflow.outbox.store import OutboxStore
+
+
+def outbox_stats(topo: Topology) -> list[dict[str, Any]]:
+    rows = []
+    for i, vm in enumerate(topo.vms):
+        with shard_connection(topo, vm.name) as conn:
+            rows.append({"vm": vm.name, "shard": topo.shard_name(i), **OutboxStore(conn).stats()})
+    return rows

@@ -12,13 +12,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from payctl import schema
 from payctl.chaos import runner as chaos_runner
 from payctl.errors import CheckFailed, EnvironmentProblem, PayctlError
 from payctl.loadtest import run as k6_runner
 from payctl.loadtest.analyze import analyze_file, write_reports
 from payctl.loadtest.grade import Grade
-from payctl.reconcile import reconcile
+from payctl.ops import schema
+from payctl.ops.reconcile import reconcile
 from payctl.stack.binaries import Binaries
 from payctl.stack.local import LocalBackend, missing_binaries_error, needed_binaries
 from payctl.stack.probes import port_free

@@ -31,11 +31,11 @@ from payctl.chaos.model import (
 )
 from payctl.chaos.tolerance import within
 from payctl.chaos.transitions import check_outage_transitions
-from payctl.outbox import outbox_stats
-from payctl.reconcile import reconcile
-from payctl.schema import shard_connection
+from payctl.ops.outbox import outbox_stats
+from payctl.ops.reconcile import reconcile
 from payctl.stack.backend import Backend
 from payctl.stack.probes import relay_breaker
+from payctl.stack.shards import shard_connection
 
 
 class StackDriver:

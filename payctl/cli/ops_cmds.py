@@ -10,8 +10,8 @@ from rich.live import Live
 
 from payctl.cli.context import load
 from payctl.cli.output import console, ok_mark, print_json, table
-from payctl.outbox import outbox_stats
-from payctl.reconcile import reconcile as run_reconcile
+from payctl.ops.outbox import outbox_stats
+from payctl.ops.reconcile import reconcile as run_reconcile
 from payctl.stack.probes import relay_breaker
 from payctl.stack.topology import Topology
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from payctl import schema
 from payctl.cli.context import load
 from payctl.cli.output import console, print_json, table
+from payctl.ops import schema
 
 app = typer.Typer(no_args_is_help=True, help="Versioned migrations on every shard.")
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]

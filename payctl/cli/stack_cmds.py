@@ -9,10 +9,10 @@ from typing import Annotated
 
 import typer
 
-from payctl import doctor as doctor_mod
 from payctl.cli.context import backend_for, load
 from payctl.cli.output import console, ok_mark, print_json, table
 from payctl.errors import EnvironmentProblem
+from payctl.ops import doctor as doctor_mod
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 

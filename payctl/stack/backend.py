@@ -4,11 +4,28 @@ which one runs the stack."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from payctl.stack.local import ServiceStatus
 from payctl.stack.topology import Topology
+
+
+@dataclass
+class ServiceStatus:
+    name: str
+    kind: str
+    vm: str | None
+    port: int
+    state: str
+    pid: int | None
+    uptime_s: float | None
+    healthy: bool
+    detail: str
+    breaker: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class Backend(Protocol):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from payctl.errors import EnvironmentProblem, UsageError
-from payctl.stack.local import ServiceStatus
+from payctl.stack.backend import ServiceStatus
 from payctl.stack.paths import StatePaths
 from payctl.stack.probes import probe
 from payctl.stack.topology import ServiceSpec, Topology, services

@@ -6,39 +6,21 @@ import concurrent.futures
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from payctl.errors import EnvironmentProblem, UsageError
-from payctl.schema import apply_all
-from payctl.stack import mariadb, render
+from payctl.stack import mariadb, render, shards
+from payctl.stack.backend import ServiceStatus
 from payctl.stack.binaries import INSTALL_HINTS, Binaries
 from payctl.stack.kafka_admin import create_topics
 from payctl.stack.paths import StatePaths
 from payctl.stack.probes import gateway_servers, port_free, port_open, probe, relay_breaker
+from payctl.stack.shards import apply_migrations
 from payctl.stack.supervisor import Supervisor
 from payctl.stack.topology import ServiceSpec, Topology, services
 
 Progress = Callable[[str], None]
-
-
-@dataclass
-class ServiceStatus:
-    name: str
-    kind: str
-    vm: str | None
-    port: int
-    state: str
-    pid: int | None
-    uptime_s: float | None
-    healthy: bool
-    detail: str
-    breaker: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def needed_binaries(topo: Topology) -> list[str]:
@@ -119,7 +101,7 @@ class LocalBackend:
                 assert svc.vm is not None
                 mariadb.bootstrap(self.paths, svc.vm, self.topo.database, self.topo.db_user)
             progress("applying schema")
-            apply_all(self.topo, [s.vm for s in wanted if s.kind == "db" and s.vm])
+            apply_migrations(self.topo, [s.vm for s in wanted if s.kind == "db" and s.vm])
             for svc in [s for s in wanted if s.kind == "kafka"]:
                 progress("starting kafka")
                 self._start(svc, started, active)
@@ -160,7 +142,7 @@ class LocalBackend:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
-                mariadb.root_connect(self.paths, svc.vm, timeout=1).close()
+                shards.root_connect(self.paths, svc.vm, timeout_s=1).close()
                 return
             except Exception:
                 self._check_alive(svc)

@@ -7,12 +7,10 @@ import os
 import secrets
 import subprocess
 from pathlib import Path
-from typing import Any
-
-import pymysql
 
 from payctl.errors import EnvironmentProblem
 from payctl.stack.paths import StatePaths
+from payctl.stack.shards import root_connect
 
 
 def ensure_password(path: Path) -> str:
@@ -45,11 +43,6 @@ def init_datadir(install_db: str, paths: StatePaths, vm: str) -> bool:
             f"inspect {datadir} or run `payctl down --purge` to start from scratch",
         )
     return True
-
-
-def root_connect(paths: StatePaths, vm: str, timeout: float = 2) -> pymysql.Connection[Any]:
-    return pymysql.connect(unix_socket=str(paths.db_socket(vm)), user="root", connect_timeout=int(timeout),
-                           autocommit=True)
 
 
 def bootstrap(paths: StatePaths, vm: str, database: str, user: str) -> None:

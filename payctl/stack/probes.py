@@ -6,8 +6,8 @@ import socket
 from typing import Any
 
 import httpx
-import pymysql
 
+from payctl.stack import shards
 from payctl.stack.paths import StatePaths
 from payctl.stack.topology import ServiceSpec, Topology
 
@@ -55,11 +55,7 @@ def probe(svc: ServiceSpec, topo: Topology, paths: StatePaths) -> tuple[bool, st
             return (True, "accepting") if port_open(svc.port) else (False, "port closed")
         if svc.health == "mysql":
             assert svc.vm is not None
-            conn = pymysql.connect(host="127.0.0.1", port=svc.port, user=topo.db_user,
-                                   password=paths.password_file(svc.vm).read_text().strip(),
-                                   database=topo.database, connect_timeout=1)
-            conn.ping()
-            conn.close()
+            shards.ping(topo, svc.vm)
             return True, "ping ok"
         status, body = http_json(svc.port, svc.health)
         if status == 200:

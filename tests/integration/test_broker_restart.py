@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from payctl.reconcile import reconcile
+from payctl.ops.reconcile import reconcile
 
 pytestmark = pytest.mark.integration
 

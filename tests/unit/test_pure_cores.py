@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from payctl.errors import UsageError
 from payctl.loadtest.run import check_base_url, parse_duration, plan, resolve_script
-from payctl.reconcile import OutboxRow, analyze_shard
+from payctl.ops.reconcile import OutboxRow, analyze_shard
 from payflow.db.migrations import AppliedMigration, Migration, load_migrations
 from payflow.db.migrations import plan as migration_plan
 from payflow.ingest.errors import ApiError

@@ -2,50 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import pymysql
-
-from payctl.errors import EnvironmentProblem
-from payctl.stack.paths import StatePaths
+from payctl.stack.shards import apply_migrations, shard_connection
 from payctl.stack.topology import Topology
 from payflow.db import migrations
 
 
-def connect(topo: Topology, vm_name: str) -> pymysql.Connection[Any]:
-    paths = StatePaths(topo.state_path())
-    vm = topo.vm(vm_name)
-    shard = topo.shard_name(topo.vms.index(vm))
-    try:
-        return pymysql.connect(host="127.0.0.1", port=vm.db_port, user=topo.db_user,
-                               password=paths.password_file(vm_name).read_text().strip(),
-                               database=topo.database, connect_timeout=2)
-    except (OSError, pymysql.err.MySQLError) as exc:
-        raise EnvironmentProblem(f"cannot connect to {shard} on port {vm.db_port}: {exc}",
-                                 "is the stack up? run `payctl up`") from exc
-
-
-@contextmanager
-def shard_connection(topo: Topology, vm_name: str) -> Iterator[pymysql.Connection[Any]]:
-    """A connection to one VM's shard, closed afterwards."""
-    conn = connect(topo, vm_name)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
 def apply_all(topo: Topology, vms: list[str] | None = None) -> dict[str, list[str]]:
-    applied: dict[str, list[str]] = {}
-    for vm in vms or [v.name for v in topo.vms]:
-        with shard_connection(topo, vm) as conn:
-            try:
-                applied[vm] = [f"V{m.version:03d}__{m.name}" for m in migrations.apply_pending(conn)]
-            except RuntimeError as exc:
-                raise EnvironmentProblem(f"{vm}: {exc}") from exc
-    return applied
+    return apply_migrations(topo, vms)
 
 
 def status(topo: Topology) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from payctl.schema import shard_connection
+from payctl.stack.shards import shard_connection
 from payctl.stack.topology import Topology
 from payflow.domain import events
 from payflow.outbox.store import CONSUMERS_BY_EVENT

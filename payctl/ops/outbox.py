@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from payctl.schema import shard_connection
+from payctl.stack.shards import shard_connection
 from payctl.stack.topology import Topology
 from payflow.outbox.store import OutboxStore
 

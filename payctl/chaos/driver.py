@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
+from pymysql.cursors import Cursor
 
 from payctl.chaos.engine import ActivityFailed
 from payctl.chaos.journal import Journal
@@ -36,6 +38,7 @@ from payctl.ops.reconcile import reconcile
 from payctl.stack.backend import Backend
 from payctl.stack.probes import relay_breaker
 from payctl.stack.shards import shard_connection
+from payflow.outbox import audit
 
 
 class StackDriver:
@@ -53,13 +56,11 @@ class StackDriver:
         chosen = [(f"relay-{vm.name}", vm.relay_port) for vm in self.topo.vms]
         return chosen if relays == "all" else [r for r in chosen if r[0] in relays]
 
-    def _sql_sum(self, sql: str) -> int:
+    def _sum_over_shards(self, read: Callable[[Cursor], int]) -> int:
         total = 0
         for vm in self.topo.vms:
             with shard_connection(self.topo, vm.name) as conn, conn.cursor() as cur:
-                cur.execute(sql)
-                row = cur.fetchone()
-                total += int(row[0] or 0) if row else 0
+                total += read(cur)
         return total
 
     def probe(self, probe: Probe, journal: Journal) -> Any:
@@ -70,10 +71,7 @@ class StackDriver:
         if isinstance(probe, OutboxPendingProbe):
             return sum(int(row["pending"]) for row in outbox_stats(self.topo))
         if isinstance(probe, LedgerBalancedProbe):
-            unbalanced = self._sql_sum(
-                "SELECT COUNT(*) FROM (SELECT payment_id FROM ledger_entry GROUP BY payment_id "
-                "HAVING SUM(IF(direction='DEBIT', amount, -amount)) <> 0) x")
-            return unbalanced == 0
+            return self._sum_over_shards(audit.unbalanced_payment_count) == 0
         if isinstance(probe, ReconcileCleanProbe):
             result = reconcile(self.topo, grace_s=probe.grace_s)
             return {"clean": result["clean"], **result["summary"]}
@@ -82,8 +80,7 @@ class StackDriver:
             wanted = [s for s in statuses if probe.services == "all" or s.name in probe.services]
             return {s.name: s.healthy for s in wanted}
         if isinstance(probe, NoPartialPaymentsProbe):
-            return self._sql_sum("SELECT COUNT(*) FROM payment p WHERE NOT EXISTS (SELECT 1 FROM outbox_event e "
-                                 "WHERE e.aggregate_id = p.payment_id)")
+            return self._sum_over_shards(audit.payments_without_event_count)
         if isinstance(probe, BreakerTransitionsProbe):
             marks = journal.marks()
             down, up = marks.get(probe.down), marks.get(probe.up)

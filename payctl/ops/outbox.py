@@ -13,5 +13,5 @@ def outbox_stats(topo: Topology) -> list[dict[str, Any]]:
     rows = []
     for i, vm in enumerate(topo.vms):
         with shard_connection(topo, vm.name) as conn:
-            rows.append({"vm": vm.name, "shard": topo.shard_name(i), **OutboxStore(conn).stats()})
+            rows.append({"vm": vm.name, "shard": topo.shard_name(i), **OutboxStore(conn).stats().as_json()})
     return rows

@@ -3,7 +3,6 @@ ledger. The core (`analyze_shard`) is pure; `reconcile` reads the shards and can
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -12,17 +11,12 @@ from typing import Any
 from payctl.stack.shards import shard_connection
 from payctl.stack.topology import Topology
 from payflow.domain import events
-from payflow.outbox.store import CONSUMERS_BY_EVENT
+from payflow.domain.events import CONSUMERS_BY_EVENT
+from payflow.outbox import audit
+from payflow.outbox import store as outbox_store
+from payflow.outbox.audit import OutboxRow
 
-
-@dataclass(frozen=True)
-class OutboxRow:
-    event_id: int
-    event_type: str
-    payload: dict[str, Any]
-    published: bool
-    dead: bool
-    published_age_s: float | None  # seconds since published_at, None when unpublished
+__all__ = ["OutboxRow", "ShardReport", "analyze_shard", "reconcile", "redrive", "summarize"]
 
 
 @dataclass
@@ -102,36 +96,15 @@ def analyze_shard(
     return report
 
 
-def _read_shard(topo: Topology, vm: str) -> tuple[list[OutboxRow], dict[str, set[int]], dict[int, int],
-                                                   dict[int, tuple[int, int]], int]:
-    with shard_connection(topo, vm) as conn:
-        with conn.cursor() as cur:
-            cur.execute("SELECT event_id, event_type, payload, published, dead, "
-                        "TIMESTAMPDIFF(MICROSECOND, published_at, NOW(6)) FROM outbox_event")
-            outbox = [OutboxRow(int(r[0]), str(r[1]), json.loads(r[2]), bool(r[3]), bool(r[4]),
-                                None if r[5] is None else int(r[5]) / 1e6) for r in cur.fetchall()]
-            cur.execute("SELECT consumer, event_id FROM processed_event")
-            processed: dict[str, set[int]] = {}
-            for consumer, event_id in cur.fetchall():
-                processed.setdefault(str(consumer), set()).add(int(event_id))
-            cur.execute("SELECT event_id, COUNT(*) FROM ledger_entry GROUP BY event_id")
-            postings = {int(e): int(n) for e, n in cur.fetchall()}
-            cur.execute("SELECT payment_id, SUM(IF(direction='DEBIT', amount, 0)), "
-                        "SUM(IF(direction='CREDIT', amount, 0)) FROM ledger_entry GROUP BY payment_id")
-            balances = {int(p): (int(d), int(c)) for p, d, c in cur.fetchall()}
-            cur.execute("SELECT COALESCE(SUM(net), 0) FROM settlement")
-            row = cur.fetchone()
-            net = int(row[0]) if row else 0
-        return outbox, processed, postings, balances, net
-
-
 def reconcile(topo: Topology, repair: bool = False, grace_s: float = 10.0) -> dict[str, Any]:
     reports = []
     repaired: dict[str, int] = {}
     for i, vm in enumerate(topo.vms):
         shard = topo.shard_name(i)
-        outbox, processed, postings, balances, net = _read_shard(topo, vm.name)
-        report = analyze_shard(shard, outbox, processed, postings, balances, net, topo.settings.consumers, grace_s)
+        with shard_connection(topo, vm.name) as conn, conn.cursor() as cur:
+            snap = audit.read_snapshot(cur)
+        report = analyze_shard(shard, snap.outbox, snap.processed, snap.postings_per_event, snap.balance_per_payment,
+                               snap.settlement_net, topo.settings.consumers, grace_s)
         reports.append(report)
         if repair:
             ids = sorted({e for ids in report.missing.values() for e in ids} | set(report.dead))
@@ -165,11 +138,6 @@ def redrive(topo: Topology, vm: str, event_ids: list[int]) -> int:
         return 0
     with shard_connection(topo, vm) as conn:
         with conn.cursor() as cur:
-            cur.execute(
-                "UPDATE outbox_event SET published=0, dead=0, retry_count=0, next_attempt_at=NOW(6), "
-                f"redrive_count=redrive_count+1 WHERE event_id IN ({','.join(['%s'] * len(event_ids))})",
-                tuple(event_ids),
-            )
-            count = int(cur.rowcount)
+            count = outbox_store.redrive_ids(cur, event_ids)
         conn.commit()
         return count

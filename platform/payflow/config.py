@@ -29,6 +29,10 @@ class Settings(BaseModel):
     currencies: list[str] = Field(default_factory=lambda: ["KRW", "USD", "EUR", "JPY"])
     max_body_bytes: int = 16 * 1024
     db_connect_timeout_s: float = 0.5
+    # Every platform connection has read/write timeouts (db.pool): a hung shard fails calls instead of
+    # blocking the worker that made them.
+    db_read_timeout_s: float = 15.0
+    db_write_timeout_s: float = 15.0
     db_pool_size: int = 8
     shard_retry_after_s: int = 2
     breaker_fail_max: int = 5

@@ -183,6 +183,43 @@ def test_openapi_document_is_served(stack):
     assert auth["properties"]["currency"]["enum"] == ["KRW", "USD", "EUR", "JPY"]
 
 
+def _validator(doc: dict, name: str):
+    import jsonschema
+
+    # Resolve "#/components/schemas/X" references against the whole document.
+    schema = {**doc["components"]["schemas"][name], "components": doc["components"]}
+    return jsonschema.Draft202012Validator(schema)
+
+
+def test_openapi_describes_every_field_the_api_returns(stack):
+    """The document (through the gateway too) validates live responses with additionalProperties
+    forbidden: a field the API returns but the document lacks fails here."""
+    doc = stack.api.client.get("/openapi.json").json()
+    assert doc == httpx.get(f"http://127.0.0.1:{stack.topo.vms[1].ingest_port}/openapi.json").json()
+    payment_schema = _validator(doc, "Payment")
+    error_schema = _validator(doc, "Error")
+    assert doc["components"]["schemas"]["Payment"]["additionalProperties"] is False
+    merchant = "MERCHANT-8"
+    created = stack.api.authorize(merchant, 5000).json()
+    pid = created["paymentId"]
+    captured = stack.api.post(f"/payments/capture/{pid}", {"merchantId": merchant}).json()
+    refund = stack.api.post(f"/payments/refund/{pid}", {"merchantId": merchant, "amount": 100}).json()
+    assert "refundPendingAmount" in refund and "createdAt" in refund and "updatedAt" in refund
+    stack.wait_for(lambda: stack.api.get(pid, merchant).json()["ledgerEntries"], timeout=30)
+    fetched = stack.api.get(pid, merchant).json()
+    for body in (created, captured, refund, fetched):
+        payment_schema.validate(body)
+    conflict = stack.api.post(f"/payments/cancel/{pid}", {"merchantId": merchant})
+    assert conflict.status_code == 409
+    error_schema.validate(conflict.json())
+    invalid = stack.api.post("/payments/authorize", {"merchantId": "bad id", "amount": 0})
+    assert invalid.status_code == 400
+    error_schema.validate(invalid.json())
+    broken = dict(fetched, surprise=1)
+    with pytest.raises(Exception, match="surprise"):
+        payment_schema.validate(broken)
+
+
 def test_shard_outage_isolates_odd_merchants_and_recovers(stack):
     backend = stack.backend
     backend.stop("shard2")

@@ -4,6 +4,7 @@ from hypothesis import strategies as st
 
 from payflow.domain import payment
 from payflow.domain.payment import Status, TransitionError
+from payflow.ingest.errors import http_status_of
 
 
 def test_happy_path_authorize_capture_refund():
@@ -34,7 +35,7 @@ def test_happy_path_authorize_capture_refund():
 def test_illegal_operations_name_their_code(make, code, status):
     with pytest.raises(TransitionError) as info:
         make()
-    assert (info.value.code, info.value.http_status) == (code, status)
+    assert (info.value.code, http_status_of(info.value)) == (code, status)
 
 
 def test_fully_requested_refund_conflicts():

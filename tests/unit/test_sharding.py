@@ -1,13 +1,14 @@
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from payflow.domain.sharding import (
     auto_increment_settings,
-    is_valid_merchant_id,
     shard_for_id,
     shard_for_merchant,
 )
+from payflow.ingest.schemas import CancelRequest
 
 
 def test_even_merchant_goes_to_shard1_and_odd_to_shard2():
@@ -41,7 +42,18 @@ def test_invalid_inputs_are_rejected():
         shard_for_id(0, 2)
     with pytest.raises(ValueError):
         auto_increment_settings(2, 2)
-    assert not is_valid_merchant_id("")
-    assert not is_valid_merchant_id("x" * 33)
-    assert not is_valid_merchant_id("bad id")
-    assert is_valid_merchant_id("MERCHANT_1-a")
+
+
+def _is_valid_merchant_id(merchant_id: str) -> bool:
+    try:
+        CancelRequest.model_validate({"merchantId": merchant_id})
+    except ValidationError:
+        return False
+    return True
+
+
+def test_merchant_id_rule():
+    assert not _is_valid_merchant_id("")
+    assert not _is_valid_merchant_id("x" * 33)
+    assert not _is_valid_merchant_id("bad id")
+    assert _is_valid_merchant_id("MERCHANT_1-a")

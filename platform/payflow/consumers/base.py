@@ -92,7 +92,7 @@ class ConsumerWorker:
     def _conn(self, shard: int) -> pymysql.Connection[Any]:
         conn = self.conns.get(shard)
         if conn is None:
-            conn = direct_connect(self.config.shards[shard], self.config.shard_count)
+            conn = direct_connect(self.config.shards[shard], self.config.shard_count, self.config.settings)
             self.conns[shard] = conn
         return conn
 

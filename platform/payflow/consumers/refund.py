@@ -3,7 +3,6 @@ and a `payment.refunded` outbox event in one transaction."""
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from typing import Any
@@ -12,8 +11,9 @@ import pymysql
 
 from payflow.config import Settings
 from payflow.consumers.base import Event, worker_main
+from payflow.db.rows import PAYMENT_COLUMNS, as_mapping, balances_of
 from payflow.domain import events, payment
-from payflow.domain.payment import Balances, Status
+from payflow.outbox import store as outbox_store
 from payflow.outbox.backoff import retry_delay
 
 
@@ -51,17 +51,12 @@ class RefundHandler:
         refund_id = int(event.payload["refundId"])
         amount = int(event.payload["refundAmount"])
         succeeded = bool(prepared["succeeded"])
-        cur.execute(
-            "SELECT merchant_id, status, amount, captured_amount, refunded_amount, refund_pending_amount, "
-            "currency FROM payment WHERE payment_id=%s FOR UPDATE",
-            (event.payment_id,),
-        )
-        row = cur.fetchone()
-        if row is None:
+        cur.execute(f"SELECT {PAYMENT_COLUMNS} FROM payment WHERE payment_id=%s FOR UPDATE", (event.payment_id,))
+        values = cur.fetchone()
+        if values is None:
             raise ValueError(f"payment {event.payment_id} of refund {refund_id} not found")
-        merchant, status, amt, captured, refunded, pending, currency = row
-        before = Balances(Status(status), int(amt), int(captured), int(refunded), int(pending))
-        after = payment.complete_refund(before, amount, succeeded)
+        row = as_mapping(PAYMENT_COLUMNS, values)
+        after = payment.complete_refund(balances_of(row), amount, succeeded)
         cur.execute(
             "UPDATE payment SET status=%s, refunded_amount=%s, refund_pending_amount=%s WHERE payment_id=%s",
             (str(after.status), after.refunded, after.refund_pending, event.payment_id),
@@ -71,16 +66,9 @@ class RefundHandler:
             ("SUCCEEDED" if succeeded else "FAILED", prepared["attempts"], refund_id),
         )
         if succeeded:
-            payload = {
-                "paymentId": event.payment_id, "merchantId": merchant, "status": str(after.status),
-                "amount": after.amount, "capturedAmount": after.captured, "refundedAmount": after.refunded,
-                "currency": currency, "refundId": refund_id, "refundAmount": amount,
-            }
-            cur.execute(
-                "INSERT INTO outbox_event (aggregate_type, aggregate_id, event_type, payload) "
-                "VALUES ('payment', %s, %s, %s)",
-                (event.payment_id, events.REFUNDED, json.dumps(payload)),
-            )
+            payload = events.payload(after, event.payment_id, row["merchant_id"], row["currency"],
+                                     refundId=refund_id, refundAmount=amount)
+            outbox_store.append(cur, event.payment_id, events.REFUNDED, payload)
 
 
 def main() -> None:

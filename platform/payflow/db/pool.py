@@ -1,4 +1,6 @@
-"""One SQLAlchemy connection pool per shard; every connection stamps ids with its shard."""
+"""The one connection layer of every platform process: a SQLAlchemy pool per shard for the ingest,
+plain PyMySQL connections for the relay and the workers. Every connection has connect, read and
+write timeouts from the settings and stamps the ids it makes with its shard (DESIGN.md §2)."""
 
 from __future__ import annotations
 
@@ -51,8 +53,8 @@ def make_engine(shard: ShardConfig, shard_count: int, settings: Settings) -> Eng
         connect_args={
             "password": shard.password(),
             "connect_timeout": max(1, round(settings.db_connect_timeout_s)),
-            "read_timeout": 15,
-            "write_timeout": 15,
+            "read_timeout": settings.db_read_timeout_s,
+            "write_timeout": settings.db_write_timeout_s,
         },
     )
     increment, offset = auto_increment_settings(shard.index, shard_count)
@@ -92,7 +94,8 @@ class ShardPools:
             engine.dispose()
 
 
-def direct_connect(shard: ShardConfig, shard_count: int, autocommit: bool = False) -> pymysql.Connection[Any]:
+def direct_connect(shard: ShardConfig, shard_count: int, settings: Settings,
+                   autocommit: bool = False) -> pymysql.Connection[Any]:
     """A plain PyMySQL connection (for workers that manage their own transactions)."""
     increment, offset = auto_increment_settings(shard.index, shard_count)
     conn = pymysql.connect(
@@ -101,9 +104,9 @@ def direct_connect(shard: ShardConfig, shard_count: int, autocommit: bool = Fals
         user=shard.user,
         password=shard.password(),
         database=shard.database,
-        connect_timeout=2,
-        read_timeout=15,
-        write_timeout=15,
+        connect_timeout=max(1, round(settings.db_connect_timeout_s)),
+        read_timeout=settings.db_read_timeout_s,
+        write_timeout=settings.db_write_timeout_s,
         autocommit=autocommit,
         charset="utf8mb4",
     )

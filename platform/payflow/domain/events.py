@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from payflow.domain.payment import Balances
 
 AUTHORIZED = "PaymentAuthorized"
 CAPTURED = "PaymentCaptured"
@@ -25,6 +28,15 @@ ALL_TOPICS = (*TOPIC_BY_EVENT.values(), DLQ_TOPIC)
 LEDGER_EVENTS = frozenset({AUTHORIZED, CAPTURED, CANCELLED, REFUNDED})
 REFUND_EVENTS = frozenset({REFUND_REQUESTED})
 SETTLEMENT_EVENTS = frozenset({CAPTURED, REFUNDED})
+EVENTS_BY_CONSUMER: dict[str, frozenset[str]] = {
+    "ledger": LEDGER_EVENTS,
+    "refund": REFUND_EVENTS,
+    "settlement": SETTLEMENT_EVENTS,
+}
+CONSUMERS_BY_EVENT: dict[str, tuple[str, ...]] = {
+    event_type: tuple(c for c, types in EVENTS_BY_CONSUMER.items() if event_type in types)
+    for event_type in TOPIC_BY_EVENT
+}
 
 Direction = Literal["DEBIT", "CREDIT"]
 
@@ -63,3 +75,18 @@ def is_balanced(postings: list[Posting]) -> bool:
     debit = sum(p.amount for p in postings if p.direction == "DEBIT")
     credit = sum(p.amount for p in postings if p.direction == "CREDIT")
     return debit == credit
+
+
+def payload(b: Balances, payment_id: int, merchant_id: str, currency: str, **extra: Any) -> dict[str, Any]:
+    """The one shape of an event's payload: the payment's balances after the change, plus extras
+    (refundId, refundAmount, reason). Ingest and the refund worker both build events with it."""
+    return {
+        "paymentId": payment_id,
+        "merchantId": merchant_id,
+        "status": str(b.status),
+        "amount": b.amount,
+        "capturedAmount": b.captured,
+        "refundedAmount": b.refunded,
+        "currency": currency,
+        **extra,
+    }

@@ -1,13 +1,15 @@
 """The payment state machine and amount rules (DESIGN.md §3). Pure: no I/O.
 
 AUTHORIZED → CAPTURED → REFUND_REQUESTED → REFUNDED / PARTIAL_REFUNDED, AUTHORIZED → CANCELLED.
-Each operation returns the new balances or raises a TransitionError that names the HTTP code.
+Each operation returns the new balances or raises a TransitionError whose `kind` says what went
+wrong (the ingest maps kinds to HTTP statuses; the domain knows nothing of HTTP).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Literal
 
 MAX_AMOUNT = 10**12
 
@@ -24,22 +26,26 @@ class Status(StrEnum):
 REFUNDABLE = frozenset({Status.CAPTURED, Status.PARTIAL_REFUNDED, Status.REFUND_REQUESTED})
 
 
-class TransitionError(Exception):
-    """An operation the payment's state or balances do not allow."""
+RejectionKind = Literal["conflict", "amount_exceeded"]
 
-    def __init__(self, code: str, http_status: int, message: str) -> None:
+
+class TransitionError(Exception):
+    """An operation the payment's state or balances do not allow: `conflict` (wrong state) or
+    `amount_exceeded` (an amount over what the balances allow)."""
+
+    def __init__(self, code: str, kind: RejectionKind, message: str) -> None:
         super().__init__(message)
         self.code = code
-        self.http_status = http_status
+        self.kind = kind
         self.message = message
 
 
 def _conflict(code: str, message: str) -> TransitionError:
-    return TransitionError(code, 409, message)
+    return TransitionError(code, "conflict", message)
 
 
 def _exceeded(message: str) -> TransitionError:
-    return TransitionError("AMOUNT_EXCEEDED", 422, message)
+    return TransitionError("AMOUNT_EXCEEDED", "amount_exceeded", message)
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import zlib
 
-MERCHANT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
-
-
-def is_valid_merchant_id(merchant_id: str) -> bool:
-    return bool(MERCHANT_ID_PATTERN.fullmatch(merchant_id))
+# The one statement of the merchant-id rule (DESIGN.md §2); request models and OpenAPI use it.
+MERCHANT_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+MERCHANT_ID_MAX_LENGTH = 32
 
 
 def shard_for_merchant(merchant_id: str, shard_count: int) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from payflow.domain.payment import TransitionError
+
 
 class ApiError(Exception):
     def __init__(
@@ -40,3 +42,15 @@ def validation_failed(errors: list[dict[str, str]]) -> ApiError:
 
 def not_found(what: str = "payment not found", payment_id: int | None = None) -> ApiError:
     return ApiError(404, "NOT_FOUND", what, payment_id=payment_id)
+
+
+_STATUS_BY_KIND = {"conflict": 409, "amount_exceeded": 422}
+
+
+def http_status_of(err: TransitionError) -> int:
+    """The HTTP status of a domain rejection: 409 for a wrong state, 422 for an amount too large."""
+    return _STATUS_BY_KIND[err.kind]
+
+
+def from_transition(err: TransitionError, payment_id: int | None = None) -> ApiError:
+    return ApiError(http_status_of(err), err.code, err.message, payment_id=payment_id)

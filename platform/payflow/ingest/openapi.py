@@ -1,36 +1,11 @@
-"""The OpenAPI 3 document, generated from the same pydantic models that validate requests."""
+"""The OpenAPI 3 document, generated from the same pydantic models that validate requests and
+serialise responses."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from payflow.ingest.schemas import MODELS
-
-_ERROR = {
-    "type": "object",
-    "required": ["code", "message"],
-    "properties": {
-        "code": {"type": "string"},
-        "message": {"type": "string"},
-        "paymentId": {"type": "integer"},
-        "errors": {"type": "array", "items": {"type": "object"}},
-    },
-}
-_PAYMENT = {
-    "type": "object",
-    "required": ["paymentId", "merchantId", "status", "amount", "currency"],
-    "properties": {
-        "paymentId": {"type": "integer"},
-        "merchantId": {"type": "string"},
-        "status": {"type": "string"},
-        "amount": {"type": "integer"},
-        "capturedAmount": {"type": "integer"},
-        "refundedAmount": {"type": "integer"},
-        "currency": {"type": "string"},
-        "ledgerEntries": {"type": "array", "items": {"type": "object"}},
-        "message": {"type": "string"},
-    },
-}
+from payflow.ingest.schemas import MODELS, RESPONSE_MODELS
 
 
 def _responses(*codes: int) -> dict[str, Any]:
@@ -70,7 +45,11 @@ def _payment_id_param() -> dict[str, Any]:
 
 
 def build_openapi(currencies: list[str]) -> dict[str, Any]:
-    schemas: dict[str, Any] = {"Error": _ERROR, "Payment": _PAYMENT}
+    schemas: dict[str, Any] = {}
+    for name, model in {**RESPONSE_MODELS, **MODELS}.items():
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[name] = schema
     for name, model in MODELS.items():
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         if "currency" in schema.get("properties", {}):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from payflow.domain.payment import MAX_AMOUNT
+from payflow.domain.payment import MAX_AMOUNT, Status
+from payflow.domain.sharding import MERCHANT_ID_MAX_LENGTH, MERCHANT_ID_PATTERN
 
-MerchantId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$", strict=True)]
+MerchantId = Annotated[str, Field(min_length=1, max_length=MERCHANT_ID_MAX_LENGTH, pattern=MERCHANT_ID_PATTERN,
+                                  strict=True)]
 Amount = Annotated[int, Field(ge=1, le=MAX_AMOUNT, strict=True)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", strict=True)]
 IdempotencyKey = Annotated[
@@ -45,6 +47,45 @@ class CancelRequest(_Body):
     idempotencyKey: IdempotencyKey | None = None
 
 
+class LedgerEntry(_Body):
+    eventId: int
+    account: str
+    direction: Literal["DEBIT", "CREDIT"]
+    amount: int
+    currency: str
+    createdAt: str
+
+
+class Payment(_Body):
+    """The payment as the API returns it; responses are serialised through this model."""
+
+    paymentId: int
+    merchantId: str
+    status: Status
+    amount: int
+    capturedAmount: int
+    refundedAmount: int
+    refundPendingAmount: int
+    currency: str
+    createdAt: str = Field(description="ISO 8601, milliseconds")
+    updatedAt: str = Field(description="ISO 8601, milliseconds")
+    ledgerEntries: list[LedgerEntry]
+    message: str
+
+
+class FieldError(_Body):
+    field: str
+    rule: str
+    message: str | None = None
+
+
+class Error(_Body):
+    code: str
+    message: str
+    paymentId: int | None = None
+    errors: list[FieldError] | None = None
+
+
 _RULES = {
     "missing": "required",
     "extra_forbidden": "unknown field",
@@ -73,6 +114,8 @@ def field_errors(exc: ValidationError) -> list[dict[str, str]]:
         out.append({"field": field, "rule": rule, "message": err["msg"]})
     return out
 
+
+RESPONSE_MODELS: dict[str, type[BaseModel]] = {"Payment": Payment, "Error": Error}
 
 MODELS: dict[str, type[_Body]] = {
     "AuthorizeRequest": AuthorizeRequest,

@@ -7,21 +7,21 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
+from pymysql.cursors import Cursor
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from payflow.db.pool import ShardPools
+from payflow.db.rows import PAYMENT_COLUMNS, balances_of
 from payflow.domain import events, payment
-from payflow.domain.payment import Balances, Status, TransitionError
+from payflow.domain.payment import TransitionError
 from payflow.domain.sharding import shard_for_id, shard_for_merchant
-from payflow.ingest.errors import ApiError, not_found
+from payflow.ingest.errors import ApiError, from_transition, not_found
+from payflow.ingest.schemas import LedgerEntry, Payment
+from payflow.outbox import store as outbox_store
 
-PAYMENT_COLUMNS = (
-    "payment_id, merchant_id, status, amount, captured_amount, refunded_amount, "
-    "refund_pending_amount, currency, created_at, updated_at"
-)
 _DEADLOCK_CODES = {1213, 1205}
 
 
@@ -42,53 +42,32 @@ def _iso(value: datetime) -> str:
 
 
 def payment_json(row: Row[Any], message: str, ledger: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The API's payment body, serialised through the `Payment` model that the OpenAPI document
+    is generated from (so the document cannot drift from what is returned)."""
     m = row._mapping
-    return {
-        "paymentId": int(m["payment_id"]),
-        "merchantId": m["merchant_id"],
-        "status": m["status"],
-        "amount": int(m["amount"]),
-        "capturedAmount": int(m["captured_amount"]),
-        "refundedAmount": int(m["refunded_amount"]),
-        "refundPendingAmount": int(m["refund_pending_amount"]),
-        "currency": m["currency"],
-        "createdAt": _iso(m["created_at"]),
-        "updatedAt": _iso(m["updated_at"]),
-        "ledgerEntries": ledger or [],
-        "message": message,
-    }
-
-
-def balances_of(row: Row[Any]) -> Balances:
-    m = row._mapping
-    return Balances(
-        status=Status(m["status"]),
+    return Payment(
+        paymentId=int(m["payment_id"]),
+        merchantId=m["merchant_id"],
+        status=m["status"],
         amount=int(m["amount"]),
-        captured=int(m["captured_amount"]),
-        refunded=int(m["refunded_amount"]),
-        refund_pending=int(m["refund_pending_amount"]),
-    )
+        capturedAmount=int(m["captured_amount"]),
+        refundedAmount=int(m["refunded_amount"]),
+        refundPendingAmount=int(m["refund_pending_amount"]),
+        currency=m["currency"],
+        createdAt=_iso(m["created_at"]),
+        updatedAt=_iso(m["updated_at"]),
+        ledgerEntries=[LedgerEntry.model_validate(e) for e in ledger or []],
+        message=message,
+    ).model_dump()
 
 
 def write_outbox(conn: Connection, payment_id: int, event_type: str, data: dict[str, Any]) -> int:
-    result = conn.exec_driver_sql(
-        "INSERT INTO outbox_event (aggregate_type, aggregate_id, event_type, payload) VALUES (%s, %s, %s, %s)",
-        ("payment", payment_id, event_type, json.dumps(data, separators=(",", ":"))),
-    )
-    return int(result.lastrowid)
-
-
-def event_payload(b: Balances, payment_id: int, merchant_id: str, currency: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "paymentId": payment_id,
-        "merchantId": merchant_id,
-        "status": str(b.status),
-        "amount": b.amount,
-        "capturedAmount": b.captured,
-        "refundedAmount": b.refunded,
-        "currency": currency,
-        **extra,
-    }
+    """Append the event through the outbox store, inside this connection's open transaction."""
+    cur = cast(Cursor, conn.connection.cursor())
+    try:
+        return outbox_store.append(cur, payment_id, event_type, data)
+    finally:
+        cur.close()
 
 
 class PaymentService:
@@ -177,14 +156,14 @@ class PaymentService:
             try:
                 b = payment.authorize(amount)
             except TransitionError as err:
-                raise ApiError(err.http_status, err.code, err.message) from err
+                raise from_transition(err) from err
             result = conn.exec_driver_sql(
                 "INSERT INTO payment (merchant_id, amount, currency, status, idempotency_key) "
                 "VALUES (%s, %s, %s, %s, %s)",
                 (merchant_id, amount, currency, str(b.status), key),
             )
             payment_id = int(result.lastrowid)
-            write_outbox(conn, payment_id, events.AUTHORIZED, event_payload(b, payment_id, merchant_id, currency))
+            write_outbox(conn, payment_id, events.AUTHORIZED, events.payload(b, payment_id, merchant_id, currency))
             return Outcome(200, payment_json(self._load(conn, payment_id, merchant_id), "Payment authorized"))
 
         return self._execute(shard, merchant_id, key, "authorize", request_hash, action)
@@ -215,19 +194,19 @@ class PaymentService:
             try:
                 message = change(conn, row)
             except TransitionError as err:
-                raise ApiError(err.http_status, err.code, err.message, payment_id=payment_id) from err
+                raise from_transition(err, payment_id) from err
             return Outcome(200, payment_json(self._load(conn, payment_id, merchant_id), message))
 
         return self._execute(shard, merchant_id, key, operation, request_hash, action)
 
     def capture(self, payment_id: int, merchant_id: str, amount: int | None, key: str | None, h: str) -> Outcome:
         def change(conn: Connection, row: Row[Any]) -> str:
-            b = payment.capture(balances_of(row), amount)
+            b = payment.capture(balances_of(row._mapping), amount)
             conn.exec_driver_sql(
                 "UPDATE payment SET status=%s, captured_amount=%s WHERE payment_id=%s",
                 (str(b.status), b.captured, payment_id),
             )
-            data = event_payload(b, payment_id, merchant_id, row._mapping["currency"])
+            data = events.payload(b, payment_id, merchant_id, row._mapping["currency"])
             write_outbox(conn, payment_id, events.CAPTURED, data)
             return "Payment captured"
 
@@ -235,9 +214,9 @@ class PaymentService:
 
     def cancel(self, payment_id: int, merchant_id: str, key: str | None, h: str) -> Outcome:
         def change(conn: Connection, row: Row[Any]) -> str:
-            b = payment.cancel(balances_of(row))
+            b = payment.cancel(balances_of(row._mapping))
             conn.exec_driver_sql("UPDATE payment SET status=%s WHERE payment_id=%s", (str(b.status), payment_id))
-            write_outbox(conn, payment_id, events.CANCELLED, event_payload(b, payment_id, merchant_id,
+            write_outbox(conn, payment_id, events.CANCELLED, events.payload(b, payment_id, merchant_id,
                                                                            row._mapping["currency"]))
             return "Payment cancelled"
 
@@ -247,7 +226,7 @@ class PaymentService:
         self, payment_id: int, merchant_id: str, amount: int | None, reason: str | None, key: str | None, h: str
     ) -> Outcome:
         def change(conn: Connection, row: Row[Any]) -> str:
-            b, requested = payment.request_refund(balances_of(row), amount)
+            b, requested = payment.request_refund(balances_of(row._mapping), amount)
             conn.exec_driver_sql(
                 "UPDATE payment SET status=%s, refund_pending_amount=%s WHERE payment_id=%s",
                 (str(b.status), b.refund_pending, payment_id),
@@ -257,7 +236,7 @@ class PaymentService:
                 "VALUES (%s, %s, %s, %s, 'PENDING')",
                 (payment_id, merchant_id, requested, reason),
             )
-            data = event_payload(
+            data = events.payload(
                 b, payment_id, merchant_id, row._mapping["currency"],
                 refundId=int(result.lastrowid), refundAmount=requested, reason=reason,
             )

@@ -1,4 +1,5 @@
-"""Outbox table access for the relay: lease a batch, mark results, re-drive unprocessed events."""
+"""The one home of every statement that writes `outbox_event`: append (ingest, refund worker),
+lease, mark, release, re-drive, and the relay's stats. Nobody else writes SQL on this table."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from datetime import datetime
 from typing import Any
 
 import pymysql
+from pymysql.cursors import Cursor
 
 from payflow.domain import events
+from payflow.domain.events import CONSUMERS_BY_EVENT
 
 
 @dataclass(frozen=True)
@@ -26,12 +29,57 @@ class OutboxEvent:
         return events.TOPIC_BY_EVENT[self.event_type]
 
 
-# Which consumers must process an event type, for re-drive and reconcile.
-CONSUMERS_BY_EVENT: dict[str, tuple[str, ...]] = {}
-for _name, _types in (("ledger", events.LEDGER_EVENTS), ("refund", events.REFUND_EVENTS),
-                      ("settlement", events.SETTLEMENT_EVENTS)):
-    for _t in _types:
-        CONSUMERS_BY_EVENT[_t] = (*CONSUMERS_BY_EVENT.get(_t, ()), _name)
+@dataclass(frozen=True)
+class OutboxStats:
+    pending: int
+    dead: int
+    published: int
+    oldest_pending_age_s: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {"pending": self.pending, "dead": self.dead, "published": self.published,
+                "oldestPendingAgeSeconds": self.oldest_pending_age_s}
+
+
+def encode_payload(payload: dict[str, Any]) -> str:
+    """The one JSON encoding of a payload in the table."""
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def append(cur: Cursor, payment_id: int, event_type: str, payload: dict[str, Any]) -> int:
+    """Add an event inside the caller's transaction (the one that changes the payment); its id."""
+    if event_type not in events.TOPIC_BY_EVENT:
+        raise ValueError(f"unknown event type {event_type!r}")
+    cur.execute(
+        "INSERT INTO outbox_event (aggregate_type, aggregate_id, event_type, payload) VALUES (%s, %s, %s, %s)",
+        ("payment", payment_id, event_type, encode_payload(payload)),
+    )
+    return int(cur.lastrowid)
+
+
+def redrive_ids(cur: Cursor, event_ids: list[int]) -> int:
+    """Put events back in the queue with a fresh retry budget (reconcile --repair); consumers
+    dedupe, so re-sending is safe. Returns how many rows changed."""
+    if not event_ids:
+        return 0
+    cur.execute(
+        "UPDATE outbox_event SET published=0, dead=0, retry_count=0, next_attempt_at=NOW(6), "
+        f"redrive_count=redrive_count+1 WHERE event_id IN ({','.join(['%s'] * len(event_ids))})",
+        tuple(event_ids),
+    )
+    return int(cur.rowcount)
+
+
+def read_stats(cur: Cursor) -> OutboxStats:
+    cur.execute(
+        "SELECT SUM(published=0 AND dead=0), SUM(dead=1), SUM(published=1), "
+        "TIMESTAMPDIFF(MICROSECOND, MIN(IF(published=0 AND dead=0, created_at, NULL)), NOW(6)) "
+        "FROM outbox_event"
+    )
+    row = cur.fetchone()
+    pending, dead, published, age_us = row if row else (0, 0, 0, None)
+    return OutboxStats(int(pending or 0), int(dead or 0), int(published or 0),
+                       (int(age_us) / 1e6) if age_us is not None else 0.0)
 
 
 def next_watermark(current: int, first_missing: int | None, newest_settled: int | None) -> int:
@@ -140,19 +188,8 @@ class OutboxStore:
         self.conn.commit()
         return total
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> OutboxStats:
         with self.conn.cursor() as cur:
-            cur.execute(
-                "SELECT SUM(published=0 AND dead=0), SUM(dead=1), SUM(published=1), "
-                "TIMESTAMPDIFF(MICROSECOND, MIN(IF(published=0 AND dead=0, created_at, NULL)), NOW(6)) "
-                "FROM outbox_event"
-            )
-            row = cur.fetchone()
+            stats = read_stats(cur)
         self.conn.commit()
-        pending, dead, published, age_us = row if row else (0, 0, 0, None)
-        return {
-            "pending": int(pending or 0),
-            "dead": int(dead or 0),
-            "published": int(published or 0),
-            "oldestPendingAgeSeconds": (int(age_us) / 1e6) if age_us is not None else 0.0,
-        }
+        return stats

@@ -1,0 +1,123 @@
+"""relay-vmN, the process: the publish loop for its own shard, housekeeping (re-drive of events
+the broker lost, backlog gauges) and the HTTP endpoints payctl and Prometheus read."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any
+
+from payflow.common import logging as plog
+from payflow.common.http import serve
+from payflow.config import PlatformConfig, load_config
+from payflow.db.pool import direct_connect
+from payflow.outbox import metrics
+from payflow.outbox.breaker import TrackedBreaker
+from payflow.outbox.publisher import BreakerPublisher
+from payflow.outbox.relay import PublishLoop
+from payflow.outbox.store import OutboxStats, OutboxStore
+
+log = plog.setup("payflow.relay")
+
+
+class RelayProcess:
+    def __init__(self, config: PlatformConfig) -> None:
+        self.config = config
+        self.settings = s = config.settings
+        self.shard = config.local_shard
+        self.tracked = TrackedBreaker(s.breaker_fail_max, s.breaker_reset_timeout_s, s.breaker_success_threshold)
+        self.publisher = BreakerPublisher(config.bootstrap_servers, s, self.tracked)
+        self.loop = PublishLoop(self.shard.name, s, self.publisher, lambda: self._store("publish"))
+        self.stores: dict[str, OutboxStore] = {}
+        self.stopping = asyncio.Event()
+        self.db_ok = False
+        self.last_stats: OutboxStats | None = None
+        self.redrive_watermarks: dict[str, int] = {}
+        metrics.export_shard(self.shard.name)
+
+    def _store(self, role: str) -> OutboxStore:
+        """One connection per role: the publish loop and housekeeping run in different threads,
+        and a PyMySQL connection must never be shared between threads."""
+        store = self.stores.get(role)
+        if store is None:
+            store = OutboxStore(direct_connect(self.shard, self.config.shard_count, self.settings))
+            self.stores[role] = store
+        return store
+
+    def _drop_store(self, role: str) -> None:
+        store = self.stores.pop(role, None)
+        if store is not None:
+            try:
+                store.conn.close()
+            except Exception:
+                pass
+
+    async def housekeeping(self) -> None:
+        s = self.settings
+        while not self.stopping.is_set():
+            try:
+                store = self._store("housekeeping")
+                if self.tracked.state == "closed":
+                    redriven = await asyncio.to_thread(store.redrive_unprocessed, s.relay_redrive_after_s,
+                                                       s.consumers, self.redrive_watermarks)
+                    if redriven:
+                        metrics.REDRIVEN.labels(self.shard.name).inc(redriven)
+                        log.warning("re-drove %s published-but-unprocessed events", redriven)
+                stats = await asyncio.to_thread(store.stats)
+                self.last_stats = stats
+                metrics.PENDING.labels(self.shard.name).set(stats.pending)
+                metrics.OLDEST.labels(self.shard.name).set(stats.oldest_pending_age_s)
+            except Exception as exc:
+                log.warning("housekeeping failed: %s", exc)
+                self._drop_store("housekeeping")
+            await _sleep_or_stop(self.stopping, s.redrive_interval_s)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        serve(self.config.relay_port, {
+            "/health": self.health,
+            "/circuit-breaker/kafka-publisher": lambda: (200, self.tracked.snapshot()),
+            "/outbox": self.outbox,
+        })
+        log.info("relay for %s started (bootstrap %s)", self.shard.name, self.config.bootstrap_servers)
+        keeper = asyncio.create_task(self.housekeeping())
+        while not self.stopping.is_set():
+            try:
+                leased = await self.loop.tick()
+                self.db_ok = True
+            except Exception as exc:
+                self.db_ok = False
+                log.warning("relay tick failed (%s); reconnecting", exc)
+                self._drop_store("publish")
+                leased = 0
+                await _sleep_or_stop(self.stopping, 1.0)
+            if leased < self.settings.relay_batch_size:
+                await _sleep_or_stop(self.stopping, self.settings.relay_poll_interval_s)
+        keeper.cancel()
+        await self.publisher.close()
+        log.info("relay stopped")
+
+    def outbox(self) -> tuple[int, Any]:
+        stats = self.last_stats.as_json() if self.last_stats else {}
+        return 200, {**stats, "redriveWatermarks": self.redrive_watermarks}
+
+    def health(self) -> tuple[int, Any]:
+        return 200, {"status": "UP", "breaker": self.tracked.state.upper(), "shard": self.shard.name,
+                     "db": self.db_ok}
+
+
+async def _sleep_or_stop(stopping: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stopping.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
+def main() -> None:
+    asyncio.run(RelayProcess(load_config()).run())
+
+
+if __name__ == "__main__":
+    main()

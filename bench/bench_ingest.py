@@ -11,8 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from payctl.loadtest import run as k6_runner
-from payctl.loadtest.analyze import analyze_file
+from payctl.loadtest.session import run_and_analyze
 from payctl.stack.local import LocalBackend
 from payctl.stack.topology import Topology
 
@@ -26,10 +25,9 @@ def main() -> None:
         try:
             print(f"{'target/s':>9} {'achieved/s':>11} {'ratio':>6} {'p95 ms':>8} {'errors':>7} {'dropped':>8}")
             for rate in rates:
-                plan = k6_runner.plan("authorize", rate=rate, duration="15s", vus=min(400, rate), raw=False,
-                                      base_url=f"http://127.0.0.1:{topo.gateway_port}/api",
-                                      reports_root=Path(tmp) / "reports")
-                report = analyze_file(k6_runner.execute(plan, {}), target_rate=float(rate))
+                report = run_and_analyze("authorize", rate=rate, duration="15s", vus=min(400, rate), raw=False,
+                                         base_url=f"http://127.0.0.1:{topo.gateway_port}/api",
+                                         reports_root=Path(tmp) / "reports").report
                 achieved = report["throughput_rps"] or 0.0
                 print(f"{rate:>9} {achieved:>11.0f} {achieved / rate:>6.2f} {report['latency_ms']['p95']:>8.1f} "
                       f"{report['failure_rate']:>7.2%} {report['dropped_share'] or 0:>8.1%}")

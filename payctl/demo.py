@@ -36,9 +36,9 @@ def main() -> None:
             credit = sum(e["amount"] for e in entries if e["direction"] == "CREDIT")
             rows.append([merchant, pid, topo.shard_name(shard_for_id(pid, topo.shard_count)), served_by,
                          payment["status"], len(entries), "yes" if entries and debit == credit else "no"])
-    console.print(table("demo payments", ["merchant", "paymentId", "shard", "served by", "status",
-                                          "ledger entries", "balanced"], rows))
-    console.print("stop the stack with: .venv/bin/payctl down  (add --purge to delete its data)")
+    console().print(table("demo payments", ["merchant", "paymentId", "shard", "served by", "status",
+                                            "ledger entries", "balanced"], rows))
+    console().print("stop the stack with: .venv/bin/payctl down  (add --purge to delete its data)")
 
 
 if __name__ == "__main__":

@@ -14,9 +14,8 @@ from typing import Any
 
 from payctl.chaos import runner as chaos_runner
 from payctl.errors import CheckFailed, EnvironmentProblem, PayctlError
-from payctl.loadtest import run as k6_runner
-from payctl.loadtest.analyze import analyze_file, write_reports
 from payctl.loadtest.grade import Grade
+from payctl.loadtest.session import run_and_analyze
 from payctl.ops import schema
 from payctl.ops.reconcile import reconcile
 from payctl.stack.binaries import Binaries
@@ -152,13 +151,11 @@ class Smoke:
 
     def loadtest(self) -> str:
         o = self.options
-        plan = k6_runner.plan("smoke", rate=o.k6_rate, duration=o.k6_duration, vus=10,
-                              base_url=f"http://127.0.0.1:{self.topo.gateway_port}/api", raw=True,
-                              reports_root=self.folder / "loadtest")
-        summary = k6_runner.execute(plan, [s.as_dict() for s in self.backend.status()])
-        report = analyze_file(summary, min_grade=o.min_grade, target_rate=float(o.k6_rate),
-                              thresholds_from=plan.folder / "summary.json")
-        write_reports(report, plan.folder)
+        session = run_and_analyze("smoke", rate=o.k6_rate, duration=o.k6_duration, vus=10,
+                                  base_url=f"http://127.0.0.1:{self.topo.gateway_port}/api", raw=True,
+                                  reports_root=self.folder / "loadtest", min_grade=o.min_grade,
+                                  stack_state=lambda: [s.as_dict() for s in self.backend.status()])
+        report = session.report
         problems = gates(report, o.min_grade, o.max_p95_ms)
         if problems:
             raise CheckFailed("; ".join(problems))

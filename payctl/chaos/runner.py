@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from payctl.assets import chaos_dir
 from payctl.chaos import engine
 from payctl.chaos.driver import StackDriver
 from payctl.chaos.journal import Journal
@@ -15,23 +16,22 @@ from payctl.chaos.report import to_markdown
 from payctl.errors import EnvironmentProblem, UsageError
 from payctl.stack.backend import Backend
 
-CHAOS_DIR = Path(__file__).resolve().parents[2] / "scenarios" / "chaos"
-
 
 def experiment_path(name: str) -> Path:
     candidate = Path(name)
     if candidate.suffix in (".yaml", ".yml") and candidate.exists():
         return candidate
-    path = CHAOS_DIR / f"{name}.yaml"
+    folder = chaos_dir()
+    path = folder / f"{name}.yaml"
     if not path.exists():
-        known = ", ".join(sorted(p.stem for p in CHAOS_DIR.glob("*.yaml")))
+        known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
         raise UsageError(f"unknown experiment '{name}'", f"known: {known}")
     return path
 
 
 def list_experiments() -> list[dict[str, Any]]:
     out = []
-    for path in sorted(CHAOS_DIR.glob("*.yaml")):
+    for path in sorted(chaos_dir().glob("*.yaml")):
         exp, variables = load_experiment(path)
         out.append({"name": path.stem, "title": exp.title, "variables": variables,
                     "steps": len(exp.method), "file": str(path)})

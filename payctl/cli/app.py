@@ -1,50 +1,59 @@
-"""payctl entry point: registers the command groups, turns PayctlError into one line + exit code."""
+"""payctl entry point: builds the app from the command modules, turns PayctlError into one line + exit code.
+
+Every `*_cmds` module exposes `register(app)`; nothing is registered at import time."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from payctl.cli import chaos_cmds, context, loadtest_cmds, ops_cmds, schema_cmds, stack_cmds
+from payctl.cli import chaos_cmds, loadtest_cmds, ops_cmds, schema_cmds, smoke_cmds, stack_cmds
+from payctl.cli.context import CliState
 from payctl.cli.output import err_console
 from payctl.errors import PayctlError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="Stand up, break, load and judge the sharded payment platform.")
+# In help order.
+REGISTRARS: tuple[Callable[[typer.Typer], None], ...] = (
+    stack_cmds.register, smoke_cmds.register, schema_cmds.register, ops_cmds.register, loadtest_cmds.register,
+    chaos_cmds.register,
+)
 
 
-@app.callback()
 def _global(
+    ctx: typer.Context,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="topology file (default ./stack.toml)")] = None,
 ) -> None:
-    context.set_config(config)
+    ctx.obj = CliState(config=config)
 
 
-stack_cmds.register(app)
-stack_cmds.register_smoke(app)
-app.add_typer(schema_cmds.app, name="schema")
-ops_cmds.register(app)
-app.add_typer(loadtest_cmds.app, name="loadtest")
-app.add_typer(chaos_cmds.app, name="chaos")
+def create_app() -> typer.Typer:
+    app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                      help="Stand up, break, load and judge the sharded payment platform.")
+    app.callback()(_global)
+    for register in REGISTRARS:
+        register(app)
+    return app
 
 
 def main() -> None:
+    app = create_app()
     try:
         # standalone_mode=False hands typer.Exit codes back as the return value
         result = app(standalone_mode=False)
     except PayctlError as err:
-        err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        err_console().print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
         sys.exit(err.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
-        err_console.print("aborted")
+        err_console().print("aborted")
         sys.exit(130)
     except KeyboardInterrupt:
-        err_console.print("interrupted")
+        err_console().print("interrupted")
         sys.exit(130)
     except Exception as exc:
         # click usage errors (typer vendors its own click, so match by shape, not by class)

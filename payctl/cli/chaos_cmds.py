@@ -12,31 +12,26 @@ from payctl.chaos.journal import ActivityRecord
 from payctl.chaos.model import Scalar, parse_var
 from payctl.chaos.report import rows
 from payctl.cli.context import backend_for, load
+from payctl.cli.options import REPORTS, DryRunOpt, JsonOpt, ReportsOpt, VarOpt
 from payctl.cli.output import console, print_json, table
-
-app = typer.Typer(no_args_is_help=True, help="Fault experiments with steady-state checks and rollbacks.")
-VarOpt = Annotated[list[str] | None, typer.Option("--var", help="override a variable: key=value")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print the journal as JSON")]
-DryOpt = Annotated[bool, typer.Option("--dry-run", help="validate and show the plan, run nothing")]
-ReportsOpt = Annotated[Path, typer.Option(help="where journals go")]
 
 ICON = {"succeeded": "[green]✔[/green]", "failed": "[red]✘[/red]", "error": "[red]![/red]",
         "running": "[cyan]▶[/cyan]"}
 
 
-@app.command("list")
 def list_cmd(json_out: JsonOpt = False) -> None:
     """The experiments in scenarios/chaos/ and their variables."""
     items = runner.list_experiments()
     if json_out:
         print_json(items)
         return
-    console.print(table("chaos experiments", ["name", "title", "steps", "variables"],
-                        [[i["name"], i["title"], i["steps"],
-                          ", ".join(f"{k}={v}" for k, v in i["variables"].items())] for i in items]))
+    console().print(table("chaos experiments", ["name", "title", "steps", "variables"],
+                          [[i["name"], i["title"], i["steps"],
+                            ", ".join(f"{k}={v}" for k, v in i["variables"].items())] for i in items]))
 
 
-def _run(name: str, var: list[str] | None, dry_run: bool, json_out: bool, reports: Path) -> None:
+def _run(ctx: typer.Context, name: str, var: list[str] | None, dry_run: bool, json_out: bool,
+         reports: Path) -> None:
     overrides: dict[str, Scalar] = dict(parse_var(v) for v in var or [])
     stem, experiment = runner.prepare(name, overrides)
     if dry_run:
@@ -48,49 +43,55 @@ def _run(name: str, var: list[str] | None, dry_run: bool, json_out: bool, report
             print_json({"experiment": stem, "title": experiment.title, "variables": experiment.variables,
                         "plan": plan})
         else:
-            console.print(f"[bold]{experiment.title}[/bold] — valid; variables {experiment.variables}")
-            console.print(table("plan", ["phase", "activity", "type"], [[p["phase"], p["label"], p["type"]]
-                                                                        for p in plan]))
+            console().print(f"[bold]{experiment.title}[/bold] — valid; variables {experiment.variables}")
+            console().print(table("plan", ["phase", "activity", "type"], [[p["phase"], p["label"], p["type"]]
+                                                                          for p in plan]))
         return
-    backend = backend_for(load())
+    backend = backend_for(load(ctx))
 
     def show(rec: ActivityRecord) -> None:
         if json_out:
             return
         if rec.status == "running":
-            console.print(f"{ICON['running']} {rec.phase}: {rec.label}", highlight=False)
+            console().print(f"{ICON['running']} {rec.phase}: {rec.label}", highlight=False)
         else:
             took = f"{(rec.end or rec.start) - rec.start:.2f}s"
             detail = f" — {rec.error}" if rec.error else ""
-            console.print(f"{ICON.get(rec.status, '?')} {rec.phase}: {rec.label} ({took}){detail}", highlight=False)
+            console().print(f"{ICON.get(rec.status, '?')} {rec.phase}: {rec.label} ({took}){detail}", highlight=False)
 
     journal, folder = runner.execute(stem, experiment, backend, reports, listener=show)
     data = journal.as_dict()
     if json_out:
         print_json({"folder": str(folder), "journal": data})
     else:
-        console.print(table(f"chaos {stem}: {journal.status.upper()}", ["phase", "activity", "status", "took",
-                                                                        "output"], rows(data)))
+        console().print(table(f"chaos {stem}: {journal.status.upper()}", ["phase", "activity", "status", "took",
+                                                                          "output"], rows(data)))
         for relay, transitions in data["breaker_transitions"].items():
             seq = " → ".join(t.get("to", "?") for t in transitions) or "none"
-            console.print(f"breaker {relay}: {seq}", highlight=False)
-        console.print(f"journal: {folder / 'journal.json'}", highlight=False)
+            console().print(f"breaker {relay}: {seq}", highlight=False)
+        console().print(f"journal: {folder / 'journal.json'}", highlight=False)
         verdict = {"completed": "[green]hypothesis held[/green]", "deviated": "[red]DEVIATED[/red]"}.get(
             journal.status, f"[red]{journal.status.upper()}[/red]")
-        console.print(f"result: {verdict}" + (f" — {journal.reason}" if journal.reason else ""))
+        console().print(f"result: {verdict}" + (f" — {journal.reason}" if journal.reason else ""))
     raise typer.Exit(journal.exit_code())
 
 
-@app.command("run")
-def run_cmd(name: Annotated[str, typer.Argument(help="experiment name or path to a .yaml")],
-            var: VarOpt = None, dry_run: DryOpt = False, json_out: JsonOpt = False,
-            reports: ReportsOpt = Path("reports")) -> None:
+def run_cmd(ctx: typer.Context, name: Annotated[str, typer.Argument(help="experiment name or path to a .yaml")],
+            var: VarOpt = None, dry_run: DryRunOpt = False, json_out: JsonOpt = False,
+            reports: ReportsOpt = REPORTS) -> None:
     """Run one experiment; exit 0 held, 1 deviated, 2 could not run."""
-    _run(name, var, dry_run, json_out, reports)
+    _run(ctx, name, var, dry_run, json_out, reports)
 
 
-@app.command("kafka-outage")
-def kafka_outage(var: VarOpt = None, dry_run: DryOpt = False, json_out: JsonOpt = False,
-                 reports: ReportsOpt = Path("reports")) -> None:
+def kafka_outage(ctx: typer.Context, var: VarOpt = None, dry_run: DryRunOpt = False, json_out: JsonOpt = False,
+                 reports: ReportsOpt = REPORTS) -> None:
     """Shortcut for `chaos run kafka-outage`."""
-    _run("kafka-outage", var, dry_run, json_out, reports)
+    _run(ctx, "kafka-outage", var, dry_run, json_out, reports)
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(no_args_is_help=True, help="Fault experiments with steady-state checks and rollbacks.")
+    group.command("list")(list_cmd)
+    group.command("run")(run_cmd)
+    group.command("kafka-outage")(kafka_outage)
+    app.add_typer(group, name="chaos")

@@ -1,24 +1,36 @@
-"""Global CLI options (topology file) and backend selection."""
+"""Per-invocation CLI state (the topology file), carried in typer's ctx.obj, and backend selection."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+import typer
 
 from payctl.errors import UsageError
 from payctl.stack.backend import Backend
 from payctl.stack.local import LocalBackend
 from payctl.stack.topology import Topology, load_topology
 
-_state: dict[str, Any] = {"config": None}
+
+@dataclass(frozen=True)
+class CliState:
+    """Set by the root callback from the global options; every command reads it via `state(ctx)`."""
+
+    config: Path | None = None
+
+    def topology(self) -> Topology:
+        return load_topology(self.config)
 
 
-def set_config(path: Path | None) -> None:
-    _state["config"] = path
+def state(ctx: typer.Context) -> CliState:
+    """The CliState of this invocation (the defaults when a command runs without the root callback)."""
+    found = ctx.find_object(CliState)
+    return found if found is not None else CliState()
 
 
-def load() -> Topology:
-    return load_topology(_state["config"])
+def load(ctx: typer.Context) -> Topology:
+    return state(ctx).topology()
 
 
 def backend_for(topo: Topology, name: str | None = None) -> Backend:

@@ -9,15 +9,12 @@ import typer
 from rich.live import Live
 
 from payctl.cli.context import load
+from payctl.cli.options import JsonOpt
 from payctl.cli.output import console, ok_mark, print_json, table
 from payctl.ops.outbox import outbox_stats
 from payctl.ops.reconcile import reconcile as run_reconcile
 from payctl.stack.probes import relay_breaker
 from payctl.stack.topology import Topology
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-breaker_app = typer.Typer(no_args_is_help=True, help="The kafka-publisher circuit breaker of each relay.")
-outbox_app = typer.Typer(no_args_is_help=True, help="Outbox backlog per shard.")
 
 
 def breaker_rows(topo: Topology) -> list[dict[str, Any]]:
@@ -39,18 +36,17 @@ def _breaker_table(rows: list[dict[str, Any]]) -> Any:
                    r.get("numberOfNotPermittedCalls"), r.get("failureRate"), last(r)] for r in rows])
 
 
-@breaker_app.command("status")
-def breaker_status(json_out: JsonOpt = False,
+def breaker_status(ctx: typer.Context, json_out: JsonOpt = False,
                    watch: Annotated[bool, typer.Option("--watch", help="refresh every second")] = False) -> None:
     """State per relay, counters, failure rate and the last transitions."""
-    topo = load()
+    topo = load(ctx)
     if json_out:
         print_json(breaker_rows(topo))
         return
     if not watch:
-        console.print(_breaker_table(breaker_rows(topo)))
+        console().print(_breaker_table(breaker_rows(topo)))
         return
-    with Live(_breaker_table(breaker_rows(topo)), console=console, refresh_per_second=2) as live:
+    with Live(_breaker_table(breaker_rows(topo)), console=console(), refresh_per_second=2) as live:
         try:
             while True:
                 time.sleep(1)
@@ -59,43 +55,48 @@ def breaker_status(json_out: JsonOpt = False,
             pass
 
 
-@outbox_app.command("status")
-def outbox_status(json_out: JsonOpt = False) -> None:
+def outbox_status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Pending, dead and published events per shard, and the oldest pending age."""
-    rows = outbox_stats(load())
+    rows = outbox_stats(load(ctx))
     if json_out:
         print_json(rows)
         return
-    console.print(table("outbox", ["shard", "pending", "oldest pending (s)", "dead", "published"],
-                        [[r["shard"], r["pending"], round(r["oldestPendingAgeSeconds"], 1), r["dead"],
-                          r["published"]] for r in rows]))
+    console().print(table("outbox", ["shard", "pending", "oldest pending (s)", "dead", "published"],
+                          [[r["shard"], r["pending"], round(r["oldestPendingAgeSeconds"], 1), r["dead"],
+                            r["published"]] for r in rows]))
+
+
+def reconcile(
+    ctx: typer.Context,
+    repair: Annotated[bool, typer.Option("--repair", help="re-drive missing and dead events")] = False,
+    grace: Annotated[float, typer.Option(help="seconds a published event may still be in flight")] = 10.0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Outbox vs processed events vs ledger, per shard; exit 1 when not clean."""
+    result = run_reconcile(load(ctx), repair=repair, grace_s=grace)
+    if json_out:
+        print_json(result)
+    else:
+        rows = []
+        for r in result["shards"]:
+            missing = {c: ids[:10] for c, ids in r["missing"].items() if ids}
+            rows.append([r["shard"], ok_mark(r["clean"]), r["events"], r["pending"],
+                         sum(len(v) for v in r["in_flight"].values()), missing or "-",
+                         r["duplicate_postings"][:10] or "-", r["unbalanced_payments"][:10] or "-",
+                         f"{r['ledger_debits']}/{r['ledger_credits']}", r["dead"][:10] or "-"])
+        console().print(table("reconcile", ["shard", "clean", "events", "pending", "in flight", "missing",
+                                            "dup postings", "unbalanced", "Σdebit/Σcredit", "dead"], rows))
+        if repair:
+            console().print(f"re-driven: {result['repaired']}")
+    if not result["clean"]:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(breaker_app, name="breaker")
-    app.add_typer(outbox_app, name="outbox")
-
-    @app.command()
-    def reconcile(
-        repair: Annotated[bool, typer.Option("--repair", help="re-drive missing and dead events")] = False,
-        grace: Annotated[float, typer.Option(help="seconds a published event may still be in flight")] = 10.0,
-        json_out: JsonOpt = False,
-    ) -> None:
-        """Outbox vs processed events vs ledger, per shard; exit 1 when not clean."""
-        result = run_reconcile(load(), repair=repair, grace_s=grace)
-        if json_out:
-            print_json(result)
-        else:
-            rows = []
-            for r in result["shards"]:
-                missing = {c: ids[:10] for c, ids in r["missing"].items() if ids}
-                rows.append([r["shard"], ok_mark(r["clean"]), r["events"], r["pending"],
-                             sum(len(v) for v in r["in_flight"].values()), missing or "-",
-                             r["duplicate_postings"][:10] or "-", r["unbalanced_payments"][:10] or "-",
-                             f"{r['ledger_debits']}/{r['ledger_credits']}", r["dead"][:10] or "-"])
-            console.print(table("reconcile", ["shard", "clean", "events", "pending", "in flight", "missing",
-                                              "dup postings", "unbalanced", "Σdebit/Σcredit", "dead"], rows))
-            if repair:
-                console.print(f"re-driven: {result['repaired']}")
-        if not result["clean"]:
-            raise typer.Exit(1)
+    breaker = typer.Typer(no_args_is_help=True, help="The kafka-publisher circuit breaker of each relay.")
+    breaker.command("status")(breaker_status)
+    outbox = typer.Typer(no_args_is_help=True, help="Outbox backlog per shard.")
+    outbox.command("status")(outbox_status)
+    app.add_typer(breaker, name="breaker")
+    app.add_typer(outbox, name="outbox")
+    app.command()(reconcile)

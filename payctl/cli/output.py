@@ -1,7 +1,8 @@
-"""Rendering helpers: rich tables for people, JSON for scripts."""
+"""Rendering helpers: rich tables for people, JSON for scripts. Consoles are built on first use."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -11,10 +12,22 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-# Without a terminal rich assumes 80 columns and truncates tables; logs and CI get a wider page.
-_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
-console = Console(width=_WIDTH)
-err_console = Console(stderr=True, width=_WIDTH)
+
+def _width() -> int | None:
+    # Without a terminal rich assumes 80 columns and truncates tables; logs and CI get a wider page.
+    return None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+
+
+@functools.cache
+def console() -> Console:
+    """The stdout console, created (and sized) on first use."""
+    return Console(width=_width())
+
+
+@functools.cache
+def err_console() -> Console:
+    """The stderr console, created (and sized) on first use."""
+    return Console(stderr=True, width=_width())
 
 
 def print_json(data: Any) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-LATENCY_STATS = ("avg", "min", "med", "p90", "p95", "p99", "max")
-
 
 @dataclass
 class Latency:

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from payctl.assets import k6_dir
 from payctl.errors import EnvironmentProblem, UsageError
 from payctl.stack.binaries import Binaries
 
-SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios" / "k6"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
 K6_OK_CODES = {0, 99}  # 99: thresholds crossed — still a result to analyze
@@ -34,6 +34,12 @@ class RunPlan:
     base_url: str
     raw: bool
     folder: Path
+
+    def describe(self, k6: str) -> dict[str, Any]:
+        """What will run (run.json, `--dry-run`); stable keys."""
+        return {"scenario": self.scenario, "script": str(self.script), "rate": self.rate, "duration": self.duration,
+                "duration_s": self.duration_s, "vus": self.vus, "base_url": self.base_url, "raw": self.raw,
+                "folder": str(self.folder), "command": self.command(k6)}
 
     def command(self, k6: str) -> list[str]:
         cmd = [k6, "run", "--quiet", "--summary-export", str(self.folder / "summary-export.json"),
@@ -56,9 +62,10 @@ def resolve_script(scenario: str) -> tuple[str, Path]:
     candidate = Path(scenario)
     if candidate.suffix == ".js" and candidate.exists():
         return candidate.stem, candidate.resolve()
-    script = SCENARIO_DIR / f"{scenario}.js"
+    scenario_dir = k6_dir()
+    script = scenario_dir / f"{scenario}.js"
     if not script.exists():
-        known = sorted(p.stem for p in SCENARIO_DIR.glob("*.js"))
+        known = sorted(p.stem for p in scenario_dir.glob("*.js"))
         raise UsageError(f"unknown scenario '{scenario}'", f"known: {', '.join(known)} (or a path to a .js file)")
     return scenario, script
 
@@ -96,10 +103,8 @@ def execute(p: RunPlan, stack_state: Any, on_tick: Callable[[float], None] = lam
     k6 = Binaries.discover().require("k6")
     p.folder.mkdir(parents=True, exist_ok=False)
     (p.folder / "stack-state.json").write_text(json.dumps(stack_state, indent=2, default=str))
-    (p.folder / "run.json").write_text(json.dumps({
-        "scenario": p.scenario, "script": str(p.script), "rate": p.rate, "duration": p.duration, "vus": p.vus,
-        "base_url": p.base_url, "raw": p.raw, "started": datetime.now().isoformat(timespec="seconds"),
-        "command": p.command(k6)}, indent=2))
+    (p.folder / "run.json").write_text(json.dumps(
+        {**p.describe(k6), "started": datetime.now().isoformat(timespec="seconds")}, indent=2))
     started = time.monotonic()
     with (p.folder / "k6.log").open("w") as log:
         proc = subprocess.Popen(p.command(k6), stdout=log, stderr=subprocess.STDOUT, cwd=p.folder)

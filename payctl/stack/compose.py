@@ -18,7 +18,17 @@ from payctl.stack.paths import StatePaths
 from payctl.stack.probes import probe
 from payctl.stack.topology import ServiceSpec, Topology, services
 
-COMPOSE_FILE = Path(__file__).resolve().parents[2] / "compose.yml"
+COMPOSE_FILE = "compose.yml"
+
+
+def compose_file(cwd: Path | None = None) -> Path:
+    """compose.yml in the working directory. It builds from the checkout (platform/Dockerfile, its
+    config and secrets), so it is not package data: run the compose backend from the checkout."""
+    path = (cwd or Path.cwd()) / COMPOSE_FILE
+    if not path.is_file():
+        raise EnvironmentProblem(f"the compose backend needs {COMPOSE_FILE} in the working directory ({path.parent})",
+                                 "run payctl from the payctl checkout that holds compose.yml")
+    return path
 
 
 def container_name(topo: Topology, service: str) -> str:
@@ -61,15 +71,16 @@ class ComposeBackend:
     def up(self, vm: str | None = None, progress: Callable[[str], None] = lambda _m: None,
            timeout_s: float = 120) -> None:
         _ = self.client  # fail fast without an engine
+        file = compose_file()
         wanted = [s.name for s in services(self.topo, vm)]
         progress("docker compose up")
-        result = subprocess.run(["docker", "compose", "-f", str(COMPOSE_FILE), "-p", self.topo.name, "up", "-d",
+        result = subprocess.run(["docker", "compose", "-f", str(file), "-p", self.topo.name, "up", "-d",
                                  "--wait", *wanted], capture_output=True, text=True, timeout=timeout_s)
         if result.returncode != 0:
             raise EnvironmentProblem(f"docker compose up failed: {result.stderr.strip()[-400:]}")
 
     def down(self, purge: bool = False) -> None:
-        cmd = ["docker", "compose", "-f", str(COMPOSE_FILE), "-p", self.topo.name, "down"]
+        cmd = ["docker", "compose", "-f", str(compose_file()), "-p", self.topo.name, "down"]
         subprocess.run(cmd + (["-v"] if purge else []), capture_output=True, text=True, timeout=120)
 
     def status(self) -> list[ServiceStatus]:

@@ -15,7 +15,7 @@ from payctl.stack.backend import ServiceStatus
 from payctl.stack.binaries import INSTALL_HINTS, Binaries
 from payctl.stack.kafka_admin import create_topics
 from payctl.stack.paths import StatePaths
-from payctl.stack.probes import gateway_servers, port_free, port_open, probe, relay_breaker
+from payctl.stack.probes import gateway_servers, port_free, probe, relay_breaker
 from payctl.stack.shards import apply_migrations
 from payctl.stack.supervisor import Supervisor
 from payctl.stack.topology import ServiceSpec, Topology, services
@@ -257,9 +257,6 @@ class LocalBackend:
 
     def is_up(self) -> bool:
         return self.sup.is_running()
-
-    def port_open(self, port: int) -> bool:
-        return port_open(port)
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -109,7 +109,7 @@ def program_for(svc: ServiceSpec, topo: Topology, paths: StatePaths, bins: Binar
             "payflow.ingest.app:create_app_from_env()",
         )
         return Program(svc.name, cmd, root, env + f',PROMETHEUS_MULTIPROC_DIR="{multiproc}"', stopwaitsecs=8)
-    module = {"relay": "payflow.outbox.relay", "ledger": "payflow.consumers.ledger",
+    module = {"relay": "payflow.outbox.relay_process", "ledger": "payflow.consumers.ledger",
               "refund": "payflow.consumers.refund", "settlement": "payflow.consumers.settlement"}[svc.kind]
     return Program(svc.name, _python(module), root, env, stopwaitsecs=10)
 

@@ -16,8 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from payctl.errors import UsageError
 from payflow.config import Settings
 
-SERVICE_KINDS = ("db", "ingest", "relay", "ledger", "refund", "settlement")
-SHARED_KINDS = ("kafka", "gateway", "prometheus")
 Port = int
 
 

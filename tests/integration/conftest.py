@@ -24,7 +24,8 @@ PORT_OFFSET = 2000
 
 def make_topology(state_dir: Path) -> Topology:
     settings = Settings(breaker_reset_timeout_s=2.0, breaker_fail_max=3, relay_redrive_after_s=4.0,
-                        redrive_interval_s=1.0, publish_timeout_s=1.0, acquirer_latency_ms=5)
+                        redrive_interval_s=1.0, publish_timeout_s=1.0, acquirer_latency_ms=5,
+                        relay_max_retries=4, relay_backoff_base_s=0.2, relay_backoff_max_s=1.0)
     return Topology(state_dir=state_dir, settings=settings).with_port_offset(PORT_OFFSET)
 
 

@@ -1,0 +1,57 @@
+"""One load-test session: plan → run k6 → analyze → write reports into the run's folder.
+
+`payctl loadtest run`, `payctl smoke` and bench/bench_ingest.py all call `run_and_analyze`; they
+differ only in their arguments and in what they do with the result."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from payctl.loadtest import run
+from payctl.loadtest.analyze import analyze_file, write_reports
+from payctl.loadtest.grade import Grade
+
+# Called about four times a second while k6 runs, with the plan and the seconds elapsed.
+Tick = Callable[[run.RunPlan, float], None]
+
+
+@dataclass(frozen=True)
+class LoadSession:
+    """What one session left behind: its plan, its report folder and the graded report."""
+
+    plan: run.RunPlan
+    folder: Path
+    report: dict[str, Any]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.report["verdict"]["pass"])
+
+
+def _no_state() -> Any:
+    return {}
+
+
+def _no_tick(_plan: run.RunPlan, _elapsed: float) -> None:
+    return None
+
+
+def run_and_analyze(scenario: str, *, rate: int, duration: str, vus: int, base_url: str, raw: bool,
+                    reports_root: Path, min_grade: Grade = Grade.FAIR,
+                    stack_state: Callable[[], Any] = _no_state, on_tick: Tick = _no_tick) -> LoadSession:
+    """Validate the plan (before anything runs), record `stack_state()` beside k6's output, run k6,
+    grade its summary and write report.md/.json/.html into the run's folder.
+
+    Threshold verdicts come from k6's own summary.json when k6 wrote one (the raw stream lacks the
+    sub-metric thresholds)."""
+    p = run.plan(scenario, rate=rate, duration=duration, vus=vus, base_url=base_url, raw=raw,
+                 reports_root=reports_root)
+    summary = run.execute(p, stack_state(), on_tick=lambda elapsed: on_tick(p, elapsed))
+    k6_summary = p.folder / "summary.json"
+    report = analyze_file(summary, min_grade=min_grade, target_rate=float(p.rate),
+                          thresholds_from=k6_summary if k6_summary.exists() else None)
+    write_reports(report, p.folder)
+    return LoadSession(p, p.folder, report)

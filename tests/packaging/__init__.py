@@ -1,0 +1,1 @@
+"""Packaging: what a non-editable install ships and finds."""

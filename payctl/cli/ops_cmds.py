@@ -61,9 +61,9 @@ def outbox_status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     if json_out:
         print_json(rows)
         return
-    console().print(table("outbox", ["shard", "pending", "oldest pending (s)", "dead", "published"],
+    console().print(table("outbox", ["shard", "pending", "oldest pending (s)", "dead", "published", "parked"],
                           [[r["shard"], r["pending"], round(r["oldestPendingAgeSeconds"], 1), r["dead"],
-                            r["published"]] for r in rows]))
+                            r["published"], r["parked"]] for r in rows]))
 
 
 def reconcile(

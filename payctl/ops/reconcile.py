@@ -34,6 +34,7 @@ class ShardReport:
     ledger_credits: int = 0
     settlement_expected_net: int = 0
     settlement_net: int = 0
+    parked: int = 0  # consumer-parked messages: shown for an operator, not a ledger defect
 
     @property
     def clean(self) -> bool:
@@ -105,6 +106,7 @@ def reconcile(topo: Topology, repair: bool = False, grace_s: float = 10.0) -> di
             snap = audit.read_snapshot(cur)
         report = analyze_shard(shard, snap.outbox, snap.processed, snap.postings_per_event, snap.balance_per_payment,
                                snap.settlement_net, topo.settings.consumers, grace_s)
+        report.parked = snap.parked
         reports.append(report)
         if repair:
             ids = sorted({e for ids in report.missing.values() for e in ids} | set(report.dead))
@@ -129,6 +131,7 @@ def summarize(reports: list[ShardReport]) -> dict[str, int]:
         totals["duplicate_postings"] += len(r.duplicate_postings)
         totals["missing_postings"] += len(r.missing_postings)
         totals["unbalanced_payments"] += len(r.unbalanced_payments)
+        totals["parked"] += r.parked
     return dict(totals)
 
 

@@ -57,6 +57,7 @@ class LocalBackend:
         error_503.write_text(resources.files("payctl").joinpath("templates/503.http").read_text())
         for vm in self.topo.vms:
             mariadb.ensure_password(p.password_file(vm.name))
+            mariadb.ensure_password(p.event_secret_file)
             p.mariadb_dir(vm.name).mkdir(parents=True, exist_ok=True)
             p.my_cnf(vm.name).write_text(render.my_cnf(self.topo, p, vm.name))
             cfg = render.platform_config(self.topo, p, vm.name)

@@ -44,6 +44,11 @@ class StatePaths:
     def password_file(self, vm: str) -> Path:
         return self.root / "secrets" / f"{vm}.password"
 
+    @property
+    def event_secret_file(self) -> Path:
+        """The stack's HMAC key for events (shared by every relay and consumer)."""
+        return self.root / "secrets" / "event.key"
+
     def mariadb_dir(self, vm: str) -> Path:
         return self.root / vm / "mariadb"
 

@@ -30,9 +30,13 @@ class Settings(BaseModel):
     max_body_bytes: int = 16 * 1024
     db_connect_timeout_s: float = 0.5
     # Every platform connection has read/write timeouts (db.pool): a hung shard fails calls instead of
-    # blocking the worker that made them.
-    db_read_timeout_s: float = 15.0
-    db_write_timeout_s: float = 15.0
+    # blocking the worker that made them. The ingest's are short (a 503 within 1 s); workers' longer.
+    db_read_timeout_s: float = 5.0
+    db_write_timeout_s: float = 5.0
+    ingest_db_timeout_s: float = 0.8
+    # Per-shard breaker in the ingest: after a shard fails, its merchants get 503 at once for this
+    # long, then one trial request at a time finds out whether it is back.
+    shard_open_s: float = 1.0
     db_pool_size: int = 8
     shard_retry_after_s: int = 2
     breaker_fail_max: int = 5
@@ -46,6 +50,13 @@ class Settings(BaseModel):
     relay_backoff_max_s: float = 30.0
     relay_redrive_after_s: float = 30.0
     consumer_commit_timeout_s: float = 5.0
+    consumer_max_attempts: int = Field(default=3, ge=1)
+    consumer_max_deferred: int = Field(default=20000, ge=1)
+    # Retention (Stripe keeps idempotency keys 24 h); pruning runs in small batches.
+    idempotency_ttl_s: float = 24 * 3600.0
+    outbox_retention_s: float = 7 * 24 * 3600.0
+    processed_retention_s: float = 7 * 24 * 3600.0
+    prune_batch: int = Field(default=500, ge=1)
     acquirer_latency_ms: int = 20
     acquirer_failure_rate: float = 0.0
     refund_max_attempts: int = 5
@@ -66,6 +77,14 @@ class PlatformConfig(BaseModel):
     refund_port: int
     settlement_port: int
     settings: Settings = Field(default_factory=Settings)
+    # HMAC key the relay signs events with and consumers verify; None only where a deployment has
+    # not provisioned one (the services then log loudly that events are not authenticated).
+    event_secret_file: Path | None = None
+
+    def event_secret(self) -> bytes | None:
+        if self.event_secret_file is None:
+            return None
+        return self.event_secret_file.read_text().strip().encode()
 
     @property
     def shard_count(self) -> int:

@@ -1,28 +1,38 @@
 """The consumer loop shared by ledger, refund and settlement workers.
 
-Each message is applied in one DB transaction on the shard that owns the payment, together with
-its processed_event row (the dedupe key); the Kafka offset is committed only after that."""
+Each message is verified (HMAC from the relay), then applied in one DB transaction on the shard
+that owns the payment, together with its processed_event row (the dedupe key); Kafka offsets are
+committed only up to what is applied or parked. Three things never stall a partition:
+- a shard that is down or hung: its records are deferred in order and retried, while the other
+  shard's records keep flowing (the committed offset stays at the oldest deferred record);
+- a poison message (undecodable, or failing every attempt): parked after a bounded number of tries;
+- a forged or altered message (signature does not verify): parked at once, never applied."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 
 import pymysql
-from aiokafka import ConsumerRecord
-from prometheus_client import Counter, Histogram
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from prometheus_client import Counter, Gauge, Histogram
 
 from payflow.common.http import serve
 from payflow.config import PlatformConfig
-from payflow.db.pool import direct_connect
+from payflow.consumers import parking
+from payflow.consumers.offsets import OffsetTracker
+from payflow.db.pool import direct_connect, is_unavailable_error
 from payflow.domain.events import TOPIC_BY_EVENT
 from payflow.domain.sharding import shard_for_id
+from payflow.domain.signing import SIGNATURE_HEADER, verify
 from payflow.kafka.clients import make_consumer
 
 log = logging.getLogger("payflow.consumer")
@@ -31,10 +41,13 @@ COMMITS = Counter("kafka_consumer_coordinator_commit", "offset commits", ["appli
 CONSUMED = Counter("kafka_consumer_fetch_manager_records_consumed", "records consumed", ["application"])
 PROCESSED = Counter("consumer_events_processed", "events applied", ["application"])
 DUPLICATES = Counter("consumer_duplicates_skipped", "redelivered events skipped", ["application"])
+PARKED = Counter("consumer_messages_parked", "messages parked (poison, forged, altered)", ["application", "reason"])
+DEFERRED = Gauge("consumer_deferred_records", "records waiting for their shard", ["application"])
 LAG = Histogram(
     "consumer_end_to_end_lag_seconds", "event created → consumer commit", ["application"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
 )
+_RETRY_CODES = {1213, 1205}  # deadlock, lock wait timeout: retry, never count as poison
 
 
 @dataclass(frozen=True)
@@ -49,24 +62,44 @@ class Event:
         return int(self.payload["paymentId"])
 
 
-def decode(record: ConsumerRecord[Any, Any]) -> Event:
-    headers = {k: v.decode() for k, v in (record.headers or ())}
-    body = json.loads(record.value)
-    created = headers.get("createdAt")
-    return Event(
-        event_id=int(headers.get("eventId") or body["eventId"]),
-        event_type=headers.get("eventType") or body["eventType"],
-        payload=body,
-        created_at=float(created) if created else None,
-    )
+class Unverifiable(Exception):
+    """A record that is not an authentic, well-formed event: park it."""
+
+    def __init__(self, reason: str, event_id: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.event_id = event_id
+
+
+def decode(record: ConsumerRecord[Any, Any], secret: bytes | None) -> Event:
+    """The event in a record, after checking the relay's signature over its exact bytes."""
+    headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
+    event_id: int | None = None
+    try:
+        event_id = int(headers["eventId"])
+        event_type = headers["eventType"]
+        body = json.loads(record.value)
+        if not isinstance(body, dict):
+            raise ValueError("value is not a JSON object")
+        int(body["paymentId"])
+        created = headers.get("createdAt")
+        created_at = float(created) if created else None
+    except (KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise Unverifiable(f"undecodable: {type(exc).__name__}: {exc}", event_id) from exc
+    if secret is not None and not verify(secret, event_id, event_type, record.value, headers.get(SIGNATURE_HEADER)):
+        raise Unverifiable("bad signature: not published by this stack's relay, or altered", event_id)
+    if body.get("eventId") not in (None, event_id) or body.get("eventType") not in (None, event_type):
+        raise Unverifiable("headers and value disagree", event_id)
+    return Event(event_id=event_id, event_type=event_type, payload=body, created_at=created_at)
 
 
 class Handler(Protocol):
     name: str
     event_types: frozenset[str]
 
-    def prepare(self, event: Event) -> dict[str, Any]:
-        """Side-effect-free or idempotent work done before the transaction (e.g. acquirer call)."""
+    def prepare(self, event: Event, side: pymysql.Connection[Any]) -> dict[str, Any]:
+        """Work done before the transaction, on `side`, an autocommit-style connection to the
+        payment's shard (e.g. the refund's submitted state and the acquirer call)."""
         ...
 
     def apply(self, cur: pymysql.cursors.Cursor, event: Event, prepared: dict[str, Any]) -> None:
@@ -74,32 +107,64 @@ class Handler(Protocol):
         ...
 
 
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"      # an event type this consumer does not handle
+    DEFERRED = "deferred"    # its shard is unavailable: retried later, in order
+    PARKED = "parked"
+
+
+@dataclass
+class _Waiting:
+    tp: TopicPartition
+    record: ConsumerRecord[Any, Any]
+    event: Event
+
+
 class ConsumerWorker:
-    def __init__(self, config: PlatformConfig, handler: Handler, port: int) -> None:
+    def __init__(self, config: PlatformConfig, handler: Handler, port: int, secret: bytes | None = None) -> None:
         self.config = config
+        self.settings = config.settings
         self.handler = handler
         self.port = port
-        self.conns: dict[int, pymysql.Connection[Any]] = {}
+        self.secret = secret if secret is not None else config.event_secret()
+        self.conns: dict[tuple[int, str], pymysql.Connection[Any]] = {}
         self.stopping = asyncio.Event()
         self.processed = 0
         self.duplicates = 0
+        self.parked = 0
         self.connected = False
+        self.tracker: OffsetTracker[TopicPartition] = OffsetTracker()
+        self.waiting: dict[int, collections.deque[_Waiting]] = {}
+        self.shard_retry_at: dict[int, float] = {}
+        self.shard_backoff: dict[int, float] = {}
         app = handler.name
         for counter in (COMMITS, CONSUMED, PROCESSED, DUPLICATES):
             counter.labels(app)
+        DEFERRED.labels(app).set(0)
         LAG.labels(app)
 
-    def _conn(self, shard: int) -> pymysql.Connection[Any]:
-        conn = self.conns.get(shard)
+    # -- connections -------------------------------------------------------------------------
+    def _conn(self, shard: int, role: str = "apply") -> pymysql.Connection[Any]:
+        conn = self.conns.get((shard, role))
         if conn is None:
-            conn = direct_connect(self.config.shards[shard], self.config.shard_count, self.config.settings)
-            self.conns[shard] = conn
+            conn = direct_connect(self.config.shards[shard], self.config.shard_count, self.settings)
+            self.conns[(shard, role)] = conn
         return conn
 
+    def _drop(self, shard: int) -> None:
+        for role in ("apply", "side"):
+            conn = self.conns.pop((shard, role), None)
+            if conn is not None:
+                try:
+                    conn.close()
+                except Exception:
+                    pass
+
+    # -- applying one event ------------------------------------------------------------------
     def _apply(self, event: Event) -> bool:
         """Apply once; False when this consumer had already processed the event."""
-        if event.event_type not in self.handler.event_types:
-            return True
         shard = shard_for_id(event.payment_id, self.config.shard_count)
         conn = self._conn(shard)
         try:
@@ -111,7 +176,7 @@ class ConsumerWorker:
                 if cur.rowcount == 0:
                     conn.rollback()
                     return False
-            prepared = self.handler.prepare(event)
+            prepared = self.handler.prepare(event, self._conn(shard, "side"))
             with conn.cursor() as cur:
                 self.handler.apply(cur, event, prepared)
             conn.commit()
@@ -121,10 +186,11 @@ class ConsumerWorker:
                 conn.rollback()
             except Exception:
                 pass
-            self.conns.pop(shard, None)
+            self._drop(shard)
             raise
 
     def apply_with_retry(self, event: Event) -> bool:
+        """Apply, waiting out an unavailable shard (for tools and tests that drive one event)."""
         delay = 0.2
         while True:
             try:
@@ -137,6 +203,163 @@ class ConsumerWorker:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
+    def _attempt(self, tp: TopicPartition, record: ConsumerRecord[Any, Any], event: Event) -> Outcome:
+        """Apply with bounded retries: DEFERRED when the shard is unavailable, PARKED when every
+        attempt fails for another reason (a poison event)."""
+        shard = shard_for_id(event.payment_id, self.config.shard_count)
+        attempts = 0
+        while True:
+            try:
+                applied = self._apply(event)
+                self.shard_backoff.pop(shard, None)
+                return Outcome.APPLIED if applied else Outcome.DUPLICATE
+            except (pymysql.err.OperationalError, pymysql.err.InterfaceError) as exc:
+                code = exc.args[0] if exc.args else None
+                if is_unavailable_error(exc):
+                    self._shard_down(shard, exc)
+                    return Outcome.DEFERRED
+                if code in _RETRY_CODES:
+                    time.sleep(0.05)
+                    continue
+                attempts += 1
+                error: Exception = exc
+            except Exception as exc:
+                attempts += 1
+                error = exc
+            if attempts >= self.settings.consumer_max_attempts:
+                self._park(tp, record, event.event_id, f"failed {attempts} times: {type(error).__name__}: {error}",
+                           attempts)
+                return Outcome.PARKED
+            log.warning("%s: event %s failed (%s: %s); attempt %s of %s", self.handler.name, event.event_id,
+                        type(error).__name__, error, attempts, self.settings.consumer_max_attempts)
+            time.sleep(min(0.1 * 2 ** attempts, 2.0))
+
+    def _shard_down(self, shard: int, exc: BaseException) -> None:
+        backoff = min(self.shard_backoff.get(shard, 0.1) * 2, 5.0)
+        self.shard_backoff[shard] = backoff
+        self.shard_retry_at[shard] = time.monotonic() + backoff
+        log.warning("%s: %s unavailable (%s); deferring its events for %.1fs", self.handler.name,
+                    self.config.shards[shard].name, exc, backoff)
+
+    def _park(self, tp: TopicPartition, record: ConsumerRecord[Any, Any], event_id: int | None, reason: str,
+              attempts: int) -> None:
+        msg = parking.ParkedMessage(self.handler.name, tp.topic, tp.partition, int(record.offset), event_id,
+                                    reason, attempts, record.value if isinstance(record.value, bytes) else None)
+        local = self.config.shard_index
+        try:
+            parking.park(self._conn(local, "side"), msg)
+        except Exception:
+            self._drop(local)
+            raise
+        self.parked += 1
+        PARKED.labels(self.handler.name, reason.split(":", 1)[0][:40]).inc()
+        log.error("%s: parked %s[%s]@%s (event %s): %s", self.handler.name, tp.topic, tp.partition, record.offset,
+                  event_id, reason)
+
+    def handle(self, tp: TopicPartition, record: ConsumerRecord[Any, Any]) -> tuple[Outcome, Event | None]:
+        """One record, in partition order: verify, then apply, defer or park."""
+        try:
+            event = decode(record, self.secret)
+        except Unverifiable as exc:
+            self._park(tp, record, exc.event_id, exc.reason, 1)
+            self.tracker.seen(tp, record.offset)
+            return Outcome.PARKED, None
+        if event.event_type not in self.handler.event_types:
+            self.tracker.seen(tp, record.offset)
+            return Outcome.IGNORED, event
+        try:
+            shard = shard_for_id(event.payment_id, self.config.shard_count)
+        except ValueError:
+            self._park(tp, record, event.event_id, f"undecodable: payment id {event.payment_id}", 1)
+            self.tracker.seen(tp, record.offset)
+            return Outcome.PARKED, event
+        # Keep a payment's events in order: while its shard has records waiting, queue behind them.
+        if self.waiting.get(shard) or time.monotonic() < self.shard_retry_at.get(shard, 0.0):
+            self._defer(shard, _Waiting(tp, record, event))
+            return Outcome.DEFERRED, event
+        outcome = self._attempt(tp, record, event)
+        if outcome is Outcome.DEFERRED:
+            self._defer(shard, _Waiting(tp, record, event))
+        else:
+            self.tracker.seen(tp, record.offset)
+        return outcome, event
+
+    def _defer(self, shard: int, item: _Waiting) -> None:
+        self.waiting.setdefault(shard, collections.deque()).append(item)
+        self.tracker.defer(item.tp, item.record.offset)
+
+    def retry_waiting(self) -> list[tuple[Outcome, Event]]:
+        """Retry deferred records of shards whose back-off has passed, oldest first; stop at the
+        first one that is still unavailable."""
+        done: list[tuple[Outcome, Event]] = []
+        now = time.monotonic()
+        for shard, queue in self.waiting.items():
+            if not queue or now < self.shard_retry_at.get(shard, 0.0):
+                continue
+            while queue and not self.stopping.is_set():
+                item = queue[0]
+                outcome = self._attempt(item.tp, item.record, item.event)
+                if outcome is Outcome.DEFERRED:
+                    break
+                queue.popleft()
+                self.tracker.done(item.tp, item.record.offset)
+                done.append((outcome, item.event))
+        return done
+
+    def forget_revoked(self, assigned: set[TopicPartition]) -> None:
+        """After a rebalance, drop what we hold for partitions we no longer own."""
+        for shard, queue in self.waiting.items():
+            kept = [w for w in queue if w.tp in assigned]
+            if len(kept) != len(queue):
+                self.waiting[shard] = collections.deque(kept)
+        self.tracker.forget([tp for tp in self.tracker.partitions() if tp not in assigned])
+
+    @property
+    def waiting_count(self) -> int:
+        return sum(len(q) for q in self.waiting.values())
+
+    # -- the loop ----------------------------------------------------------------------------
+    def _count(self, outcome: Outcome, event: Event | None) -> None:
+        app = self.handler.name
+        if outcome is Outcome.APPLIED:
+            PROCESSED.labels(app).inc()
+            self.processed += 1
+            if event is not None and event.created_at:
+                LAG.labels(app).observe(max(0.0, time.time() - event.created_at))
+        elif outcome is Outcome.DUPLICATE:
+            DUPLICATES.labels(app).inc()
+            self.duplicates += 1
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        app = self.handler.name
+        paused = False
+        while not self.stopping.is_set():
+            batches = await consumer.getmany(timeout_ms=200 if self.waiting_count else 500, max_records=500)
+            for tp, records in batches.items():
+                for record in records:
+                    CONSUMED.labels(app).inc()
+                    outcome, event = await asyncio.to_thread(self.handle, tp, record)
+                    self._count(outcome, event)
+            if self.waiting_count:
+                for outcome, event in await asyncio.to_thread(self.retry_waiting):
+                    self._count(outcome, event)
+                self.forget_revoked(set(consumer.assignment()))
+            DEFERRED.labels(app).set(self.waiting_count)
+            # Bounded memory: stop fetching while too much waits for a shard.
+            too_many = self.waiting_count >= self.settings.consumer_max_deferred
+            if too_many != paused:
+                (consumer.pause if too_many else consumer.resume)(*consumer.assignment())
+                paused = too_many
+            offsets = self.tracker.committable()
+            if offsets:
+                try:
+                    await asyncio.wait_for(consumer.commit(offsets), self.settings.consumer_commit_timeout_s)
+                    self.tracker.committed(offsets)
+                    COMMITS.labels(app).inc()
+                except Exception as exc:
+                    # Redelivery after a failed commit is harmless: processed_event dedupes.
+                    log.warning("%s: offset commit failed (%s)", app, type(exc).__name__)
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -144,36 +367,17 @@ class ConsumerWorker:
         serve(self.port, {"/health": self.health})
         app = self.handler.name
         topics = sorted({TOPIC_BY_EVENT[t] for t in self.handler.event_types})
-        settings = self.config.settings
+        if self.secret is None:
+            log.error("%s: no event secret configured: events are NOT authenticated", app)
         while not self.stopping.is_set():
             consumer = make_consumer(self.config.bootstrap_servers, app, topics)
+            self.tracker = OffsetTracker()
+            self.waiting.clear()
             try:
                 await asyncio.wait_for(consumer.start(), 15)
                 self.connected = True
                 log.info("%s consumer joined group for %s", app, topics)
-                while not self.stopping.is_set():
-                    batches = await consumer.getmany(timeout_ms=500, max_records=500)
-                    if not batches:
-                        continue
-                    for records in batches.values():
-                        for record in records:
-                            CONSUMED.labels(app).inc()
-                            event = decode(record)
-                            applied = await asyncio.to_thread(self.apply_with_retry, event)
-                            if applied:
-                                PROCESSED.labels(app).inc()
-                                self.processed += 1
-                                if event.created_at:
-                                    LAG.labels(app).observe(max(0.0, time.time() - event.created_at))
-                            else:
-                                DUPLICATES.labels(app).inc()
-                                self.duplicates += 1
-                    try:
-                        await asyncio.wait_for(consumer.commit(), settings.consumer_commit_timeout_s)
-                        COMMITS.labels(app).inc()
-                    except Exception as exc:
-                        # Redelivery after a failed commit is harmless: processed_event dedupes.
-                        log.warning("%s: offset commit failed (%s)", app, type(exc).__name__)
+                await self._consume(consumer)
             except Exception as exc:
                 self.connected = False
                 log.warning("%s consumer restarting after %s: %s", app, type(exc).__name__, exc)
@@ -187,7 +391,8 @@ class ConsumerWorker:
 
     def health(self) -> tuple[int, Any]:
         return 200, {"status": "UP", "consumer": self.handler.name, "connected": self.connected,
-                     "processed": self.processed, "duplicatesSkipped": self.duplicates}
+                     "processed": self.processed, "duplicatesSkipped": self.duplicates, "parked": self.parked,
+                     "deferred": self.waiting_count}
 
 
 def worker_main(name: str, make_handler: Callable[[PlatformConfig], Handler],

@@ -20,7 +20,7 @@ class LedgerHandler:
     def __init__(self) -> None:
         ENTRIES.labels(self.name)
 
-    def prepare(self, event: Event) -> dict[str, Any]:
+    def prepare(self, event: Event, side: pymysql.Connection[Any]) -> dict[str, Any]:
         return {}
 
     def apply(self, cur: pymysql.cursors.Cursor, event: Event, prepared: dict[str, Any]) -> None:

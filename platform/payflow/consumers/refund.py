@@ -1,32 +1,24 @@
-"""refund-vmN: executes refund requests against a simulated acquirer, then records the outcome
-and a `payment.refunded` outbox event in one transaction."""
+"""refund-vmN: executes refund requests against the (simulated) acquirer at most once, then records
+the outcome and a `payment.refunded` outbox event in one transaction.
+
+At most once: before calling the acquirer the request is marked SUBMITTED with an acquirer
+idempotency key (committed on its own); a redelivery after a crash, or a retry after an unknown
+commit, first asks the acquirer what happened to that key and never executes it again."""
 
 from __future__ import annotations
 
-import random
 import time
 from typing import Any
 
 import pymysql
 
 from payflow.config import Settings
+from payflow.consumers.acquirer import AcquirerAnswer, AcquirerUnavailable, SimulatedAcquirer
 from payflow.consumers.base import Event, worker_main
 from payflow.db.rows import PAYMENT_COLUMNS, as_mapping, balances_of
 from payflow.domain import events, payment
 from payflow.outbox import store as outbox_store
 from payflow.outbox.backoff import retry_delay
-
-
-class SimulatedAcquirer:
-    """Latency and failure rate are settings; answers are idempotent per refund id in reality."""
-
-    def __init__(self, settings: Settings, rng: random.Random | None = None) -> None:
-        self.settings = settings
-        self.rng = rng or random.Random()
-
-    def refund(self, refund_id: int, amount: int) -> bool:
-        time.sleep(self.settings.acquirer_latency_ms / 1000)
-        return self.rng.random() >= self.settings.acquirer_failure_rate
 
 
 class RefundHandler:
@@ -37,15 +29,24 @@ class RefundHandler:
         self.settings = settings
         self.acquirer = acquirer or SimulatedAcquirer(settings)
 
-    def prepare(self, event: Event) -> dict[str, Any]:
+    def prepare(self, event: Event, side: pymysql.Connection[Any]) -> dict[str, Any]:
         refund_id = int(event.payload["refundId"])
         amount = int(event.payload["refundAmount"])
+        key = f"refund-{refund_id}"
+        with side.cursor() as cur:
+            cur.execute("UPDATE refund_request SET status='SUBMITTED', acquirer_key=%s "
+                        "WHERE refund_id=%s AND status IN ('PENDING', 'SUBMITTED')", (key, refund_id))
+        side.commit()
+        # In doubt (a crash or a lost commit after an earlier call): ask before asking again.
+        answer: AcquirerAnswer | None = self.acquirer.lookup(side, key)
         attempts = 0
-        for attempts in range(1, self.settings.refund_max_attempts + 1):
-            if self.acquirer.refund(refund_id, amount):
-                return {"succeeded": True, "attempts": attempts}
-            time.sleep(retry_delay(attempts, 0.05, 1.0))
-        return {"succeeded": False, "attempts": attempts}
+        while answer is None and attempts < self.settings.refund_max_attempts:
+            attempts += 1
+            try:
+                answer = self.acquirer.refund(side, key, amount)
+            except AcquirerUnavailable:
+                time.sleep(retry_delay(attempts, 0.05, 1.0))
+        return {"succeeded": bool(answer and answer.succeeded), "attempts": max(attempts, 1)}
 
     def apply(self, cur: pymysql.cursors.Cursor, event: Event, prepared: dict[str, Any]) -> None:
         refund_id = int(event.payload["refundId"])

@@ -15,7 +15,7 @@ class SettlementHandler:
     name = "settlement"
     event_types = events.SETTLEMENT_EVENTS
 
-    def prepare(self, event: Event) -> dict[str, Any]:
+    def prepare(self, event: Event, side: pymysql.Connection[Any]) -> dict[str, Any]:
         return {}
 
     def apply(self, cur: pymysql.cursors.Cursor, event: Event, prepared: dict[str, Any]) -> None:

@@ -104,7 +104,7 @@ def create_app(config: PlatformConfig, service: PaymentService | None = None) ->
 
     @app.errorhandler(ShardUnavailable)
     def _shard_down(err: ShardUnavailable) -> Response:
-        retry = str(settings.shard_retry_after_s)
+        retry = str(max(1, settings.shard_retry_after_s))
         body = {"code": "SHARD_UNAVAILABLE", "message": f"{err.shard.name} is unavailable; retry later"}
         return _json(body, 503, {"Retry-After": retry})
 
@@ -163,10 +163,12 @@ def create_app(config: PlatformConfig, service: PaymentService | None = None) ->
 
     @app.get("/health")
     def health() -> Response:
-        shards = svc.ping()
-        up = any(shards.values())
-        status = "UP" if all(shards.values()) else ("DEGRADED" if up else "DOWN")
-        return _json({"status": status, "instance": instance, "shards": shards}, 200 if up else 503)
+        """Liveness of this instance (what the gateway checks): 200 whenever it can answer. Shard
+        readiness comes from the per-shard breakers, with no I/O, so a hung shard cannot make the
+        gateway mark every instance down."""
+        shards = svc.readiness()
+        status = "UP" if all(shards.values()) else "DEGRADED"
+        return _json({"status": status, "instance": instance, "shards": shards})
 
     @app.get("/metrics")
     def prometheus_metrics() -> Response:

@@ -262,14 +262,5 @@ class PaymentService:
         ]
         return payment_json(row, "OK", ledger)
 
-    def ping(self) -> dict[str, bool]:
-        status = {}
-        for index, shard in enumerate(self.pools.shards):
-            try:
-                with self.pools.connect(index) as conn:
-                    conn.exec_driver_sql("SELECT 1")
-                    conn.rollback()
-                status[shard.name] = True
-            except Exception:
-                status[shard.name] = False
-        return status
+    def readiness(self) -> dict[str, bool]:
+        return self.pools.ready()

@@ -26,6 +26,7 @@ class ShardSnapshot:
     postings_per_event: dict[int, int]      # event id → ledger rows
     balance_per_payment: dict[int, tuple[int, int]]  # payment id → (Σdebit, Σcredit)
     settlement_net: int
+    parked: int = 0
 
 
 def read_snapshot(cur: Cursor) -> ShardSnapshot:
@@ -44,7 +45,7 @@ def read_snapshot(cur: Cursor) -> ShardSnapshot:
     balances = {int(p): (int(d), int(c)) for p, d, c in cur.fetchall()}
     cur.execute("SELECT COALESCE(SUM(net), 0) FROM settlement")
     row = cur.fetchone()
-    return ShardSnapshot(outbox, processed, postings, balances, int(row[0]) if row else 0)
+    return ShardSnapshot(outbox, processed, postings, balances, int(row[0]) if row else 0, parked_count(cur))
 
 
 def unbalanced_payment_count(cur: Cursor) -> int:
@@ -59,5 +60,12 @@ def payments_without_event_count(cur: Cursor) -> int:
     """Payments with no outbox event: a write that committed half a transaction."""
     cur.execute("SELECT COUNT(*) FROM payment p WHERE NOT EXISTS (SELECT 1 FROM outbox_event e "
                 "WHERE e.aggregate_id = p.payment_id)")
+    row = cur.fetchone()
+    return int(row[0] or 0) if row else 0
+
+
+def parked_count(cur: Cursor) -> int:
+    """Messages consumers parked (poison, forged, altered) on this shard."""
+    cur.execute("SELECT COUNT(*) FROM parked_message")
     row = cur.fetchone()
     return int(row[0] or 0) if row else 0

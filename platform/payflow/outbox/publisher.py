@@ -14,9 +14,11 @@ from typing import Any
 
 import pybreaker
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from payflow.config import Settings
 from payflow.domain.events import DLQ_TOPIC
+from payflow.domain.signing import SIGNATURE_HEADER, sign
 from payflow.kafka.clients import ensure_topics, make_producer
 from payflow.outbox.breaker import TrackedBreaker
 from payflow.outbox.store import OutboxEvent
@@ -26,32 +28,56 @@ log = logging.getLogger("payflow.relay")
 
 class PublishOutcome(StrEnum):
     PUBLISHED = "published"
-    FAILED = "failed"      # attempted, the broker did not acknowledge
-    REFUSED = "refused"    # the breaker did not let the attempt start
+    UNREACHABLE = "unreachable"  # the broker did not answer: an outage, never the event's fault
+    REJECTED = "rejected"        # the broker answered no, or the event cannot be encoded: poison
+    REFUSED = "refused"          # the breaker did not let the attempt start
 
 
 @dataclass
 class BatchResult:
     published: list[int] = field(default_factory=list)
-    failed: list[OutboxEvent] = field(default_factory=list)
+    unreachable: list[OutboxEvent] = field(default_factory=list)
+    rejected: list[tuple[OutboxEvent, str]] = field(default_factory=list)
     refused: list[int] = field(default_factory=list)
 
 
+class EventRejected(Exception):
+    """The broker refused this event, or it cannot be encoded: retrying will not help."""
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Outage-shaped failures (timeouts, connections, retriable Kafka errors) versus a rejection."""
+    if isinstance(exc, EventRejected):
+        return False
+    if isinstance(exc, KafkaError):
+        return bool(getattr(exc, "retriable", False)) or isinstance(exc, KafkaTimeoutError)
+    return isinstance(exc, TimeoutError | OSError | ConnectionError | asyncio.CancelledError)
+
+
 def encode(event: OutboxEvent) -> bytes:
-    return json.dumps({"eventId": event.event_id, "eventType": event.event_type, **event.payload}).encode()
+    try:
+        return json.dumps({"eventId": event.event_id, "eventType": event.event_type, **event.payload},
+                          allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise EventRejected(f"cannot encode event {event.event_id}: {exc}") from exc
 
 
-def headers(event: OutboxEvent) -> list[tuple[str, bytes]]:
-    return [
+def headers(event: OutboxEvent, value: bytes, secret: bytes | None) -> list[tuple[str, bytes]]:
+    out = [
         ("eventId", str(event.event_id).encode()),
         ("eventType", event.event_type.encode()),
         ("createdAt", str(event.created_at.timestamp()).encode()),
     ]
+    if secret is not None:
+        out.append((SIGNATURE_HEADER, sign(secret, event.event_id, event.event_type, value).encode()))
+    return out
 
 
 class BreakerPublisher:
-    def __init__(self, bootstrap: str, settings: Settings, tracked: TrackedBreaker) -> None:
+    def __init__(self, bootstrap: str, settings: Settings, tracked: TrackedBreaker,
+                 secret: bytes | None = None) -> None:
         self.bootstrap = bootstrap
+        self.secret = secret
         self.settings = settings
         self.tracked = tracked
         self.producer: AIOKafkaProducer | None = None
@@ -78,32 +104,58 @@ class BreakerPublisher:
         if producer is not None:
             await _quiet_stop(producer)
 
-    async def _guard(self, make: Callable[[], Awaitable[Any]]) -> PublishOutcome:
-        """Await one publish inside the breaker (or bare when the breaker is disabled by settings)."""
+    async def _guard(self, make: Callable[[], Awaitable[Any]]) -> tuple[PublishOutcome, str]:
+        """Await one publish inside the breaker (or bare when the breaker is disabled by settings).
+        Only an unreachable broker counts as a breaker failure: a rejection is an answer."""
         entered = False
         started = time.perf_counter()
+        rejection = ""
         try:
             if not self.settings.breaker_enabled:
                 entered = True
-                await asyncio.wait_for(make(), self.settings.publish_timeout_s)
+                rejection = await self._attempt(make)
             else:
                 with self.tracked.breaker.calling():
                     entered = True
-                    await asyncio.wait_for(make(), self.settings.publish_timeout_s)
+                    rejection = await self._attempt(make)
         except pybreaker.CircuitBreakerError:
             if not entered:
-                return PublishOutcome.REFUSED
-            return await self._failed(started)
+                return PublishOutcome.REFUSED, ""
+            return await self._unreachable(started), "breaker opened"
         except Exception as exc:
-            log.warning("publish failed: %s", type(exc).__name__)
-            return await self._failed(started)
+            log.warning("publish failed, broker unreachable: %s", type(exc).__name__)
+            return await self._unreachable(started), type(exc).__name__
         self.tracked.record_call(True, time.perf_counter() - started)
-        return PublishOutcome.PUBLISHED
+        if rejection:
+            return PublishOutcome.REJECTED, rejection
+        return PublishOutcome.PUBLISHED, ""
 
-    async def _failed(self, started: float) -> PublishOutcome:
+    async def _attempt(self, make: Callable[[], Awaitable[Any]]) -> str:
+        """'' when published; the reason when rejected; raises when the broker is unreachable."""
+        try:
+            await asyncio.wait_for(make(), self.settings.publish_timeout_s)
+        except Exception as exc:
+            if is_unreachable(exc):
+                raise
+            log.error("event rejected: %s: %s", type(exc).__name__, exc)
+            return f"{type(exc).__name__}: {exc}"[:400] or "rejected"
+        return ""
+
+    async def _unreachable(self, started: float) -> PublishOutcome:
         self.tracked.record_call(False, time.perf_counter() - started)
         await self.close()
-        return PublishOutcome.FAILED
+        return PublishOutcome.UNREACHABLE
+
+    async def probe(self) -> PublishOutcome:
+        """A trial call with no event: ask the broker for metadata through the breaker, so the
+        breaker can close after recovery even when no payment arrives."""
+        async def metadata() -> None:
+            producer = await self._producer()
+            await producer.client.force_metadata_update()
+            if not producer.client.cluster.brokers():
+                raise KafkaTimeoutError("no broker in metadata")
+        outcome, _ = await self._guard(metadata)
+        return outcome
 
     async def publish(self, batch: list[OutboxEvent]) -> BatchResult:
         """Enqueue every send (aiokafka batches them), then settle each future in the breaker, in
@@ -115,24 +167,32 @@ class BreakerPublisher:
         try:
             producer = await asyncio.wait_for(self._producer(), self.settings.publish_timeout_s)
             for event in batch:
+                try:
+                    value = encode(event)
+                except EventRejected as exc:
+                    result.rejected.append((event, str(exc)))
+                    continue
                 fut = await asyncio.wait_for(
-                    producer.send(event.topic, value=encode(event), key=str(event.aggregate_id).encode(),
-                                  headers=headers(event)),
+                    producer.send(event.topic, value=value, key=str(event.aggregate_id).encode(),
+                                  headers=headers(event, value, self.secret)),
                     self.settings.publish_timeout_s,
                 )
                 futures.append((event, fut))
         except Exception:
-            unsent = batch[len(futures):]
+            sent = {e.event_id for e, _ in futures} | {e.event_id for e, _ in result.rejected}
+            unsent = [e for e in batch if e.event_id not in sent]
         attempts: list[tuple[OutboxEvent, Callable[[], Awaitable[Any]]]] = [
             (event, _awaiting(fut)) for event, fut in futures]
         if unsent:
             attempts.append((unsent[0], lambda: self._send_and_wait(unsent[0])))
         for index, (event, make) in enumerate(attempts):
-            outcome = await self._guard(make)
+            outcome, reason = await self._guard(make)
             if outcome is PublishOutcome.PUBLISHED:
                 result.published.append(event.event_id)
-            elif outcome is PublishOutcome.FAILED:
-                result.failed.append(event)
+            elif outcome is PublishOutcome.UNREACHABLE:
+                result.unreachable.append(event)
+            elif outcome is PublishOutcome.REJECTED:
+                result.rejected.append((event, reason))
             else:
                 result.refused.extend(e.event_id for e, _ in attempts[index:])
                 break
@@ -142,13 +202,25 @@ class BreakerPublisher:
 
     async def _send_and_wait(self, event: OutboxEvent, topic: str | None = None) -> None:
         producer = await self._producer()
-        await producer.send_and_wait(topic or event.topic, value=encode(event),
-                                     key=str(event.aggregate_id).encode(), headers=headers(event))
+        value = encode(event)
+        await producer.send_and_wait(topic or event.topic, value=value,
+                                     key=str(event.aggregate_id).encode(), headers=headers(event, value, self.secret))
 
-    async def send_dlq(self, event: OutboxEvent) -> bool:
-        """Copy a dead event to payment.dlq; False when the copy could not be written."""
+    async def send_dlq(self, event: OutboxEvent, reason: str) -> bool:
+        """Copy a dead event to payment.dlq (its raw payload if it cannot be encoded); False when
+        the copy could not be written, so the caller keeps the event pending."""
         try:
-            await asyncio.wait_for(self._send_and_wait(event, DLQ_TOPIC), self.settings.publish_timeout_s)
+            try:
+                value = encode(event)
+            except EventRejected:
+                value = json.dumps({"eventId": event.event_id, "eventType": event.event_type,
+                                    "unencodable": repr(event.payload)[:10000]}).encode()
+            producer = await asyncio.wait_for(self._producer(), self.settings.publish_timeout_s)
+            await asyncio.wait_for(
+                producer.send_and_wait(DLQ_TOPIC, value=value, key=str(event.aggregate_id).encode(),
+                                       headers=[*headers(event, value, self.secret),
+                                                ("deadReason", reason.encode()[:500])]),
+                self.settings.publish_timeout_s)
             return True
         except Exception as exc:
             log.error("could not copy dead event %s to %s: %s", event.event_id, DLQ_TOPIC, exc)

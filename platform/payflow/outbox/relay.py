@@ -30,6 +30,7 @@ class PublishLoop:
         self.publisher = publisher
         self.tracked: TrackedBreaker = publisher.tracked
         self.store = store
+        self.outage_attempts = 0
 
     async def tick(self) -> int:
         """One poll: lease, publish, record. Returns how many events were leased."""
@@ -40,6 +41,9 @@ class PublishLoop:
         limit = s.relay_batch_size if self.tracked.state == "closed" else 1
         batch = await asyncio.to_thread(store.lease, limit, LEASE_S)
         if not batch:
+            if s.breaker_enabled and self.tracked.state != "closed":
+                # Nothing to trial-publish: probe the broker so the breaker closes by itself.
+                await self.publisher.probe()
             return 0
         result = await self.publisher.publish(batch)
         await asyncio.to_thread(store.mark_published, result.published)
@@ -47,16 +51,29 @@ class PublishLoop:
         if result.refused:
             self.tracked.record_not_permitted(len(result.refused))
             await asyncio.to_thread(store.release, result.refused)
-        for event in result.failed:
+        if result.unreachable:
+            # An outage is nobody's fault: back off, but never spend the events' retry budget.
+            self.outage_attempts += 1
+            delay = retry_delay(self.outage_attempts, s.relay_backoff_base_s, s.relay_backoff_max_s)
+            await asyncio.to_thread(store.defer, [e.event_id for e in result.unreachable], delay,
+                                    "broker unreachable")
+            metrics.FAILED.labels(self.shard).inc(len(result.unreachable))
+        elif result.published:
+            self.outage_attempts = 0
+        for event, reason in result.rejected:
             retries = event.retry_count + 1
-            dead = is_dead(retries, s.relay_max_retries)
             delay = retry_delay(retries, s.relay_backoff_base_s, s.relay_backoff_max_s)
-            await asyncio.to_thread(store.mark_failed, event.event_id, delay, "publish failed", dead)
             metrics.FAILED.labels(self.shard).inc()
-            if dead:
-                metrics.DEAD.labels(self.shard).inc()
-                log.error("event %s is DEAD after %s attempts", event.event_id, retries)
-                await self.publisher.send_dlq(event)
+            if is_dead(retries, s.relay_max_retries):
+                # DEAD only once its DLQ copy is written; otherwise it stays pending and retries.
+                copied = await self.publisher.send_dlq(event, reason)
+                await asyncio.to_thread(store.mark_failed, event.event_id, delay, reason, copied)
+                if copied:
+                    metrics.DEAD.labels(self.shard).inc()
+                    log.error("event %s is DEAD after %s rejections (%s); copied to payment.dlq",
+                              event.event_id, retries, reason)
+            else:
+                await asyncio.to_thread(store.mark_failed, event.event_id, delay, reason, False)
         return len(batch)
 
 

@@ -26,7 +26,7 @@ class RelayProcess:
         self.settings = s = config.settings
         self.shard = config.local_shard
         self.tracked = TrackedBreaker(s.breaker_fail_max, s.breaker_reset_timeout_s, s.breaker_success_threshold)
-        self.publisher = BreakerPublisher(config.bootstrap_servers, s, self.tracked)
+        self.publisher = BreakerPublisher(config.bootstrap_servers, s, self.tracked, config.event_secret())
         self.loop = PublishLoop(self.shard.name, s, self.publisher, lambda: self._store("publish"))
         self.stores: dict[str, OutboxStore] = {}
         self.stopping = asyncio.Event()

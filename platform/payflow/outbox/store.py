@@ -137,6 +137,19 @@ class OutboxStore:
             )
         self.conn.commit()
 
+    def defer(self, event_ids: list[int], delay_s: float, error: str) -> None:
+        """The broker was unreachable: try again after `delay_s`; retry_count is untouched, because
+        no outage, however long, may kill an event."""
+        if not event_ids:
+            return
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "UPDATE outbox_event SET last_retry_at=NOW(6), next_attempt_at=NOW(6) + INTERVAL %s MICROSECOND, "
+                f"last_error=%s WHERE event_id IN ({','.join(['%s'] * len(event_ids))})",
+                (int(delay_s * 1e6), error[:500], *event_ids),
+            )
+        self.conn.commit()
+
     def release(self, event_ids: list[int]) -> None:
         """Hand back leased rows that were never attempted (breaker refused): due again now."""
         self._update_ids("next_attempt_at=NOW(6)", event_ids)

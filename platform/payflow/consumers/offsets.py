@@ -1,0 +1,65 @@
+"""Which Kafka offsets a consumer may commit while some records wait for their shard (pure).
+
+A record whose shard is down is deferred, not waited on, so the other shard's events keep
+flowing; the committed offset of its partition stays at the oldest deferred record, so a crash
+redelivers everything not yet applied (processed_event makes the redelivery harmless)."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+P = TypeVar("P", bound=Hashable)
+
+
+class OffsetTracker(Generic[P]):
+    def __init__(self) -> None:
+        self._next: dict[P, int] = {}
+        self._deferred: dict[P, list[int]] = {}
+        self._committed: dict[P, int] = {}
+
+    def seen(self, partition: P, offset: int) -> None:
+        """The record at `offset` was handled or deferred: the next one starts after it."""
+        self._next[partition] = max(self._next.get(partition, 0), offset + 1)
+
+    def defer(self, partition: P, offset: int) -> None:
+        offsets = self._deferred.setdefault(partition, [])
+        i = bisect.bisect_left(offsets, offset)
+        if i == len(offsets) or offsets[i] != offset:
+            offsets.insert(i, offset)
+        self.seen(partition, offset)
+
+    def done(self, partition: P, offset: int) -> None:
+        offsets = self._deferred.get(partition, [])
+        i = bisect.bisect_left(offsets, offset)
+        if i < len(offsets) and offsets[i] == offset:
+            offsets.pop(i)
+
+    @property
+    def deferred_count(self) -> int:
+        return sum(len(v) for v in self._deferred.values())
+
+    def committable(self) -> dict[P, int]:
+        """Per partition, the offset to commit now: the oldest deferred record, or one past the
+        last handled. Only partitions whose committable offset moved since the last commit."""
+        out: dict[P, int] = {}
+        for partition, nxt in self._next.items():
+            deferred = self._deferred.get(partition)
+            offset = deferred[0] if deferred else nxt
+            if self._committed.get(partition) != offset:
+                out[partition] = offset
+        return out
+
+    def committed(self, offsets: dict[P, int]) -> None:
+        self._committed.update(offsets)
+
+    def partitions(self) -> list[P]:
+        return list(self._next)
+
+    def forget(self, partitions: list[P]) -> None:
+        """Partitions revoked in a rebalance: their records will be redelivered to the new owner."""
+        for p in partitions:
+            self._next.pop(p, None)
+            self._deferred.pop(p, None)
+            self._committed.pop(p, None)

@@ -1,0 +1,61 @@
+"""A per-shard circuit breaker for the ingest (pure state machine, clock injected).
+
+CLOSED: calls go through. A failure (shard down, hung or too slow) → OPEN: calls are refused at
+once, so that shard's merchants get a fast 503 and no worker thread waits on it. After `open_s`
+→ HALF_OPEN: one trial call at a time; its success closes the breaker, its failure re-opens it.
+Merchants of other shards never notice."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Literal
+
+ShardState = Literal["closed", "open", "half_open"]
+
+
+class ShardBreaker:
+    def __init__(self, open_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.open_s = open_s
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._open_until: float | None = None
+        self._trial = False
+
+    @property
+    def state(self) -> ShardState:
+        with self._lock:
+            return self._state()
+
+    def _state(self) -> ShardState:
+        if self._open_until is None:
+            return "closed"
+        return "open" if self.clock() < self._open_until else "half_open"
+
+    def allow(self) -> bool:
+        """May a call start now? In HALF_OPEN only one trial at a time is allowed."""
+        with self._lock:
+            state = self._state()
+            if state == "closed":
+                return True
+            if state == "open" or self._trial:
+                return False
+            self._trial = True
+            return True
+
+    def success(self) -> None:
+        with self._lock:
+            self._open_until = None
+            self._trial = False
+
+    def failure(self) -> None:
+        with self._lock:
+            self._open_until = self.clock() + self.open_s
+            self._trial = False
+
+    def retry_after_s(self) -> float:
+        with self._lock:
+            if self._open_until is None:
+                return 0.0
+            return max(0.0, self._open_until - self.clock())

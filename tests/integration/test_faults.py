@@ -1,0 +1,221 @@
+"""Real faults on the live stack (issue 10): a hung shard, identity by case, an outage longer than
+the retry budget, a breaker with no traffic, poison and forged messages. Each test was written to
+fail on the platform as it was before the fix it guards."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from payctl.ops.reconcile import reconcile
+from payctl.stack.probes import gateway_servers, relay_breaker
+
+pytestmark = pytest.mark.integration
+
+
+def _breakers(stack: Any) -> dict[str, str]:
+    return {vm.name: str(relay_breaker(vm.relay_port).get("state")) for vm in stack.topo.vms}
+
+
+def _dead(stack: Any) -> int:
+    return sum(int(stack.query(i, "SELECT COUNT(*) FROM outbox_event WHERE dead=1")[0][0]) for i in (0, 1))
+
+
+def _ledger_done(stack: Any, payment_ids: list[int]) -> bool:
+    for pid in payment_ids:
+        shard = (pid - 1) % 2
+        rows = stack.query(shard, "SELECT COUNT(*) FROM ledger_entry WHERE payment_id=%s", (pid,))
+        if int(rows[0][0]) == 0:
+            return False
+    return True
+
+
+def _produce(stack: Any, messages: list[dict[str, Any]]) -> None:
+    """Publish raw records straight to the broker, as any local process could."""
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=stack.topo.kafka_bootstrap, acks="all",
+                                    enable_idempotence=False)
+        await producer.start()
+        try:
+            for m in messages:
+                await producer.send_and_wait(m["topic"], value=m["value"], key=m.get("key"),
+                                             partition=m.get("partition"), headers=m.get("headers"))
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+
+
+def test_hung_shard_costs_only_its_own_merchants(stack):
+    """SIGSTOP on shard2's mariadbd: even merchants (shard1) keep ≥ 99 % success, odd merchants get
+    a fast 503 SHARD_UNAVAILABLE with Retry-After, the gateway keeps both instances, and service
+    resumes by itself after SIGCONT."""
+    for i in range(4):  # warm both instances' pools for both shards
+        stack.api.authorize(f"MERCHANT-{i + 1}")
+    stack.backend.pause("shard2")
+    even_ok = even_total = 0
+    odd: list[tuple[int, str, str | None, float]] = []
+    try:
+        started = time.monotonic()
+        n = 0
+        while time.monotonic() - started < 8:
+            n += 1
+            r = stack.api.authorize(f"MERCHANT-{2 * n}")
+            even_total += 1
+            even_ok += r.status_code == 200
+            if n % 4 == 0:
+                t0 = time.monotonic()
+                o = stack.api.authorize(f"MERCHANT-{2 * n + 1}")
+                code = o.json().get("code") if o.headers.get("content-type", "").startswith("application/json") else ""
+                odd.append((o.status_code, str(code), o.headers.get("Retry-After"), time.monotonic() - t0))
+        servers = gateway_servers(stack.topo.gateway_port)
+        health = httpx.get(f"http://127.0.0.1:{stack.topo.vms[0].ingest_port}/health", timeout=5)
+    finally:
+        stack.backend.resume("shard2")
+    assert even_ok / even_total >= 0.99, f"{even_ok}/{even_total} even-merchant payments succeeded"
+    assert odd and all(s == 503 and c == "SHARD_UNAVAILABLE" and ra for s, c, ra, _ in odd), odd
+    # the contract says within 1 s; allow slack for a loaded CI machine (before the fix: 15 s)
+    assert max(e for *_, e in odd) < 3.0, odd
+    assert set(servers.values()) == {"UP"}, servers
+    # liveness: 200 while a shard hangs (readiness per shard is in the body, per worker process)
+    assert health.status_code == 200 and set(health.json()["shards"]) == {"shard1", "shard2"}
+    stack.wait_for(lambda: stack.api.authorize("MERCHANT-71").status_code == 200, timeout=30)
+
+
+def test_identity_is_byte_exact(stack):
+    key = f"CASE-{uuid.uuid4().hex[:8].upper()}"
+    upper = stack.api.authorize("MERCHANT-50", 1000, key=key)
+    assert upper.status_code == 200
+    pid = upper.json()["paymentId"]
+    assert stack.api.get(pid, "merchant-50").status_code == 404
+    assert stack.api.post(f"/payments/capture/{pid}", {"merchantId": "merchant-50"}).status_code == 404
+    other_key = stack.api.authorize("MERCHANT-50", 1000, key=key.lower())
+    assert other_key.status_code == 200 and "Idempotent-Replayed" not in other_key.headers
+    assert other_key.json()["paymentId"] != pid
+    other_merchant = stack.api.authorize("merchant-50", 1000, key=key)
+    assert other_merchant.status_code == 200 and "Idempotent-Replayed" not in other_merchant.headers
+    assert other_merchant.json()["paymentId"] not in (pid, other_key.json()["paymentId"])
+    # settlement rows never merge across case variants
+    for merchant, p in (("MERCHANT-50", pid), ("merchant-50", other_merchant.json()["paymentId"])):
+        assert stack.api.post(f"/payments/capture/{p}", {"merchantId": merchant}).status_code == 200
+    stack.wait_for(lambda: len(stack.query(0, "SELECT merchant_id FROM settlement WHERE merchant_id IN "
+                                              "('MERCHANT-50', 'merchant-50')")) == 2, timeout=30)
+
+
+def test_outage_longer_than_the_retry_budget_kills_no_event(stack):
+    """The test stack's retry budget (relay_max_retries=4, breaker reset 2 s) is spent in ~10 s of
+    trials; the broker stays down for ~25 s while payments keep arriving."""
+    stack.backend.stop("kafka")
+    ids: list[int] = []
+    try:
+        started = time.monotonic()
+        i = 0
+        while time.monotonic() - started < 25:
+            r = stack.api.authorize(f"MERCHANT-{700 + i}")
+            assert r.status_code == 200
+            ids.append(r.json()["paymentId"])
+            i += 1
+            time.sleep(1.5)
+    finally:
+        stack.backend.start("kafka")
+    stack.wait_for(lambda: _ledger_done(stack, ids), timeout=120, interval=1)
+    assert _dead(stack) == 0
+    stack.wait_for(lambda: set(_breakers(stack).values()) == {"CLOSED"}, timeout=60)
+
+
+def test_breaker_closes_by_itself_without_new_traffic(stack):
+    stack.backend.stop("kafka")
+    try:
+        for merchant in ("MERCHANT-800", "MERCHANT-801"):
+            assert stack.api.authorize(merchant).status_code == 200
+        stack.wait_for(lambda: set(_breakers(stack).values()) <= {"OPEN", "HALF_OPEN"}, timeout=30)
+    finally:
+        stack.backend.start("kafka")
+    # no more payments: the backlog (one event per shard) and broker probes must close it
+    stack.wait_for(lambda: set(_breakers(stack).values()) == {"CLOSED"}, timeout=60, interval=0.5)
+
+
+def test_poison_messages_are_parked_and_skipped(stack):
+    """Undecodable records on every partition of payment.authorized: each consumer retries a
+    bounded number of times, parks them (visible in reconcile) and keeps processing."""
+    poison = [{"topic": "payment.authorized", "partition": p, "value": b"\x00not json", "key": b"poison"}
+              for p in range(4)]
+    poison += [{"topic": "payment.authorized", "partition": p, "key": b"poison",
+                "value": json.dumps({"eventType": "PaymentAuthorized"}).encode(),
+                "headers": [("eventId", b"x"), ("eventType", b"PaymentAuthorized")]} for p in range(4)]
+    _produce(stack, poison)
+    ids = [stack.api.authorize(f"MERCHANT-{900 + i}").json()["paymentId"] for i in range(12)]
+    stack.wait_for(lambda: _ledger_done(stack, ids), timeout=60, interval=0.5)
+    parked = sum(int(stack.query(i, "SELECT COUNT(*) FROM parked_message WHERE consumer='ledger'")[0][0])
+                 for i in (0, 1))
+    assert parked >= 8
+    status = json.loads(stack.payctl("outbox", "status", "--json", check=True).stdout)
+    assert sum(int(row.get("parked", 0)) for row in status) >= 8
+
+
+def test_forged_and_altered_events_are_parked_never_applied(stack):
+    merchant = "MERCHANT-920"
+    pid = stack.api.authorize(merchant, 1000).json()["paymentId"]
+    stack.wait_for(lambda: _ledger_done(stack, [pid]), timeout=30)
+    forged_id = 10**12 + 1
+    forged = {"eventId": forged_id, "eventType": "PaymentCaptured", "paymentId": pid, "merchantId": merchant,
+              "status": "CAPTURED", "amount": 1000, "capturedAmount": 10**9, "refundedAmount": 0, "currency": "KRW"}
+    # a genuine event, replayed with a changed amount but its original headers (signature included)
+    genuine = _first_record_headers(stack, pid)
+    altered = dict(forged, eventId=genuine["eventId"], eventType="PaymentAuthorized", amount=10**9)
+    _produce(stack, [
+        {"topic": "payment.captured", "key": str(pid).encode(), "value": json.dumps(forged).encode(),
+         "headers": [("eventId", str(forged_id).encode()), ("eventType", b"PaymentCaptured"),
+                     ("createdAt", str(time.time()).encode())]},
+        {"topic": "payment.authorized", "key": str(pid).encode(), "value": json.dumps(altered).encode(),
+         "headers": genuine["headers"]},
+    ])
+    # a real capture after them, on the same partition: once it is in the ledger, the forgeries were handled
+    assert stack.api.post(f"/payments/capture/{pid}", {"merchantId": merchant}).status_code == 200
+    stack.wait_for(lambda: int(stack.query(0, "SELECT COUNT(*) FROM ledger_entry WHERE payment_id=%s",
+                                           (pid,))[0][0]) >= 6, timeout=30)
+    assert stack.query(0, "SELECT COUNT(*) FROM ledger_entry WHERE event_id=%s", (forged_id,))[0][0] == 0
+    assert int(stack.query(0, "SELECT COALESCE(MAX(amount), 0) FROM ledger_entry WHERE payment_id=%s",
+                           (pid,))[0][0]) == 1000
+    parked = stack.query(0, "SELECT reason FROM parked_message WHERE consumer='ledger' AND event_id IN (%s, %s)",
+                         (forged_id, genuine["eventId"]))
+    assert len(parked) >= 2 and all("signature" in str(r[0]) for r in parked), parked
+
+
+def _first_record_headers(stack: Any, pid: int) -> dict[str, Any]:
+    """The headers the relay put on the payment's authorize event, read back from the broker."""
+    from aiokafka import AIOKafkaConsumer
+
+    event_id = int(stack.query(0, "SELECT event_id FROM outbox_event WHERE aggregate_id=%s AND "
+                                  "event_type='PaymentAuthorized'", (pid,))[0][0])
+
+    async def read() -> dict[str, Any]:
+        consumer = AIOKafkaConsumer("payment.authorized", bootstrap_servers=stack.topo.kafka_bootstrap,
+                                    group_id=None, auto_offset_reset="earliest", enable_auto_commit=False)
+        await consumer.start()
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                batches = await consumer.getmany(timeout_ms=500)
+                for records in batches.values():
+                    for rec in records:
+                        headers = list(rec.headers or ())
+                        if dict(headers).get("eventId") == str(event_id).encode():
+                            return {"eventId": event_id, "headers": headers}
+            raise AssertionError(f"event {event_id} not found on the broker")
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
+
+
+def test_reconcile_is_clean_after_the_faults(stack):
+    stack.wait_for(lambda: reconcile(stack.topo, grace_s=3.0)["clean"], timeout=90, interval=2)

@@ -1,0 +1,93 @@
+"""Pure cores behind the fault tolerance: offsets with deferred records, the per-shard breaker,
+event signatures and decoding, and how publish failures are classified."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
+
+from payflow.consumers.base import Unverifiable, decode
+from payflow.consumers.offsets import OffsetTracker
+from payflow.db.shard_breaker import ShardBreaker
+from payflow.domain.signing import SIGNATURE_HEADER, sign, verify
+from payflow.outbox.publisher import EventRejected, is_unreachable
+
+SECRET = b"k" * 32
+
+
+def test_commit_stops_at_the_oldest_deferred_record():
+    t: OffsetTracker[str] = OffsetTracker()
+    t.seen("p0", 0)
+    t.defer("p0", 1)
+    t.seen("p0", 2)
+    t.seen("p1", 5)
+    assert t.committable() == {"p0": 1, "p1": 6}
+    t.committed(t.committable())
+    assert t.committable() == {}
+    t.done("p0", 1)
+    assert t.committable() == {"p0": 3}
+    t.forget(["p0"])
+    assert "p0" not in t.partitions() and t.deferred_count == 0
+
+
+def test_shard_breaker_opens_fails_fast_then_trials_one_at_a_time():
+    now = [0.0]
+    b = ShardBreaker(open_s=1.0, clock=lambda: now[0])
+    assert b.allow() and b.state == "closed"
+    b.failure()
+    assert b.state == "open" and not b.allow() and b.retry_after_s() == 1.0
+    now[0] = 1.5
+    assert b.state == "half_open"
+    assert b.allow()          # the one trial
+    assert not b.allow()      # everyone else still fails fast
+    b.failure()
+    assert b.state == "open"
+    now[0] = 3.0
+    assert b.allow()
+    b.success()
+    assert b.state == "closed" and b.allow() and b.allow()
+
+
+def test_signature_covers_id_type_and_exact_bytes():
+    value = b'{"paymentId":1}'
+    sig = sign(SECRET, 7, "PaymentAuthorized", value)
+    assert verify(SECRET, 7, "PaymentAuthorized", value, sig)
+    assert not verify(SECRET, 8, "PaymentAuthorized", value, sig)
+    assert not verify(SECRET, 7, "PaymentCaptured", value, sig)
+    assert not verify(SECRET, 7, "PaymentAuthorized", value + b" ", sig)
+    assert not verify(b"other", 7, "PaymentAuthorized", value, sig)
+    assert not verify(SECRET, 7, "PaymentAuthorized", value, None)
+
+
+def _record(value: bytes, headers: dict[str, str]) -> SimpleNamespace:
+    return SimpleNamespace(value=value, headers=[(k, v.encode()) for k, v in headers.items()], offset=0)
+
+
+def test_decode_accepts_signed_events_and_rejects_forged_altered_or_poison():
+    body = json.dumps({"eventId": 7, "eventType": "PaymentAuthorized", "paymentId": 1, "amount": 5}).encode()
+    good = {"eventId": "7", "eventType": "PaymentAuthorized", "createdAt": "1.5",
+            SIGNATURE_HEADER: sign(SECRET, 7, "PaymentAuthorized", body)}
+    event = decode(_record(body, good), SECRET)  # type: ignore[arg-type]
+    assert (event.event_id, event.payment_id, event.created_at) == (7, 1, 1.5)
+    altered = body.replace(b'"amount": 5', b'"amount": 500')
+    with pytest.raises(Unverifiable, match="signature"):
+        decode(_record(altered, good), SECRET)  # type: ignore[arg-type]
+    with pytest.raises(Unverifiable, match="signature"):
+        decode(_record(body, {k: v for k, v in good.items() if k != SIGNATURE_HEADER}), SECRET)  # type: ignore[arg-type]
+    with pytest.raises(Unverifiable, match="undecodable"):
+        decode(_record(b"\x00not json", good), SECRET)  # type: ignore[arg-type]
+    with pytest.raises(Unverifiable, match="undecodable"):
+        decode(_record(b'{"eventType": "x"}', {"eventType": "x"}), SECRET)  # type: ignore[arg-type]
+
+
+def test_outages_are_told_apart_from_rejections():
+    assert is_unreachable(KafkaConnectionError())
+    assert is_unreachable(KafkaTimeoutError())
+    assert is_unreachable(TimeoutError())
+    assert is_unreachable(ConnectionRefusedError())
+    assert not is_unreachable(MessageSizeTooLargeError())
+    assert not is_unreachable(EventRejected("cannot encode"))
+    assert not is_unreachable(ValueError("bad"))

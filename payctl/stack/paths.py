@@ -45,6 +45,11 @@ class StatePaths:
         return self.root / "secrets" / f"{vm}.password"
 
     @property
+    def fault_dir(self) -> Path:
+        """Chaos experiments arm fault hooks here: <fault_dir>/<service>/<point>."""
+        return self.root / "faults"
+
+    @property
     def event_secret_file(self) -> Path:
         """The stack's HMAC key for events (shared by every relay and consumer)."""
         return self.root / "secrets" / "event.key"

@@ -42,7 +42,7 @@ def platform_config(topo: Topology, paths: StatePaths, vm_name: str) -> Platform
         vm=vm.name, shard_index=topo.vms.index(vm), shards=shards, bootstrap_servers=topo.kafka_bootstrap,
         ingest_port=vm.ingest_port, relay_port=vm.relay_port, ledger_port=vm.ledger_port,
         refund_port=vm.refund_port, settlement_port=vm.settlement_port, settings=topo.settings,
-        event_secret_file=paths.event_secret_file,
+        event_secret_file=paths.event_secret_file, fault_dir=paths.fault_dir,
     )
 
 

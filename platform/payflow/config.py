@@ -80,6 +80,8 @@ class PlatformConfig(BaseModel):
     # HMAC key the relay signs events with and consumers verify; None only where a deployment has
     # not provisioned one (the services then log loudly that events are not authenticated).
     event_secret_file: Path | None = None
+    # Where chaos experiments arm fault hooks (payflow.common.faults); None: hooks disabled.
+    fault_dir: Path | None = None
 
     def event_secret(self) -> bytes | None:
         if self.event_secret_file is None:

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from payflow.common.faults import FaultHooks
 from payflow.config import Settings
 from payflow.outbox import metrics
 from payflow.outbox.backoff import is_dead, retry_delay
@@ -24,13 +25,14 @@ LEASE_S = 30.0
 
 class PublishLoop:
     def __init__(self, shard: str, settings: Settings, publisher: BreakerPublisher,
-                 store: Callable[[], OutboxStore]) -> None:
+                 store: Callable[[], OutboxStore], faults: FaultHooks | None = None) -> None:
         self.shard = shard
         self.settings = settings
         self.publisher = publisher
         self.tracked: TrackedBreaker = publisher.tracked
         self.store = store
         self.outage_attempts = 0
+        self.faults = faults or FaultHooks(None, "relay")
 
     async def tick(self) -> int:
         """One poll: lease, publish, record. Returns how many events were leased."""
@@ -46,6 +48,9 @@ class PublishLoop:
                 await self.publisher.probe()
             return 0
         result = await self.publisher.publish(batch)
+        if result.published:
+            # chaos `relay-crash`: die after the broker has the events, before the outbox knows
+            self.faults.crash_if_armed("crash-after-publish")
         await asyncio.to_thread(store.mark_published, result.published)
         metrics.PUBLISHED.labels(self.shard).inc(len(result.published))
         if result.refused:

@@ -8,6 +8,7 @@ import signal
 from typing import Any
 
 from payflow.common import logging as plog
+from payflow.common.faults import FaultHooks
 from payflow.common.http import serve
 from payflow.config import PlatformConfig, load_config
 from payflow.db.pool import direct_connect
@@ -27,7 +28,8 @@ class RelayProcess:
         self.shard = config.local_shard
         self.tracked = TrackedBreaker(s.breaker_fail_max, s.breaker_reset_timeout_s, s.breaker_success_threshold)
         self.publisher = BreakerPublisher(config.bootstrap_servers, s, self.tracked, config.event_secret())
-        self.loop = PublishLoop(self.shard.name, s, self.publisher, lambda: self._store("publish"))
+        self.loop = PublishLoop(self.shard.name, s, self.publisher, lambda: self._store("publish"),
+                                FaultHooks(config.fault_dir, f"relay-{config.vm}"))
         self.stores: dict[str, OutboxStore] = {}
         self.stopping = asyncio.Event()
         self.db_ok = False

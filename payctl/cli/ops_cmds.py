@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -12,6 +13,7 @@ from payctl.cli.context import load
 from payctl.cli.options import JsonOpt
 from payctl.cli.output import console, ok_mark, print_json, table
 from payctl.ops.outbox import outbox_stats
+from payctl.ops.reconcile import parse_since
 from payctl.ops.reconcile import reconcile as run_reconcile
 from payctl.stack.probes import relay_breaker
 from payctl.stack.topology import Topology
@@ -70,10 +72,12 @@ def reconcile(
     ctx: typer.Context,
     repair: Annotated[bool, typer.Option("--repair", help="re-drive missing and dead events")] = False,
     grace: Annotated[float, typer.Option(help="seconds a published event may still be in flight")] = 10.0,
+    since: Annotated[str, typer.Option(help="window of events to check: 30m, 24h, 7d, an ISO time, or all")] = "24h",
     json_out: JsonOpt = False,
 ) -> None:
-    """Outbox vs processed events vs ledger, per shard; exit 1 when not clean."""
-    result = run_reconcile(load(ctx), repair=repair, grace_s=grace)
+    """Outbox vs processed events vs ledger vs settlement, per shard; exit 1 when not clean."""
+    window = parse_since(since, datetime.now())
+    result = run_reconcile(load(ctx), repair=repair, grace_s=grace, since=window)
     if json_out:
         print_json(result)
     else:
@@ -83,9 +87,16 @@ def reconcile(
             rows.append([r["shard"], ok_mark(r["clean"]), r["events"], r["pending"],
                          sum(len(v) for v in r["in_flight"].values()), missing or "-",
                          r["duplicate_postings"][:10] or "-", r["unbalanced_payments"][:10] or "-",
-                         f"{r['ledger_debits']}/{r['ledger_credits']}", r["dead"][:10] or "-"])
+                         f"{r['ledger_debits']}/{r['ledger_credits']}", r["dead"][:10] or "-",
+                         len(r["violations"]) or "-", r["parked"] or "-"])
         console().print(table("reconcile", ["shard", "clean", "events", "pending", "in flight", "missing",
-                                            "dup postings", "unbalanced", "Σdebit/Σcredit", "dead"], rows))
+                                            "dup postings", "unbalanced", "Σdebit/Σcredit", "dead", "invariants",
+                                            "parked"], rows))
+        violations = [(r["shard"], v) for r in result["shards"] for v in r["violations"]]
+        if violations:
+            console().print(table("invariant violations", ["shard", "rule", "subject", "expected", "actual"],
+                                  [[sh, v["rule"], v["subject"], v["expected"], v["actual"]]
+                                   for sh, v in violations[:50]]))
         if repair:
             console().print(f"re-driven: {result['repaired']}")
     if not result["clean"]:

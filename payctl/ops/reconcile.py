@@ -3,14 +3,16 @@ ledger. The core (`analyze_shard`) is pure; `reconcile` reads the shards and can
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from payctl.errors import UsageError
 from payctl.stack.shards import shard_connection
 from payctl.stack.topology import Topology
-from payflow.domain import events
+from payflow.domain import events, invariants
 from payflow.domain.events import CONSUMERS_BY_EVENT
 from payflow.outbox import audit
 from payflow.outbox import store as outbox_store
@@ -35,11 +37,13 @@ class ShardReport:
     settlement_expected_net: int = 0
     settlement_net: int = 0
     parked: int = 0  # consumer-parked messages: shown for an operator, not a ledger defect
+    violations: list[dict[str, Any]] = field(default_factory=list)  # invariants.Violation as JSON
 
     @property
     def clean(self) -> bool:
         return (not any(self.missing.values()) and not self.duplicate_postings and not self.missing_postings
                 and not self.unbalanced_payments and self.ledger_debits == self.ledger_credits and not self.dead
+                and not self.violations
                 and (self.settlement_net == self.settlement_expected_net or bool(self.in_flight.get("settlement"))))
 
     def as_dict(self) -> dict[str, Any]:
@@ -97,22 +101,80 @@ def analyze_shard(
     return report
 
 
-def reconcile(topo: Topology, repair: bool = False, grace_s: float = 10.0) -> dict[str, Any]:
+_SINCE = re.compile(r"^(\d+)([smhd])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_since(text: str, now: datetime) -> datetime | None:
+    """`--since`: a window like 30m, 24h or 7d, an ISO timestamp, or `all` (None). Pure."""
+    value = text.strip()
+    if value == "all":
+        return None
+    m = _SINCE.match(value)
+    if m:
+        return now - timedelta(seconds=int(m.group(1)) * _UNIT_S[m.group(2)])
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--since '{text}' is not a window or a timestamp",
+                         "write e.g. 30m, 24h, 7d, 2026-11-25T00:00:00 or all") from None
+
+
+def check_invariants(report: ShardReport, snap: audit.ShardSnapshot) -> None:
+    """Pure: the per-payment and per-merchant-day invariants, on what is settled enough to judge.
+    A payment with a ledger event still in flight or missing is judged by `missing` instead; a
+    settlement day is judged only when it lies wholly inside the window and nothing is in flight."""
+    unsettled_ledger = set(report.in_flight.get("ledger", [])) | set(report.missing.get("ledger", []))
+    busy_payments = {int(r.payload.get("paymentId", 0)) for r in snap.outbox if r.event_id in unsettled_ledger}
+    quiet = [p for p in snap.payments if p.payment_id not in busy_payments]
+    violations = invariants.check_payments(quiet, snap.account_nets)
+    if not report.in_flight.get("settlement") and not report.missing.get("settlement"):
+        first_day = snap.since.date() if snap.since else None
+
+        def whole(day: date) -> bool:
+            return first_day is None or day > first_day
+
+        expected: dict[invariants.SettlementKey, int] = {}
+        settled = snap.processed.get("settlement", set())
+        for r in snap.outbox:
+            if r.event_id not in settled or r.created_at is None:
+                continue
+            day = datetime.fromtimestamp(r.created_at.timestamp(), UTC).date()
+            if not whole(day):
+                continue
+            key = (str(r.payload["merchantId"]), day, str(r.payload["currency"]))
+            if r.event_type == events.CAPTURED:
+                expected[key] = expected.get(key, 0) + int(r.payload["capturedAmount"])
+            elif r.event_type == events.REFUNDED:
+                expected[key] = expected.get(key, 0) - int(r.payload.get("refundAmount", 0))
+        actual = {k: v for k, v in snap.settlement.items() if whole(k[1])}
+        violations += invariants.check_settlement(expected, actual)
+        if snap.since is not None:  # the shard-wide total is only comparable over whole days
+            report.settlement_expected_net = sum(expected.values())
+            report.settlement_net = sum(actual.values())
+    report.violations = [v.as_json() for v in violations]
+
+
+def reconcile(topo: Topology, repair: bool = False, grace_s: float = 10.0,
+              since: datetime | None = None) -> dict[str, Any]:
+    """Every shard's events since `since` (None: all) against consumers, ledger and settlement."""
     reports = []
     repaired: dict[str, int] = {}
     for i, vm in enumerate(topo.vms):
         shard = topo.shard_name(i)
         with shard_connection(topo, vm.name) as conn, conn.cursor() as cur:
-            snap = audit.read_snapshot(cur)
+            snap = audit.read_snapshot(cur, since)
         report = analyze_shard(shard, snap.outbox, snap.processed, snap.postings_per_event, snap.balance_per_payment,
                                snap.settlement_net, topo.settings.consumers, grace_s)
         report.parked = snap.parked
+        check_invariants(report, snap)
         reports.append(report)
         if repair:
             ids = sorted({e for ids in report.missing.values() for e in ids} | set(report.dead))
             repaired[shard] = redrive(topo, vm.name, ids)
     return {
         "checkedAt": datetime.now().isoformat(timespec="seconds"),
+        "since": since.isoformat(timespec="seconds") if since else None,
         "clean": all(r.clean for r in reports),
         "shards": [r.as_dict() for r in reports],
         "repaired": repaired,
@@ -132,6 +194,7 @@ def summarize(reports: list[ShardReport]) -> dict[str, int]:
         totals["missing_postings"] += len(r.missing_postings)
         totals["unbalanced_payments"] += len(r.unbalanced_payments)
         totals["parked"] += r.parked
+        totals["violations"] += len(r.violations)
     return dict(totals)
 
 

@@ -219,3 +219,28 @@ def _first_record_headers(stack: Any, pid: int) -> dict[str, Any]:
 
 def test_reconcile_is_clean_after_the_faults(stack):
     stack.wait_for(lambda: reconcile(stack.topo, grace_s=3.0)["clean"], timeout=90, interval=2)
+
+
+def test_one_shard_down_never_stalls_the_other_shards_events(stack):
+    """Events of both shards sit in the broker while the ledger consumers are stopped; shard2 goes
+    down; the consumers come back: shard1's events reach its ledger while shard2 is still down
+    (before the fix the consumer waited on the first shard2 event forever), and shard2's follow
+    once it returns."""
+    consumers = [f"ledger-{vm.name}" for vm in stack.topo.vms]
+    for name in consumers:
+        stack.backend.stop(name)
+    try:
+        odd = [stack.api.authorize(f"MERCHANT-{941 + 2 * i}").json()["paymentId"] for i in range(8)]
+        even = [stack.api.authorize(f"MERCHANT-{940 + 2 * i}").json()["paymentId"] for i in range(8)]
+        # wait until the relays published them all
+        stack.wait_for(lambda: all(int(stack.query(i, "SELECT COUNT(*) FROM outbox_event WHERE published=0")[0][0])
+                                   == 0 for i in (0, 1)), timeout=30)
+        stack.backend.stop("shard2")
+        for name in consumers:
+            stack.backend.start(name)
+        stack.wait_for(lambda: _ledger_done(stack, even), timeout=60, interval=0.5)
+    finally:
+        stack.backend.start("shard2")
+        for name in consumers:
+            stack.backend.start(name)
+    stack.wait_for(lambda: _ledger_done(stack, odd), timeout=90, interval=1)

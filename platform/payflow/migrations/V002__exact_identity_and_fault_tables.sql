@@ -16,8 +16,10 @@ ALTER TABLE refund_request
 ALTER TABLE settlement
   MODIFY merchant_id VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL;
 
--- Retention and stats read by index, never by a whole-table scan.
+-- Retention, reconcile --since and stats read by index, never by a whole-table scan.
 ALTER TABLE outbox_event ADD KEY ix_created (created_at), ADD KEY ix_dead (dead);
+ALTER TABLE payment ADD KEY ix_payment_created (created_at);
+ALTER TABLE settlement ADD KEY ix_settlement_date (settlement_date);
 ALTER TABLE processed_event ADD KEY ix_processed_at (processed_at);
 
 -- Messages a consumer could not apply (poison, forged, altered): kept for an operator, then skipped.

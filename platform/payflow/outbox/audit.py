@@ -1,12 +1,21 @@
-"""Read-only snapshots of one shard: what reconcile and the chaos probes read. Never writes."""
+"""Read-only snapshots of one shard: what reconcile and the chaos probes read. Never writes.
+
+Every read is bounded by `since` (an event/payment creation time) and served by an index, so a
+reconcile of the last day never loads a year of rows."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from pymysql.cursors import Cursor
+
+from payflow.domain.invariants import PaymentFacts, SettlementKey
+from payflow.domain.payment import Status
+
+_EPOCH = datetime(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -17,6 +26,7 @@ class OutboxRow:
     published: bool
     dead: bool
     published_age_s: float | None  # seconds since published_at, None when unpublished
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -27,25 +37,50 @@ class ShardSnapshot:
     balance_per_payment: dict[int, tuple[int, int]]  # payment id → (Σdebit, Σcredit)
     settlement_net: int
     parked: int = 0
+    payments: list[PaymentFacts] = field(default_factory=list)
+    account_nets: dict[int, dict[str, int]] = field(default_factory=dict)  # payment → account → net
+    settlement: dict[SettlementKey, int] = field(default_factory=dict)
+    since: datetime | None = None
 
 
-def read_snapshot(cur: Cursor) -> ShardSnapshot:
+def read_snapshot(cur: Cursor, since: datetime | None = None) -> ShardSnapshot:
+    start = since or _EPOCH
     cur.execute("SELECT event_id, event_type, payload, published, dead, "
-                "TIMESTAMPDIFF(MICROSECOND, published_at, NOW(6)) FROM outbox_event")
+                "TIMESTAMPDIFF(MICROSECOND, published_at, NOW(6)), created_at FROM outbox_event "
+                "WHERE created_at >= %s ORDER BY event_id", (start,))
     outbox = [OutboxRow(int(r[0]), str(r[1]), json.loads(r[2]), bool(r[3]), bool(r[4]),
-                        None if r[5] is None else int(r[5]) / 1e6) for r in cur.fetchall()]
-    cur.execute("SELECT consumer, event_id FROM processed_event")
+                        None if r[5] is None else int(r[5]) / 1e6, r[6]) for r in cur.fetchall()]
+    first_event = outbox[0].event_id if outbox else None
     processed: dict[str, set[int]] = {}
-    for consumer, event_id in cur.fetchall():
-        processed.setdefault(str(consumer), set()).add(int(event_id))
-    cur.execute("SELECT event_id, COUNT(*) FROM ledger_entry GROUP BY event_id")
-    postings = {int(e): int(n) for e, n in cur.fetchall()}
-    cur.execute("SELECT payment_id, SUM(IF(direction='DEBIT', amount, 0)), "
-                "SUM(IF(direction='CREDIT', amount, 0)) FROM ledger_entry GROUP BY payment_id")
-    balances = {int(p): (int(d), int(c)) for p, d, c in cur.fetchall()}
-    cur.execute("SELECT COALESCE(SUM(net), 0) FROM settlement")
-    row = cur.fetchone()
-    return ShardSnapshot(outbox, processed, postings, balances, int(row[0]) if row else 0, parked_count(cur))
+    postings: dict[int, int] = {}
+    if first_event is not None:
+        cur.execute("SELECT consumer, event_id FROM processed_event WHERE event_id >= %s", (first_event,))
+        for consumer, event_id in cur.fetchall():
+            processed.setdefault(str(consumer), set()).add(int(event_id))
+        cur.execute("SELECT event_id, COUNT(*) FROM ledger_entry WHERE event_id >= %s GROUP BY event_id",
+                    (first_event,))
+        postings = {int(e): int(n) for e, n in cur.fetchall()}
+    cur.execute("SELECT payment_id, merchant_id, status, amount, captured_amount, refunded_amount FROM payment "
+                "WHERE created_at >= %s", (start,))
+    payments = [PaymentFacts(int(r[0]), str(r[1]), Status(r[2]), int(r[3]), int(r[4]), int(r[5]))
+                for r in cur.fetchall()]
+    balances: dict[int, tuple[int, int]] = {}
+    nets: dict[int, dict[str, int]] = {}
+    if payments:
+        first_payment = min(p.payment_id for p in payments)
+        cur.execute("SELECT payment_id, account, SUM(IF(direction='DEBIT', amount, 0)), "
+                    "SUM(IF(direction='CREDIT', amount, 0)) FROM ledger_entry WHERE payment_id >= %s "
+                    "GROUP BY payment_id, account", (first_payment,))
+        for pid, account, debit, credit in cur.fetchall():
+            d, c = balances.get(int(pid), (0, 0))
+            balances[int(pid)] = (d + int(debit), c + int(credit))
+            nets.setdefault(int(pid), {})[str(account)] = int(debit) - int(credit)
+    cur.execute("SELECT merchant_id, settlement_date, currency, net FROM settlement WHERE settlement_date >= %s",
+                (start.date(),))
+    settlement = {(str(m), d if isinstance(d, date) else date.fromisoformat(str(d)), str(c)): int(n)
+                  for m, d, c, n in cur.fetchall()}
+    return ShardSnapshot(outbox, processed, postings, balances, sum(settlement.values()), parked_count(cur),
+                         payments, nets, settlement, since)
 
 
 def unbalanced_payment_count(cur: Cursor) -> int:

@@ -57,6 +57,7 @@ class Settings(BaseModel):
     outbox_retention_s: float = 7 * 24 * 3600.0
     processed_retention_s: float = 7 * 24 * 3600.0
     prune_batch: int = Field(default=500, ge=1)
+    prune_interval_s: float = 60.0
     acquirer_latency_ms: int = 20
     acquirer_failure_rate: float = 0.0
     refund_max_attempts: int = 5

@@ -27,7 +27,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from payflow.common.http import serve
 from payflow.config import PlatformConfig
-from payflow.consumers import parking
+from payflow.consumers import inbox, parking
 from payflow.consumers.offsets import OffsetTracker
 from payflow.db.pool import direct_connect, is_unavailable_error
 from payflow.domain.events import TOPIC_BY_EVENT
@@ -169,11 +169,7 @@ class ConsumerWorker:
         conn = self._conn(shard)
         try:
             with conn.cursor() as cur:
-                cur.execute(
-                    "INSERT IGNORE INTO processed_event (consumer, event_id) VALUES (%s, %s)",
-                    (self.handler.name, event.event_id),
-                )
-                if cur.rowcount == 0:
+                if not inbox.claim(cur, self.handler.name, event.event_id):
                     conn.rollback()
                     return False
             prepared = self.handler.prepare(event, self._conn(shard, "side"))

@@ -3,7 +3,6 @@ change, its outbox event and its idempotency record together."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,13 +10,15 @@ from typing import Any, cast
 
 from pymysql.cursors import Cursor
 from sqlalchemy.engine import Connection, Row
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import OperationalError
 
+from payflow.config import Settings
 from payflow.db.pool import ShardPools
 from payflow.db.rows import PAYMENT_COLUMNS, balances_of
 from payflow.domain import events, payment
 from payflow.domain.payment import TransitionError
 from payflow.domain.sharding import shard_for_id, shard_for_merchant
+from payflow.ingest import idempotency_store
 from payflow.ingest.errors import ApiError, from_transition, not_found
 from payflow.ingest.schemas import LedgerEntry, Payment
 from payflow.outbox import store as outbox_store
@@ -71,8 +72,9 @@ def write_outbox(conn: Connection, payment_id: int, event_type: str, data: dict[
 
 
 class PaymentService:
-    def __init__(self, pools: ShardPools) -> None:
+    def __init__(self, pools: ShardPools, settings: Settings | None = None) -> None:
         self.pools = pools
+        self.settings = settings or Settings()
 
     # -- routing ---------------------------------------------------------------------------
     def shard_of_merchant(self, merchant_id: str) -> int:
@@ -101,29 +103,22 @@ class PaymentService:
             with self.pools.connect(shard) as conn:
                 try:
                     with conn.begin():
-                        if key is not None:
-                            try:
-                                conn.exec_driver_sql(
-                                    "INSERT INTO idempotency_record (merchant_id, idem_key, operation, "
-                                    "request_hash) VALUES (%s, %s, %s, %s)",
-                                    (merchant_id, key, operation, request_hash),
-                                )
-                            except IntegrityError as exc:
-                                raise _Replay() from exc
+                        if key is not None and not idempotency_store.claim(conn, merchant_id, key, operation,
+                                                                           request_hash):
+                            raise _Replay()
                         try:
                             outcome = action(conn)
                         except ApiError as err:
                             # Business rejections are answers too: a retry with the key gets the same one.
                             outcome = Outcome(err.http_status, err.body(), headers=err.headers)
                         if key is not None:
-                            conn.exec_driver_sql(
-                                "UPDATE idempotency_record SET http_status=%s, response_body=%s "
-                                "WHERE merchant_id=%s AND idem_key=%s",
-                                (outcome.status, json.dumps(outcome.body), merchant_id, key),
-                            )
+                            idempotency_store.record(conn, merchant_id, key, outcome.status, outcome.body)
                         return outcome
                 except _Replay:
-                    return self._replay(conn, merchant_id, key or "", request_hash)
+                    replayed = self._replay(conn, merchant_id, key or "", request_hash)
+                    if replayed is not None:
+                        return replayed
+                    continue  # the key had expired and was forgotten: run as a new request
                 except OperationalError as exc:
                     code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
                     if code in _DEADLOCK_CODES and attempt < 4:
@@ -131,22 +126,23 @@ class PaymentService:
                     raise
         raise ApiError(503, "BUSY", "could not complete the request; retry")
 
-    def _replay(self, conn: Connection, merchant_id: str, key: str, request_hash: str) -> Outcome:
-        row = conn.exec_driver_sql(
-            "SELECT request_hash, http_status, response_body FROM idempotency_record "
-            "WHERE merchant_id=%s AND idem_key=%s",
-            (merchant_id, key),
-        ).first()
+    def _replay(self, conn: Connection, merchant_id: str, key: str, request_hash: str) -> Outcome | None:
+        """The stored answer for a known key; None when the key had expired (it is then forgotten)."""
+        ttl = self.settings.idempotency_ttl_s
+        stored = idempotency_store.read(conn, merchant_id, key, ttl)
         conn.rollback()
-        if row is None or row[1] is None:
+        if stored is not None and stored.expired:
+            idempotency_store.forget(conn, merchant_id, key, ttl)
+            return None
+        if stored is None or stored.http_status is None or stored.body is None:
             raise ApiError(409, "IDEMPOTENCY_IN_PROGRESS", "a request with this key is still in progress")
-        if row[0] != request_hash:
+        if stored.request_hash != request_hash:
             raise ApiError(
                 422,
                 "IDEMPOTENCY_KEY_REUSED",
                 "this idempotency key was already used with a different request",
             )
-        return Outcome(int(row[1]), json.loads(row[2]), replayed=True)
+        return Outcome(stored.http_status, stored.body, replayed=True)
 
     # -- operations --------------------------------------------------------------------------
     def authorize(self, merchant_id: str, amount: int, currency: str, key: str, request_hash: str) -> Outcome:

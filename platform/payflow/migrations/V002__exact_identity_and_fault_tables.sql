@@ -3,7 +3,11 @@
 ALTER DATABASE CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
 ALTER TABLE payment
   MODIFY merchant_id VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
-  MODIFY idempotency_key VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL;
+  MODIFY idempotency_key VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+  -- keys expire (idempotency_ttl_s), so a later payment may reuse one: idempotency_record's
+  -- primary key is what makes concurrent duplicates produce exactly one payment
+  DROP INDEX uq_payment_merchant_idem,
+  ADD KEY ix_payment_merchant_idem (merchant_id, idempotency_key);
 ALTER TABLE idempotency_record
   MODIFY merchant_id VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
   MODIFY idem_key VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from typing import Any
 
+from payflow import retention
 from payflow.common import logging as plog
 from payflow.common.faults import FaultHooks
 from payflow.common.http import serve
@@ -35,6 +37,7 @@ class RelayProcess:
         self.db_ok = False
         self.last_stats: OutboxStats | None = None
         self.redrive_watermarks: dict[str, int] = {}
+        self.next_prune = 0.0
         metrics.export_shard(self.shard.name)
 
     def _store(self, role: str) -> OutboxStore:
@@ -65,6 +68,11 @@ class RelayProcess:
                     if redriven:
                         metrics.REDRIVEN.labels(self.shard.name).inc(redriven)
                         log.warning("re-drove %s published-but-unprocessed events", redriven)
+                if time.monotonic() >= self.next_prune:
+                    self.next_prune = time.monotonic() + s.prune_interval_s
+                    pruned = await asyncio.to_thread(retention.prune_once, store.conn, s)
+                    if pruned.idempotency or pruned.processed or pruned.outbox:
+                        log.info("retention pruned %s", pruned)
                 stats = await asyncio.to_thread(store.stats)
                 self.last_stats = stats
                 metrics.PENDING.labels(self.shard.name).set(stats.pending)

@@ -70,15 +70,26 @@ def redrive_ids(cur: Cursor, event_ids: list[int]) -> int:
     return int(cur.rowcount)
 
 
+def prune_published(cur: Cursor, older_than_s: float, batch: int) -> int:
+    """Delete up to `batch` published rows older than the retention (index ix_pub_created). DEAD
+    and pending rows are never pruned. The caller commits."""
+    cur.execute("DELETE FROM outbox_event WHERE published=1 AND created_at < NOW(6) - INTERVAL %s MICROSECOND "
+                "ORDER BY created_at LIMIT %s", (int(older_than_s * 1e6), batch))
+    return int(cur.rowcount)
+
+
 def read_stats(cur: Cursor) -> OutboxStats:
-    cur.execute(
-        "SELECT SUM(published=0 AND dead=0), SUM(dead=1), SUM(published=1), "
-        "TIMESTAMPDIFF(MICROSECOND, MIN(IF(published=0 AND dead=0, created_at, NULL)), NOW(6)) "
-        "FROM outbox_event"
-    )
-    row = cur.fetchone()
-    pending, dead, published, age_us = row if row else (0, 0, 0, None)
-    return OutboxStats(int(pending or 0), int(dead or 0), int(published or 0),
+    """Each figure from an index (ix_pending, ix_dead, ix_pub_created), never a table scan."""
+    cur.execute("SELECT COUNT(*), TIMESTAMPDIFF(MICROSECOND, MIN(created_at), NOW(6)) FROM outbox_event "
+                "WHERE published=0 AND dead=0")
+    pending_row = cur.fetchone()
+    cur.execute("SELECT COUNT(*) FROM outbox_event WHERE dead=1")
+    dead_row = cur.fetchone()
+    cur.execute("SELECT COUNT(*) FROM outbox_event WHERE published=1")
+    published_row = cur.fetchone()
+    pending, age_us = pending_row if pending_row else (0, None)
+    return OutboxStats(int(pending or 0), int(dead_row[0] if dead_row else 0),
+                       int(published_row[0] if published_row else 0),
                        (int(age_us) / 1e6) if age_us is not None else 0.0)
 
 

@@ -92,15 +92,18 @@ def test_failed_action_deviates_and_still_rolls_back():
     driver = FakeDriver(probes={"outbox_pending": 0}, fail_on="kafka")
     journal = engine.run(experiment(), driver)
     assert journal.status == "deviated" and journal.exit_code() == 1
-    assert driver.actions[-2:] == ["start:kafka", "resume:kafka"]
+    # the rollbacks, then the stop's undo entry once more (every kafka action fails here)
+    assert driver.actions[-3:] == ["start:kafka", "resume:kafka", "start:kafka"]
     assert journal.method[0].status == "failed" and "boom" in journal.reason
+    assert [e["status"] for e in journal.undo] == ["failed"]  # left for `payctl chaos recover`
 
 
 def test_unexpected_exception_fails_run_and_rolls_back():
     driver = FakeDriver(probes={"outbox_pending": 0}, fail_on="kafka", raise_on=RuntimeError)
     journal = engine.run(experiment(), driver)
     assert journal.status == "failed" and journal.exit_code() == 2
-    assert [r.type for r in journal.rollbacks] == ["start", "resume"]
+    assert [r.type for r in journal.rollbacks] == ["start", "resume", "start"]
+    assert journal.rollbacks[-1].label == "undo stop kafka"
 
 
 class InterruptOnce(FakeDriver):
@@ -124,8 +127,9 @@ def test_interrupt_during_rollbacks_still_runs_the_rest():
     driver = FakeDriver(probes={"outbox_pending": 0}, fail_on="kafka", raise_on=KeyboardInterrupt)
     journal = engine.run(experiment(), driver)
     assert journal.status == "interrupted"
-    assert [r.status for r in journal.rollbacks] == ["error", "error"]
-    assert driver.actions == ["stop:kafka", "start:kafka", "resume:kafka"]
+    assert [r.status for r in journal.rollbacks] == ["error", "error", "error"]
+    assert driver.actions == ["stop:kafka", "start:kafka", "resume:kafka", "start:kafka"]
+    assert [e["status"] for e in journal.undo] == ["failed"]
 
 
 def test_deviation_after_method_when_verify_fails():

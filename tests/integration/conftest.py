@@ -3,6 +3,7 @@ on shifted ports and in its own state folder so it never touches a user's stack.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ from payctl.stack.local import LocalBackend
 from payctl.stack.topology import Topology, dump_toml
 from payflow.config import Settings
 
-PORT_OFFSET = 2000
+PORT_OFFSET = int(os.environ.get("PAYCTL_TEST_PORT_OFFSET", "2000"))
 
 
 def make_topology(state_dir: Path) -> Topology:

@@ -244,3 +244,22 @@ def test_one_shard_down_never_stalls_the_other_shards_events(stack):
         for name in consumers:
             stack.backend.start(name)
     stack.wait_for(lambda: _ledger_done(stack, odd), timeout=90, interval=1)
+
+
+def test_a_lagging_consumer_is_not_mistaken_for_lost_events(stack):
+    """The ledger consumers are stopped (lagging, not lost) for longer than relay_redrive_after_s:
+    nothing may be re-driven; once they return everything is processed once."""
+    consumers = [f"ledger-{vm.name}" for vm in stack.topo.vms]
+    for name in consumers:
+        stack.backend.stop(name)
+    try:
+        pids = [stack.api.authorize(f"MERCHANT-{980 + i}").json()["paymentId"] for i in range(6)]
+        time.sleep(stack.topo.settings.relay_redrive_after_s + 3 * stack.topo.settings.redrive_interval_s + 2)
+    finally:
+        for name in consumers:
+            stack.backend.start(name)
+    stack.wait_for(lambda: _ledger_done(stack, pids), timeout=60, interval=0.5)
+    ids = ",".join(map(str, pids))
+    redriven = sum(int(stack.query(i, f"SELECT COALESCE(SUM(redrive_count), 0) FROM outbox_event "
+                                      f"WHERE aggregate_id IN ({ids})")[0][0]) for i in (0, 1))
+    assert redriven == 0

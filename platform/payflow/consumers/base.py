@@ -27,7 +27,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from payflow.common.http import serve
 from payflow.config import PlatformConfig
-from payflow.consumers import inbox, parking
+from payflow.consumers import inbox, parking, progress
 from payflow.consumers.offsets import OffsetTracker
 from payflow.db.pool import direct_connect, is_unavailable_error
 from payflow.domain.events import TOPIC_BY_EVENT
@@ -47,6 +47,7 @@ LAG = Histogram(
     "consumer_end_to_end_lag_seconds", "event created → consumer commit", ["application"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
 )
+PROGRESS_INTERVAL_S = 2.0
 _RETRY_CODES = {1213, 1205}  # deadlock, lock wait timeout: retry, never count as poison
 
 
@@ -138,6 +139,8 @@ class ConsumerWorker:
         self.tracker: OffsetTracker[TopicPartition] = OffsetTracker()
         self.waiting: dict[int, collections.deque[_Waiting]] = {}
         self.shard_retry_at: dict[int, float] = {}
+        self.handled_ts: dict[TopicPartition, float] = {}  # timestamp of the last record handled
+        self.next_progress = 0.0
         self.shard_backoff: dict[int, float] = {}
         app = handler.name
         for counter in (COMMITS, CONSUMED, PROCESSED, DUPLICATES):
@@ -258,16 +261,16 @@ class ConsumerWorker:
             event = decode(record, self.secret)
         except Unverifiable as exc:
             self._park(tp, record, exc.event_id, exc.reason, 1)
-            self.tracker.seen(tp, record.offset)
+            self._seen(tp, record)
             return Outcome.PARKED, None
         if event.event_type not in self.handler.event_types:
-            self.tracker.seen(tp, record.offset)
+            self._seen(tp, record)
             return Outcome.IGNORED, event
         try:
             shard = shard_for_id(event.payment_id, self.config.shard_count)
         except ValueError:
             self._park(tp, record, event.event_id, f"undecodable: payment id {event.payment_id}", 1)
-            self.tracker.seen(tp, record.offset)
+            self._seen(tp, record)
             return Outcome.PARKED, event
         # Keep a payment's events in order: while its shard has records waiting, queue behind them.
         if self.waiting.get(shard) or time.monotonic() < self.shard_retry_at.get(shard, 0.0):
@@ -277,8 +280,13 @@ class ConsumerWorker:
         if outcome is Outcome.DEFERRED:
             self._defer(shard, _Waiting(tp, record, event))
         else:
-            self.tracker.seen(tp, record.offset)
+            self._seen(tp, record)
         return outcome, event
+
+    def _seen(self, tp: TopicPartition, record: ConsumerRecord[Any, Any]) -> None:
+        self.tracker.seen(tp, record.offset)
+        if record.timestamp is not None and record.timestamp > 0:
+            self.handled_ts[tp] = max(self.handled_ts.get(tp, 0.0), record.timestamp / 1000)
 
     def _defer(self, shard: int, item: _Waiting) -> None:
         self.waiting.setdefault(shard, collections.deque()).append(item)
@@ -346,6 +354,9 @@ class ConsumerWorker:
             if too_many != paused:
                 (consumer.pause if too_many else consumer.resume)(*consumer.assignment())
                 paused = too_many
+            if time.monotonic() >= self.next_progress:
+                self.next_progress = time.monotonic() + PROGRESS_INTERVAL_S
+                await self._report_progress(consumer)
             offsets = self.tracker.committable()
             if offsets:
                 try:
@@ -355,6 +366,36 @@ class ConsumerWorker:
                 except Exception as exc:
                     # Redelivery after a failed commit is harmless: processed_event dedupes.
                     log.warning("%s: offset commit failed (%s)", app, type(exc).__name__)
+
+    async def _report_progress(self, consumer: AIOKafkaConsumer) -> None:
+        """Tell every shard how far this member has read (see payflow.consumers.progress)."""
+        oldest_waiting: dict[TopicPartition, float] = {}
+        for queue in self.waiting.values():
+            for w in queue:
+                ts = (w.record.timestamp or 0) / 1000
+                oldest_waiting[w.tp] = min(oldest_waiting.get(w.tp, ts), ts)
+        parts: dict[Any, tuple[bool, float | None]] = {}
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            position = await consumer.position(tp)
+            if tp in oldest_waiting:
+                parts[tp] = (False, oldest_waiting[tp] - 0.001)
+            else:
+                parts[tp] = (highwater is not None and position >= highwater, self.handled_ts.get(tp))
+        caught_up_to = progress.member_progress(time.time(), parts)
+        if caught_up_to is None:
+            return
+        await asyncio.to_thread(self._write_progress, caught_up_to)
+
+    def _write_progress(self, caught_up_to: float) -> None:
+        for shard in range(self.config.shard_count):
+            if time.monotonic() < self.shard_retry_at.get(shard, 0.0):
+                continue
+            try:
+                progress.record(self._conn(shard, "side"), self.handler.name, self.config.vm, caught_up_to)
+            except Exception as exc:
+                self._drop(shard)
+                log.debug("%s: progress not recorded on shard %s: %s", self.handler.name, shard, exc)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -369,6 +410,7 @@ class ConsumerWorker:
             consumer = make_consumer(self.config.bootstrap_servers, app, topics)
             self.tracker = OffsetTracker()
             self.waiting.clear()
+            self.handled_ts.clear()
             try:
                 await asyncio.wait_for(consumer.start(), 15)
                 self.connected = True

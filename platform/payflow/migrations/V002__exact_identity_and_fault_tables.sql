@@ -52,3 +52,15 @@ CREATE TABLE acquirer_refund (
   requests INT NOT NULL DEFAULT 1,
   created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
 ) ENGINE=InnoDB
+;
+
+-- How far each consumer group member has read, as a time: every event published before
+-- caught_up_to was handled (applied, parked or deferred). Re-drive only touches events older than
+-- what every live member has read, so a lagging consumer is never mistaken for a lost event.
+CREATE TABLE consumer_progress (
+  consumer VARCHAR(40) NOT NULL,
+  member VARCHAR(60) NOT NULL,
+  caught_up_to DATETIME(6) NOT NULL,
+  updated_at DATETIME(6) NOT NULL,
+  PRIMARY KEY (consumer, member)
+) ENGINE=InnoDB

@@ -93,6 +93,11 @@ def read_stats(cur: Cursor) -> OutboxStats:
                        (int(age_us) / 1e6) if age_us is not None else 0.0)
 
 
+# A member's progress row counts while it is this fresh; events must be this much older than it.
+PROGRESS_FRESH_S = 30.0
+PROGRESS_MARGIN_S = 5.0
+
+
 def next_watermark(current: int, first_missing: int | None, newest_settled: int | None) -> int:
     """Where the next re-drive scan may start (pure): not past the oldest event the consumer still
     lacks, not past rows younger than the settle time, and never backwards."""
@@ -184,10 +189,15 @@ class OutboxStore:
                                "AND p.event_id=e.event_id)")
                 start = watermarks.get(consumer, 0)
                 args = (start, *types, consumer)
+                # Lost, not lagging: every live member of the group has read past it.
                 cur.execute(
                     f"SELECT e.event_id FROM outbox_event e WHERE {unprocessed} AND e.published=1 "
-                    "AND e.published_at < NOW(6) - INTERVAL %s MICROSECOND ORDER BY e.event_id LIMIT %s",
-                    (*args, int(older_than_s * 1e6), limit),
+                    "AND e.published_at < NOW(6) - INTERVAL %s MICROSECOND "
+                    "AND e.published_at < (SELECT MIN(caught_up_to) FROM consumer_progress WHERE consumer=%s "
+                    "AND updated_at > NOW(6) - INTERVAL %s MICROSECOND) - INTERVAL %s MICROSECOND "
+                    "ORDER BY e.event_id LIMIT %s",
+                    (*args, int(older_than_s * 1e6), consumer, int(PROGRESS_FRESH_S * 1e6),
+                     int(PROGRESS_MARGIN_S * 1e6), limit),
                 )
                 lost = [int(r[0]) for r in cur.fetchall()]
                 if lost:

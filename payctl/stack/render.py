@@ -103,16 +103,20 @@ def program_for(svc: ServiceSpec, topo: Topology, paths: StatePaths, bins: Binar
     if svc.kind == "ingest":
         vm = topo.vm(svc.vm)
         multiproc = paths.prom_multiproc(svc.vm)
-        cmd = _python(
-            "gunicorn", "--bind", f"127.0.0.1:{svc.port}", "--workers", str(vm.ingest_workers),
-            "--threads", str(vm.ingest_threads), "--worker-class", "gthread", "--backlog", "2048",
-            "--graceful-timeout", "5", "--config", "python:payflow.ingest.gunicorn_conf",
-            "payflow.ingest.app:create_app_from_env()",
-        )
+        cmd = shlex.join(wsgi_server_command("payflow.ingest.app:create_app_from_env", svc.port, vm.ingest_workers,
+                                             vm.ingest_threads))
         return Program(svc.name, cmd, root, env + f',PROMETHEUS_MULTIPROC_DIR="{multiproc}"', stopwaitsecs=8)
     module = {"relay": "payflow.outbox.relay_process", "ledger": "payflow.consumers.ledger",
               "refund": "payflow.consumers.refund", "settlement": "payflow.consumers.settlement"}[svc.kind]
     return Program(svc.name, _python(module), root, env, stopwaitsecs=10)
+
+
+def wsgi_server_command(app: str, port: int, workers: int, threads: int, factory: bool = True) -> list[str]:
+    """How a WSGI app is served (the ingest, and the bench's bare-Flask ceiling the same way)."""
+    target = f"{app}()" if factory else app
+    return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+            "--threads", str(threads), "--worker-class", "gthread", "--backlog", "2048", "--graceful-timeout", "5",
+            "--config", "python:payflow.ingest.gunicorn_conf", target]
 
 
 def supervisord_conf(topo: Topology, paths: StatePaths, bins: Binaries) -> str:

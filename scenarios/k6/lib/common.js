@@ -79,9 +79,9 @@ function expect(res, op, status, extra) {
   return check(res, checks);
 }
 
-export function authorize(m) {
+export function authorize(m, amount) {
   const res = post('authorize', '/payments/authorize',
-    { merchantId: m, amount: 1000 + Math.floor(Math.random() * 9000), currency: 'KRW', idempotencyKey: uniqueKey('k6') }, 200);
+    { merchantId: m, amount: amount || 1000 + Math.floor(Math.random() * 9000), currency: 'KRW', idempotencyKey: uniqueKey('k6') }, 200);
   const ok = expect(res, 'authorize', 200, { 'authorize returns AUTHORIZED': (r) => r.status === 200 && r.json('status') === 'AUTHORIZED' });
   return ok ? res.json('paymentId') : null;
 }

@@ -168,7 +168,8 @@ def run_step(backend: LocalBackend, flow: str, rate: int, step_s: int, reports: 
     lag = _p95(lag0, lag1)
     backlog = sum(int(row["pending"]) for row in outbox_stats(topo))
     iterations = r.get("achieved_rate") or r.get("throughput_rps") or 0.0
-    return Step(flow, rate, float(iterations), float(r.get("throughput_rps") or 0.0), float(r.get("dropped_share") or 0),
+    return Step(flow, rate, float(iterations), float(r.get("throughput_rps") or 0.0),
+                float(r.get("dropped_share") or 0),
                 float(r.get("failure_rate") or 0), float(r["latency_ms"]["p95"]), float(r["latency_ms"]["p99"]),
                 None if lag is None else lag * 1000, backlog, cpu,
                 {k: round(_rss_mb(v), 1) for k, v in groups.items()})

@@ -26,7 +26,7 @@ from payctl.stack.topology import Topology, dump_toml, services
 from payflow.config import Settings
 
 CHAOS_VARS: dict[str, Any] = {"open_timeout_s": 30, "close_timeout_s": 60, "drain_timeout_s": 90,
-                              "reconcile_grace_s": 3}
+                              "reconcile_grace_s": 3, "load_rate": 20}
 
 
 @dataclass

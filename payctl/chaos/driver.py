@@ -6,23 +6,31 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 from pymysql.cursors import Cursor
 
+from payctl.chaos import poison
 from payctl.chaos.engine import ActivityFailed
 from payctl.chaos.journal import Journal
 from payctl.chaos.load import LoadGenerator, merchant_for
 from payctl.chaos.model import (
+    ArmFaultAction,
     BackgroundLoadAction,
     BreakerStateProbe,
     BreakerTransitionsProbe,
+    DisarmFaultAction,
+    FaultArmedProbe,
     HttpProbe,
+    InjectPoisonAction,
     LedgerBalancedProbe,
     LoadResultsProbe,
     NoPartialPaymentsProbe,
+    OutboxDeadProbe,
     OutboxPendingProbe,
+    ParkedMessagesProbe,
     PaymentsAction,
     Probe,
     ReconcileCleanProbe,
@@ -36,6 +44,7 @@ from payctl.chaos.transitions import check_outage_transitions
 from payctl.ops.outbox import outbox_stats
 from payctl.ops.reconcile import reconcile
 from payctl.stack.backend import Backend
+from payctl.stack.paths import StatePaths
 from payctl.stack.probes import relay_breaker
 from payctl.stack.shards import shard_connection
 from payflow.outbox import audit
@@ -49,7 +58,11 @@ class StackDriver:
         self.api = f"{self.gateway}/api"
         self.client = httpx.Client(timeout=10)
         self.loads: dict[str, LoadGenerator] = {}
+        self.parked_before: dict[str, int] = {}  # inject_poison id → parked count just before it
         self.started = time.time()
+
+    def fault_file(self, service: str, point: str) -> Path:
+        return StatePaths(self.topo.state_path()).fault_dir / service / point
 
     # -- probes ------------------------------------------------------------------------------
     def _relays(self, relays: list[str] | str) -> list[tuple[str, int]]:
@@ -98,7 +111,25 @@ class StackDriver:
             gen = self.loads.get(probe.load)
             if gen is None:
                 raise ActivityFailed(f"background load '{probe.load}' was never started")
-            return gen.stats()
+            if probe.window is None:
+                return gen.stats()
+            marks = journal.marks()
+            first, second = (marks.get(m) for m in probe.window)
+            if not first or not second or first["end"] is None or second["start"] is None:
+                raise ActivityFailed(f"window {list(probe.window)}: those activities did not both run")
+            return {"window_s": round(float(second["start"]) - float(first["end"]), 3),
+                    **gen.stats(since=first["end"], until=second["start"])}
+        if isinstance(probe, OutboxDeadProbe):
+            return sum(int(row["dead"]) for row in outbox_stats(self.topo))
+        if isinstance(probe, ParkedMessagesProbe):
+            parked = self._parked()
+            if probe.since is None:
+                return parked
+            if probe.since not in self.parked_before:
+                raise ActivityFailed(f"inject_poison '{probe.since}' did not run")
+            return parked - self.parked_before[probe.since]
+        if isinstance(probe, FaultArmedProbe):
+            return self.fault_file(probe.service, probe.point).exists()
         raise ActivityFailed(f"unsupported probe {probe.type}")
 
     # -- actions -----------------------------------------------------------------------------
@@ -123,7 +154,25 @@ class StackDriver:
         if isinstance(action, WaitAction):
             time.sleep(action.seconds)
             return {"slept_s": action.seconds}
+        if isinstance(action, ArmFaultAction):
+            path = self.fault_file(action.service, action.point)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+            return {"armed": str(path)}
+        if isinstance(action, DisarmFaultAction):
+            path = self.fault_file(action.service, action.point)
+            armed = path.exists()
+            path.unlink(missing_ok=True)
+            return {"disarmed": str(path), "was_armed": armed}
+        if isinstance(action, InjectPoisonAction):
+            self.parked_before[action.id] = before = self._parked()
+            sent = poison.inject(self.topo.kafka_bootstrap, action.topic, action.count,
+                                 tag=f"{action.id}-{int(time.time() * 1000)}")
+            return {**sent, "parked_before": before}
         raise ActivityFailed(f"unsupported action {action.type}")
+
+    def _parked(self) -> int:
+        return sum(int(row.get("parked", 0)) for row in outbox_stats(self.topo))
 
     def _payments(self, action: PaymentsAction) -> dict[str, Any]:
         statuses: dict[str, int] = {}

@@ -1,10 +1,14 @@
 """Run an experiment: steady state before → method → steady state after + verify, with rollbacks
-that always run (success, deviation, error, Ctrl-C) and a re-check of the stack after them."""
+that always run (success, deviation, error, Ctrl-C) and a re-check of the stack after them.
+
+Before each fault is injected its undo entry is written to disk (payctl.chaos.undo); after the
+experiment's own rollbacks, whatever is still not reverted is reverted from those entries."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any, Protocol
 
 from payctl.chaos.journal import ActivityRecord, Journal
@@ -13,8 +17,10 @@ from payctl.chaos.model import (
     Probe,
     ProbeStep,
     WaitUntilAction,
+    parse_action,
 )
 from payctl.chaos.tolerance import within
+from payctl.chaos.undo import UndoEntry, UndoLog
 
 Listener = Callable[[ActivityRecord], None]
 
@@ -32,14 +38,33 @@ class Driver(Protocol):
     def close(self) -> None: ...
 
 
+def poll(driver: Driver, probe: Probe, journal: Journal, wait_s: float,
+         interval_s: float) -> tuple[bool, Any, str | None, float]:
+    """Check `probe` until it is within its tolerance or `wait_s` ran out (0: once).
+    Returns (held, last value, last error, seconds waited)."""
+    started = time.monotonic()
+    deadline = started + wait_s
+    while True:
+        error: str | None = None
+        try:
+            value = driver.probe(probe, journal)
+            held = within(value, probe.tolerance)
+        except Exception as exc:
+            value, held, error = None, False, f"{type(exc).__name__}: {exc}"
+        now = time.monotonic()
+        if held or now >= deadline:
+            return held, value, error, now - started
+        time.sleep(min(interval_s, deadline - now))
+
+
 def _probe(driver: Driver, probe: Probe, journal: Journal, phase: str, index: int) -> ActivityRecord:
     rec = ActivityRecord(phase, index, probe.type, probe.label(), probe.id, tolerance=_plain(probe.tolerance))
-    try:
-        value = driver.probe(probe, journal)
-    except Exception as exc:
-        return rec.finish("failed", error=f"{type(exc).__name__}: {exc}")
-    ok = within(value, probe.tolerance)
-    return rec.finish("succeeded" if ok else "failed", output=value)
+    held, value, error, waited = poll(driver, probe, journal, probe.wait_s, probe.wait_interval_s)
+    if probe.wait_s:
+        rec.waited_s = round(waited, 3)
+    if error is not None and not held:
+        return rec.finish("failed", error=error + (f" (still after {probe.wait_s}s)" if probe.wait_s else ""))
+    return rec.finish("succeeded" if held else "failed", output=value)
 
 
 def _plain(value: Any) -> Any:
@@ -47,23 +72,15 @@ def _plain(value: Any) -> Any:
 
 
 def _wait_until(driver: Driver, action: WaitUntilAction, journal: Journal, listener: Listener) -> Any:
-    deadline = time.monotonic() + action.timeout_s
-    last: Any = None
-    while True:
-        try:
-            last = driver.probe(action.probe, journal)
-            if within(last, action.probe.tolerance):
-                return {"value": last, "waited_s": round(action.timeout_s - (deadline - time.monotonic()), 3)}
-        except Exception as exc:
-            last = f"{type(exc).__name__}: {exc}"
-        if time.monotonic() >= deadline:
-            raise ActivityFailed(f"{action.probe.type} not within {_plain(action.probe.tolerance)} after "
-                                 f"{action.timeout_s}s (last value: {last})")
-        time.sleep(action.interval_s)
+    held, value, error, waited = poll(driver, action.probe, journal, action.timeout_s, action.interval_s)
+    if not held:
+        raise ActivityFailed(f"{action.probe.type} not within {_plain(action.probe.tolerance)} after "
+                             f"{action.timeout_s}s (last value: {error or value})")
+    return {"value": value, "waited_s": round(waited, 3)}
 
 
 def _run_action(driver: Driver, action: Any, journal: Journal, phase: str, index: int,
-                listener: Listener) -> ActivityRecord:
+                listener: Listener, undo: UndoLog) -> ActivityRecord:
     rec = ActivityRecord(phase, index, action.type, action.label(), action.id)
     if phase == "method":
         journal.method.append(rec)
@@ -72,13 +89,19 @@ def _run_action(driver: Driver, action: Any, journal: Journal, phase: str, index
         if isinstance(action, WaitUntilAction):
             output = _wait_until(driver, action, journal, listener)
         elif isinstance(action, ProbeStep):
-            value = driver.probe(action.probe, journal)
             rec.tolerance = _plain(action.probe.tolerance)
-            if not within(value, action.probe.tolerance):
+            held, value, error, _ = poll(driver, action.probe, journal, action.probe.wait_s,
+                                         action.probe.wait_interval_s)
+            if error is not None and not held:
+                raise RuntimeError(error)
+            if not held:
                 raise ActivityFailed(f"probe {action.probe.type} returned {value}")
             output = value
         else:
+            plain = action.model_dump(exclude_none=True)
+            undo.record(plain)  # on disk before the fault exists
             output = driver.act(action, journal)
+            undo.settled_by(plain, f"{phase}[{index}]")
     except ActivityFailed as exc:
         return rec.finish("failed", error=str(exc))
     except Exception as exc:
@@ -86,8 +109,10 @@ def _run_action(driver: Driver, action: Any, journal: Journal, phase: str, index
     return rec.finish("succeeded", output=output)
 
 
-def run(experiment: Experiment, driver: Driver, name: str = "", listener: Listener = lambda _r: None) -> Journal:
+def run(experiment: Experiment, driver: Driver, name: str = "", listener: Listener = lambda _r: None,
+        undo: UndoLog | None = None) -> Journal:
     journal = Journal(experiment={"title": experiment.title, "name": name, "variables": experiment.variables})
+    undo = undo if undo is not None else UndoLog(run=name or "run", experiment=name)
 
     def emit(rec: ActivityRecord) -> ActivityRecord:
         listener(rec)
@@ -104,7 +129,7 @@ def run(experiment: Experiment, driver: Driver, name: str = "", listener: Listen
             return journal
         method_started = True
         for i, action in enumerate(experiment.method):
-            rec = _run_action(driver, action, journal, "method", i, listener)
+            rec = _run_action(driver, action, journal, "method", i, listener, undo)
             emit(rec)
             if rec.status != "succeeded":
                 journal.status = "deviated" if rec.status == "failed" else "failed"
@@ -127,7 +152,9 @@ def run(experiment: Experiment, driver: Driver, name: str = "", listener: Listen
         journal.reason = f"{type(exc).__name__}: {exc}"
     finally:
         if method_started or journal.status in ("interrupted", "failed"):
-            _rollback(experiment, driver, journal, emit)
+            _rollback(experiment, driver, journal, emit, undo)
+        undo.finish()
+        journal.undo = [asdict(e) for e in undo.entries]
         try:
             journal.breaker_transitions = driver.breaker_transitions()
         except Exception as exc:
@@ -137,15 +164,41 @@ def run(experiment: Experiment, driver: Driver, name: str = "", listener: Listen
     return journal
 
 
-def _rollback(experiment: Experiment, driver: Driver, journal: Journal, emit: Callable[[ActivityRecord], Any]) -> None:
-    """Every rollback runs even if an earlier one fails or the user presses Ctrl-C again."""
+def revert(driver: Driver, entry: UndoEntry, journal: Journal, by: str) -> Any:
+    """Run an undo entry's action; the entry is settled (done or failed) either way."""
+    try:
+        output = driver.act(parse_action(entry.undo), journal)
+    except Exception as exc:
+        entry.settle(by, error=f"{type(exc).__name__}: {exc}")
+        raise
+    entry.settle(by)
+    return output
+
+
+def _rollback(experiment: Experiment, driver: Driver, journal: Journal, emit: Callable[[ActivityRecord], Any],
+              undo: UndoLog) -> None:
+    """Every rollback runs even if an earlier one fails or the user presses Ctrl-C again; then every
+    fault not reverted yet is reverted from its undo entry (newest first)."""
     for i, action in enumerate(experiment.rollbacks):
         try:
-            journal.rollbacks.append(emit(_run_action(driver, action, journal, "rollbacks", i, lambda _r: None)))
+            journal.rollbacks.append(emit(_run_action(driver, action, journal, "rollbacks", i, lambda _r: None,
+                                                      undo)))
         except KeyboardInterrupt:
             journal.rollbacks.append(ActivityRecord("rollbacks", i, action.type, action.label(), action.id)
                                      .finish("error", error="interrupted; continuing with the next rollback"))
-    if experiment.rollbacks:
+    left = list(reversed(undo.pending()))
+    for n, entry in enumerate(left, start=len(experiment.rollbacks)):
+        rec = ActivityRecord("rollbacks", n, str(entry.undo["type"]), f"undo {entry.fault}", None)
+        try:
+            journal.rollbacks.append(emit(rec.finish("succeeded", output=revert(driver, entry, journal, "undo"))))
+        except Exception as exc:
+            journal.rollbacks.append(emit(rec.finish("error", error=f"{type(exc).__name__}: {exc}")))
+        except KeyboardInterrupt:
+            entry.settle("undo", error="interrupted")
+            journal.rollbacks.append(emit(rec.finish("error", error="interrupted; left for `payctl chaos recover`")))
+    if left:
+        undo.save()
+    if experiment.rollbacks or left:
         for i, probe in enumerate(experiment.steady_state):
             journal.steady_state_after_rollbacks.append(
                 emit(_probe(driver, probe, journal, "steady_state_after_rollbacks", i)))

@@ -22,6 +22,7 @@ class ActivityRecord:
     output: Any = None
     tolerance: Any = None
     error: str | None = None
+    waited_s: float | None = None  # a probe with wait_s: how long until it held (or gave up)
 
     def finish(self, status: str, output: Any = None, error: str | None = None) -> ActivityRecord:
         self.status, self.output, self.error, self.end = status, output, error, time.time()
@@ -41,6 +42,7 @@ class Journal:
     rollbacks: list[ActivityRecord] = field(default_factory=list)
     steady_state_after_rollbacks: list[ActivityRecord] = field(default_factory=list)
     breaker_transitions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    undo: list[dict[str, Any]] = field(default_factory=list)  # every fault's undo entry (payctl.chaos.undo)
     reason: str | None = None
 
     @property

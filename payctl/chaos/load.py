@@ -29,8 +29,10 @@ def merchant_for(i: int, merchants: str) -> tuple[str, str]:
 
 
 class LoadGenerator:
-    def __init__(self, base_url: str, rate: float, duration_s: float, merchants: str = "both",
-                 workers: int = 16) -> None:
+    def __init__(self, base_url: str, rate: float, duration_s: float | None = None, merchants: str = "both",
+                 workers: int | None = None) -> None:
+        # enough workers that a slow answer (a hung shard's timeout) does not delay the schedule
+        workers = workers or max(16, min(64, int(rate / 2)))
         self.base_url = base_url
         self.rate = rate
         self.duration_s = duration_s
@@ -52,7 +54,7 @@ class LoadGenerator:
         i = 0
         while not self._stop.is_set():
             due = start + i / self.rate
-            if due - start > self.duration_s:
+            if self.duration_s is not None and due - start > self.duration_s:
                 break
             delay = due - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
@@ -83,20 +85,29 @@ class LoadGenerator:
     def wait(self) -> None:
         self._thread.join()
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, since: float | None = None, until: float | None = None) -> dict[str, Any]:
+        """Results of the requests that completed in [since, until] (default: all of them)."""
         with self._lock:
-            samples = list(self.samples)
-        out: dict[str, Any] = {"sent": len(samples), "failures": sum(1 for s in samples if s.status != 200),
-                               "transport_errors": sum(1 for s in samples if s.status == 0)}
-        for parity in ("even", "odd"):
-            group = [s for s in samples if s.parity == parity]
-            ok = sum(1 for s in group if s.status == 200)
-            statuses: dict[str, int] = {}
-            for s in group:
-                statuses[str(s.status)] = statuses.get(str(s.status), 0) + 1
-            lat = sorted(s.latency_ms for s in group)
-            out[parity] = {"sent": len(group), "ok": ok, "success_rate": ok / len(group) if group else None,
-                           "statuses": statuses, "p99_ms": percentile(lat, 99), "max_ms": lat[-1] if lat else None}
-            failed_lat = sorted(s.latency_ms for s in group if s.status != 200)
-            out[parity]["failed_p99_ms"] = percentile(failed_lat, 99) if failed_lat else 0.0
-        return out
+            samples = [s for s in self.samples
+                       if (since is None or s.at >= since) and (until is None or s.at <= until)]
+        return summarize(samples)
+
+
+def summarize(samples: list[Sample]) -> dict[str, Any]:
+    """Pure: totals, then per merchant parity (even → shard1, odd → shard2)."""
+    out: dict[str, Any] = {"sent": len(samples), "failures": sum(1 for s in samples if s.status != 200),
+                           "transport_errors": sum(1 for s in samples if s.status == 0)}
+    for parity in ("even", "odd"):
+        group = [s for s in samples if s.parity == parity]
+        ok = sum(1 for s in group if s.status == 200)
+        statuses: dict[str, int] = {}
+        for s in group:
+            statuses[str(s.status)] = statuses.get(str(s.status), 0) + 1
+        lat = sorted(s.latency_ms for s in group)
+        out[parity] = {"sent": len(group), "ok": ok, "success_rate": ok / len(group) if group else None,
+                       "statuses": statuses, "p99_ms": percentile(lat, 99), "max_ms": lat[-1] if lat else None}
+        failed_lat = sorted(s.latency_ms for s in group if s.status != 200)
+        out[parity]["failed_p99_ms"] = percentile(failed_lat, 99) if failed_lat else 0.0
+        # a failure that is not the fast, explicit 503 SHARD_UNAVAILABLE (timeouts, 5xx, resets)
+        out[parity]["non_503_failures"] = sum(1 for s in group if s.status not in (200, 503))
+    return out

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from payctl.errors import UsageError
+from payflow.domain.events import TOPIC_BY_EVENT
 
 Scalar = bool | int | float | str
 
@@ -36,7 +37,15 @@ class _Activity(BaseModel):
 
 
 # -- probes ------------------------------------------------------------------------------------
-class HttpProbe(_Activity):
+class _Probe(_Activity):
+    """`wait_s` > 0: re-check every `wait_interval_s` until the tolerance holds or time runs out
+    (e.g. "outbox drained" after an earlier run's backlog); 0 (the default): check once."""
+
+    wait_s: float = Field(default=0, ge=0, le=3600)
+    wait_interval_s: float = Field(default=1.0, gt=0, le=60)
+
+
+class HttpProbe(_Probe):
     type: Literal["http"]
     method: Literal["GET", "POST"] = "GET"
     path: str = "/gateway/health"
@@ -44,23 +53,23 @@ class HttpProbe(_Activity):
     tolerance: Tolerance = 200
 
 
-class BreakerStateProbe(_Activity):
+class BreakerStateProbe(_Probe):
     type: Literal["breaker_state"]
     relays: list[str] | Literal["all"] = "all"
     tolerance: Tolerance = "CLOSED"
 
 
-class OutboxPendingProbe(_Activity):
+class OutboxPendingProbe(_Probe):
     type: Literal["outbox_pending"]
     tolerance: Tolerance = Field(default_factory=lambda: Range(max=0))
 
 
-class LedgerBalancedProbe(_Activity):
+class LedgerBalancedProbe(_Probe):
     type: Literal["ledger_balanced"]
     tolerance: Tolerance = True
 
 
-class ReconcileCleanProbe(_Activity):
+class ReconcileCleanProbe(_Probe):
     """Every outbox event processed by every consumer exactly once, nothing pending or in flight."""
 
     type: Literal["reconcile_clean"]
@@ -69,18 +78,18 @@ class ReconcileCleanProbe(_Activity):
         "clean": True, "missing": 0, "in_flight": 0, "pending": 0, "duplicate_postings": 0})
 
 
-class ServiceHealthyProbe(_Activity):
+class ServiceHealthyProbe(_Probe):
     type: Literal["service_healthy"]
     services: list[str] | Literal["all"] = "all"
     tolerance: Tolerance = True
 
 
-class NoPartialPaymentsProbe(_Activity):
+class NoPartialPaymentsProbe(_Probe):
     type: Literal["no_partial_payments"]
     tolerance: Tolerance = 0
 
 
-class BreakerTransitionsProbe(_Activity):
+class BreakerTransitionsProbe(_Probe):
     """The outage pattern: CLOSED→OPEN first, OPEN⇄HALF_OPEN while down, never CLOSED before
     `up`, and HALF_OPEN→CLOSED last, after `up`. `down`/`up` name method activities."""
 
@@ -91,19 +100,56 @@ class BreakerTransitionsProbe(_Activity):
     tolerance: Tolerance = Field(default_factory=lambda: {"ok": True})
 
 
-class LoadResultsProbe(_Activity):
+class LoadResultsProbe(_Probe):
+    """A background load's results; `window: [a, b]` keeps only the requests that completed after
+    method activity `a` ended and before `b` started (e.g. during a hang)."""
+
     type: Literal["load_results"]
     load: str
+    window: tuple[str, str] | None = None
     tolerance: Tolerance
+
+
+class OutboxDeadProbe(_Probe):
+    """Events the relays gave up on (DEAD), summed over the shards."""
+
+    type: Literal["outbox_dead"]
+    tolerance: Tolerance = 0
+
+
+class ParkedMessagesProbe(_Probe):
+    """Messages the consumers parked (poison, forged); `since` = an inject_poison action's id:
+    count only what was parked after that injection started."""
+
+    type: Literal["parked_messages"]
+    since: str | None = None
+    tolerance: Tolerance
+
+
+# The fault hooks the platform implements (payflow.common.faults), by the service kind they live in.
+FAULT_POINTS = {"crash-after-publish": "relay-"}
+FaultPoint = Literal["crash-after-publish"]
+_SERVICE = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+class FaultArmedProbe(_Probe):
+    """Is a fault hook still armed? (The process removes the file when the hook fires.)"""
+
+    type: Literal["fault_armed"]
+    service: str = Field(pattern=_SERVICE)
+    point: FaultPoint
+    tolerance: Tolerance = True
 
 
 Probe = Annotated[
     HttpProbe | BreakerStateProbe | OutboxPendingProbe | LedgerBalancedProbe | ReconcileCleanProbe
-    | ServiceHealthyProbe | NoPartialPaymentsProbe | BreakerTransitionsProbe | LoadResultsProbe,
+    | ServiceHealthyProbe | NoPartialPaymentsProbe | BreakerTransitionsProbe | LoadResultsProbe
+    | OutboxDeadProbe | ParkedMessagesProbe | FaultArmedProbe,
     Field(discriminator="type"),
 ]
 PROBE_TYPES = ("http", "breaker_state", "outbox_pending", "ledger_balanced", "reconcile_clean",
-               "service_healthy", "no_partial_payments", "breaker_transitions", "load_results")
+               "service_healthy", "no_partial_payments", "breaker_transitions", "load_results",
+               "outbox_dead", "parked_messages", "fault_armed")
 
 
 # -- actions -----------------------------------------------------------------------------------
@@ -121,10 +167,13 @@ class PaymentsAction(_Activity):
 
 
 class BackgroundLoadAction(_Activity):
+    """Authorizations at a fixed arrival rate in the background; without `duration_s` the load
+    runs until a `stop_load` (or the end of the run)."""
+
     type: Literal["background_load"]
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     rate: float = Field(gt=0, le=2000)
-    duration_s: float = Field(gt=0, le=3600)
+    duration_s: float | None = Field(default=None, gt=0, le=86_400)
     merchants: Literal["even", "odd", "both"] = "both"
 
 
@@ -145,6 +194,47 @@ class WaitUntilAction(_Activity):
     interval_s: float = Field(default=0.2, gt=0)
 
 
+class ArmFaultAction(_Activity):
+    """Arm a fault hook in one process (`<state>/faults/<service>/<point>`); it fires once."""
+
+    type: Literal["arm_fault"]
+    service: str = Field(pattern=_SERVICE)
+    point: FaultPoint
+
+    @model_validator(mode="after")
+    def _point_fits_service(self) -> ArmFaultAction:
+        prefix = FAULT_POINTS[self.point]
+        if not self.service.startswith(prefix):
+            raise ValueError(f"fault point '{self.point}' exists only in {prefix}* services, not '{self.service}'")
+        return self
+
+
+class DisarmFaultAction(_Activity):
+    """Remove an armed fault hook (nothing happens if it already fired)."""
+
+    type: Literal["disarm_fault"]
+    service: str = Field(pattern=_SERVICE)
+    point: FaultPoint
+
+
+class InjectPoisonAction(_Activity):
+    """Produce `count` records no consumer can apply (undecodable bytes, unsigned events) straight
+    to the broker, spread over every partition of `topic`."""
+
+    type: Literal["inject_poison"]
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    topic: str = "payment.authorized"
+    count: int = Field(default=8, ge=1, le=10_000)
+
+    @field_validator("topic")
+    @classmethod
+    def _known_topic(cls, topic: str) -> str:
+        known = sorted(TOPIC_BY_EVENT.values())
+        if topic not in known:
+            raise ValueError(f"unknown topic '{topic}' (known: {', '.join(known)})")
+        return topic
+
+
 class ProbeStep(_Activity):
     """A probe inside the method: the experiment deviates if it does not hold."""
 
@@ -153,13 +243,20 @@ class ProbeStep(_Activity):
 
 
 Action = Annotated[
-    ServiceAction | PaymentsAction | BackgroundLoadAction | StopLoadAction | WaitAction | WaitUntilAction | ProbeStep,
+    ServiceAction | PaymentsAction | BackgroundLoadAction | StopLoadAction | WaitAction | WaitUntilAction | ProbeStep
+    | ArmFaultAction | DisarmFaultAction | InjectPoisonAction,
     Field(discriminator="type"),
 ]
 
 
 ACTION_TYPES = ("stop", "start", "kill", "pause", "resume", "payments", "background_load", "stop_load", "wait",
-                "wait_until", "probe")
+                "wait_until", "probe", "arm_fault", "disarm_fault", "inject_poison")
+ACTION_ADAPTER: TypeAdapter[Any] = TypeAdapter(Action)
+
+
+def parse_action(data: dict[str, Any]) -> Any:
+    """One action from plain data (e.g. an undo entry read back from disk)."""
+    return ACTION_ADAPTER.validate_python(data)
 
 
 class Experiment(BaseModel):
@@ -252,19 +349,42 @@ def load_experiment(path: Path, overrides: dict[str, Scalar] | None = None) -> t
     return experiment, variables
 
 
+def _probes_with_location(exp: Experiment) -> list[tuple[str, Any, bool]]:
+    """Every probe with where it sits and whether it is nested in a method step."""
+    out: list[tuple[str, Any, bool]] = [(f"steady_state[{i}]", p, False) for i, p in enumerate(exp.steady_state)]
+    out += [(f"verify[{i}]", p, False) for i, p in enumerate(exp.verify)]
+    for phase, actions in (("method", exp.method), ("rollbacks", exp.rollbacks)):
+        out += [(f"{phase}[{i}].probe", a.probe, isinstance(a, WaitUntilAction))
+                for i, a in enumerate(actions) if isinstance(a, WaitUntilAction | ProbeStep)]
+    return out
+
+
 def _check_references(path: Path, exp: Experiment) -> None:
     ids = [a.id for a in exp.method if a.id]
     if len(set(ids)) != len(ids):
         raise UsageError(f"{path}: activity ids in method must be unique, got {ids}")
     loads = {a.id for a in exp.method if isinstance(a, BackgroundLoadAction)}
-    nested = [a.probe for a in exp.method if isinstance(a, WaitUntilAction | ProbeStep)]
-    for i, probe in enumerate([*exp.verify, *nested]):
+    poisons = {a.id for a in exp.method if isinstance(a, InjectPoisonAction)}
+    for where, probe, in_wait_until in _probes_with_location(exp):
+        if in_wait_until and probe.wait_s:
+            raise UsageError(f"{path}: {where}.wait_s: not allowed inside wait_until (its timeout_s is the wait)")
         if isinstance(probe, BreakerTransitionsProbe):
-            for mark in (probe.down, probe.up):
+            for field_name, mark in (("down", probe.down), ("up", probe.up)):
                 if mark not in ids:
-                    raise UsageError(f"{path}: verify[{i}] refers to unknown activity id '{mark}'")
-        if isinstance(probe, LoadResultsProbe) and probe.load not in loads:
-            raise UsageError(f"{path}: probe refers to unknown background load '{probe.load}'")
-    for i, action in enumerate(exp.method):
-        if isinstance(action, StopLoadAction) and action.load not in loads:
-            raise UsageError(f"{path}: method[{i}].load: unknown background load '{action.load}'")
+                    raise UsageError(f"{path}: {where}.{field_name}: unknown activity id '{mark}'",
+                                     f"method ids: {', '.join(ids) or 'none'}")
+        if isinstance(probe, LoadResultsProbe):
+            if probe.load not in loads:
+                raise UsageError(f"{path}: {where}.load: unknown background load '{probe.load}'",
+                                 f"background loads: {', '.join(sorted(loads)) or 'none'}")
+            for mark in probe.window or ():
+                if mark not in ids:
+                    raise UsageError(f"{path}: {where}.window: unknown activity id '{mark}'",
+                                     f"method ids: {', '.join(ids) or 'none'}")
+        if isinstance(probe, ParkedMessagesProbe) and probe.since is not None and probe.since not in poisons:
+            raise UsageError(f"{path}: {where}.since: '{probe.since}' is not an inject_poison action id",
+                             f"inject_poison ids: {', '.join(sorted(poisons)) or 'none'}")
+    for phase, actions in (("method", exp.method), ("rollbacks", exp.rollbacks)):
+        for i, action in enumerate(actions):
+            if isinstance(action, StopLoadAction) and action.load not in loads:
+                raise UsageError(f"{path}: {phase}[{i}].load: unknown background load '{action.load}'")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,10 @@ from payctl.chaos.driver import StackDriver
 from payctl.chaos.journal import Journal
 from payctl.chaos.model import Experiment, Scalar, load_experiment
 from payctl.chaos.report import to_markdown
+from payctl.chaos.undo import UndoLog
 from payctl.errors import EnvironmentProblem, UsageError
 from payctl.stack.backend import Backend
+from payctl.stack.paths import StatePaths
 
 
 def experiment_path(name: str) -> Path:
@@ -31,7 +34,7 @@ def experiment_path(name: str) -> Path:
 
 def list_experiments() -> list[dict[str, Any]]:
     out = []
-    for path in sorted(chaos_dir().glob("*.yaml")):
+    for path in sorted(chaos_dir().glob("*.yaml"), key=lambda p: p.stem):
         exp, variables = load_experiment(path)
         out.append({"name": path.stem, "title": exp.title, "variables": variables,
                     "steps": len(exp.method), "file": str(path)})
@@ -48,13 +51,16 @@ def execute(name: str, experiment: Experiment, backend: Backend, reports_root: P
             listener: engine.Listener = lambda _r: None) -> tuple[Journal, Path]:
     if not backend.is_up():
         raise EnvironmentProblem("the stack is not running", "start it with `payctl up`")
-    journal = engine.run(experiment, StackDriver(backend), name=name, listener=listener)
     folder = reports_root.resolve() / f"chaos-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{name}"
     n = 1
     while folder.exists():
         n += 1
         folder = folder.with_name(f"{folder.name}-{n}")
     folder.mkdir(parents=True)
+    run_id = f"{folder.name}-{os.getpid()}"
+    undo = UndoLog(run=run_id, experiment=name,
+                   path=StatePaths(backend.topo.state_path()).chaos_runs / f"{run_id}.json")
+    journal = engine.run(experiment, StackDriver(backend), name=name, listener=listener, undo=undo)
     data = journal.as_dict()
     (folder / "journal.json").write_text(json.dumps(data, indent=2, default=str))
     (folder / "report.md").write_text(to_markdown(data))

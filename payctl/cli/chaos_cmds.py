@@ -1,4 +1,4 @@
-"""payctl chaos list | run NAME | kafka-outage."""
+"""payctl chaos list | run NAME | kafka-outage | recover."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ from typing import Annotated
 
 import typer
 
+from payctl.chaos import recover as recovery
 from payctl.chaos import runner
+from payctl.chaos.driver import StackDriver
 from payctl.chaos.journal import ActivityRecord
 from payctl.chaos.model import Scalar, parse_var
 from payctl.chaos.report import rows
 from payctl.cli.context import backend_for, load
 from payctl.cli.options import REPORTS, DryRunOpt, JsonOpt, ReportsOpt, VarOpt
-from payctl.cli.output import console, print_json, table
+from payctl.cli.output import console, ok_mark, print_json, table
+from payctl.errors import EnvironmentProblem
 
 ICON = {"succeeded": "[green]✔[/green]", "failed": "[red]✘[/red]", "error": "[red]![/red]",
         "running": "[cyan]▶[/cyan]"}
@@ -89,9 +92,38 @@ def kafka_outage(ctx: typer.Context, var: VarOpt = None, dry_run: DryRunOpt = Fa
     _run(ctx, "kafka-outage", var, dry_run, json_out, reports)
 
 
+def recover_cmd(ctx: typer.Context, json_out: JsonOpt = False,
+                timeout: Annotated[float, typer.Option("--timeout", help="seconds to wait for every service "
+                                                                         "to be healthy")] = 60.0) -> None:
+    """Revert what interrupted or failed runs left (from their undo logs), then check every service
+    is healthy; exit 0 healthy, 1 not."""
+    backend = backend_for(load(ctx))
+    if not backend.is_up():
+        raise EnvironmentProblem("the stack is not running", "start it with `payctl up`")
+    result = recovery.recover(backend, StackDriver(backend), timeout_s=timeout)
+    if json_out:
+        print_json(result)
+    else:
+        if result["reverted"]:
+            console().print(table("reverted", ["run", "fault", "undo", "status"],
+                                  [[s["run"], s["fault"], s["undo"], s["status"] + (f": {s['error']}" if
+                                                                                    s.get("error") else "")]
+                                   for s in result["reverted"]]))
+        else:
+            console().print("nothing left to revert")
+        for run in result["in_progress"]:
+            console().print(f"left alone: run {run['run']} is still in progress (pid {run['pid']})", highlight=False)
+        for problem in result["problems"]:
+            console().print(f"[yellow]{problem}[/yellow]", highlight=False)
+        detail = "every service healthy" if result["healthy"] else f"unhealthy: {', '.join(result['unhealthy'])}"
+        console().print(f"{ok_mark(result['ok'])} {detail}", highlight=False)
+    raise typer.Exit(0 if result["ok"] else 1)
+
+
 def register(app: typer.Typer) -> None:
     group = typer.Typer(no_args_is_help=True, help="Fault experiments with steady-state checks and rollbacks.")
     group.command("list")(list_cmd)
     group.command("run")(run_cmd)
     group.command("kafka-outage")(kafka_outage)
+    group.command("recover")(recover_cmd)
     app.add_typer(group, name="chaos")

@@ -9,10 +9,16 @@ import typer
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output (JSON on stdout)")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="validate and show the plan, run nothing")]
-FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table | md | json | html")]
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table | md | json | html | junit")]
 MinGradeOpt = Annotated[str, typer.Option("--min-grade", help="lowest passing grade")]
 MaxRegressionOpt = Annotated[str, typer.Option("--max-regression", help="tolerated regression, e.g. 10%")]
 ReportsOpt = Annotated[Path, typer.Option("--reports", help="where report folders and journals go")]
 VarOpt = Annotated[list[str] | None, typer.Option("--var", help="override a variable: key=value")]
+
+ApdexOpt = Annotated[float, typer.Option("--apdex-t", help="Apdex target time T in ms (tolerating ≤ 4T)")]
+ScenarioOpt = Annotated[str | None, typer.Option("--scenario", help="only runs of this scenario")]
+RateOpt = Annotated[int | None, typer.Option("--rate", help="only runs at this arrival rate")]
+MadKOpt = Annotated[float, typer.Option("--mad-k", help="history band: median ± k·MAD")]
+FailAfterOpt = Annotated[int, typer.Option("--fail-after", help="runs in a row outside the band that fail")]
 
 REPORTS = Path("reports")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -19,6 +20,8 @@ class Delta:
     change_pct: float | None
     higher_is_better: bool
     regression: bool
+    # The value the current run may not cross (None: not gated, or a statistic is missing).
+    limit: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -28,13 +31,18 @@ def _delta(metric: str, base: float | None, cur: float | None, higher_is_better:
     if base is None or cur is None:
         return Delta(metric, base, cur, None, higher_is_better, False)
     change = ((cur - base) / base * 100) if base else (0.0 if cur == base else None)
+    limit: float | None
     if metric == "error_rate":
+        limit = base + max(tol * base, ERROR_RATE_FLOOR)
         regression = cur - base > max(tol * base, ERROR_RATE_FLOOR)
     elif higher_is_better:
-        regression = cur < base * (1 - tol)
+        limit = base * (1 - tol)
+        regression = cur < limit
     else:
-        regression = cur > base * (1 + tol)
-    return Delta(metric, base, cur, change, higher_is_better, regression)
+        limit = base * (1 + tol)
+        regression = cur > limit
+    return Delta(metric, base, cur, change, higher_is_better, regression,
+                 limit if math.isfinite(limit) else None)
 
 
 def compare(baseline: LoadSummary, current: LoadSummary, max_regression: float) -> list[Delta]:

@@ -40,6 +40,26 @@ class ThresholdResult:
     observed: float | None = None
 
 
+@dataclass(frozen=True)
+class Apdex:
+    """Application Performance Index over requests: satisfied (≤ T, answered as expected),
+    tolerating (≤ 4T), frustrated (slower, or a failed request). Score = (S + T/2) / N."""
+
+    t_ms: float
+    satisfied: int
+    tolerating: int
+    frustrated: int
+
+    @property
+    def samples(self) -> int:
+        return self.satisfied + self.tolerating + self.frustrated
+
+    @property
+    def score(self) -> float | None:
+        n = self.samples
+        return (self.satisfied + self.tolerating / 2) / n if n else None
+
+
 @dataclass
 class TimelinePoint:
     second: int
@@ -68,6 +88,9 @@ class LoadSummary:
     checks: list[CheckResult] = field(default_factory=list)
     thresholds: list[ThresholdResult] = field(default_factory=list)
     timeline: list[TimelinePoint] = field(default_factory=list)
+    # Only per-request data (the raw stream) carries the latency distribution Apdex needs.
+    apdex: Apdex | None = None
+    apdex_per_operation: dict[str, Apdex] = field(default_factory=dict)
 
     @property
     def dropped_share(self) -> float | None:

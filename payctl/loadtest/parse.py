@@ -18,6 +18,7 @@ from typing import IO, Any
 
 from payctl.errors import UsageError
 from payctl.loadtest import thresholds as th
+from payctl.loadtest.apdex import DEFAULT_T_MS, ApdexCounter
 from payctl.loadtest.model import CheckResult, Latency, LoadSummary, ThresholdResult, TimelinePoint
 from payctl.loadtest.stats import latency_of, percentile
 
@@ -68,9 +69,11 @@ def detect(path: Path) -> str:
     return "summary"
 
 
-def parse(path: Path, target_rate: float | None = None) -> LoadSummary:
+def parse(path: Path, target_rate: float | None = None, apdex_t_ms: float = DEFAULT_T_MS) -> LoadSummary:
+    """`apdex_t_ms`: Apdex's target time T; only the raw stream can be scored (summaries hold no
+    per-request distribution, so their Apdex stays None)."""
     shape = detect(path)
-    summary = _parse_raw(path) if shape == "raw-ndjson" else _parse_summary(path)
+    summary = _parse_raw(path, apdex_t_ms) if shape == "raw-ndjson" else _parse_summary(path)
     if target_rate is not None:
         summary.target_rate = target_rate
     if summary.requests is None or summary.requests == 0:
@@ -228,8 +231,11 @@ def _parse_time(value: str) -> float:
     return base + (float("0." + digits) if digits.isdigit() else 0.0)
 
 
-def _parse_raw(path: Path) -> LoadSummary:
+def _parse_raw(path: Path, apdex_t_ms: float = DEFAULT_T_MS) -> LoadSummary:
     durations = array("d")
+    apdex_all = ApdexCounter(apdex_t_ms)
+    apdex_op: dict[str, ApdexCounter] = {}
+    apdex_trend: dict[str, ApdexCounter] = {}
     per_op: dict[str, array[float]] = defaultdict(lambda: array("d"))
     per_second: dict[int, array[float]] = defaultdict(lambda: array("d"))
     failures_per_second: dict[int, int] = defaultdict(int)
@@ -270,8 +276,12 @@ def _parse_raw(path: Path) -> LoadSummary:
             value = float(data["value"])
             durations.append(value)
             tags = data.get("tags") or {}
-            per_op[str(tags.get("op", "-"))].append(value)
+            op = str(tags.get("op", "-"))
+            per_op[op].append(value)
             per_second[int(ts)].append(value)
+            ok = tags.get("expected_response") != "false"
+            apdex_all.add(value, ok)
+            apdex_op.setdefault(op, ApdexCounter(apdex_t_ms)).add(value, ok)
         elif metric == "http_reqs":
             requests += int(data["value"])
         elif metric == "http_req_failed":
@@ -291,6 +301,7 @@ def _parse_raw(path: Path) -> LoadSummary:
             counts[0 if data["value"] else 1] += 1
         elif isinstance(metric, str) and _OP_TREND.match(metric):
             custom_trends[metric].append(float(data["value"]))
+            apdex_trend.setdefault(metric, ApdexCounter(apdex_t_ms)).add(float(data["value"]))
     if first_ts is None and requests == 0:
         raise _problem(path, "the stream holds no HTTP request points")
     s = LoadSummary(source=str(path), shape="raw-ndjson", requests=requests)
@@ -306,9 +317,14 @@ def _parse_raw(path: Path) -> LoadSummary:
     s.latency = latency_of(durations)
     if set(per_op) != {"-"}:
         s.per_operation = {op: latency_of(v) for op, v in sorted(per_op.items())}
+    if durations:
+        s.apdex = apdex_all.result()
+    if set(apdex_op) != {"-"}:
+        s.apdex_per_operation = {op: c.result() for op, c in sorted(apdex_op.items())}
     for metric, values in custom_trends.items():
         op = _OP_TREND.match(metric).group("op")  # type: ignore[union-attr]
         s.per_operation.setdefault(op, latency_of(values))
+        s.apdex_per_operation.setdefault(op, apdex_trend[metric].result())
     s.checks = [CheckResult(n, p, f) for n, (p, f) in checks.items()]
     total_checks = sum(p + f for p, f in checks.values())
     metric_stats: dict[str, dict[str, float | None]] = {

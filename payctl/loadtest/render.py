@@ -47,6 +47,46 @@ def latency_rows(r: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+APDEX_COLUMNS = ("operation", "Apdex", "rating", "satisfied", "tolerating", "frustrated", "samples")
+HISTORY_COLUMNS = ("metric", "median", "MAD", "band", "current", "outside in a row", "status")
+
+
+def apdex_title(r: dict[str, Any]) -> str:
+    t = (r.get("apdex") or {}).get("t_ms")
+    return f"Apdex (T = {fmt(t, ' ms', digits=0)}; tolerating ≤ 4T; failed requests are frustrated)"
+
+
+def apdex_rows(r: dict[str, Any]) -> list[list[str]]:
+    """Overall and per operation; `—` when the input holds no per-request data (summaries)."""
+    a = r.get("apdex") or {}
+
+    def row(name: str, x: dict[str, Any] | None) -> list[str]:
+        if x is None:
+            return [name, "—", "needs the raw stream (--raw)", "—", "—", "—", "—"]
+        return [name, fmt(x["score"], digits=2), x["rating"], fmt(x["satisfied"]), fmt(x["tolerating"]),
+                fmt(x["frustrated"]), fmt(x["samples"])]
+
+    ops = a.get("per_operation") or {op: None for op in r["per_operation"]}
+    return [row("all", a.get("all")), *[row(op, x) for op, x in ops.items()]]
+
+
+def history_rows(r: dict[str, Any]) -> list[list[str]]:
+    h = r.get("history") or {"metrics": []}
+    rows = []
+    for m in h["metrics"]:
+        b = m["band"] or {}
+        band = f"{fmt(b['low'], digits=4)} … {fmt(b['high'], digits=4)}" if b else "—"
+        rows.append([m["metric"], fmt(b.get("median"), digits=4), fmt(b.get("mad"), digits=4), band,
+                     fmt(m["current"], digits=4), str(m["outside_runs"]), m["status"]])
+    return rows
+
+
+def history_title(r: dict[str, Any]) -> str:
+    h = r["history"]
+    return (f"against {h['baseline_runs']} earlier run(s) of {h['scenario']} at {h['rate']}/s "
+            f"(median ± {h['k']:g}·MAD; {h['consecutive']} in a row outside fails) — {h['status'].upper()}")
+
+
 def to_rich(r: dict[str, Any]) -> Group:
     parts: list[Any] = []
     overview = Table(title="load test", title_justify="left", show_header=False)
@@ -61,6 +101,12 @@ def to_rich(r: dict[str, Any]) -> Group:
     for row in latency_rows(r):
         lat.add_row(*row)
     parts.append(lat)
+    apdex = Table(title=apdex_title(r), title_justify="left")
+    for col in APDEX_COLUMNS:
+        apdex.add_column(col, justify="left" if col in ("operation", "rating") else "right")
+    for row in apdex_rows(r):
+        apdex.add_row(*row)
+    parts.append(apdex)
     if r["checks"]:
         checks = Table(title="checks", title_justify="left")
         for col in ("check", "passes", "fails", ""):
@@ -78,6 +124,15 @@ def to_rich(r: dict[str, Any]) -> Group:
         parts.append(ths)
     if r["comparison"] is not None:
         parts.append(_comparison_table(r))
+    if r.get("history"):
+        hist = Table(title=history_title(r), title_justify="left")
+        for col in HISTORY_COLUMNS:
+            hist.add_column(col)
+        colour = {"fail": "red", "warn": "yellow", "ok": "green"}
+        for row in history_rows(r):
+            c = colour.get(row[-1])
+            hist.add_row(*row[:-1], f"[{c}]{row[-1]}[/{c}]" if c else row[-1])
+        parts.append(hist)
     g = r["grade"]
     colour = {"EXCELLENT": "green", "GOOD": "green", "FAIR": "yellow"}.get(g["grade"], "red")
     parts.append(Text.from_markup(f"grade: [bold {colour}]{g['grade']}[/] — {g['reason']}"))
@@ -107,6 +162,9 @@ def to_markdown(r: dict[str, Any]) -> str:
     lines += ["", "## Latency (ms)", "", "| operation | " + " | ".join(STATS) + " |",
               "|---" * (len(STATS) + 1) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in latency_rows(r)]
+    lines += ["", f"## {apdex_title(r)}", "", "| " + " | ".join(APDEX_COLUMNS) + " |",
+              "|---" * len(APDEX_COLUMNS) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in apdex_rows(r)]
     if r["checks"]:
         lines += ["", "## Checks", "", "| check | passes | fails | ok |", "|---|---|---|---|"]
         lines += [f"| {c['name']} | {c['passes']} | {c['fails']} | {'✔' if c['ok'] else '✘'} |" for c in r["checks"]]
@@ -121,6 +179,10 @@ def to_markdown(r: dict[str, Any]) -> str:
             change = "—" if d["change_pct"] is None else f"{d['change_pct']:+.1f}%"
             lines.append(f"| {d['metric']} | {fmt(d['baseline'], digits=4)} | {fmt(d['current'], digits=4)} | "
                          f"{change} | {'**REGRESSION**' if d['regression'] else 'ok'} |")
+    if r.get("history"):
+        lines += ["", f"## {history_title(r)}", "", "| " + " | ".join(HISTORY_COLUMNS) + " |",
+                  "|---" * len(HISTORY_COLUMNS) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in history_rows(r)]
     v = r["verdict"]
     lines += ["", f"**Verdict: {'PASS' if v['pass'] else 'FAIL'}** (minimum grade {v['min_grade']})", ""]
     return "\n".join(lines)
@@ -141,4 +203,7 @@ def to_html(r: dict[str, Any]) -> str:
             {name: [(p["second"], p[key]) for p in tl if p[key] is not None]
              for name, key in (("p50", "p50"), ("p95", "p95"), ("p99", "p99"))}, y_label="ms")))
     return _env.get_template("loadtest_report.html.j2").render(
-        r=r, overview=overview_rows(r), latency=latency_rows(r), stats=STATS, charts=charts, fmt=fmt)
+        r=r, overview=overview_rows(r), latency=latency_rows(r), stats=STATS, charts=charts, fmt=fmt,
+        apdex_title=apdex_title(r), apdex_columns=APDEX_COLUMNS, apdex=apdex_rows(r),
+        history_title=history_title(r) if r.get("history") else "", history_columns=HISTORY_COLUMNS,
+        history=history_rows(r))

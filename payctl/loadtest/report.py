@@ -6,9 +6,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from payctl.loadtest.apdex import rating
 from payctl.loadtest.compare import Delta
 from payctl.loadtest.grade import Grade, Verdict
-from payctl.loadtest.model import Latency, LoadSummary
+from payctl.loadtest.mad import HistoryGate
+from payctl.loadtest.model import Apdex, Latency, LoadSummary
 
 SCHEMA = "payctl.loadtest.report/v1"
 
@@ -17,9 +19,18 @@ def _latency(lat: Latency) -> dict[str, float | None]:
     return {k: v for k, v in asdict(lat).items() if k != "count"}
 
 
+def _apdex(a: Apdex | None) -> dict[str, Any] | None:
+    if a is None:
+        return None
+    return {"score": a.score, "rating": rating(a.score), "satisfied": a.satisfied, "tolerating": a.tolerating,
+            "frustrated": a.frustrated, "samples": a.samples}
+
+
 def build(s: LoadSummary, verdict: Verdict, min_grade: Grade,
-          comparison: list[Delta] | None = None, baseline: str | None = None) -> dict[str, Any]:
+          comparison: list[Delta] | None = None, baseline: str | None = None,
+          history: HistoryGate | None = None, apdex_t_ms: float | None = None) -> dict[str, Any]:
     regression = any(d.regression for d in comparison or [])
+    history_failed = history is not None and history.status == "fail"
     return {
         "schema": SCHEMA,
         "source": s.source,
@@ -41,13 +52,17 @@ def build(s: LoadSummary, verdict: Verdict, min_grade: Grade,
                        for t in s.thresholds],
         "grade": {"grade": verdict.grade.name, "reason": verdict.reason, "capped": verdict.capped},
         "verdict": {
-            "pass": verdict.passes(min_grade) and not regression,
+            "pass": verdict.passes(min_grade) and not regression and not history_failed,
             "min_grade": min_grade.name,
             "failed_thresholds": verdict.failed_thresholds,
             "failed_checks": verdict.failed_checks,
             "regression": regression,
+            "history": history.status if history is not None else None,
         },
         "baseline": baseline,
         "comparison": [d.as_dict() for d in comparison] if comparison is not None else None,
+        "apdex": {"t_ms": s.apdex.t_ms if s.apdex else apdex_t_ms, "all": _apdex(s.apdex),
+                  "per_operation": {op: _apdex(a) for op, a in s.apdex_per_operation.items()}},
+        "history": history.as_dict() if history is not None else None,
         "timeline": [asdict(p) for p in s.timeline],
     }

@@ -16,11 +16,15 @@ from urllib.parse import urlparse
 
 from payctl.assets import k6_dir
 from payctl.errors import EnvironmentProblem, UsageError
+from payctl.loadtest.live import K6Api, LiveProgress, Snapshot, free_port, progress
 from payctl.stack.binaries import Binaries
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
 K6_OK_CODES = {0, 99}  # 99: thresholds crossed — still a result to analyze
+K6_API_TAKEN = 106  # k6 could not listen on its REST API address
+POLL_S = 1.0
+OUTPUTS = ("raw.ndjson.gz", "summary.json", "summary-export.json")  # the richest first
 
 
 @dataclass(frozen=True)
@@ -34,12 +38,13 @@ class RunPlan:
     base_url: str
     raw: bool
     folder: Path
+    api_port: int = 0  # k6's REST API (live progress); 0 = k6's default address
 
     def describe(self, k6: str) -> dict[str, Any]:
         """What will run (run.json, `--dry-run`); stable keys."""
         return {"scenario": self.scenario, "script": str(self.script), "rate": self.rate, "duration": self.duration,
                 "duration_s": self.duration_s, "vus": self.vus, "base_url": self.base_url, "raw": self.raw,
-                "folder": str(self.folder), "command": self.command(k6)}
+                "folder": str(self.folder), "api_port": self.api_port, "command": self.command(k6)}
 
     def command(self, k6: str) -> list[str]:
         cmd = [k6, "run", "--quiet", "--summary-export", str(self.folder / "summary-export.json"),
@@ -47,6 +52,8 @@ class RunPlan:
                "--env", f"RATE={self.rate}", "--env", f"DURATION={self.duration}", "--env", f"VUS={self.vus}"]
         if self.raw:
             cmd += ["--out", f"json={self.folder / 'raw.ndjson.gz'}"]
+        if self.api_port:
+            cmd += ["--address", f"127.0.0.1:{self.api_port}"]
         return [*cmd, str(self.script)]
 
 
@@ -95,31 +102,56 @@ def plan(scenario: str, *, rate: int, duration: str, vus: int, base_url: str, ra
     while folder.exists():
         n += 1
         folder = reports_root / f"{stamp}-{name}-{n}"
-    return RunPlan(name, script, rate, duration, seconds, vus, check_base_url(base_url), raw, folder)
+    return RunPlan(name, script, rate, duration, seconds, vus, check_base_url(base_url), raw, folder, free_port())
 
 
-def execute(p: RunPlan, stack_state: Any, on_tick: Callable[[float], None] = lambda _e: None) -> Path:
-    """Run k6; returns the summary file to analyze. The folder keeps whatever k6 wrote."""
+def output_in(folder: Path) -> Path:
+    """The k6 output of a run folder to analyze: the raw stream when kept, else a summary."""
+    for name in OUTPUTS:
+        if (folder / name).exists():
+            return folder / name
+    raise UsageError(f"{folder} holds no k6 output ({', '.join(OUTPUTS)})", "pass a `payctl loadtest run` folder")
+
+
+def execute(p: RunPlan, stack_state: Any, on_tick: Callable[[LiveProgress], None] = lambda _e: None) -> Path:
+    """Run k6; returns the summary file to analyze. The folder keeps whatever k6 wrote. While k6
+    runs, `on_tick` gets the elapsed time about four times a second and, once a second, k6's own
+    request count, request rate and error rate (from its REST API)."""
     k6 = Binaries.discover().require("k6")
     p.folder.mkdir(parents=True, exist_ok=False)
     (p.folder / "stack-state.json").write_text(json.dumps(stack_state, indent=2, default=str))
     (p.folder / "run.json").write_text(json.dumps(
         {**p.describe(k6), "started": datetime.now().isoformat(timespec="seconds")}, indent=2))
     started = time.monotonic()
+    api = K6Api(p.api_port) if p.api_port else None
+    previous: Snapshot | None = None
+    latest = LiveProgress(0.0, p.duration_s)
+    next_poll = POLL_S
     with (p.folder / "k6.log").open("w") as log:
         proc = subprocess.Popen(p.command(k6), stdout=log, stderr=subprocess.STDOUT, cwd=p.folder)
         try:
             while proc.poll() is None:
-                on_tick(time.monotonic() - started)
+                elapsed = time.monotonic() - started
+                if api is not None and elapsed >= next_poll:
+                    next_poll = elapsed + POLL_S
+                    current = api.snapshot(elapsed)
+                    if current is not None:
+                        latest = progress(elapsed, p.duration_s, previous, current)
+                        previous = current
+                on_tick(LiveProgress(elapsed, p.duration_s, latest.requests, latest.rps, latest.error_rate,
+                                     latest.vus, latest.dropped))
                 time.sleep(0.25)
         except KeyboardInterrupt:
             proc.terminate()
             proc.wait(timeout=30)
             raise
+    if proc.returncode == K6_API_TAKEN:
+        raise EnvironmentProblem(f"k6 could not listen on 127.0.0.1:{p.api_port} for its REST API",
+                                 "another program took the port between plan and run; run again")
     if proc.returncode not in K6_OK_CODES:
         tail = " | ".join((p.folder / "k6.log").read_text(errors="replace").strip().splitlines()[-4:])
         raise EnvironmentProblem(f"k6 exited with {proc.returncode}: {tail}", f"see {p.folder / 'k6.log'}")
-    for name in ("raw.ndjson.gz", "summary.json", "summary-export.json"):
+    for name in OUTPUTS:
         if name == "raw.ndjson.gz" and not p.raw:
             continue
         if (p.folder / name).exists():

@@ -1,4 +1,5 @@
-"""One load-test session: plan → run k6 → analyze → write reports into the run's folder.
+"""One load-test session: plan → run k6 → analyze → write reports into the run's folder → record
+the run in the history index.
 
 `payctl loadtest run`, `payctl smoke` and bench/bench_ingest.py all call `run_and_analyze`; they
 differ only in their arguments and in what they do with the result."""
@@ -7,15 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from payctl.loadtest import run
+from payctl.loadtest import history, run
 from payctl.loadtest.analyze import analyze_file, write_reports
+from payctl.loadtest.apdex import DEFAULT_T_MS
 from payctl.loadtest.grade import Grade
+from payctl.loadtest.live import LiveProgress
 
-# Called about four times a second while k6 runs, with the plan and the seconds elapsed.
-Tick = Callable[[run.RunPlan, float], None]
+# Called about four times a second while k6 runs, with the plan and the live progress.
+Tick = Callable[[run.RunPlan, LiveProgress], None]
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,7 @@ class LoadSession:
     plan: run.RunPlan
     folder: Path
     report: dict[str, Any]
+    history_entry: history.HistoryEntry | None = None
 
     @property
     def passed(self) -> bool:
@@ -35,23 +40,31 @@ def _no_state() -> Any:
     return {}
 
 
-def _no_tick(_plan: run.RunPlan, _elapsed: float) -> None:
+def _no_tick(_plan: run.RunPlan, _progress: LiveProgress) -> None:
     return None
 
 
 def run_and_analyze(scenario: str, *, rate: int, duration: str, vus: int, base_url: str, raw: bool,
                     reports_root: Path, min_grade: Grade = Grade.FAIR,
-                    stack_state: Callable[[], Any] = _no_state, on_tick: Tick = _no_tick) -> LoadSession:
+                    stack_state: Callable[[], Any] = _no_state, on_tick: Tick = _no_tick,
+                    apdex_t_ms: float = DEFAULT_T_MS, record_history: bool = True) -> LoadSession:
     """Validate the plan (before anything runs), record `stack_state()` beside k6's output, run k6,
-    grade its summary and write report.md/.json/.html into the run's folder.
+    grade its summary, write report.md/.json/.html/.junit.xml into the run's folder and append the
+    run to `<reports_root>/history.jsonl`.
 
     Threshold verdicts come from k6's own summary.json when k6 wrote one (the raw stream lacks the
     sub-metric thresholds)."""
     p = run.plan(scenario, rate=rate, duration=duration, vus=vus, base_url=base_url, raw=raw,
                  reports_root=reports_root)
-    summary = run.execute(p, stack_state(), on_tick=lambda elapsed: on_tick(p, elapsed))
+    started = datetime.now().astimezone().isoformat(timespec="seconds")
+    summary = run.execute(p, stack_state(), on_tick=lambda live: on_tick(p, live))
     k6_summary = p.folder / "summary.json"
     report = analyze_file(summary, min_grade=min_grade, target_rate=float(p.rate),
-                          thresholds_from=k6_summary if k6_summary.exists() else None)
+                          thresholds_from=k6_summary if k6_summary.exists() else None, apdex_t_ms=apdex_t_ms)
     write_reports(report, p.folder)
-    return LoadSession(p, p.folder, report)
+    entry = None
+    if record_history:
+        entry = history.entry_for(report, run=p.folder.name, folder=p.folder, scenario=p.scenario, rate=p.rate,
+                                  duration_s=p.duration_s, vus=p.vus, started=started, git=history.git_state())
+        history.append(history.index_path(p.folder.parent), entry)
+    return LoadSession(p, p.folder, report, entry)

@@ -50,6 +50,11 @@ class StatePaths:
         return self.root / "faults"
 
     @property
+    def chaos_runs(self) -> Path:
+        """One undo log per chaos run that may have left a fault behind (payctl.chaos.undo)."""
+        return self.root / "chaos" / "runs"
+
+    @property
     def event_secret_file(self) -> Path:
         """The stack's HMAC key for events (shared by every relay and consumer)."""
         return self.root / "secrets" / "event.key"

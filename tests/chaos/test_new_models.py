@@ -164,7 +164,9 @@ def test_a_probe_that_raises_is_retried_within_wait_s():
 
     driver = FakeDriver(probes={"outbox_pending": flaky})
     exp = experiment(steady_state=[{"type": "outbox_pending", "wait_s": 5, "wait_interval_s": 0.01}])
-    assert engine.run(exp, driver).status == "completed" and len(attempts) == 3
+    journal = engine.run(exp, driver)
+    assert journal.status == "completed" and journal.steady_state_before[0].output == 0
+    assert len(attempts) == 3 + 2  # three before the run, once after it, once after the rollbacks
 
 
 # -- pure cores --------------------------------------------------------------------------------

@@ -110,7 +110,7 @@ def test_plan_reverts_killed_and_failed_runs_newest_first_and_leaves_live_runs_a
     assert [log.run for log in plan.in_progress] == [live.run]
     assert plan.as_dict()["steps"][0] == {"run": "old", "fault": "pause shard2", "undo": "resume shard2"}
     # our own pid (recover running inside a run's process) is never "in progress"
-    assert len(plan_recovery(logs, alive=lambda pid: True, own_pid=222).steps) == 3
+    assert len(plan_recovery(logs, alive=lambda pid: pid == 222, own_pid=222).steps) == 3
 
 
 def test_read_runs_of_a_missing_folder_is_empty(tmp_path):

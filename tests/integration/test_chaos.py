@@ -1,9 +1,14 @@
 """Issue 5 for real: kafka-outage and consumer-crash pass on the live stack with short timings;
-a relay whose breaker is disabled makes kafka-outage report a deviation."""
+a relay whose breaker is disabled makes kafka-outage report a deviation. Issue 10: shard-hang,
+relay-crash, poison-event and broker-restart hold under light background load, and a killed
+`chaos run` leaves an undo entry that `chaos recover` reverts."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -11,7 +16,10 @@ from payctl.chaos import runner
 
 pytestmark = pytest.mark.integration
 
-SHORT = {"open_timeout_s": 30, "close_timeout_s": 60, "drain_timeout_s": 90, "reconcile_grace_s": 3}
+SHORT = {"open_timeout_s": 30, "close_timeout_s": 60, "drain_timeout_s": 90, "reconcile_grace_s": 3,
+         "load_rate": 20}
+# every experiment's background load at a CI-sized rate, and a shorter wait for the steady state
+LIGHT = {"load_rate": 20, "settle_s": 30, "reconcile_grace_s": 3}
 
 
 def run(stack, name, overrides, tmp_path):
@@ -33,7 +41,7 @@ def test_kafka_outage_passes_with_every_invariant(stack, tmp_path):
 
 
 def test_consumer_crash_loses_and_duplicates_nothing(stack, tmp_path):
-    journal, _ = run(stack, "consumer-crash", {"rate": 20}, tmp_path)
+    journal, _ = run(stack, "consumer-crash", {"load_rate": 20}, tmp_path)
     assert journal.status == "completed", journal.reason
 
 
@@ -61,9 +69,108 @@ def test_disabled_breaker_makes_kafka_outage_deviate(stack, tmp_path):
 
 
 def test_chaos_cli_dry_run_and_exit_codes(stack):
-    dry = stack.payctl("chaos", "run", "shard-outage", "--dry-run", "--json", "--var", "rate=5")
-    assert dry.returncode == 0 and json.loads(dry.stdout)["variables"]["rate"] == 5
+    dry = stack.payctl("chaos", "run", "shard-outage", "--dry-run", "--json", "--var", "load_rate=5")
+    assert dry.returncode == 0 and json.loads(dry.stdout)["variables"]["load_rate"] == 5
     bad = stack.payctl("chaos", "run", "nope")
     assert bad.returncode == 2 and "unknown experiment 'nope'" in bad.stderr
     bad_var = stack.payctl("chaos", "run", "kafka-outage", "--var", "bogus=1", "--dry-run")
     assert bad_var.returncode == 2 and "not declared" in bad_var.stderr
+
+
+def test_kafka_outage_long_is_valid_and_takes_its_outage_as_a_variable(stack):
+    dry = stack.payctl("chaos", "run", "kafka-outage-long", "--dry-run", "--json", "--var", "outage_s=5",
+                       "--var", "load_rate=20")
+    assert dry.returncode == 0, dry.stderr
+    plan = json.loads(dry.stdout)
+    assert plan["variables"]["outage_s"] == 5 and plan["variables"]["load_rate"] == 20
+    assert any(p["type"] == "outbox_dead" for p in plan["plan"] if p["phase"] == "verify")
+
+
+def test_kafka_outage_long_short_version(stack, tmp_path):
+    """The test stack's retry budget (relay_max_retries=4, breaker reset 2 s) is spent in ~10 s of
+    trials: a 12 s outage under load already outlasts it; no event may go DEAD."""
+    journal, folder = run(stack, "kafka-outage-long", {**SHORT, **LIGHT, "outage_s": 12}, tmp_path)
+    assert journal.status == "completed", journal.reason
+    _, steps = _steps(folder)
+    assert steps["none-dead"]["output"] == 0
+
+
+def _steps(folder):
+    data = json.loads((folder / "journal.json").read_text())
+    return data, {r["id"]: r for r in data["method"] if r.get("id")}
+
+
+def test_shard_hang_costs_only_odd_merchants(stack, tmp_path):
+    # the contract is 1 s for the 503; allow slack for a loaded 2-core CI machine
+    journal, folder = run(stack, "shard-hang", {**LIGHT, "hang_s": 5, "max_503_ms": 3000}, tmp_path)
+    assert journal.status == "completed", journal.reason
+    data, steps = _steps(folder)
+    window = steps["isolation"]["output"]
+    assert window["even"]["success_rate"] >= 0.99 and window["odd"]["statuses"].get("503", 0) >= 1, window
+    assert [(e["fault"], e["status"]) for e in data["undo"]] == [("pause shard2", "done")]
+
+
+def test_relay_crash_between_publish_and_mark_loses_and_duplicates_nothing(stack, tmp_path):
+    hook = stack.backend.paths.fault_dir / "relay-vm1" / "crash-after-publish"
+    journal, folder = run(stack, "relay-crash", LIGHT, tmp_path)
+    assert journal.status == "completed", journal.reason
+    assert not hook.exists()
+    data, steps = _steps(folder)
+    assert steps["fired"]["status"] == "succeeded" and steps["restarted"]["status"] == "succeeded"
+    verify = {r["type"]: r for r in data["verify"]}
+    assert verify["reconcile_clean"]["output"]["duplicate_postings"] == 0
+    assert verify["reconcile_clean"]["output"]["missing"] == 0
+
+
+def test_poison_events_are_parked_while_payments_flow(stack, tmp_path):
+    journal, folder = run(stack, "poison-event", {**LIGHT, "poison_count": 8}, tmp_path)
+    assert journal.status == "completed", journal.reason
+    data, steps = _steps(folder)
+    assert steps["poison"]["output"]["injected"] == 8
+    assert next(r for r in data["verify"] if r["type"] == "parked_messages")["output"] >= 8
+
+
+def test_broker_restart_heals_by_itself(stack, tmp_path):
+    journal, folder = run(stack, "broker-restart", {**LIGHT, "heal_timeout_s": 120}, tmp_path)
+    assert journal.status == "completed", journal.reason
+    data, steps = _steps(folder)
+    assert steps["healed"]["status"] == "succeeded"
+    assert [(e["fault"], e["status"], e["by"]) for e in data["undo"]] == [("stop kafka", "done", "method[5]")]
+
+
+KILLED_RUN = """title: pause shard2, then wait long enough to be killed
+method:
+  - {id: hang, type: pause, service: shard2}
+  - {type: wait, seconds: 300}
+"""
+
+
+def test_a_killed_run_is_recovered(stack, tmp_path):
+    runs = stack.backend.paths.chaos_runs
+    experiment = tmp_path / "killed.yaml"
+    experiment.write_text(KILLED_RUN)
+    proc = subprocess.Popen([sys.executable, "-m", "payctl.cli.app", "--config", str(stack.config_file), "chaos",
+                             "run", str(experiment), "--reports", str(tmp_path / "reports")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def recorded() -> bool:
+            return any("pause shard2" in f.read_text() for f in runs.glob("*.json")) if runs.is_dir() else False
+
+        stack.wait_for(recorded, timeout=30)
+        time.sleep(1.5)  # the pause itself is one supervisor call after the entry
+        proc.kill()
+        proc.wait(timeout=10)
+        assert stack.api.authorize("MERCHANT-3").status_code == 503  # shard2 still hung: nobody resumed it
+        result = stack.payctl("chaos", "recover", "--json")
+        assert result.returncode == 0, result.stderr + result.stdout
+        report = json.loads(result.stdout)
+        assert [(s["fault"], s["undo"], s["status"]) for s in report["reverted"]] == [
+            ("pause shard2", "resume shard2", "reverted")]
+        assert report["healthy"] and not list(runs.glob("*.json"))
+        stack.wait_for(lambda: stack.api.authorize("MERCHANT-5").status_code == 200, timeout=30)
+        again = stack.payctl("chaos", "recover", "--json")
+        assert again.returncode == 0 and json.loads(again.stdout)["reverted"] == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        stack.backend.resume("shard2")

@@ -15,7 +15,9 @@ from typing import Any
 from payctl.chaos import runner as chaos_runner
 from payctl.errors import CheckFailed, EnvironmentProblem, PayctlError
 from payctl.loadtest.grade import Grade
+from payctl.loadtest.junit import Case, Suite, report_suite, to_xml
 from payctl.loadtest.session import run_and_analyze
+from payctl.loadtest.step_summary import to_markdown as load_markdown
 from payctl.ops import schema
 from payctl.ops.reconcile import reconcile
 from payctl.stack.binaries import Binaries
@@ -51,6 +53,7 @@ class SmokeOptions:
 class SmokeResult:
     folder: Path
     steps: list[Step] = field(default_factory=list)
+    load_report: dict[str, Any] | None = None  # the k6 step's graded report, once it ran
 
     @property
     def passed(self) -> bool:
@@ -63,6 +66,29 @@ class SmokeResult:
     def as_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "folder": str(self.folder), "steps": [asdict(s) for s in self.steps],
                 "failed_step": self.failed_step.name if self.failed_step else None}
+
+
+def junit(result: SmokeResult) -> str:
+    """JUnit XML (pure): a suite of the smoke steps, then the load test's own suite when it ran."""
+    steps = Suite("payctl smoke", [Case("payctl.smoke", s.name, s.status != "failed",
+                                        f"step {s.name} failed: {s.detail}" if s.status == "failed" else "",
+                                        note=s.detail if s.status != "failed" else "", seconds=s.seconds)
+                                   for s in result.steps], sum(s.seconds for s in result.steps))
+    suites = [steps]
+    if result.load_report is not None:
+        suites.append(report_suite(result.load_report, "payctl smoke: k6 smoke"))
+    return to_xml(suites, name="payctl smoke")
+
+
+def step_summary(result: SmokeResult) -> str:
+    """The concise Markdown for a CI job's summary page (pure)."""
+    lines = [f"## payctl smoke: {'✅ passed' if result.passed else '❌ failed'}", "",
+             "| step | status | seconds | detail |", "|---|---|---:|---|"]
+    lines += [f"| {s.name} | {s.status} | {s.seconds:.1f} | {s.detail.replace('|', '/')} |" for s in result.steps]
+    text = "\n".join(lines) + "\n\n"
+    if result.load_report is not None:
+        text += load_markdown(result.load_report, "k6 smoke")
+    return text
 
 
 def smoke_topology(base: Topology, state_dir: Path, port_offset: int) -> Topology:
@@ -156,6 +182,7 @@ class Smoke:
                                   reports_root=self.folder / "loadtest", min_grade=o.min_grade,
                                   stack_state=lambda: [s.as_dict() for s in self.backend.status()])
         report = session.report
+        self.result.load_report = report
         problems = gates(report, o.min_grade, o.max_p95_ms)
         if problems:
             raise CheckFailed("; ".join(problems))
@@ -230,6 +257,7 @@ class Smoke:
                 except _Stop:
                     pass
             (self.folder / "smoke.json").write_text(json.dumps(self.result.as_dict(), indent=2))
+            (self.folder / "junit.xml").write_text(junit(self.result))
         return self.result
 
 

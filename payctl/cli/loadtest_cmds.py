@@ -1,4 +1,4 @@
-"""payctl loadtest run | analyze | compare."""
+"""payctl loadtest run | analyze | compare | history | trend."""
 
 from __future__ import annotations
 
@@ -12,22 +12,33 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from payctl.cli.context import backend_for, load
 from payctl.cli.options import (
     REPORTS,
+    ApdexOpt,
     DryRunOpt,
+    FailAfterOpt,
     FormatOpt,
     JsonOpt,
+    MadKOpt,
     MaxRegressionOpt,
     MinGradeOpt,
+    RateOpt,
     ReportsOpt,
+    ScenarioOpt,
 )
-from payctl.cli.output import console, print_json, table
-from payctl.loadtest import render
+from payctl.cli.output import console, err_console, print_json, table
+from payctl.errors import UsageError
+from payctl.loadtest import history, mad, render, step_summary, trend
 from payctl.loadtest import run as runner
-from payctl.loadtest.analyze import analyze_file, check_format, write_reports
+from payctl.loadtest.analyze import analyze_file, analyze_history, check_format, write_reports
+from payctl.loadtest.apdex import DEFAULT_T_MS, check_t
 from payctl.loadtest.compare import parse_tolerance
 from payctl.loadtest.grade import parse_grade
+from payctl.loadtest.junit import to_junit
+from payctl.loadtest.live import LiveProgress
 from payctl.loadtest.session import run_and_analyze
 from payctl.stack.binaries import Binaries
 from payctl.stack.topology import Topology
+
+ApdexDefault = DEFAULT_T_MS
 
 
 def _emit(report: dict[str, Any], fmt: str, out: Path | None, stem: str) -> None:
@@ -44,40 +55,84 @@ def _emit(report: dict[str, Any], fmt: str, out: Path | None, stem: str) -> None
         print(render.to_html(report))
 
 
+def _summarize(report: dict[str, Any], title: str) -> None:
+    """Append the concise Markdown to $GITHUB_STEP_SUMMARY when CI set it."""
+    step_summary.append(step_summary.to_markdown(report, title))
+
+
 def analyze(
     files: Annotated[list[Path], typer.Argument(help="k6 output files (summary-export, handleSummary, raw NDJSON)")],
     baseline: Annotated[Path | None, typer.Option(help="compare against this k6 output")] = None,
     fmt: FormatOpt = "table",
-    out: Annotated[Path | None, typer.Option("--out", help="write report.md/.json/.html here")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="write report.md/.json/.html/.junit.xml here")] = None,
     min_grade: MinGradeOpt = "FAIR",
     max_regression: MaxRegressionOpt = "10%",
     target_rate: Annotated[float | None, typer.Option(help="target arrival rate if the file lacks it")] = None,
+    apdex_t: ApdexOpt = ApdexDefault,
 ) -> None:
     """Turn k6 output into a graded report; exit 1 on a failing verdict or a regression."""
     check_format(fmt)
     grade_floor = parse_grade(min_grade)
     tol = parse_tolerance(max_regression)
-    verdicts = []
+    t_ms = check_t(apdex_t)
+    reports = []
     for i, path in enumerate(files):
         report = analyze_file(path, baseline=baseline, min_grade=grade_floor, max_regression=tol,
-                              target_rate=target_rate)
+                              target_rate=target_rate, apdex_t_ms=t_ms)
         _emit(report, fmt, out, "report" if len(files) == 1 else f"report-{i + 1}-{path.stem}")
-        verdicts.append(report["verdict"]["pass"])
-    if not all(verdicts):
+        _summarize(report, f"Load test `{path.name}`")
+        reports.append(report)
+    if fmt == "junit":
+        print(to_junit(reports), end="")
+    if not all(r["verdict"]["pass"] for r in reports):
         raise typer.Exit(1)
 
 
 def compare(
-    baseline: Annotated[Path, typer.Argument(help="the baseline k6 output")],
-    current: Annotated[Path, typer.Argument(help="the new k6 output")],
+    files: Annotated[list[Path] | None, typer.Argument(
+        help="BASELINE CURRENT (k6 outputs); with --history: [CURRENT] (a k6 output or run folder; "
+             "default: the newest recorded run)")] = None,
+    history_n: Annotated[int | None, typer.Option(
+        "--history", help="judge against the last N recorded runs of the same scenario and rate")] = None,
     max_regression: MaxRegressionOpt = "10%",
     fmt: FormatOpt = "table",
+    reports: ReportsOpt = REPORTS,
+    scenario: ScenarioOpt = None,
+    rate: RateOpt = None,
+    mad_k: MadKOpt = mad.DEFAULT_K,
+    fail_after: FailAfterOpt = mad.DEFAULT_CONSECUTIVE,
+    apdex_t: ApdexOpt = ApdexDefault,
 ) -> None:
-    """Side-by-side deltas; exit 1 when p95/p99/throughput/error rate regress past the tolerance."""
+    """Side-by-side deltas; exit 1 when p95/p99/throughput/error rate regress past the tolerance.
+
+    With --history N: a noise-aware gate. Outside median ± k·MAD of the last N runs once warns
+    (exit 0); outside on --fail-after runs in a row fails (exit 1)."""
     check_format(fmt)
+    given = files or []
+    t_ms = check_t(apdex_t)
+    if history_n is not None:
+        if len(given) > 1:
+            raise UsageError("with --history, compare takes at most one CURRENT (a k6 output or a run folder)",
+                             "the baseline is built from the history index")
+        report = analyze_history(given[0] if given else None, reports_root=reports, window=history_n, k=mad_k,
+                                 consecutive=fail_after, scenario=scenario, rate=rate, apdex_t_ms=t_ms)
+        _emit(report, fmt, None, "compare")
+        _summarize(report, "Load test against its history")
+        if fmt == "junit":
+            print(to_junit([report]), end="")
+        if report["history"]["status"] == "fail":
+            raise typer.Exit(1)
+        return
+    if len(given) != 2:
+        raise UsageError(f"compare takes BASELINE and CURRENT, got {len(given)} file(s)",
+                         "or use --history N [CURRENT] to compare with recorded runs")
+    baseline, current = given
     report = analyze_file(current, baseline=baseline, max_regression=parse_tolerance(max_regression),
-                          min_grade=parse_grade("POOR"))
+                          min_grade=parse_grade("POOR"), apdex_t_ms=t_ms)
     _emit(report, fmt, None, "compare")
+    _summarize(report, "Load test against its baseline")
+    if fmt == "junit":
+        print(to_junit([report]), end="")
     if report["verdict"]["regression"]:
         raise typer.Exit(1)
 
@@ -100,6 +155,12 @@ def _show_plan(plan: runner.RunPlan, json_out: bool) -> None:
     console().print(shlex.join(described["command"]), highlight=False, soft_wrap=True)
 
 
+def _live_fields(live: LiveProgress) -> dict[str, Any]:
+    return {"rps": "—" if live.rps is None else f"{live.rps:.1f}",
+            "requests": "—" if live.requests is None else str(live.requests),
+            "errors": "—" if live.error_rate is None else f"{live.error_rate:.2%}"}
+
+
 def run_cmd(
     ctx: typer.Context,
     scenario: Annotated[str, typer.Argument(help="authorize | full-flow | smoke | path/to/script.js")],
@@ -107,13 +168,15 @@ def run_cmd(
     duration: Annotated[str, typer.Option(help="k6 duration, e.g. 30s, 2m")] = "30s",
     vus: Annotated[int, typer.Option(help="pre-allocated VUs")] = 20,
     base_url: Annotated[str | None, typer.Option(help="default: the gateway of the topology")] = None,
-    raw: Annotated[bool, typer.Option("--raw", help="also keep k6's per-request stream (charts over time)")] = False,
+    raw: Annotated[bool, typer.Option("--raw", help="also keep k6's per-request stream (charts, Apdex)")] = False,
     min_grade: MinGradeOpt = "FAIR",
     reports: ReportsOpt = REPORTS,
+    apdex_t: ApdexOpt = ApdexDefault,
     dry_run: DryRunOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Run a k6 scenario against the stack, keep everything under reports/, print the graded report."""
+    """Run a k6 scenario against the stack, keep everything under reports/, record it in
+    reports/history.jsonl, print the graded report."""
     topo = load(ctx)
     url = base_url or f"http://127.0.0.1:{topo.gateway_port}/api"
     if dry_run:
@@ -121,19 +184,26 @@ def run_cmd(
                                reports_root=reports), json_out)
         return
     grade_floor = parse_grade(min_grade)
+    t_ms = check_t(apdex_t)
+    # Live progress on stderr, so `--json` stdout stays one document.
     with Progress(TextColumn("[bold]k6 {task.fields[scenario]}"), BarColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.fields[rate]}/s"), console=console(), transient=True,
-                  disable=json_out) as progress:
-        task = progress.add_task("k6", total=None, scenario=scenario, rate=rate)
+                  TextColumn("target {task.fields[rate]}/s · now {task.fields[rps]} req/s · "
+                             "{task.fields[requests]} requests · errors {task.fields[errors]}"),
+                  console=err_console(), transient=True) as progress:
+        task = progress.add_task("k6", total=None, scenario=scenario, rate=rate,
+                                 **_live_fields(LiveProgress(0.0, 0.0)))
 
-        def tick(p: runner.RunPlan, elapsed: float) -> None:
-            progress.update(task, total=p.duration_s, completed=min(elapsed, p.duration_s), scenario=p.scenario)
+        def tick(p: runner.RunPlan, live: LiveProgress) -> None:
+            progress.update(task, total=p.duration_s, completed=min(live.elapsed_s, p.duration_s),
+                            scenario=p.scenario, **_live_fields(live))
 
         session = run_and_analyze(scenario, rate=rate, duration=duration, vus=vus, base_url=url, raw=raw,
                                   reports_root=reports, min_grade=grade_floor,
-                                  stack_state=lambda: _stack_state(topo), on_tick=tick)
+                                  stack_state=lambda: _stack_state(topo), on_tick=tick, apdex_t_ms=t_ms)
+    _summarize(session.report, f"Load test {session.plan.scenario} at {session.plan.rate}/s")
     if json_out:
-        print_json({"folder": str(session.folder), "report": session.report})
+        entry = session.history_entry.as_json() if session.history_entry else None
+        print_json({"folder": str(session.folder), "history": entry, "report": session.report})
     else:
         console().print(render.to_rich(session.report))
         console().print(f"report folder: {session.folder}", highlight=False)
@@ -141,9 +211,62 @@ def run_cmd(
         raise typer.Exit(1)
 
 
+def history_cmd(
+    scenario: ScenarioOpt = None,
+    rate: RateOpt = None,
+    reports: ReportsOpt = REPORTS,
+    limit: Annotated[int, typer.Option(help="show the newest N runs (0: all)")] = 0,
+    json_out: JsonOpt = False,
+) -> None:
+    """List recorded runs (reports/history.jsonl), oldest first."""
+    if limit < 0:
+        raise UsageError(f"--limit {limit} must be 0 (all) or more")
+    entries = history.select(history.read(history.index_path(reports)), scenario, rate)
+    entries = entries[-limit:] if limit else entries
+    if json_out:
+        print_json({"index": str(history.index_path(reports)), "runs": [e.as_json() for e in entries]})
+        return
+    rows = [[e.started[:16].replace("T", " "), e.run, (e.git_commit or "—")[:8] + ("+" if e.git_dirty else ""),
+             f"{e.scenario} @ {e.rate}/s", e.grade, "PASS" if e.passed else "FAIL", render.fmt(e.throughput_rps),
+             render.fmt(e.p95_ms), render.fmt(e.p99_ms), render.pct(e.error_rate), render.fmt(e.apdex, digits=2)]
+            for e in entries]
+    console().print(table(f"load-test history: {len(entries)} run(s) in {history.index_path(reports)}",
+                          ["started", "run", "commit", "scenario", "grade", "verdict", "req/s", "p95 ms", "p99 ms",
+                           "errors", "Apdex"], rows), highlight=False)
+
+
+def trend_cmd(
+    out: Annotated[Path, typer.Option("--out", help="write trend.html into this folder")],
+    scenario: ScenarioOpt = None,
+    rate: RateOpt = None,
+    reports: ReportsOpt = REPORTS,
+    window: Annotated[int, typer.Option("--history", help="judge each run against the N runs before it")] = 10,
+    mad_k: MadKOpt = mad.DEFAULT_K,
+    fail_after: FailAfterOpt = mad.DEFAULT_CONSECUTIVE,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write a self-contained HTML page: throughput, p95, p99 and error rate per run over time,
+    with the runs that left the noise band marked."""
+    t = trend.build(history.read(history.index_path(reports)), scenario=scenario, rate=rate, window=window,
+                    k=mad_k, consecutive=fail_after)
+    page = trend.to_html(t)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "trend.html"
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(page)
+    tmp.replace(target)
+    marked = [{"run": r.entry.run, "status": {m: r.status[m] for m in r.regressed}} for r in t.runs if r.regressed]
+    if json_out:
+        print_json({"written": str(target), "runs": len(t.runs), "marked": marked})
+    else:
+        console().print(f"wrote {target} ({len(t.runs)} run(s), {len(marked)} marked)", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(no_args_is_help=True, help="k6 load tests: run, analyze, compare.")
+    group = typer.Typer(no_args_is_help=True, help="k6 load tests: run, analyze, compare, history, trend.")
     group.command()(analyze)
     group.command()(compare)
     group.command("run")(run_cmd)
+    group.command("history")(history_cmd)
+    group.command("trend")(trend_cmd)
     app.add_typer(group, name="loadtest")

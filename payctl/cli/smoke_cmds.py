@@ -22,9 +22,12 @@ def smoke(
     min_grade: MinGradeOpt = "GOOD",
     max_p95_ms: Annotated[float | None, typer.Option(help="extra gate: p95 latency budget")] = None,
 ) -> None:
-    """The CI smoke job: doctor, up, k6 smoke, kafka-outage, reconcile, down — exit 0 only if all pass."""
+    """The CI smoke job: doctor, up, k6 smoke, kafka-outage, reconcile, down — exit 0 only if all pass.
+
+    Writes junit.xml into the report folder and, under CI, a summary to $GITHUB_STEP_SUMMARY."""
+    from payctl.loadtest import step_summary as summary_file
     from payctl.loadtest.grade import parse_grade
-    from payctl.smoke import Smoke, SmokeOptions, Step
+    from payctl.smoke import Smoke, SmokeOptions, Step, step_summary
 
     options = SmokeOptions(keep=keep, port_offset=port_offset, min_grade=parse_grade(min_grade),
                            max_p95_ms=max_p95_ms)
@@ -43,6 +46,7 @@ def smoke(
     runner = Smoke(load(ctx), options, report, on_step)
     with status if not json_out else contextlib.nullcontext():
         result = runner.run()
+    summary_file.append(step_summary(result))
     if json_out:
         print_json(result.as_dict())
     else:

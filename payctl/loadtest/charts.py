@@ -50,6 +50,7 @@ def line_chart(series: dict[str, list[tuple[float, float]]], width: int = 760, h
 
 
 STATUS_COLOUR = {"warn": "#ea580c", "fail": "#dc2626"}
+RUN_PALETTE = ("#2563eb", "#16a34a", "#9333ea", "#0891b2", "#4b5563")  # no red or orange: those mark runs
 
 
 def run_chart(series: dict[str, list[tuple[int, float, str, str]]], x_labels: list[str], width: int = 760,
@@ -61,7 +62,7 @@ def run_chart(series: dict[str, list[tuple[int, float, str, str]]], x_labels: li
         return '<svg class="chart" width="10" height="10"></svg>'
     pad_l, pad_r, pad_t, pad_b = 64, 16, 24, 36
     n = max(len(x_labels), 2)
-    y1 = max(p[1] for p in points) * 1.15 or 1.0
+    y1 = max(p[1] for p in points) * 1.15 or (0.01 if percent else 1.0)
 
     def sx(x: float) -> float:
         return pad_l + x / (n - 1) * (width - pad_l - pad_r)
@@ -83,7 +84,7 @@ def run_chart(series: dict[str, list[tuple[int, float, str, str]]], x_labels: li
                      f'{escape(x_labels[-1])}</text>')
     parts.append(f'<text x="8" y="{pad_t - 8}" font-size="11">{escape(y_label)}</text>')
     for i, (name, pts) in enumerate(series.items()):
-        colour = PALETTE[i % len(PALETTE)]
+        colour = RUN_PALETTE[i % len(RUN_PALETTE)]
         if len(pts) > 1:
             path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y, _s, _t in pts)
             parts.append(f'<polyline class="series" data-name="{escape(name)}" fill="none" stroke="{colour}" '

@@ -128,9 +128,9 @@ def to_rich(r: dict[str, Any]) -> Group:
         hist = Table(title=history_title(r), title_justify="left")
         for col in HISTORY_COLUMNS:
             hist.add_column(col)
-        colour = {"fail": "red", "warn": "yellow", "ok": "green"}
+        status_colour = {"fail": "red", "warn": "yellow", "ok": "green"}
         for row in history_rows(r):
-            c = colour.get(row[-1])
+            c = status_colour.get(row[-1])
             hist.add_row(*row[:-1], f"[{c}]{row[-1]}[/{c}]" if c else row[-1])
         parts.append(hist)
     g = r["grade"]

@@ -112,11 +112,16 @@ def program_for(svc: ServiceSpec, topo: Topology, paths: StatePaths, bins: Binar
 
 
 def wsgi_server_command(app: str, port: int, workers: int, threads: int, factory: bool = True) -> list[str]:
-    """How a WSGI app is served (the ingest, and the bench's bare-Flask ceiling the same way)."""
-    target = f"{app}()" if factory else app
-    return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-            "--threads", str(threads), "--worker-class", "gthread", "--backlog", "2048", "--graceful-timeout", "5",
-            "--config", "python:payflow.ingest.gunicorn_conf", target]
+    """How a WSGI app is served (the ingest, and the bench's bare-Flask ceiling the same way).
+
+    granian (Rust HTTP, WSGI in blocking threads) rather than gunicorn gthread: measured on this
+    machine, the same app costs ~25 % less CPU per request under it (README, performance)."""
+    cmd = [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
+           "--workers", str(workers), "--blocking-threads", str(threads), "--backlog", "2048",
+           "--no-access-log", "--respawn-failed-workers", "--workers-kill-timeout", "5s"]
+    if factory:
+        cmd.append("--factory")
+    return [*cmd, app]
 
 
 def supervisord_conf(topo: Topology, paths: StatePaths, bins: Binaries) -> str:

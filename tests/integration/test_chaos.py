@@ -149,15 +149,20 @@ def test_a_killed_run_is_recovered(stack, tmp_path):
     runs = stack.backend.paths.chaos_runs
     experiment = tmp_path / "killed.yaml"
     experiment.write_text(KILLED_RUN)
+    out = (tmp_path / "run.out").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "payctl.cli.app", "--config", str(stack.config_file), "chaos",
                              "run", str(experiment), "--reports", str(tmp_path / "reports")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=out, stderr=subprocess.STDOUT)
     try:
         def recorded() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"chaos run exited {proc.returncode} before it was killed: "
+                                     f"{(tmp_path / 'run.out').read_text()[-2000:]}")
             return any("pause shard2" in f.read_text() for f in runs.glob("*.json")) if runs.is_dir() else False
 
-        stack.wait_for(recorded, timeout=30)
+        stack.wait_for(recorded, timeout=60)
         time.sleep(1.5)  # the pause itself is one supervisor call after the entry
+        assert proc.poll() is None, (tmp_path / "run.out").read_text()
         proc.kill()
         proc.wait(timeout=10)
         assert stack.api.authorize("MERCHANT-3").status_code == 503  # shard2 still hung: nobody resumed it
@@ -173,4 +178,5 @@ def test_a_killed_run_is_recovered(stack, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+        out.close()
         stack.backend.resume("shard2")

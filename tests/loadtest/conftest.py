@@ -8,6 +8,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -45,6 +46,7 @@ export function handleSummary(data) {
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    conflict_share = 0.1
 
     def _reply(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -52,7 +54,7 @@ class Handler(BaseHTTPRequestHandler):
             self.rfile.read(length)
         time.sleep(random.uniform(0.001, 0.02))
         # One request in ten conflicts: a 409 must count as a failed check, not a pass.
-        status = 409 if random.random() < 0.1 else 200
+        status = 409 if random.random() < self.conflict_share else 200
         body = b'{"ok":true}'
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -65,6 +67,24 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         return
+
+
+class HealthyHandler(Handler):
+    """Always answers 200: a run against it passes every check."""
+
+    conflict_share = 0.0
+
+
+@contextmanager
+def serve(handler: type[BaseHTTPRequestHandler] = Handler) -> Iterator[str]:
+    """A local HTTP server for k6 to load; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @dataclass(frozen=True)

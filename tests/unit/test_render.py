@@ -26,7 +26,7 @@ def test_supervisor_programs_come_from_the_topology(tmp_path):
     for name in ("shard1", "shard2", "kafka", "ingest-vm1", "relay-vm2", "ledger-vm1", "gateway"):
         assert f"[program:{name}]" in conf
     assert "--listener-url tcp://127.0.0.1:19092" in conf
-    assert "127.0.0.1:18082" in conf  # ingest-vm2 bind
+    assert "--host 127.0.0.1 --port 18082" in conf  # ingest-vm2 bind
 
 
 def test_external_kafka_means_no_local_broker(tmp_path):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 import signal
 import time
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
+import orjson
 import pymysql
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
@@ -79,13 +79,13 @@ def decode(record: ConsumerRecord[Any, Any], secret: bytes | None) -> Event:
     try:
         event_id = int(headers["eventId"])
         event_type = headers["eventType"]
-        body = json.loads(record.value)
+        body = orjson.loads(record.value)
         if not isinstance(body, dict):
             raise ValueError("value is not a JSON object")
         int(body["paymentId"])
         created = headers.get("createdAt")
         created_at = float(created) if created else None
-    except (KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
+    except (KeyError, ValueError, TypeError, UnicodeDecodeError, orjson.JSONDecodeError) as exc:
         raise Unverifiable(f"undecodable: {type(exc).__name__}: {exc}", event_id) from exc
     if secret is not None and not verify(secret, event_id, event_type, record.value, headers.get(SIGNATURE_HEADER)):
         raise Unverifiable("bad signature: not published by this stack's relay, or altered", event_id)

@@ -1,18 +1,20 @@
-"""The one connection layer of every platform process: a SQLAlchemy pool per shard for the ingest,
-plain PyMySQL connections for the relay and the workers. Every connection has connect, read and
-write timeouts from the settings and stamps the ids it makes with its shard (DESIGN.md §2)."""
+"""The one connection layer of every platform process: plain PyMySQL connections, pooled per shard
+for the ingest, one per role for the relay and the workers. Every connection has connect, read and
+write timeouts from the settings and stamps the ids it makes with its shard (DESIGN.md §2).
+
+The ingest's pool is a small LIFO of idle connections behind a per-shard breaker: no ORM on the
+request path (SQLAlchemy's pool and statement layer were ~18 % of an ingest worker's CPU)."""
 
 from __future__ import annotations
 
+import collections
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pymysql
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as SATimeoutError
 
 from payflow.config import Settings, ShardConfig
 from payflow.db.shard_breaker import ShardBreaker
@@ -20,6 +22,13 @@ from payflow.domain.sharding import auto_increment_settings
 
 # Client-side codes that mean "the server is not there" rather than "the query was wrong".
 _UNAVAILABLE_CODES = {2003, 2006, 2013, 2002, 1053, 1927, 2055}
+# An idle connection older than this is pinged before use (the server may have dropped it).
+_PING_AFTER_IDLE_S = 30.0
+
+if TYPE_CHECKING:
+    Connection = pymysql.Connection[Any]
+else:  # pymysql's Connection is generic only to type checkers
+    Connection = pymysql.Connection
 
 
 class ShardUnavailable(Exception):
@@ -29,54 +38,74 @@ class ShardUnavailable(Exception):
 
 
 def is_unavailable_error(exc: BaseException) -> bool:
-    orig = exc.orig if isinstance(exc, DBAPIError) else exc
-    if isinstance(orig, pymysql.err.OperationalError | pymysql.err.InterfaceError):
-        code = orig.args[0] if orig.args else None
-        return code in _UNAVAILABLE_CODES or isinstance(orig, pymysql.err.InterfaceError)
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if isinstance(exc, pymysql.err.OperationalError | pymysql.err.InterfaceError):
+        code = exc.args[0] if exc.args else None
+        return code in _UNAVAILABLE_CODES or isinstance(exc, pymysql.err.InterfaceError)
+    return isinstance(exc, OSError | TimeoutError)
 
 
-def shard_url(shard: ShardConfig) -> str:
-    return f"mysql+pymysql://{shard.user}@{shard.host}:{shard.port}/{shard.database}?charset=utf8mb4"
-
-
-def make_engine(shard: ShardConfig, shard_count: int, settings: Settings) -> Engine:
-    """The ingest's pool: short timeouts everywhere, so a hung shard costs < 1 s, not a thread."""
-    timeout = settings.ingest_db_timeout_s
-    engine = create_engine(
-        shard_url(shard),
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
-        pool_pre_ping=True,
-        pool_recycle=3600,
-        pool_timeout=timeout,
-        isolation_level="READ COMMITTED",
-        # Every code path ends its transaction (Connection.close() rolls back an open one), so the
-        # pool's extra ROLLBACK round trip on return buys nothing.
-        pool_reset_on_return=None,
-        connect_args={
-            "password": shard.password(),
-            "connect_timeout": min(settings.db_connect_timeout_s, timeout),
-            "read_timeout": timeout,
-            "write_timeout": timeout,
-        },
-    )
+def direct_connect(shard: ShardConfig, shard_count: int, settings: Settings, autocommit: bool = False,
+                   timeout_s: float | None = None) -> Connection:
+    """A plain PyMySQL connection in READ COMMITTED, ids stamped with its shard."""
     increment, offset = auto_increment_settings(shard.index, shard_count)
+    read = timeout_s if timeout_s is not None else settings.db_read_timeout_s
+    write = timeout_s if timeout_s is not None else settings.db_write_timeout_s
+    return pymysql.connect(
+        host=shard.host,
+        port=shard.port,
+        user=shard.user,
+        password=shard.password(),
+        database=shard.database,
+        connect_timeout=min(settings.db_connect_timeout_s, read),
+        read_timeout=read,
+        write_timeout=write,
+        autocommit=autocommit,
+        charset="utf8mb4",
+        init_command=(f"SET SESSION auto_increment_increment={increment}, auto_increment_offset={offset}, "
+                      "tx_isolation='READ-COMMITTED'"),
+    )
 
-    @event.listens_for(engine, "connect")
-    def _stamp_ids(dbapi_conn: Any, _record: Any) -> None:
-        with dbapi_conn.cursor() as cur:
-            cur.execute(
-                f"SET SESSION auto_increment_increment={increment}, auto_increment_offset={offset}"
-            )
 
-    return engine
+class _ShardPool:
+    def __init__(self, shard: ShardConfig, shard_count: int, settings: Settings) -> None:
+        self.shard = shard
+        self.shard_count = shard_count
+        self.settings = settings
+        self.max_idle = settings.db_pool_size
+        self._idle: collections.deque[tuple[Connection, float]] = collections.deque()
+        self._lock = threading.Lock()
+
+    def take(self) -> Connection:
+        with self._lock:
+            item = self._idle.pop() if self._idle else None
+        if item is None:
+            return direct_connect(self.shard, self.shard_count, self.settings,
+                                  timeout_s=self.settings.ingest_db_timeout_s)
+        conn, since = item
+        if time.monotonic() - since > _PING_AFTER_IDLE_S:
+            conn.ping(reconnect=False)
+        return conn
+
+    def give_back(self, conn: Connection) -> None:
+        with self._lock:
+            if len(self._idle) < self.max_idle:
+                self._idle.append((conn, time.monotonic()))
+                return
+        conn.close()
+
+    def close_all(self) -> None:
+        with self._lock:
+            idle, self._idle = list(self._idle), collections.deque()
+        for conn, _ in idle:
+            _close_quietly(conn)
 
 
 class ShardPools:
+    """The ingest's connections to every shard (any instance serves any merchant)."""
+
     def __init__(self, shards: list[ShardConfig], settings: Settings) -> None:
         self.shards = shards
-        self._engines = [make_engine(s, len(shards), settings) for s in shards]
+        self._pools = [_ShardPool(s, len(shards), settings) for s in shards]
         self.breakers = [ShardBreaker(settings.shard_open_s) for _ in shards]
 
     def __len__(self) -> int:
@@ -84,28 +113,41 @@ class ShardPools:
 
     @contextmanager
     def connect(self, index: int) -> Iterator[Connection]:
-        """A pooled connection to shard `index`, behind its breaker: server-gone errors and timeouts
-        become ShardUnavailable and open the breaker; while it is open the call fails at once."""
+        """A pooled connection to shard `index`, behind its breaker. The caller commits; anything
+        left open is rolled back. Server-gone errors and timeouts become ShardUnavailable and open
+        the breaker; while it is open the call fails at once."""
         shard = self.shards[index]
         breaker = self.breakers[index]
         if not breaker.allow():
             raise ShardUnavailable(shard, RuntimeError("breaker open after recent failures"))
+        pool = self._pools[index]
         try:
-            with self._engines[index].connect() as conn:
-                yield conn
-        except DBAPIError as exc:
-            if is_unavailable_error(exc):
-                breaker.failure()
-                raise ShardUnavailable(shard, exc.orig or exc) from exc
-            breaker.success()
-            raise
-        except SATimeoutError as exc:  # no pooled connection freed up in time: the shard is stuck
+            conn = pool.take()
+        except Exception as exc:
             breaker.failure()
             raise ShardUnavailable(shard, exc) from exc
-        except BaseException:
+        try:
+            yield conn
+        except Exception as exc:
+            if is_unavailable_error(exc):
+                breaker.failure()
+                _close_quietly(conn)
+                raise ShardUnavailable(shard, exc) from exc
             breaker.success()  # the shard answered; the request failed for its own reasons
+            try:
+                conn.rollback()
+            except Exception:
+                _close_quietly(conn)
+                raise exc from None
+            pool.give_back(conn)
+            raise
+        except BaseException:
+            _close_quietly(conn)
             raise
         breaker.success()
+        if _in_transaction(conn):
+            conn.rollback()
+        pool.give_back(conn)
 
     def ready(self) -> dict[str, bool]:
         """Per-shard readiness from the breakers, without touching a shard (so /health never hangs)."""
@@ -113,27 +155,17 @@ class ShardPools:
                                                                                  strict=True)}
 
     def dispose(self) -> None:
-        for engine in self._engines:
-            engine.dispose()
+        for pool in self._pools:
+            pool.close_all()
 
 
-def direct_connect(shard: ShardConfig, shard_count: int, settings: Settings,
-                   autocommit: bool = False) -> pymysql.Connection[Any]:
-    """A plain PyMySQL connection (for workers that manage their own transactions)."""
-    increment, offset = auto_increment_settings(shard.index, shard_count)
-    conn = pymysql.connect(
-        host=shard.host,
-        port=shard.port,
-        user=shard.user,
-        password=shard.password(),
-        database=shard.database,
-        connect_timeout=settings.db_connect_timeout_s,
-        read_timeout=settings.db_read_timeout_s,
-        write_timeout=settings.db_write_timeout_s,
-        autocommit=autocommit,
-        charset="utf8mb4",
-    )
-    with conn.cursor() as cur:
-        cur.execute(f"SET SESSION auto_increment_increment={increment}, auto_increment_offset={offset}")
-        cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-    return conn
+def _in_transaction(conn: Connection) -> bool:
+    # SERVER_STATUS_IN_TRANS (0x1) from the last OK packet: no round trip needed.
+    return bool(getattr(conn, "server_status", 0) & 1)
+
+
+def _close_quietly(conn: Connection) -> None:
+    try:
+        conn.close()
+    except Exception:
+        pass

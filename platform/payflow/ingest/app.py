@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from typing import Any
 
+import orjson
 from flask import Flask, Response, g, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
@@ -34,7 +34,7 @@ _HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LA
 
 
 def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    resp = Response(json.dumps(body), status=status, mimetype="application/json")
+    resp = Response(orjson.dumps(body), status=status, mimetype="application/json")
     for k, v in (headers or {}).items():
         resp.headers[k] = v
     return resp
@@ -49,8 +49,8 @@ def _read_body(model: type[BaseModel], max_bytes: int) -> tuple[Any, dict[str, A
     if len(raw) > max_bytes:
         raise ApiError(413, "PAYLOAD_TOO_LARGE", f"request body exceeds {max_bytes} bytes")
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        data = orjson.loads(raw)
+    except (orjson.JSONDecodeError, ValueError, UnicodeDecodeError):
         raise validation_failed([{"field": "body", "rule": "valid JSON"}]) from None
     if not isinstance(data, dict):
         raise validation_failed([{"field": "body", "rule": "must be a JSON object"}])

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import orjson
 import pybreaker
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError
@@ -56,9 +57,8 @@ def is_unreachable(exc: BaseException) -> bool:
 
 def encode(event: OutboxEvent) -> bytes:
     try:
-        return json.dumps({"eventId": event.event_id, "eventType": event.event_type, **event.payload},
-                          allow_nan=False).encode()
-    except (TypeError, ValueError) as exc:
+        return orjson.dumps({"eventId": event.event_id, "eventType": event.event_type, **event.payload})
+    except (TypeError, ValueError, orjson.JSONEncodeError) as exc:
         raise EventRejected(f"cannot encode event {event.event_id}: {exc}") from exc
 
 

@@ -3,11 +3,11 @@ lease, mark, release, re-drive, and the relay's stats. Nobody else writes SQL on
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 import pymysql
 from pymysql.cursors import Cursor
 
@@ -43,7 +43,7 @@ class OutboxStats:
 
 def encode_payload(payload: dict[str, Any]) -> str:
     """The one JSON encoding of a payload in the table."""
-    return json.dumps(payload, separators=(",", ":"))
+    return orjson.dumps(payload).decode()
 
 
 def append(cur: Cursor, payment_id: int, event_type: str, payload: dict[str, Any]) -> int:
@@ -130,7 +130,7 @@ class OutboxStore:
                 )
         self.conn.commit()
         return [
-            OutboxEvent(int(r[0]), int(r[1]), str(r[2]), json.loads(r[3]), int(r[4]), r[5]) for r in rows
+            OutboxEvent(int(r[0]), int(r[1]), str(r[2]), orjson.loads(r[3]), int(r[4]), r[5]) for r in rows
         ]
 
     def _update_ids(self, assignments: str, event_ids: list[int]) -> None:

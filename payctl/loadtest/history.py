@@ -1,0 +1,129 @@
+"""The run history index: one JSON line per `loadtest run` in `<reports>/history.jsonl`.
+
+Entries are built from a report (pure), appended whole under an exclusive lock (one write of one
+line, so readers never see half an entry) and validated when read back."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from payctl.errors import UsageError
+
+INDEX_NAME = "history.jsonl"
+SCHEMA = "payctl.loadtest.history/v1"
+
+
+class HistoryEntry(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    run: str
+    folder: str
+    scenario: str
+    rate: int
+    duration_s: float
+    vus: int
+    started: str
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    grade: str
+    passed: bool
+    requests: int | None = None
+    throughput_rps: float | None = None
+    achieved_rate: float | None = None
+    dropped_share: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    error_rate: float | None = None
+    apdex: float | None = None
+
+    def metric(self, name: str) -> float | None:
+        value = getattr(self, name)
+        return None if value is None else float(value)
+
+    def as_json(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True)
+
+
+def entry_for(report: dict[str, Any], *, run: str, folder: Path, scenario: str, rate: int, duration_s: float,
+              vus: int, started: str, git: tuple[str | None, bool | None] = (None, None)) -> HistoryEntry:
+    """The history entry of one graded run (pure)."""
+    apdex = (report.get("apdex") or {}).get("all") or {}
+    return HistoryEntry(
+        run=run, folder=str(folder), scenario=scenario, rate=rate, duration_s=duration_s, vus=vus, started=started,
+        git_commit=git[0], git_dirty=git[1], grade=report["grade"]["grade"], passed=bool(report["verdict"]["pass"]),
+        requests=report["requests"], throughput_rps=report["throughput_rps"], achieved_rate=report["achieved_rate"],
+        dropped_share=report["dropped_share"], p95_ms=report["latency_ms"]["p95"], p99_ms=report["latency_ms"]["p99"],
+        error_rate=report["failure_rate"], apdex=apdex.get("score"))
+
+
+def select(entries: Sequence[HistoryEntry], scenario: str | None = None, rate: int | None = None) -> list[HistoryEntry]:
+    return [e for e in entries if (scenario is None or e.scenario == scenario) and (rate is None or e.rate == rate)]
+
+
+def index_path(reports_root: Path) -> Path:
+    return reports_root / INDEX_NAME
+
+
+def append(index: Path, entry: HistoryEntry) -> None:
+    """Append one line atomically: one write() of the whole line while holding an exclusive lock."""
+    index.parent.mkdir(parents=True, exist_ok=True)
+    line = (json.dumps(entry.as_json(), separators=(",", ":")) + "\n").encode()
+    fd = os.open(index, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def read(index: Path) -> list[HistoryEntry]:
+    """Every entry, oldest first; an absent index is an empty history."""
+    try:
+        text = index.read_text()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise UsageError(f"{index}: cannot read the history index ({exc.strerror})") from exc
+    entries = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            raise UsageError(f"{index}: line {number} is not JSON",
+                             "each line is one run; remove or repair the line") from None
+        if not isinstance(doc, dict):
+            raise UsageError(f"{index}: line {number} is not a JSON object")
+        try:
+            entries.append(HistoryEntry.model_validate(doc))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"]) or "?"
+            raise UsageError(f"{index}: line {number}, field '{field}': {err['msg']}",
+                             "each line is one run; remove or repair the line") from None
+    return entries
+
+
+def git_state(cwd: Path | None = None) -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the working tree, or (None, None) outside git or without git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, cwd=cwd)
+        if head.returncode != 0:
+            return None, None
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                text=True, timeout=10, cwd=cwd)
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
+    return head.stdout.strip() or None, dirty

@@ -65,3 +65,23 @@ def execute(name: str, experiment: Experiment, backend: Backend, reports_root: P
     (folder / "journal.json").write_text(json.dumps(data, indent=2, default=str))
     (folder / "report.md").write_text(to_markdown(data))
     return journal, folder
+
+
+def list_runs(reports_root: Path) -> list[dict[str, Any]]:
+    """The experiment runs kept under `reports_root` (folders `chaos-<time>-<name>`), newest first."""
+    runs = []
+    for folder in sorted(reports_root.glob("chaos-*"), reverse=True):
+        journal = folder / "journal.json"
+        if not journal.is_file():
+            continue
+        try:
+            data = json.loads(journal.read_text())
+        except (OSError, ValueError):
+            continue
+        parts = folder.name.split("-", 3)
+        runs.append({"run": folder.name, "folder": str(folder), "name": parts[3] if len(parts) == 4 else folder.name,
+                     "title": data.get("experiment", {}).get("title"),
+                     "status": data.get("status"), "start": data.get("start"), "duration_s": data.get("duration_s"),
+                     "reason": data.get("reason"), "journal": str(journal),
+                     "report": str(folder / "report.md") if (folder / "report.md").exists() else None})
+    return runs

@@ -11,7 +11,16 @@ from typing import Annotated
 
 import typer
 
-from payctl.cli import chaos_cmds, loadtest_cmds, ops_cmds, schema_cmds, smoke_cmds, stack_cmds
+from payctl.cli import (
+    chaos_cmds,
+    console_cmds,
+    loadtest_cmds,
+    mcp_cmds,
+    ops_cmds,
+    schema_cmds,
+    smoke_cmds,
+    stack_cmds,
+)
 from payctl.cli.context import CliState
 from payctl.cli.output import err_console
 from payctl.errors import PayctlError
@@ -19,7 +28,7 @@ from payctl.errors import PayctlError
 # In help order.
 REGISTRARS: tuple[Callable[[typer.Typer], None], ...] = (
     stack_cmds.register, smoke_cmds.register, schema_cmds.register, ops_cmds.register, loadtest_cmds.register,
-    chaos_cmds.register,
+    chaos_cmds.register, console_cmds.register, mcp_cmds.register,
 )
 
 

@@ -12,18 +12,10 @@ from rich.live import Live
 from payctl.cli.context import load
 from payctl.cli.options import JsonOpt
 from payctl.cli.output import console, ok_mark, print_json, table
+from payctl.ops.breaker import breaker_rows
 from payctl.ops.outbox import outbox_stats
 from payctl.ops.reconcile import parse_since
 from payctl.ops.reconcile import reconcile as run_reconcile
-from payctl.stack.probes import relay_breaker
-from payctl.stack.topology import Topology
-
-
-def breaker_rows(topo: Topology) -> list[dict[str, Any]]:
-    rows = []
-    for vm in topo.vms:
-        rows.append({"vm": vm.name, "relay": f"relay-{vm.name}", **relay_breaker(vm.relay_port)})
-    return rows
 
 
 def _breaker_table(rows: list[dict[str, Any]]) -> Any:

@@ -16,7 +16,13 @@ from payctl.errors import EnvironmentProblem, UsageError
 from payctl.stack.backend import ServiceStatus
 from payctl.stack.paths import StatePaths
 from payctl.stack.probes import probe
-from payctl.stack.topology import ServiceSpec, Topology, services
+from payctl.stack.topology import ServiceSpec, Topology
+from payctl.stack.topology import services as topology_services
+
+
+def services(topo: Topology, vm: str | None = None) -> list[ServiceSpec]:
+    """The topology's services that compose.yml declares (the console runs beside it: `payctl console`)."""
+    return [s for s in topology_services(topo, vm) if s.kind != "console"]
 
 COMPOSE_FILE = "compose.yml"
 

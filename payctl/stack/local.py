@@ -65,7 +65,7 @@ class LocalBackend:
         p.haproxy_cfg.write_text(render.haproxy_cfg(self.topo, error_503))
         p.prometheus_yml.write_text(render.prometheus_yml(self.topo))
         p.supervisord_conf.write_text(render.supervisord_conf(self.topo, p, self.bins))
-        (p.root / "topology.json").write_text(self.topo.model_dump_json(indent=2))
+        p.topology_json.write_text(self.topo.model_dump_json(indent=2))
 
     # -- up -----------------------------------------------------------------------------------
     def up(self, vm: str | None = None, progress: Progress = lambda _m: None, timeout_s: float = 60) -> None:

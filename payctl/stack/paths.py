@@ -41,6 +41,16 @@ class StatePaths:
     def prometheus_data(self) -> Path:
         return self.root / "prometheus" / "data"
 
+    @property
+    def topology_json(self) -> Path:
+        return self.root / "topology.json"
+
+    @property
+    def reports(self) -> Path:
+        """Where the console keeps its runs: `reports/` beside the state folder (the CLI's default
+        when it runs from the folder that holds `.payctl/`)."""
+        return self.root.parent / "reports"
+
     def password_file(self, vm: str) -> Path:
         return self.root / "secrets" / f"{vm}.password"
 

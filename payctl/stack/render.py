@@ -65,7 +65,7 @@ def my_cnf(topo: Topology, paths: StatePaths, vm_name: str) -> str:
 def prometheus_yml(topo: Topology) -> str:
     jobs: dict[str, list[dict[str, object]]] = {}
     for svc in services(topo):
-        if svc.kind in ("db", "kafka", "gateway", "prometheus"):
+        if svc.kind in ("db", "kafka", "gateway", "prometheus", "console"):
             continue
         jobs.setdefault(svc.kind, []).append({"name": svc.name, "vm": svc.vm, "port": svc.port})
     return _env.get_template("prometheus.yml.j2").render(
@@ -98,6 +98,11 @@ def program_for(svc: ServiceSpec, topo: Topology, paths: StatePaths, bins: Binar
                           f"--web.listen-address=127.0.0.1:{topo.prometheus_port}",
                           "--storage.tsdb.retention.time=2d"])
         return Program(svc.name, cmd, root, stopwaitsecs=10)
+    if svc.kind == "console":
+        cmd = shlex.join(wsgi_server_command("payctl.console.app:create_app_from_env", svc.port, 1, 8))
+        env = (f'PAYCTL_CONSOLE_TOPOLOGY="{paths.topology_json}",PAYCTL_CONSOLE_REPORTS="{paths.reports}",'
+               'PYTHONUNBUFFERED="1"')
+        return Program(svc.name, cmd, root, env, stopwaitsecs=5)
     assert svc.vm is not None
     env = f'PAYFLOW_CONFIG="{paths.service_config(svc.vm)}",PYTHONUNBUFFERED="1"'
     if svc.kind == "ingest":

@@ -49,6 +49,8 @@ class Topology(BaseModel):
     kafka_port: Port = Field(default=19092, ge=1024, le=65535)
     prometheus_port: Port = Field(default=19090, ge=1024, le=65535)
     prometheus_enabled: bool = True
+    console_port: Port = Field(default=8090, ge=1024, le=65535)
+    console_enabled: bool = True
     bootstrap_servers: str | None = Field(
         default=None, description="an external Kafka; when set no local broker is started"
     )
@@ -94,7 +96,7 @@ class Topology(BaseModel):
 
     def all_ports(self) -> list[tuple[str, int]]:
         ports = [("gateway", self.gateway_port), ("kafka", self.kafka_port),
-                 ("prometheus", self.prometheus_port)]
+                 ("prometheus", self.prometheus_port), ("console", self.console_port)]
         for i, vm in enumerate(self.vms):
             ports += [
                 (self.shard_name(i), vm.db_port), (f"ingest-{vm.name}", vm.ingest_port),
@@ -106,7 +108,7 @@ class Topology(BaseModel):
     def with_port_offset(self, offset: int) -> Topology:
         """The same topology shifted by `offset` on every port (tests run beside a user's stack)."""
         data = self.model_dump()
-        for key in ("gateway_port", "kafka_port", "prometheus_port"):
+        for key in ("gateway_port", "kafka_port", "prometheus_port", "console_port"):
             data[key] += offset
         for vm in data["vms"]:
             for key in list(vm):
@@ -131,7 +133,7 @@ class ServiceSpec:
 
 
 def services(topology: Topology, vm_filter: str | None = None) -> list[ServiceSpec]:
-    """The process list in start order: databases, broker, workers, ingest, gateway, prometheus."""
+    """The process list in start order: databases, broker, workers, ingest, gateway, prometheus, console."""
     chosen = [vm for vm in topology.vms if vm_filter in (None, vm.name)]
     if vm_filter is not None:
         topology.vm(vm_filter)
@@ -152,6 +154,8 @@ def services(topology: Topology, vm_filter: str | None = None) -> list[ServiceSp
     out.append(ServiceSpec("gateway", "gateway", None, topology.gateway_port, "/gateway/health"))
     if topology.prometheus_enabled:
         out.append(ServiceSpec("prometheus", "prometheus", None, topology.prometheus_port, "/-/ready"))
+    if topology.console_enabled:
+        out.append(ServiceSpec("console", "console", None, topology.console_port, "/health"))
     return out
 
 

@@ -42,6 +42,7 @@ class Settings(BaseModel):
     breaker_fail_max: int = 5
     breaker_reset_timeout_s: float = 10.0
     breaker_success_threshold: int = 3
+    breaker_slow_call_s: float = Field(default=0.5, gt=0)  # a publish slower than this is a slow call
     publish_timeout_s: float = 2.0
     relay_poll_interval_s: float = 0.05
     relay_batch_size: int = 200

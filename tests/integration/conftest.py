@@ -26,7 +26,9 @@ PORT_OFFSET = int(os.environ.get("PAYCTL_TEST_PORT_OFFSET", "2000"))
 def make_topology(state_dir: Path) -> Topology:
     settings = Settings(breaker_reset_timeout_s=2.0, breaker_fail_max=3, relay_redrive_after_s=4.0,
                         redrive_interval_s=1.0, publish_timeout_s=1.0, acquirer_latency_ms=5,
-                        relay_max_retries=4, relay_backoff_base_s=0.2, relay_backoff_max_s=1.0)
+                        relay_max_retries=4, relay_backoff_base_s=0.2, relay_backoff_max_s=1.0,
+                        # CI machines are shared: a slower DB answer than the 0.8 s default is not an outage
+                        ingest_db_timeout_s=1.5)
     return Topology(state_dir=state_dir, settings=settings).with_port_offset(PORT_OFFSET)
 
 
@@ -100,4 +102,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         yield Stack(backend)
     finally:
-        backend.down(purge=True)
+        # PAYCTL_KEEP_LOGS=1 keeps the state folder (logs) of a failed session for reading
+        keep = bool(os.environ.get("PAYCTL_KEEP_LOGS"))
+        backend.down(purge=not keep)
+        if keep:
+            print(f"\nstack state kept in {state}")

@@ -20,6 +20,14 @@ def test_service_list_orders_dbs_then_broker_then_workers():
     assert "relay-vm1" in names and "ledger-vm2" in names
 
 
+def test_console_is_a_service_on_its_own_port():
+    topo = Topology()
+    console = [s for s in services(topo) if s.name == "console"]
+    assert console and console[0].port == 8090 and console[0].health == "/health"
+    assert topo.with_port_offset(1000).console_port == 9090
+    assert "console" not in [s.name for s in services(topo.model_copy(update={"console_enabled": False}))]
+
+
 def test_vm_filter_keeps_shared_services():
     names = [s.name for s in services(Topology(), "vm1")]
     assert "shard2" not in names and "ingest-vm2" not in names

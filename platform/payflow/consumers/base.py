@@ -38,6 +38,8 @@ from payflow.kafka.clients import make_consumer
 log = logging.getLogger("payflow.consumer")
 
 COMMITS = Counter("kafka_consumer_coordinator_commit", "offset commits", ["application"])
+# The ledger consumer is the original's consumer-worker: its commits are also counted under that name.
+ORIGINAL_APPLICATION = {"ledger": "consumer-worker"}
 CONSUMED = Counter("kafka_consumer_fetch_manager_records_consumed", "records consumed", ["application"])
 PROCESSED = Counter("consumer_events_processed", "events applied", ["application"])
 DUPLICATES = Counter("consumer_duplicates_skipped", "redelivered events skipped", ["application"])
@@ -48,6 +50,9 @@ LAG = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
 )
 PROGRESS_INTERVAL_S = 2.0
+# Joining a group can legitimately wait out departed members' sessions; giving up sooner makes
+# members that restart together keep re-triggering each other's rebalances.
+JOIN_TIMEOUT_S = 60.0
 _RETRY_CODES = {1213, 1205}  # deadlock, lock wait timeout: retry, never count as poison
 
 
@@ -108,6 +113,13 @@ class Handler(Protocol):
         ...
 
 
+class BatchHandler(Handler, Protocol):
+    """A handler whose effects need no preparation can apply a whole poll batch of one shard in
+    one transaction (ledger, settlement): a few statements per batch instead of per event."""
+
+    def apply_many(self, cur: pymysql.cursors.Cursor, events: list[Event]) -> None: ...
+
+
 class Outcome(StrEnum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"
@@ -145,6 +157,8 @@ class ConsumerWorker:
         app = handler.name
         for counter in (COMMITS, CONSUMED, PROCESSED, DUPLICATES):
             counter.labels(app)
+        if app in ORIGINAL_APPLICATION:
+            COMMITS.labels(ORIGINAL_APPLICATION[app])
         DEFERRED.labels(app).set(0)
         LAG.labels(app)
 
@@ -187,6 +201,29 @@ class ConsumerWorker:
                 pass
             self._drop(shard)
             raise
+
+    def _apply_batch(self, shard: int, events: list[Event]) -> list[bool]:
+        """Apply many events of one shard in one transaction; per event, False when it had already
+        been processed. Raises on any failure (the caller falls back to one event at a time, so one
+        poison event cannot fail its neighbours)."""
+        handler = self.handler
+        assert hasattr(handler, "apply_many")
+        conn = self._conn(shard)
+        try:
+            with conn.cursor() as cur:
+                done = inbox.already_processed(cur, handler.name, [e.event_id for e in events])
+                fresh = [e for e in events if e.event_id not in done]
+                if fresh:
+                    inbox.claim_many(cur, handler.name, [e.event_id for e in fresh])
+                    handler.apply_many(cur, fresh)
+            conn.commit()
+        except BaseException:
+            try:
+                conn.rollback()
+            except Exception:
+                self._drop(shard)
+            raise
+        return [e.event_id not in done for e in events]
 
     def apply_with_retry(self, event: Event) -> bool:
         """Apply, waiting out an unavailable shard (for tools and tests that drive one event)."""
@@ -254,6 +291,45 @@ class ConsumerWorker:
         PARKED.labels(self.handler.name, reason.split(":", 1)[0][:40]).inc()
         log.error("%s: parked %s[%s]@%s (event %s): %s", self.handler.name, tp.topic, tp.partition, record.offset,
                   event_id, reason)
+
+    def handle_batch(self, items: list[tuple[TopicPartition, ConsumerRecord[Any, Any]]]
+                     ) -> list[tuple[Outcome, Event | None]]:
+        """A poll's records: verify each, then per shard apply them in one transaction when the
+        handler can; on any failure, fall back to one record at a time (`handle`)."""
+        if not hasattr(self.handler, "apply_many") or len(items) < 2:
+            return [self.handle(tp, record) for tp, record in items]
+        results: list[tuple[Outcome, Event | None]] = []
+        by_shard: dict[int, list[tuple[TopicPartition, ConsumerRecord[Any, Any], Event]]] = {}
+        for tp, record in items:
+            try:
+                event = decode(record, self.secret)
+                shard = shard_for_id(event.payment_id, self.config.shard_count)
+            except (Unverifiable, ValueError):
+                results.append(self.handle(tp, record))  # parks it, with the reason
+                continue
+            if event.event_type not in self.handler.event_types:
+                self._seen(tp, record)
+                results.append((Outcome.IGNORED, event))
+                continue
+            by_shard.setdefault(shard, []).append((tp, record, event))
+        for shard, group in by_shard.items():
+            if not self.waiting.get(shard) and time.monotonic() >= self.shard_retry_at.get(shard, 0.0):
+                try:
+                    applied = self._apply_batch(shard, [e for _, _, e in group])
+                except Exception as exc:
+                    if is_unavailable_error(exc):
+                        self._shard_down(shard, exc)
+                    else:
+                        log.info("%s: batch of %s failed (%s); applying one by one", self.handler.name,
+                                 len(group), type(exc).__name__)
+                else:
+                    self.shard_backoff.pop(shard, None)
+                    for (tp, record, event), fresh in zip(group, applied, strict=True):
+                        self._seen(tp, record)
+                        results.append((Outcome.APPLIED if fresh else Outcome.DUPLICATE, event))
+                    continue
+            results.extend(self.handle(tp, record) for tp, record, _ in group)
+        return results
 
     def handle(self, tp: TopicPartition, record: ConsumerRecord[Any, Any]) -> tuple[Outcome, Event | None]:
         """One record, in partition order: verify, then apply, defer or park."""
@@ -339,10 +415,10 @@ class ConsumerWorker:
         paused = False
         while not self.stopping.is_set():
             batches = await consumer.getmany(timeout_ms=200 if self.waiting_count else 500, max_records=500)
-            for tp, records in batches.items():
-                for record in records:
-                    CONSUMED.labels(app).inc()
-                    outcome, event = await asyncio.to_thread(self.handle, tp, record)
+            items = [(tp, record) for tp, records in batches.items() for record in records]
+            if items:
+                CONSUMED.labels(app).inc(len(items))
+                for outcome, event in await asyncio.to_thread(self.handle_batch, items):
                     self._count(outcome, event)
             if self.waiting_count:
                 for outcome, event in await asyncio.to_thread(self.retry_waiting):
@@ -363,6 +439,8 @@ class ConsumerWorker:
                     await asyncio.wait_for(consumer.commit(offsets), self.settings.consumer_commit_timeout_s)
                     self.tracker.committed(offsets)
                     COMMITS.labels(app).inc()
+                    if app in ORIGINAL_APPLICATION:
+                        COMMITS.labels(ORIGINAL_APPLICATION[app]).inc()
                 except Exception as exc:
                     # Redelivery after a failed commit is harmless: processed_event dedupes.
                     log.warning("%s: offset commit failed (%s)", app, type(exc).__name__)
@@ -412,7 +490,7 @@ class ConsumerWorker:
             self.waiting.clear()
             self.handled_ts.clear()
             try:
-                await asyncio.wait_for(consumer.start(), 15)
+                await asyncio.wait_for(consumer.start(), JOIN_TIMEOUT_S)
                 self.connected = True
                 log.info("%s consumer joined group for %s", app, topics)
                 await self._consume(consumer)

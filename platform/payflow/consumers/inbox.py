@@ -17,3 +17,19 @@ def prune(cur: Cursor, older_than_s: float, batch: int) -> int:
     cur.execute("DELETE FROM processed_event WHERE processed_at < NOW(6) - INTERVAL %s MICROSECOND LIMIT %s",
                 (int(older_than_s * 1e6), batch))
     return int(cur.rowcount)
+
+
+def already_processed(cur: Cursor, consumer: str, event_ids: list[int]) -> set[int]:
+    """Which of these events `consumer` already processed (one indexed read for a batch)."""
+    if not event_ids:
+        return set()
+    cur.execute(f"SELECT event_id FROM processed_event WHERE consumer=%s AND event_id IN "
+                f"({','.join(['%s'] * len(event_ids))})", (consumer, *event_ids))
+    return {int(r[0]) for r in cur.fetchall()}
+
+
+def claim_many(cur: Cursor, consumer: str, event_ids: list[int]) -> None:
+    """Mark a batch processed in one statement; a duplicate (another member got there first) raises,
+    and the caller falls back to one event at a time."""
+    cur.executemany("INSERT INTO processed_event (consumer, event_id) VALUES (%s, %s)",
+                    [(consumer, e) for e in event_ids])

@@ -38,6 +38,22 @@ class LedgerHandler:
             ENTRIES.labels("ledger").inc(len(postings))
 
 
+    def apply_many(self, cur: pymysql.cursors.Cursor, events: list[Event]) -> None:
+        rows = []
+        for event in events:
+            postings = postings_for(event.event_type, event.payload)
+            if not is_balanced(postings):
+                raise ValueError(f"unbalanced postings for event {event.event_id}")
+            p = event.payload
+            rows += [(event.event_id, event.payment_id, p["merchantId"], x.account, x.direction, x.amount,
+                      p["currency"]) for x in postings]
+        if rows:
+            cur.executemany(
+                "INSERT INTO ledger_entry (event_id, payment_id, merchant_id, account, direction, amount, currency) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)", rows)
+            ENTRIES.labels("ledger").inc(len(rows))
+
+
 def main() -> None:
     worker_main("ledger", lambda c: LedgerHandler(), lambda c: c.ledger_port)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pymysql
@@ -19,15 +19,24 @@ class SettlementHandler:
         return {}
 
     def apply(self, cur: pymysql.cursors.Cursor, event: Event, prepared: dict[str, Any]) -> None:
-        p = event.payload
-        day = datetime.fromtimestamp(event.created_at or datetime.now(UTC).timestamp(), UTC).date()
-        gross = int(p["capturedAmount"]) if event.event_type == events.CAPTURED else 0
-        refunded = int(p.get("refundAmount", 0)) if event.event_type == events.REFUNDED else 0
-        cur.execute(
+        self.apply_many(cur, [event])
+
+    def apply_many(self, cur: pymysql.cursors.Cursor, events_: list[Event]) -> None:
+        # Folded per merchant-day first: one upsert row per key, in key order (no lock-order deadlocks).
+        folded: dict[tuple[str, date, str], tuple[int, int]] = {}
+        for event in events_:
+            p = event.payload
+            day = datetime.fromtimestamp(event.created_at or datetime.now(UTC).timestamp(), UTC).date()
+            gross = int(p["capturedAmount"]) if event.event_type == events.CAPTURED else 0
+            refunded = int(p.get("refundAmount", 0)) if event.event_type == events.REFUNDED else 0
+            key = (str(p["merchantId"]), day, str(p["currency"]))
+            g, r = folded.get(key, (0, 0))
+            folded[key] = (g + gross, r + refunded)
+        cur.executemany(
             "INSERT INTO settlement (merchant_id, settlement_date, currency, gross_captured, refunded, net) "
             "VALUES (%s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE gross_captured=gross_captured+VALUES("
             "gross_captured), refunded=refunded+VALUES(refunded), net=net+VALUES(net)",
-            (p["merchantId"], day, p["currency"], gross, refunded, gross - refunded),
+            [(m, d, c, g, r, g - r) for (m, d, c), (g, r) in sorted(folded.items())],
         )
 
 

@@ -22,8 +22,9 @@ from payflow.domain.sharding import auto_increment_settings
 
 # Client-side codes that mean "the server is not there" rather than "the query was wrong".
 _UNAVAILABLE_CODES = {2003, 2006, 2013, 2002, 1053, 1927, 2055}
-# An idle connection older than this is pinged before use (the server may have dropped it).
-_PING_AFTER_IDLE_S = 30.0
+# A connection idle longer than this is pinged before use: the shard may have restarted since. Busy
+# connections (reused within milliseconds under load) skip the round trip.
+_PING_AFTER_IDLE_S = 1.0
 
 if TYPE_CHECKING:
     Connection = pymysql.Connection[Any]
@@ -83,7 +84,14 @@ class _ShardPool:
                                   timeout_s=self.settings.ingest_db_timeout_s)
         conn, since = item
         if time.monotonic() - since > _PING_AFTER_IDLE_S:
-            conn.ping(reconnect=False)
+            try:
+                conn.ping(reconnect=False)
+            except Exception:
+                # stale (a restarted shard): so are its idle siblings; start afresh
+                _close_quietly(conn)
+                self.close_all()
+                return direct_connect(self.shard, self.shard_count, self.settings,
+                                      timeout_s=self.settings.ingest_db_timeout_s)
         return conn
 
     def give_back(self, conn: Connection) -> None:
@@ -132,6 +140,9 @@ class ShardPools:
             if is_unavailable_error(exc):
                 breaker.failure()
                 _close_quietly(conn)
+                # Its idle siblings are as stale (a restarted shard): drop them, so the breaker's
+                # trial after `shard_open_s` uses a fresh connection instead of failing again.
+                pool.close_all()
                 raise ShardUnavailable(shard, exc) from exc
             breaker.success()  # the shard answered; the request failed for its own reasons
             try:

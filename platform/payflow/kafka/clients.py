@@ -37,6 +37,8 @@ def make_consumer(bootstrap: str, group: str, topics: list[str]) -> AIOKafkaCons
         auto_offset_reset="earliest",
         metadata_max_age_ms=5000,
         session_timeout_ms=10000,
+        # how long the coordinator waits for members to rejoin in a rebalance (default: 5 minutes)
+        rebalance_timeout_ms=15000,
         heartbeat_interval_ms=1000,
         request_timeout_ms=15000,
         retry_backoff_ms=200,

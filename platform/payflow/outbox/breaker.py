@@ -12,6 +12,8 @@ from typing import Any
 import pybreaker
 from prometheus_client import Counter, Gauge, Summary
 
+from payflow.config import Settings
+
 BREAKER_NAME = "kafka-publisher"
 STATES = ("closed", "open", "half_open")
 log = logging.getLogger("payflow.breaker")
@@ -22,7 +24,10 @@ NOT_PERMITTED = Counter(
     "resilience4j_circuitbreaker_not_permitted_calls", "calls refused while OPEN", ["name"]
 )
 FAILURE_RATE = Gauge("resilience4j_circuitbreaker_failure_rate", "failure rate in % (window)", ["name"])
-BUFFERED = Gauge("resilience4j_circuitbreaker_buffered_calls", "calls in the window", ["name"])
+BUFFERED = Gauge("resilience4j_circuitbreaker_buffered_calls", "calls in the window", ["name", "kind"])
+SLOW_CALL_RATE = Gauge("resilience4j_circuitbreaker_slow_call_rate", "slow call rate in % (window)", ["name"])
+SLOW_CALLS = Gauge("resilience4j_circuitbreaker_slow_calls", "slow calls in the window", ["name", "kind"])
+KINDS = ("successful", "failed")
 TRANSITIONS = Counter(
     "resilience4j_circuitbreaker_transitions", "state transitions", ["name", "from_state", "to_state"]
 )
@@ -53,9 +58,13 @@ class _Recorder(pybreaker.CircuitBreakerListener):
 
 
 class TrackedBreaker:
-    """pybreaker's breaker plus the counters and history the original's actuator exposed."""
+    """pybreaker's breaker plus the counters and history the original's actuator exposed.
 
-    def __init__(self, fail_max: int, reset_timeout_s: float, success_threshold: int, window: int = 100) -> None:
+    A slow call is a publish that took longer than `slow_call_s` (setting `breaker_slow_call_s`),
+    whether it succeeded or failed, as resilience4j counts them."""
+
+    def __init__(self, fail_max: int, reset_timeout_s: float, success_threshold: int, window: int = 100,
+                 slow_call_s: float | None = None) -> None:
         self.breaker = pybreaker.CircuitBreaker(
             fail_max=fail_max,
             reset_timeout=reset_timeout_s,
@@ -65,7 +74,8 @@ class TrackedBreaker:
         self.breaker.add_listener(_Recorder(self))
         self._lock = threading.Lock()
         self.transitions: collections.deque[Transition] = collections.deque(maxlen=200)
-        self._window: collections.deque[bool] = collections.deque(maxlen=window)
+        self.slow_call_s = Settings().breaker_slow_call_s if slow_call_s is None else slow_call_s
+        self._window: collections.deque[tuple[bool, bool]] = collections.deque(maxlen=window)  # (ok, slow)
         self.successful = 0
         self.failed = 0
         self.not_permitted = 0
@@ -75,7 +85,10 @@ class TrackedBreaker:
         for kind in ("successful", "failed"):
             CALLS.labels(BREAKER_NAME, kind)
         FAILURE_RATE.labels(BREAKER_NAME).set(-1)
-        BUFFERED.labels(BREAKER_NAME).set(0)
+        SLOW_CALL_RATE.labels(BREAKER_NAME).set(-1)
+        for kind in KINDS:
+            BUFFERED.labels(BREAKER_NAME, kind).set(0)
+            SLOW_CALLS.labels(BREAKER_NAME, kind).set(0)
 
     @property
     def state(self) -> str:
@@ -95,15 +108,29 @@ class TrackedBreaker:
 
     def record_call(self, ok: bool, seconds: float) -> None:
         with self._lock:
-            self._window.append(ok)
+            self._window.append((ok, seconds > self.slow_call_s))
             if ok:
                 self.successful += 1
             else:
                 self.failed += 1
             rate = self.failure_rate()
+            slow_rate = self.slow_call_rate()
+            counts = self._window_counts()
         CALLS.labels(BREAKER_NAME, "successful" if ok else "failed").observe(seconds)
         FAILURE_RATE.labels(BREAKER_NAME).set(rate)
-        BUFFERED.labels(BREAKER_NAME).set(len(self._window))
+        SLOW_CALL_RATE.labels(BREAKER_NAME).set(slow_rate)
+        for kind, (buffered, slow) in counts.items():
+            BUFFERED.labels(BREAKER_NAME, kind).set(buffered)
+            SLOW_CALLS.labels(BREAKER_NAME, kind).set(slow)
+
+    def _window_counts(self) -> dict[str, tuple[int, int]]:
+        """kind → (calls, slow calls) in the window."""
+        out = {kind: [0, 0] for kind in KINDS}
+        for ok, slow in self._window:
+            entry = out["successful" if ok else "failed"]
+            entry[0] += 1
+            entry[1] += int(slow)
+        return {kind: (calls, slow) for kind, (calls, slow) in out.items()}
 
     def record_not_permitted(self, count: int = 1) -> None:
         with self._lock:
@@ -113,7 +140,12 @@ class TrackedBreaker:
     def failure_rate(self) -> float:
         if not self._window:
             return -1.0
-        return round(100.0 * sum(1 for ok in self._window if not ok) / len(self._window), 2)
+        return round(100.0 * sum(1 for ok, _ in self._window if not ok) / len(self._window), 2)
+
+    def slow_call_rate(self) -> float:
+        if not self._window:
+            return -1.0
+        return round(100.0 * sum(1 for _, slow in self._window if slow) / len(self._window), 2)
 
     def open_remaining_s(self) -> float:
         """Seconds until an OPEN breaker allows a trial call (0 when not OPEN)."""
@@ -132,12 +164,13 @@ class TrackedBreaker:
                 "name": BREAKER_NAME,
                 "state": self.state.upper(),
                 "failureRate": self.failure_rate(),
-                "slowCallRate": -1.0,
+                "slowCallRate": self.slow_call_rate(),
                 "numberOfBufferedCalls": len(self._window),
                 "numberOfFailedCalls": self.failed,
                 "numberOfSuccessfulCalls": self.successful,
                 "numberOfNotPermittedCalls": self.not_permitted,
-                "numberOfSlowCalls": 0,
+                "numberOfSlowCalls": sum(1 for _, slow in self._window if slow),
+                "slowCallDurationThresholdSeconds": self.slow_call_s,
                 "failMax": self.breaker.fail_max,
                 "resetTimeoutSeconds": self.breaker.reset_timeout,
                 "successThreshold": self.breaker.success_threshold,

@@ -28,7 +28,8 @@ class RelayProcess:
         self.config = config
         self.settings = s = config.settings
         self.shard = config.local_shard
-        self.tracked = TrackedBreaker(s.breaker_fail_max, s.breaker_reset_timeout_s, s.breaker_success_threshold)
+        self.tracked = TrackedBreaker(s.breaker_fail_max, s.breaker_reset_timeout_s, s.breaker_success_threshold,
+                                      slow_call_s=s.breaker_slow_call_s)
         self.publisher = BreakerPublisher(config.bootstrap_servers, s, self.tracked, config.event_secret())
         self.loop = PublishLoop(self.shard.name, s, self.publisher, lambda: self._store("publish"),
                                 FaultHooks(config.fault_dir, f"relay-{config.vm}"))

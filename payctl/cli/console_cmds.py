@@ -1,0 +1,40 @@
+"""payctl console: the ops console's URL (and whether it answers); --open opens it in a browser."""
+
+from __future__ import annotations
+
+import webbrowser
+from typing import Annotated
+
+import typer
+
+from payctl.cli.context import load
+from payctl.cli.options import JsonOpt
+from payctl.cli.output import console as out
+from payctl.cli.output import print_json
+from payctl.stack.probes import http_json
+
+
+def console(
+    ctx: typer.Context,
+    open_browser: Annotated[bool, typer.Option("--open", help="open the page in a browser")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Print the console's URL; exit 1 when it does not answer."""
+    topo = load(ctx)
+    url = f"http://127.0.0.1:{topo.console_port}/"
+    try:
+        up = http_json(topo.console_port, "/health")[0] == 200
+    except Exception:
+        up = False
+    if json_out:
+        print_json({"url": url, "up": up})
+    else:
+        out().print(url if up else f"{url} (not answering: is the stack up? `payctl up`)", highlight=False)
+    if open_browser and up:
+        webbrowser.open(url)
+    if not up:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(console)

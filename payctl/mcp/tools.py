@@ -1,0 +1,189 @@
+"""What each MCP tool answers, as plain functions over a `ToolContext` returning (summary, data).
+
+The data is the same document the CLI prints with `--json` for the same question, so an assistant
+and a script read one shape. Nothing here writes to a shard except `chaos_run` with confirm=True."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from payctl.chaos import runner as chaos_runner
+from payctl.chaos.model import Scalar
+from payctl.errors import UsageError
+from payctl.loadtest import history
+from payctl.loadtest.analyze import analyze_file
+from payctl.loadtest.compare import parse_tolerance
+from payctl.loadtest.grade import parse_grade
+from payctl.loadtest.run import output_in
+from payctl.ops import kafka, metrics, queries
+from payctl.ops.breaker import breaker_rows, diagnose
+from payctl.ops.outbox import outbox_stats
+from payctl.ops.reconcile import parse_since, reconcile
+from payctl.stack.backend import Backend
+from payctl.stack.topology import Topology
+
+Answer = tuple[str, Any]
+RUN_RE = re.compile(r"^[A-Za-z0-9_.-]{1,120}$")
+
+
+@dataclass
+class ToolContext:
+    backend: Backend
+    reports: Path
+    metrics: metrics.MetricsSource
+
+    @property
+    def topo(self) -> Topology:
+        return self.backend.topo
+
+
+def system_health(ctx: ToolContext) -> Answer:
+    rows = [s.as_dict() for s in ctx.backend.status()]
+    bad = [r["name"] for r in rows if not r["healthy"]]
+    summary = f"{len(rows) - len(bad)}/{len(rows)} services healthy" + (f"; unhealthy: {', '.join(bad)}" if bad else "")
+    return summary, rows
+
+
+def breaker_status(ctx: ToolContext) -> Answer:
+    rows = breaker_rows(ctx.topo)
+    return "; ".join(f"{r['relay']} {r['state']}" for r in rows), rows
+
+
+def breaker_diagnose(ctx: ToolContext) -> Answer:
+    rows = breaker_rows(ctx.topo)
+    broker = kafka.broker_overview(ctx.topo)
+    try:
+        outbox = outbox_stats(ctx.topo)
+    except Exception as exc:
+        outbox = [{"error": str(exc)}]
+    result = diagnose(rows, bool(broker["reachable"]), [o for o in outbox if "error" not in o])
+    result["breakers"] = rows
+    result["outbox"] = outbox
+    return ("healthy: " if result["healthy"] else "attention: ") + "; ".join(result["findings"]), result
+
+
+def breaker_failure_pattern(ctx: ToolContext, minutes: int) -> Answer:
+    data = metrics.breaker_pattern(ctx.metrics, minutes)
+    opened = {k: v for k, v in data["open_seconds"].items() if v}
+    summary = (f"over {minutes} min: open about {', '.join(f'{k} {v:.0f}s' for k, v in opened.items())}"
+               if opened else f"over {minutes} min: the breakers never opened")
+    return summary, data
+
+
+def kafka_overview(ctx: ToolContext) -> Answer:
+    broker = kafka.broker_overview(ctx.topo)
+    try:
+        progress = queries.consumer_progress(ctx.topo)
+        broker["lag"] = kafka.group_lag(progress)
+    except Exception as exc:
+        broker["lag"] = []
+        broker["lag_error"] = str(exc)
+    worst = max((g["behind_s"] for g in broker["lag"]), default=0.0)
+    summary = (f"broker {broker['bootstrap']} {'reachable' if broker['reachable'] else 'NOT reachable'}; "
+               f"{len(broker['topics'])} topics, {len(broker['groups'])} groups; worst group lag {worst:.1f} s")
+    return summary, broker
+
+
+def _since(text: str | None, field: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_since(text, datetime.now())
+    except UsageError:
+        raise UsageError(f"{field}: '{text}' is not a window or a timestamp", "e.g. 30m, 24h, 7d, an ISO time, all") \
+            from None
+
+
+def db_payments(ctx: ToolContext, merchant_id: str, status: str | None, min_amount: int | None,
+                since: str | None, limit: int) -> Answer:
+    data = queries.payments(ctx.topo, merchant_id, status, min_amount, _since(since, "since"), limit)
+    return f"{len(data['rows'])} payment(s) of {merchant_id} on {data['shard']}" + \
+        (" (more not shown)" if data["truncated"] else ""), data
+
+
+def db_ledger_summary(ctx: ToolContext, merchant_id: str) -> Answer:
+    data = queries.ledger_aggregates(ctx.topo, merchant_id)
+    return (f"{merchant_id}: Σdebit {data['debit_total']} Σcredit {data['credit_total']} "
+            f"({'balanced' if data['balanced'] else 'NOT balanced'})"), data
+
+
+def db_outbox_status(ctx: ToolContext, stuck_after_s: float, limit: int) -> Answer:
+    stats = outbox_stats(ctx.topo)
+    stuck = queries.stuck_events(ctx.topo, stuck_after_s, limit)
+    data = {"shards": stats, "stuck": stuck}
+    n = sum(len(s["stuck"]) for s in stuck)
+    return (f"pending {sum(r['pending'] for r in stats)}, dead {sum(r['dead'] for r in stats)}, "
+            f"{n} event(s) pending longer than {stuck_after_s:g} s"), data
+
+
+def db_duplicate_idempotency(ctx: ToolContext, merchant_id: str, limit: int) -> Answer:
+    data = queries.duplicate_idempotency(ctx.topo, merchant_id, limit)
+    return (f"{merchant_id}: {len(data['reused_keys'])} key(s) with more than one payment, "
+            f"{len(data['repeated_refund_requests'])} refund(s) asked of the acquirer more than once"), data
+
+
+def db_reconcile(ctx: ToolContext, since: str, grace_s: float) -> Answer:
+    if grace_s < 0:
+        raise UsageError(f"grace_s: {grace_s} must be ≥ 0")
+    data = reconcile(ctx.topo, repair=False, grace_s=grace_s, since=_since(since, "since"))
+    s = data["summary"]
+    return (f"{'clean' if data['clean'] else 'NOT clean'}: {s.get('events', 0)} events, missing {s.get('missing', 0)}, "
+            f"unbalanced {s.get('unbalanced_payments', 0)}, invariant violations {s.get('violations', 0)}"), data
+
+
+def loadtest_runs(ctx: ToolContext, scenario: str | None, rate: int | None, limit: int) -> Answer:
+    if not 1 <= limit <= 500:
+        raise UsageError(f"limit: {limit} is out of range", "give 1..500")
+    entries = history.select(history.read(history.index_path(ctx.reports)), scenario, rate)[-limit:]
+    data = {"index": str(history.index_path(ctx.reports)), "runs": [e.as_json() for e in entries]}
+    return f"{len(entries)} recorded run(s)", data
+
+
+def run_folder(ctx: ToolContext, run: str, field: str) -> Path:
+    if not RUN_RE.match(run):
+        raise UsageError(f"{field}: '{run}' is not a run name", "use a `run` from loadtest_runs")
+    folder = ctx.reports.resolve() / run
+    if not folder.is_dir():
+        raise UsageError(f"{field}: no run '{run}' under {ctx.reports}", "list them with loadtest_runs")
+    return folder
+
+
+def loadtest_analyze(ctx: ToolContext, run: str) -> Answer:
+    report = analyze_file(output_in(run_folder(ctx, run, "run")))
+    return (f"{run}: grade {report['grade']['grade']}, {'PASS' if report['verdict']['pass'] else 'FAIL'}, "
+            f"p95 {report['latency_ms']['p95']} ms, {report['throughput_rps']} req/s"), report
+
+
+def loadtest_compare(ctx: ToolContext, baseline: str, current: str, max_regression: str) -> Answer:
+    try:
+        tol = parse_tolerance(max_regression)
+    except UsageError as err:
+        raise UsageError(f"max_regression: {err.message}") from None
+    report = analyze_file(output_in(run_folder(ctx, current, "current")),
+                          baseline=output_in(run_folder(ctx, baseline, "baseline")), max_regression=tol,
+                          min_grade=parse_grade("POOR"))
+    regressed = report["verdict"]["regression"]
+    return f"{current} vs {baseline}: {'REGRESSION' if regressed else 'no regression'}", report
+
+
+def chaos_list(ctx: ToolContext) -> Answer:
+    items = chaos_runner.list_experiments()
+    return f"{len(items)} experiments: {', '.join(i['name'] for i in items)}", items
+
+
+def chaos_runs(ctx: ToolContext) -> Answer:
+    runs = chaos_runner.list_runs(ctx.reports)
+    return f"{len(runs)} recorded chaos run(s)", runs
+
+
+def chaos_run(ctx: ToolContext, name: str, variables: dict[str, Scalar], confirm: bool) -> Answer:
+    stem, experiment = chaos_runner.prepare(name, variables)  # validates before anything runs
+    if not confirm:
+        raise UsageError(f"confirm: running '{stem}' breaks the stack on purpose; call again with confirm: true")
+    journal, folder = chaos_runner.execute(stem, experiment, ctx.backend, ctx.reports)
+    data = {"folder": str(folder), "journal": journal.as_dict()}
+    return f"{stem}: {journal.status}" + (f" — {journal.reason}" if journal.reason else ""), data

@@ -1,0 +1,91 @@
+"""Fake data sources for the console and MCP tests: a stack that answers without running."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from payctl.console.jobs import ChaosRequest, LoadRequest, Progress
+from payctl.loadtest import history
+from payctl.stack.backend import ServiceStatus
+from payctl.stack.topology import Topology, services
+
+BREAKERS = [{"vm": "vm1", "relay": "relay-vm1", "state": "CLOSED", "failureRate": 0.0, "slowCallRate": 0.0,
+             "numberOfNotPermittedCalls": 0, "numberOfBufferedCalls": 10,
+             "transitions": [{"from": "CLOSED", "to": "OPEN", "at": 1_700_000_000.0},
+                             {"from": "OPEN", "to": "HALF_OPEN", "at": 1_700_000_010.0},
+                             {"from": "HALF_OPEN", "to": "CLOSED", "at": 1_700_000_011.0}]},
+            {"vm": "vm2", "relay": "relay-vm2", "state": "OPEN", "failureRate": 60.0, "slowCallRate": 10.0,
+             "numberOfNotPermittedCalls": 4, "numberOfBufferedCalls": 10, "transitions": []}]
+
+
+class FakeBackend:
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.topo = Topology()
+
+    def status(self) -> list[ServiceStatus]:
+        out = []
+        for svc in services(self.topo):
+            breaker = {"relay-vm1": "CLOSED", "relay-vm2": "OPEN"}.get(svc.name)
+            out.append(ServiceStatus(svc.name, svc.kind, svc.vm, svc.port, "RUNNING", 100, 12.5,
+                                     svc.name != "refund-vm2", "UP" if svc.name != "refund-vm2" else "HTTP 503",
+                                     breaker))
+        return out
+
+    def is_up(self) -> bool:
+        return True
+
+
+class FakeMetrics:
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+
+    def instant(self, expr: str) -> list[dict[str, Any]]:
+        self.queries.append(expr)
+        return [{"labels": {"uri": "/payments/authorize"}, "points": [[time.time(), 1.0]]}]
+
+    def range(self, expr: str, start: datetime, end: datetime, step_s: int) -> list[dict[str, Any]]:
+        self.queries.append(expr)
+        t0 = start.timestamp()
+        return [{"labels": {"uri": "/payments/authorize", "shard": "shard1", "application": "ledger",
+                            "instance": "relay-vm1"},
+                 "points": [[t0 + i * step_s, float(i % 5)] for i in range(10)]}]
+
+
+def fake_load(reports: Path, seconds: float = 0.3) -> Any:
+    """A load job that 'runs' for `seconds`, then leaves a report folder and a history entry."""
+
+    def run(req: LoadRequest, progress: Progress) -> dict[str, Any]:
+        folder = reports / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{req.scenario}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(3):
+            progress({"folder": folder, "elapsed_s": i, "total_s": 3, "requests": i * 10, "rps": 10.0,
+                      "line": f"tick {i}"})
+            time.sleep(seconds / 3)
+        (folder / "report.html").write_text(f"<html><body><h1>Load test {req.scenario}</h1>grade GOOD</body></html>")
+        (folder / "report.md").write_text(f"# {req.scenario}\n")
+        entry = history.HistoryEntry(run=folder.name, folder=str(folder), scenario=req.scenario, rate=req.rate,
+                                     duration_s=3, vus=req.vus, started=datetime.now().astimezone().isoformat(),
+                                     grade="GOOD", passed=True, p95_ms=12.0, error_rate=0.0)
+        history.append(history.index_path(reports), entry)
+        return {"folder": str(folder), "passed": True, "grade": "GOOD"}
+
+    return run
+
+
+def fake_chaos(reports: Path) -> Any:
+    def run(req: ChaosRequest, progress: Progress) -> dict[str, Any]:
+        folder = reports / f"chaos-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{req.experiment}"
+        folder.mkdir(parents=True)
+        progress({"line": "succeeded method: stop kafka", "activities_done": 1, "activities_total": 1})
+        (folder / "journal.json").write_text(json.dumps({"experiment": {"title": req.experiment},
+                                                         "status": "completed", "start": time.time(),
+                                                         "duration_s": 1.0, "reason": None}))
+        return {"folder": str(folder), "passed": True, "status": "completed"}
+
+    return run

@@ -242,8 +242,8 @@ def test_one_shard_down_never_stalls_the_other_shards_events(stack):
     for name in consumers:
         stack.backend.stop(name)
     try:
-        odd = [stack.api.authorize(f"MERCHANT-{941 + 2 * i}").json()["paymentId"] for i in range(8)]
-        even = [stack.api.authorize(f"MERCHANT-{940 + 2 * i}").json()["paymentId"] for i in range(8)]
+        odd = [_authorize_retrying(stack, f"MERCHANT-{941 + 2 * i}") for i in range(8)]
+        even = [_authorize_retrying(stack, f"MERCHANT-{940 + 2 * i}") for i in range(8)]
         # wait until the relays published them all
         stack.wait_for(lambda: all(int(stack.query(i, "SELECT COUNT(*) FROM outbox_event WHERE published=0")[0][0])
                                    == 0 for i in (0, 1)), timeout=30)

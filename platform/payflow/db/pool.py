@@ -84,12 +84,15 @@ class _ShardPool:
                                   timeout_s=self.settings.ingest_db_timeout_s)
         conn, since = item
         if time.monotonic() - since > _PING_AFTER_IDLE_S:
+            started = time.monotonic()
             try:
                 conn.ping(reconnect=False)
             except Exception:
-                # stale (a restarted shard): so are its idle siblings; start afresh
                 _close_quietly(conn)
                 self.close_all()
+                if time.monotonic() - started > self.settings.ingest_db_timeout_s / 2:
+                    raise  # it timed out: the shard hangs; spend no second timeout on a reconnect
+                # refused at once: a restarted shard; its idle siblings are as stale, start afresh
                 return direct_connect(self.shard, self.shard_count, self.settings,
                                       timeout_s=self.settings.ingest_db_timeout_s)
         return conn

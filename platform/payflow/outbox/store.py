@@ -94,7 +94,7 @@ def read_stats(cur: Cursor) -> OutboxStats:
 
 
 # A member's progress row counts while it is this fresh; events must be this much older than it.
-PROGRESS_FRESH_S = 30.0
+PROGRESS_FRESH_S = 120.0  # longer than any rejoin: a member that is merely rejoining still counts
 PROGRESS_MARGIN_S = 5.0
 
 

@@ -99,4 +99,4 @@ def test_member_progress_is_the_slowest_partition_and_now_when_caught_up():
     assert member_progress(100.0, {}) is None
     assert member_progress(100.0, {"a": (True, 10.0), "b": (True, None)}) == 100.0
     assert member_progress(100.0, {"a": (True, 10.0), "b": (False, 42.0), "c": (False, 50.0)}) == 42.0
-    assert member_progress(100.0, {"a": (False, None)}) == 100.0  # nothing read yet and nothing to read
+    assert member_progress(100.0, {"a": (False, None)}) is None  # records to read, none read: no claim

@@ -454,12 +454,21 @@ class ConsumerWorker:
                 oldest_waiting[w.tp] = min(oldest_waiting.get(w.tp, ts), ts)
         parts: dict[Any, tuple[bool, float | None]] = {}
         for tp in consumer.assignment():
+            # No `await consumer.position()`: it can wait on an offset reset and stall this loop.
+            # What this member handled is known locally; the high-water mark comes with each fetch.
             highwater = consumer.highwater(tp)
-            position = await consumer.position(tp)
+            handled_to = self.tracker.next_offset(tp)
+            if handled_to is None and highwater:
+                try:  # nothing read since joining: where the group left off, if known quickly
+                    handled_to = await asyncio.wait_for(consumer.position(tp), 0.2)
+                except Exception:
+                    handled_to = None
             if tp in oldest_waiting:
                 parts[tp] = (False, oldest_waiting[tp] - 0.001)
             else:
-                parts[tp] = (highwater is not None and position >= highwater, self.handled_ts.get(tp))
+                caught_up = highwater is not None and (highwater == 0 or
+                                                       (handled_to is not None and handled_to >= highwater))
+                parts[tp] = (caught_up, self.handled_ts.get(tp))
         caught_up_to = progress.member_progress(time.time(), parts)
         if caught_up_to is None:
             return

@@ -54,6 +54,10 @@ class OffsetTracker(Generic[P]):
     def committed(self, offsets: dict[P, int]) -> None:
         self._committed.update(offsets)
 
+    def next_offset(self, partition: P) -> int | None:
+        """One past the last record handled or deferred in `partition` (None: none yet)."""
+        return self._next.get(partition)
+
     def partitions(self) -> list[P]:
         return list(self._next)
 

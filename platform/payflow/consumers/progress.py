@@ -17,7 +17,14 @@ def member_progress(now: float, partitions: dict[Any, tuple[bool, float | None]]
     """Pure: `partitions` maps each assigned partition to (caught_up, time handled through)."""
     if not partitions:
         return None
-    values = [now if caught_up or handled is None else handled for caught_up, handled in partitions.values()]
+    values: list[float] = []
+    for caught_up, handled in partitions.values():
+        if caught_up:
+            values.append(now)
+        elif handled is None:
+            return None  # records to read and none read yet: no claim can be made
+        else:
+            values.append(handled)
     return min(values)
 
 

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from payctl.stack.supervisor import process_alive
+
 SCHEMA = "payctl.chaos.undo/v1"
 
 # fault action type → the action type that reverts it (a killed service is started: supervisor
@@ -160,12 +162,5 @@ def plan_recovery(logs: list[UndoLog], alive: Callable[[int], bool], own_pid: in
 
 
 def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+    return pid > 0 and process_alive(pid)
     return True

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 
 PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c")
+
+
+def _frame(width: int, height: int, pad_l: int, pad_r: int, y1: float, sy: Callable[[float], float],
+           percent: bool) -> list[str]:
+    """The opening <svg> and five labelled horizontal grid lines from 0 to `y1`."""
+    parts = [f'<svg class="chart" role="img" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+             f'height="{height}" viewBox="0 0 {width} {height}">']
+    for i in range(5):
+        yv = y1 * i / 4
+        y = sy(yv)
+        parts.append(f'<line x1="{pad_l}" y1="{y:.1f}" x2="{width - pad_r}" y2="{y:.1f}" stroke="#e5e7eb"/>')
+        label = f"{yv:.2%}" if percent else f"{yv:,.{1 if y1 < 20 else 0}f}"
+        parts.append(f'<text x="{pad_l - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{label}</text>')
+    return parts
 
 
 def line_chart(series: dict[str, list[tuple[float, float]]], width: int = 760, height: int = 260,
@@ -26,14 +41,7 @@ def line_chart(series: dict[str, list[tuple[float, float]]], width: int = 760, h
     def sy(y: float) -> float:
         return height - pad_b - (y / y1) * (height - pad_t - pad_b)
 
-    parts = [f'<svg class="chart" role="img" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-             f'height="{height}" viewBox="0 0 {width} {height}">']
-    for i in range(5):
-        yv = y1 * i / 4
-        y = sy(yv)
-        parts.append(f'<line x1="{pad_l}" y1="{y:.1f}" x2="{width - pad_r}" y2="{y:.1f}" stroke="#e5e7eb"/>')
-        label = f"{yv:,.{1 if y1 < 20 else 0}f}"
-        parts.append(f'<text x="{pad_l - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{label}</text>')
+    parts = _frame(width, height, pad_l, pad_r, y1, sy, percent=False)
     parts.append(f'<text x="{pad_l}" y="{height - 8}" font-size="11">t = {x0:.0f} s</text>')
     parts.append(f'<text x="{width - pad_r}" y="{height - 8}" font-size="11" text-anchor="end">{x1:.0f} s</text>')
     parts.append(f'<text x="12" y="{pad_t + 8}" font-size="11">{escape(y_label)}</text>')
@@ -70,14 +78,7 @@ def run_chart(series: dict[str, list[tuple[int, float, str, str]]], x_labels: li
     def sy(y: float) -> float:
         return height - pad_b - (y / y1) * (height - pad_t - pad_b)
 
-    parts = [f'<svg class="chart" role="img" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-             f'height="{height}" viewBox="0 0 {width} {height}">']
-    for i in range(5):
-        yv = y1 * i / 4
-        y = sy(yv)
-        parts.append(f'<line x1="{pad_l}" y1="{y:.1f}" x2="{width - pad_r}" y2="{y:.1f}" stroke="#e5e7eb"/>')
-        label = f"{yv:.2%}" if percent else f"{yv:,.{1 if y1 < 20 else 0}f}"
-        parts.append(f'<text x="{pad_l - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{label}</text>')
+    parts = _frame(width, height, pad_l, pad_r, y1, sy, percent)
     if x_labels:
         parts.append(f'<text x="{pad_l}" y="{height - 8}" font-size="11">{escape(x_labels[0])}</text>')
         parts.append(f'<text x="{width - pad_r}" y="{height - 8}" font-size="11" text-anchor="end">'

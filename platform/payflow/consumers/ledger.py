@@ -24,19 +24,7 @@ class LedgerHandler:
         return {}
 
     def apply(self, cur: pymysql.cursors.Cursor, event: Event, prepared: dict[str, Any]) -> None:
-        postings = postings_for(event.event_type, event.payload)
-        if not is_balanced(postings):
-            raise ValueError(f"unbalanced postings for event {event.event_id}")
-        p = event.payload
-        if postings:
-            cur.executemany(
-                "INSERT INTO ledger_entry (event_id, payment_id, merchant_id, account, direction, amount, currency) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                [(event.event_id, event.payment_id, p["merchantId"], x.account, x.direction, x.amount,
-                  p["currency"]) for x in postings],
-            )
-            ENTRIES.labels("ledger").inc(len(postings))
-
+        self.apply_many(cur, [event])
 
     def apply_many(self, cur: pymysql.cursors.Cursor, events: list[Event]) -> None:
         rows = []

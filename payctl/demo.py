@@ -14,7 +14,7 @@ from payflow.domain.sharding import shard_for_id
 
 def main() -> None:
     topo = load_topology()
-    base = f"http://127.0.0.1:{topo.gateway_port}/api/payments"
+    base = f"{topo.gateway_url}/api/payments"
     rows = []
     with httpx.Client(timeout=5) as client:
         created = []

@@ -178,7 +178,7 @@ class Smoke:
     def loadtest(self) -> str:
         o = self.options
         session = run_and_analyze("smoke", rate=o.k6_rate, duration=o.k6_duration, vus=10,
-                                  base_url=f"http://127.0.0.1:{self.topo.gateway_port}/api", raw=True,
+                                  base_url=f"{self.topo.gateway_url}/api", raw=True,
                                   reports_root=self.folder / "loadtest", min_grade=o.min_grade,
                                   stack_state=lambda: [s.as_dict() for s in self.backend.status()])
         report = session.report

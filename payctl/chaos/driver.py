@@ -54,7 +54,7 @@ class StackDriver:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.topo = backend.topo
-        self.gateway = f"http://127.0.0.1:{self.topo.gateway_port}"
+        self.gateway = self.topo.gateway_url
         self.api = f"{self.gateway}/api"
         self.client = httpx.Client(timeout=10)
         self.loads: dict[str, LoadGenerator] = {}
@@ -65,9 +65,11 @@ class StackDriver:
         return StatePaths(self.topo.state_path()).fault_dir / service / point
 
     # -- probes ------------------------------------------------------------------------------
-    def _relays(self, relays: list[str] | str) -> list[tuple[str, int]]:
-        chosen = [(f"relay-{vm.name}", vm.relay_port) for vm in self.topo.vms]
-        return chosen if relays == "all" else [r for r in chosen if r[0] in relays]
+    def _relays(self, relays: list[str] | str) -> list[tuple[str, dict[str, Any]]]:
+        """(relay name, its breaker snapshot) for the chosen relays."""
+        chosen = [(f"relay-{vm.name}", relay_breaker(vm.relay_port, host=self.topo.vm_address(vm.name)))
+                  for vm in self.topo.vms if relays == "all" or f"relay-{vm.name}" in relays]
+        return chosen
 
     def _sum_over_shards(self, read: Callable[[Cursor], int]) -> int:
         total = 0
@@ -80,7 +82,7 @@ class StackDriver:
         if isinstance(probe, HttpProbe):
             return self.client.request(probe.method, self.gateway + probe.path, json=probe.body).status_code
         if isinstance(probe, BreakerStateProbe):
-            return {name: relay_breaker(port).get("state") for name, port in self._relays(probe.relays)}
+            return {name: snapshot.get("state") for name, snapshot in self._relays(probe.relays)}
         if isinstance(probe, OutboxPendingProbe):
             return sum(int(row["pending"]) for row in outbox_stats(self.topo))
         if isinstance(probe, LedgerBalancedProbe):
@@ -100,8 +102,8 @@ class StackDriver:
             if not down or not up or down["start"] is None or up["end"] is None:
                 return {"ok": False, "error": f"activities '{probe.down}'/'{probe.up}' did not run"}
             out: dict[str, Any] = {}
-            for name, port in self._relays(probe.relays):
-                transitions = relay_breaker(port).get("transitions", [])
+            for name, snapshot in self._relays(probe.relays):
+                transitions = snapshot.get("transitions", [])
                 problems = check_outage_transitions(transitions, float(down["start"]), float(up["end"]))
                 out[name] = {"problems": problems, "transitions": [t for t in transitions
                                                                     if t["at"] >= float(down["start"]) - 0.001]}
@@ -199,8 +201,8 @@ class StackDriver:
         return output
 
     def breaker_transitions(self) -> dict[str, list[dict[str, Any]]]:
-        return {name: [t for t in relay_breaker(port).get("transitions", []) if t["at"] >= self.started]
-                for name, port in self._relays("all")}
+        return {name: [t for t in snapshot.get("transitions", []) if t["at"] >= self.started]
+                for name, snapshot in self._relays("all")}
 
     def close(self) -> None:
         for gen in self.loads.values():

@@ -21,9 +21,9 @@ def console(
 ) -> None:
     """Print the console's URL; exit 1 when it does not answer."""
     topo = load(ctx)
-    url = f"http://127.0.0.1:{topo.console_port}/"
+    url = f"http://{topo.console_host}:{topo.console_port}/"
     try:
-        up = http_json(topo.console_port, "/health")[0] == 200
+        up = http_json(topo.console_port, "/health", host=topo.console_host)[0] == 200
     except Exception:
         up = False
     if json_out:

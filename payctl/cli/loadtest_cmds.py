@@ -178,7 +178,7 @@ def run_cmd(
     """Run a k6 scenario against the stack, keep everything under reports/, record it in
     reports/history.jsonl, print the graded report."""
     topo = load(ctx)
-    url = base_url or f"http://127.0.0.1:{topo.gateway_port}/api"
+    url = base_url or f"{topo.gateway_url}/api"
     if dry_run:
         _show_plan(runner.plan(scenario, rate=rate, duration=duration, vus=vus, base_url=url, raw=raw,
                                reports_root=reports), json_out)

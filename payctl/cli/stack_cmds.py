@@ -13,6 +13,7 @@ from payctl.cli.options import JsonOpt
 from payctl.cli.output import console, ok_mark, print_json, table
 from payctl.errors import EnvironmentProblem
 from payctl.ops import doctor as doctor_mod
+from payctl.stack.topology import with_isolation
 
 SERVICE_VERBS = (("start", "Start one service and wait until healthy."),
                  ("stop", "Stop one service gracefully."),
@@ -34,10 +35,14 @@ def up(
     ctx: typer.Context,
     vm: Annotated[str | None, typer.Option(help="start only this VM's stack (plus kafka and the gateway)")] = None,
     backend: Annotated[str | None, typer.Option(help="local (default) or compose")] = None,
+    isolation: Annotated[str | None, typer.Option(
+        help="none (default: every service on 127.0.0.1) or netns (each VM in its own network namespace)")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Start both VM stacks (or one), apply the schema, wait until healthy."""
     topo = load(ctx)
+    if isolation is not None:
+        topo = with_isolation(topo, isolation)
     be = backend_for(topo, backend)
     with console().status("starting the stack…") as spinner:
         be.up(vm, progress=lambda msg: spinner.update(f"[bold]{msg}…"))
@@ -46,7 +51,7 @@ def up(
         print_json(rows)
     else:
         render_status(rows)
-        console().print(f"gateway: http://127.0.0.1:{topo.gateway_port}/api/payments/…")
+        console().print(f"gateway: {topo.gateway_url}/api/payments/…")
 
 
 def down(

@@ -32,7 +32,7 @@ def load_action(backend: Backend, reports: Path) -> Callable[[LoadRequest, Progr
                 return {"note": f"stack state unavailable: {exc}"}
 
         session = run_and_analyze(req.scenario, rate=req.rate, duration=req.duration, vus=req.vus,
-                                  base_url=f"http://127.0.0.1:{topo.gateway_port}/api", raw=False,
+                                  base_url=f"{topo.gateway_url}/api", raw=False,
                                   reports_root=reports, stack_state=stack_state, on_tick=tick)
         progress({"line": f"grade {session.report['grade']['grade']}"})
         return {"folder": str(session.folder), "passed": session.passed, "grade": session.report["grade"]["grade"],

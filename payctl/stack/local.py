@@ -14,6 +14,7 @@ from payctl.stack import mariadb, render, shards
 from payctl.stack.backend import ServiceStatus
 from payctl.stack.binaries import INSTALL_HINTS, Binaries
 from payctl.stack.kafka_admin import create_topics
+from payctl.stack.netns import NetnsNetwork, require_netns_support
 from payctl.stack.paths import StatePaths
 from payctl.stack.probes import gateway_servers, port_free, probe, relay_breaker
 from payctl.stack.shards import apply_migrations
@@ -29,6 +30,8 @@ def needed_binaries(topo: Topology) -> list[str]:
         needed.append("tansu")
     if topo.prometheus_enabled:
         needed.append("prometheus")
+    if topo.netns:
+        needed.append("ip")
     return needed
 
 
@@ -46,6 +49,7 @@ class LocalBackend:
         self.paths = StatePaths(topo.state_path())
         self.bins = Binaries.discover()
         self.sup = Supervisor(self.paths, self.bins.found.get("supervisord") or "supervisord")
+        self.network = NetnsNetwork(topo)
 
     # -- files --------------------------------------------------------------------------------
     def write_files(self) -> None:
@@ -66,23 +70,35 @@ class LocalBackend:
         p.prometheus_yml.write_text(render.prometheus_yml(self.topo))
         p.supervisord_conf.write_text(render.supervisord_conf(self.topo, p, self.bins))
         p.topology_json.write_text(self.topo.model_dump_json(indent=2))
+        p.isolation_file.write_text(self.topo.isolation + "\n")
 
     # -- up -----------------------------------------------------------------------------------
     def up(self, vm: str | None = None, progress: Progress = lambda _m: None, timeout_s: float = 60) -> None:
+        if self.topo.netns:
+            require_netns_support()
         missing = self.bins.missing(needed_binaries(self.topo))
         if missing:
             raise missing_binaries_error(missing)
         wanted = services(self.topo, vm)
         was_running = self.sup.is_running()
+        running_isolation = self.paths.running_isolation() if was_running else None
+        if running_isolation not in (None, self.topo.isolation):
+            raise UsageError(f"the stack is running with isolation \"{running_isolation}\"",
+                             "run `payctl down` before switching isolation")
         active = {n for n, i in self.sup.info().items() if i["statename"] in ("RUNNING", "STARTING")}
         for svc in wanted:
-            if svc.name not in active and not port_free(svc.port):
+            # In netns mode a service's port lives in its namespace; only published ports are the host's.
+            on_host = not self.topo.netns or svc.kind in ("gateway", "console")
+            if on_host and svc.name not in active and not port_free(svc.port):
                 raise EnvironmentProblem(
                     f"port {svc.port} needed by {svc.name} is already in use",
                     "stop whatever holds it or change the port in stack.toml",
                 )
         started: list[str] = []
         try:
+            if self.topo.netns:
+                progress("creating network namespaces")
+                self.network.ensure()
             progress("writing configuration")
             self.write_files()
             for svc in wanted:
@@ -100,7 +116,8 @@ class LocalBackend:
                 self._start(svc, started, active)
                 self._wait_db(svc, timeout_s)
                 assert svc.vm is not None
-                mariadb.bootstrap(self.paths, svc.vm, self.topo.database, self.topo.db_user)
+                mariadb.bootstrap(self.paths, svc.vm, self.topo.database, self.topo.db_user,
+                                  self.topo.peer_addresses())
             progress("applying schema")
             apply_migrations(self.topo, [s.vm for s in wanted if s.kind == "db" and s.vm])
             for svc in [s for s in wanted if s.kind == "kafka"]:
@@ -120,6 +137,8 @@ class LocalBackend:
         except BaseException:
             if not was_running:
                 self.sup.shutdown()
+                self.network.teardown()
+                self.paths.isolation_file.unlink(missing_ok=True)
             else:
                 for name in reversed(started):
                     self.sup.stop(name)
@@ -168,7 +187,7 @@ class LocalBackend:
         states: dict[str, str] = {}
         while time.monotonic() < deadline:
             try:
-                states = gateway_servers(self.topo.gateway_port)
+                states = gateway_servers(self.topo.gateway_port, host=self.topo.gateway_host)
             except Exception:
                 states = {}
             if ingests and all(states.get(name, "").startswith("UP") for name in ingests):
@@ -179,7 +198,11 @@ class LocalBackend:
 
     # -- down ---------------------------------------------------------------------------------
     def down(self, purge: bool = False) -> None:
+        """Stop every process, then remove every namespace and link this topology made (also
+        leftovers of a crashed run, recognised by name)."""
         self.sup.shutdown()
+        self.network.teardown()
+        self.paths.isolation_file.unlink(missing_ok=True)
         if purge and self.paths.root.exists():
             shutil.rmtree(self.paths.root)
 
@@ -193,7 +216,8 @@ class LocalBackend:
             state = i.get("statename", "ABSENT")
             running = state in ("RUNNING", "STARTING")
             healthy, detail = probe(svc, self.topo, self.paths) if running else (False, state.lower())
-            breaker = relay_breaker(svc.port).get("state") if svc.kind == "relay" and running else None
+            breaker = (relay_breaker(svc.port, host=self.topo.address_of(svc)).get("state")
+                       if svc.kind == "relay" and running else None)
             return ServiceStatus(
                 svc.name, svc.kind, svc.vm, svc.port, state, int(i["pid"]) if running else None,
                 round(now - i["start"], 1) if running else None, healthy, detail, breaker,

@@ -45,14 +45,15 @@ def init_datadir(install_db: str, paths: StatePaths, vm: str) -> bool:
     return True
 
 
-def bootstrap(paths: StatePaths, vm: str, database: str, user: str) -> None:
-    """Create the database and the app user for 127.0.0.1 and localhost (skip-name-resolve)."""
+def bootstrap(paths: StatePaths, vm: str, database: str, user: str, client_hosts: list[str]) -> None:
+    """Create the database and the app user for localhost and each address a client may connect
+    from (skip-name-resolve: addresses, not names)."""
     password = ensure_password(paths.password_file(vm))
     conn = root_connect(paths, vm)
     try:
         with conn.cursor() as cur:
             cur.execute(f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4")
-            for host in ("127.0.0.1", "localhost"):
+            for host in dict.fromkeys(["localhost", *client_hosts]):
                 cur.execute(f"CREATE USER IF NOT EXISTS '{user}'@'{host}' IDENTIFIED BY %s", (password,))
                 cur.execute(f"ALTER USER '{user}'@'{host}' IDENTIFIED BY %s", (password,))
                 cur.execute(f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{user}'@'{host}'")

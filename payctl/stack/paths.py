@@ -46,6 +46,17 @@ class StatePaths:
         return self.root / "topology.json"
 
     @property
+    def isolation_file(self) -> Path:
+        """How the running stack was started ("none"/"netns"); removed by `down`."""
+        return self.root / "isolation"
+
+    def running_isolation(self) -> str | None:
+        try:
+            return self.isolation_file.read_text().strip() or None
+        except OSError:
+            return None
+
+    @property
     def reports(self) -> Path:
         """Where the console keeps its runs: `reports/` beside the state folder (the CLI's default
         when it runs from the folder that holds `.payctl/`)."""

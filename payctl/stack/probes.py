@@ -12,9 +12,9 @@ from payctl.stack.paths import StatePaths
 from payctl.stack.topology import ServiceSpec, Topology
 
 
-def port_open(port: int, timeout: float = 0.3) -> bool:
+def port_open(port: int, timeout: float = 0.3, host: str = "127.0.0.1") -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+        with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
         return False
@@ -30,8 +30,8 @@ def port_free(port: int) -> bool:
     return True
 
 
-def http_json(port: int, path: str, timeout: float = 1.0) -> tuple[int, Any]:
-    resp = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=timeout)
+def http_json(port: int, path: str, timeout: float = 1.0, host: str = "127.0.0.1") -> tuple[int, Any]:
+    resp = httpx.get(f"http://{host}:{port}{path}", timeout=timeout)
     try:
         body = resp.json()
     except ValueError:
@@ -39,10 +39,10 @@ def http_json(port: int, path: str, timeout: float = 1.0) -> tuple[int, Any]:
     return resp.status_code, body
 
 
-def relay_breaker(relay_port: int, timeout: float = 1.0) -> dict[str, Any]:
+def relay_breaker(relay_port: int, timeout: float = 1.0, host: str = "127.0.0.1") -> dict[str, Any]:
     """A relay's `kafka-publisher` breaker snapshot; {"state": "UNREACHABLE"} when it does not answer."""
     try:
-        body = http_json(relay_port, "/circuit-breaker/kafka-publisher", timeout=timeout)[1]
+        body = http_json(relay_port, "/circuit-breaker/kafka-publisher", timeout=timeout, host=host)[1]
     except Exception as exc:
         return {"state": "UNREACHABLE", "error": type(exc).__name__}
     return body if isinstance(body, dict) else {"state": "UNREACHABLE"}
@@ -51,13 +51,14 @@ def relay_breaker(relay_port: int, timeout: float = 1.0) -> dict[str, Any]:
 def probe(svc: ServiceSpec, topo: Topology, paths: StatePaths) -> tuple[bool, str]:
     """(healthy, detail) for one service."""
     try:
+        host = topo.gateway_host if svc.kind == "gateway" else topo.address_of(svc)
         if svc.health == "tcp":
-            return (True, "accepting") if port_open(svc.port) else (False, "port closed")
+            return (True, "accepting") if port_open(svc.port, host=host) else (False, "port closed")
         if svc.health == "mysql":
             assert svc.vm is not None
             shards.ping(topo, svc.vm)
             return True, "ping ok"
-        status, body = http_json(svc.port, svc.health)
+        status, body = http_json(svc.port, svc.health, host=host)
         if status == 200:
             detail = body.get("status", "UP") if isinstance(body, dict) else "ok"
             return True, str(detail)
@@ -66,9 +67,9 @@ def probe(svc: ServiceSpec, topo: Topology, paths: StatePaths) -> tuple[bool, st
         return False, type(exc).__name__
 
 
-def gateway_servers(port: int, timeout: float = 1.0) -> dict[str, str]:
+def gateway_servers(port: int, timeout: float = 1.0, host: str = "127.0.0.1") -> dict[str, str]:
     """Server → status ("UP", "DOWN", …) of the gateway's ingest backend, from HAProxy's CSV stats."""
-    text = httpx.get(f"http://127.0.0.1:{port}/gateway/stats;csv", timeout=timeout).text
+    text = httpx.get(f"http://{host}:{port}/gateway/stats;csv", timeout=timeout).text
     lines = text.lstrip("# ").splitlines()
     if not lines:
         return {}

@@ -27,7 +27,7 @@ def connect(topo: Topology, vm_name: str, connect_timeout_s: int = CONNECT_TIMEO
     vm = topo.vm(vm_name)
     shard = topo.shard_name(topo.vms.index(vm))
     try:
-        return pymysql.connect(host="127.0.0.1", port=vm.db_port, user=topo.db_user,
+        return pymysql.connect(host=topo.vm_address(vm_name), port=vm.db_port, user=topo.db_user,
                                password=paths.password_file(vm_name).read_text().strip(),
                                database=topo.database, connect_timeout=connect_timeout_s,
                                read_timeout=READ_TIMEOUT_S, write_timeout=WRITE_TIMEOUT_S,

@@ -5,9 +5,11 @@ from this model; no other file repeats a port number."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tomllib
 from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Literal
 
@@ -30,6 +32,9 @@ class VmSpec(BaseModel):
     settlement_port: Port = Field(ge=1024, le=65535)
     ingest_workers: int = Field(default=2, ge=1, le=32)
     ingest_threads: int = Field(default=4, ge=1, le=64)
+    host: IPv4Address | None = Field(
+        default=None, description="a real VM's address: its services bind to it, the others reach them there"
+    )
 
 
 def _default_vms() -> list[VmSpec]:
@@ -45,6 +50,17 @@ class Topology(BaseModel):
     name: str = Field(default="payctl", pattern=r"^[a-z][a-z0-9-]{0,31}$")
     state_dir: Path = Path(".payctl")
     backend: Literal["local", "compose"] = "local"
+    # "netns": each VM in its own network namespace with its own address on a private bridge, the
+    # shared services (broker, gateway, Prometheus, console) in a third; cross-VM calls cross a link.
+    isolation: Literal["none", "netns"] = "none"
+    netns_subnet: IPv4Network = Field(default=IPv4Network("10.203.0.0/24"),
+                                      description="the private /24 the namespaces take their addresses from")
+    shared_host: IPv4Address | None = Field(
+        default=None, description="real VMs: the address of the machine running broker, gateway, Prometheus, console"
+    )
+    shared_vm: str | None = Field(
+        default=None, description="real VMs: the VM whose `payctl up --vm` also starts the shared services"
+    )
     gateway_port: Port = Field(default=8080, ge=1024, le=65535)
     kafka_port: Port = Field(default=19092, ge=1024, le=65535)
     prometheus_port: Port = Field(default=19090, ge=1024, le=65535)
@@ -64,6 +80,12 @@ class Topology(BaseModel):
         names = [vm.name for vm in self.vms]
         if len(set(names)) != len(names):
             raise ValueError(f"vm names must be unique, got {names}")
+        if self.netns_subnet.prefixlen != 24 or not self.netns_subnet.is_private:
+            raise ValueError(f"netns_subnet must be a private /24 (e.g. 10.203.0.0/24), got {self.netns_subnet}")
+        if self.isolation == "netns" and (self.shared_host or any(vm.host for vm in self.vms)):
+            raise ValueError("isolation = \"netns\" gives every VM its own address; drop `host`/`shared_host`")
+        if self.shared_vm is not None and self.shared_vm not in names:
+            raise ValueError(f"shared_vm '{self.shared_vm}' is not one of the vms {names}")
         ports = self.all_ports()
         seen: dict[int, str] = {}
         for owner, port in ports:
@@ -79,7 +101,90 @@ class Topology(BaseModel):
 
     @property
     def kafka_bootstrap(self) -> str:
-        return self.bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
+        return self.bootstrap_servers or f"{self.shared_address}:{self.kafka_port}"
+
+    # -- addresses ----------------------------------------------------------------------------
+    # One rule for every mode: a VM's services bind to the VM's address and everyone reaches them
+    # there; the shared services bind to the shared address. Plain local mode: all 127.0.0.1.
+    @property
+    def netns(self) -> bool:
+        return self.isolation == "netns"
+
+    def _subnet_host(self, n: int) -> str:
+        return str(self.netns_subnet.network_address + n)
+
+    @property
+    def bridge_address(self) -> str:
+        """The host's own address on the namespaces' bridge (payctl reaches every service from it)."""
+        return self._subnet_host(1)
+
+    @property
+    def shared_address(self) -> str:
+        if self.netns:
+            return self._subnet_host(2)
+        return str(self.shared_host) if self.shared_host else "127.0.0.1"
+
+    def vm_address(self, vm_name: str) -> str:
+        vm = self.vm(vm_name)
+        if self.netns:
+            return self._subnet_host(10 + self.vms.index(vm) + 1)
+        return str(vm.host) if vm.host else "127.0.0.1"
+
+    def address_of(self, svc: ServiceSpec) -> str:
+        return self.vm_address(svc.vm) if svc.vm else self.shared_address
+
+    @property
+    def gateway_host(self) -> str:
+        """Where payctl, k6 and users reach the gateway: loopback on the machine running it, in
+        every mode (netns publishes it there; real VMs bind the shared host's address as well)."""
+        return "127.0.0.1"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.gateway_host}:{self.gateway_port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.shared_address}:{self.prometheus_port}"
+
+    @property
+    def console_host(self) -> str:
+        """netns publishes the console on the host's loopback beside the gateway."""
+        return "127.0.0.1" if self.netns else self.shared_address
+
+    def peer_addresses(self) -> list[str]:
+        """Every address a shard may see a client connect from (the app user is granted to these)."""
+        found = ["127.0.0.1", *(self.vm_address(vm.name) for vm in self.vms), self.shared_address]
+        if self.netns:
+            found.append(self.bridge_address)
+        return list(dict.fromkeys(found))
+
+    # -- network namespaces (isolation = "netns") ----------------------------------------------
+    @property
+    def netns_roles(self) -> list[str]:
+        """One namespace per VM, then one for the shared services."""
+        return [vm.name for vm in self.vms] + ["shared"]
+
+    def netns_name(self, role: str) -> str:
+        return f"{self.name}-{role}"
+
+    def role_of(self, svc: ServiceSpec) -> str:
+        return svc.vm or "shared"
+
+    def role_address(self, role: str) -> str:
+        return self.shared_address if role == "shared" else self.vm_address(role)
+
+    @property
+    def link_prefix(self) -> str:
+        """Host-side interface names must fit 15 bytes and be recognisable: pc<hash of the name>."""
+        return "pc" + hashlib.sha1(self.name.encode()).hexdigest()[:5]
+
+    def link_name(self, role: str) -> str:
+        if role == "bridge":
+            return f"{self.link_prefix}-br"
+        if role == "shared":
+            return f"{self.link_prefix}-sh"
+        return f"{self.link_prefix}-v{self.vms.index(self.vm(role)) + 1}"
 
     @property
     def local_kafka(self) -> bool:
@@ -133,15 +238,19 @@ class ServiceSpec:
 
 
 def services(topology: Topology, vm_filter: str | None = None) -> list[ServiceSpec]:
-    """The process list in start order: databases, broker, workers, ingest, gateway, prometheus, console."""
+    """The process list in start order: databases, broker, workers, ingest, gateway, prometheus, console.
+
+    With `vm_filter`, that VM's services, plus the shared ones unless the topology puts them on
+    another VM (`shared_vm`, for real VMs)."""
     chosen = [vm for vm in topology.vms if vm_filter in (None, vm.name)]
     if vm_filter is not None:
         topology.vm(vm_filter)
+    with_shared = vm_filter is None or topology.shared_vm in (None, vm_filter)
     out: list[ServiceSpec] = []
     for vm in chosen:
         idx = topology.vms.index(vm)
         out.append(ServiceSpec(topology.shard_name(idx), "db", vm.name, vm.db_port, "mysql"))
-    if topology.local_kafka:
+    if topology.local_kafka and with_shared:
         out.append(ServiceSpec("kafka", "kafka", None, topology.kafka_port, "tcp"))
     for vm in chosen:
         out += [
@@ -151,6 +260,8 @@ def services(topology: Topology, vm_filter: str | None = None) -> list[ServiceSp
             ServiceSpec(f"refund-{vm.name}", "refund", vm.name, vm.refund_port, "/health"),
             ServiceSpec(f"settlement-{vm.name}", "settlement", vm.name, vm.settlement_port, "/health"),
         ]
+    if not with_shared:
+        return out
     out.append(ServiceSpec("gateway", "gateway", None, topology.gateway_port, "/gateway/health"))
     if topology.prometheus_enabled:
         out.append(ServiceSpec("prometheus", "prometheus", None, topology.prometheus_port, "/-/ready"))
@@ -173,7 +284,7 @@ def load_topology(path: Path | None = None) -> Topology:
     """Built-in defaults, overridden by stack.toml when there is one."""
     source = find_config(path)
     if source is None:
-        return Topology()
+        return with_running_isolation(Topology())
     try:
         raw = source.read_bytes()
     except OSError as exc:
@@ -192,7 +303,24 @@ def load_topology(path: Path | None = None) -> Topology:
         raise UsageError(f"{source}: {problems}") from exc
     if not topo.state_dir.is_absolute():
         topo = topo.model_copy(update={"state_dir": (source.parent / topo.state_dir).resolve()})
-    return topo
+    return with_running_isolation(topo)
+
+
+def with_isolation(topo: Topology, isolation: str) -> Topology:
+    """The topology with another isolation (validated: `payctl up --isolation`)."""
+    try:
+        return Topology.model_validate({**topo.model_dump(), "isolation": isolation})
+    except ValidationError as exc:
+        raise UsageError(f"--isolation {isolation}: {exc.errors()[0]['msg']}", "use none or netns") from exc
+
+
+def with_running_isolation(topo: Topology) -> Topology:
+    """A stack started with `up --isolation X` keeps X for every later command until `down`."""
+    try:
+        running = (topo.state_path() / "isolation").read_text().strip()
+    except OSError:
+        return topo
+    return with_isolation(topo, running) if running in ("none", "netns") and running != topo.isolation else topo
 
 
 def dump_toml(topo: Topology) -> str:

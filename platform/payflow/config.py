@@ -78,6 +78,9 @@ class PlatformConfig(BaseModel):
     ledger_port: int
     refund_port: int
     settlement_port: int
+    # The VM's address: every service of the VM listens on it (127.0.0.1 unless the topology gives
+    # the VM its own address: a network namespace or a real host).
+    bind_host: str = "127.0.0.1"
     settings: Settings = Field(default_factory=Settings)
     # HMAC key the relay signs events with and consumers verify; None only where a deployment has
     # not provisioned one (the services then log loudly that events are not authenticated).

@@ -488,7 +488,7 @@ class ConsumerWorker:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
-        serve(self.port, {"/health": self.health})
+        serve(self.port, {"/health": self.health}, host=self.config.bind_host)
         app = self.handler.name
         topics = sorted({TOPIC_BY_EVENT[t] for t in self.handler.event_types})
         if self.secret is None:

@@ -91,7 +91,7 @@ class RelayProcess:
             "/health": self.health,
             "/circuit-breaker/kafka-publisher": lambda: (200, self.tracked.snapshot()),
             "/outbox": self.outbox,
-        })
+        }, host=self.config.bind_host)
         log.info("relay for %s started (bootstrap %s)", self.shard.name, self.config.bootstrap_servers)
         keeper = asyncio.create_task(self.housekeeping())
         while not self.stopping.is_set():

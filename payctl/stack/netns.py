@@ -1,0 +1,128 @@
+"""Network namespaces for `isolation = "netns"`: one per VM and one for the shared services, each
+with its own address on a private bridge, so every cross-VM call crosses a real (veth) link.
+
+`plan_*` are pure (the `ip` commands, in order); `NetnsNetwork` runs them. Every name is derived
+from the topology (namespaces `<name>-<role>`, host links `pc<hash>-…`), which is how `down`
+recognises leftovers after a crash."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from payctl.errors import EnvironmentProblem
+from payctl.stack.topology import Topology
+
+Command = list[str]
+NS_IFACE = "eth0"  # inside every namespace
+
+
+def plan_bridge(topo: Topology) -> list[Command]:
+    bridge = topo.link_name("bridge")
+    return [
+        ["ip", "link", "add", bridge, "type", "bridge"],
+        ["ip", "addr", "add", f"{topo.bridge_address}/24", "dev", bridge],
+        ["ip", "link", "set", bridge, "up"],
+    ]
+
+
+def plan_role(topo: Topology, role: str) -> list[Command]:
+    """Namespace + veth pair (host end on the bridge, namespace end `eth0` with the role's address)."""
+    ns, host_end = topo.netns_name(role), topo.link_name(role)
+    peer = f"{host_end}p"
+    return [
+        ["ip", "netns", "add", ns],
+        ["ip", "link", "add", host_end, "type", "veth", "peer", "name", peer],
+        ["ip", "link", "set", peer, "netns", ns],
+        ["ip", "-n", ns, "link", "set", peer, "name", NS_IFACE],
+        ["ip", "-n", ns, "addr", "add", f"{topo.role_address(role)}/24", "dev", NS_IFACE],
+        ["ip", "-n", ns, "link", "set", NS_IFACE, "up"],
+        ["ip", "-n", ns, "link", "set", "lo", "up"],
+        ["ip", "link", "set", host_end, "master", topo.link_name("bridge")],
+        ["ip", "link", "set", host_end, "up"],
+    ]
+
+
+def require_netns_support() -> str:
+    """The `ip` binary; EnvironmentProblem (exit 2) without root or without iproute2."""
+    ip = shutil.which("ip") or ("/usr/sbin/ip" if os.path.exists("/usr/sbin/ip") else None)
+    if ip is None:
+        raise EnvironmentProblem("isolation \"netns\" needs the `ip` command (iproute2), which is not installed",
+                                 "apt-get install -y iproute2, or use the default isolation \"none\"")
+    if os.geteuid() != 0:
+        raise EnvironmentProblem("isolation \"netns\" needs root (it creates network namespaces, veth links "
+                                 "and a bridge)", "run payctl as root, or use the default isolation \"none\"")
+    return ip
+
+
+@dataclass
+class NetnsNetwork:
+    topo: Topology
+
+    def _run(self, cmd: Command, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+        if check and result.returncode != 0:
+            raise EnvironmentProblem(f"`{' '.join(cmd)}` failed: {result.stderr.strip()}",
+                                     "run `payctl down` to remove what was made, then retry")
+        return result
+
+    def namespaces(self) -> list[str]:
+        out = self._run(["ip", "netns", "list"], check=False).stdout
+        return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+    def links(self) -> list[str]:
+        out = self._run(["ip", "-o", "link", "show"], check=False).stdout
+        names = [line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line]
+        return [n for n in names if n.startswith(self.topo.link_prefix + "-")]
+
+    def role_ready(self, role: str) -> bool:
+        ns = self.topo.netns_name(role)
+        result = self._run(["ip", "-n", ns, "-br", "addr", "show", NS_IFACE], check=False)
+        return result.returncode == 0 and f"{self.topo.role_address(role)}/24" in result.stdout
+
+    def ensure(self) -> list[str]:
+        """Create whatever is missing (idempotent: a running stack's namespaces are left alone);
+        returns what was created."""
+        require_netns_support()
+        made: list[str] = []
+        bridge = self.topo.link_name("bridge")
+        if bridge not in self.links():
+            for cmd in plan_bridge(self.topo):
+                self._run(cmd)
+            made.append(bridge)
+        present = set(self.namespaces())
+        for role in self.topo.netns_roles:
+            ns = self.topo.netns_name(role)
+            if ns in present and self.role_ready(role):
+                continue
+            self._remove_role(role)  # half-made (a crash mid-setup): start that role afresh
+            for cmd in plan_role(self.topo, role):
+                self._run(cmd)
+            made.append(ns)
+        return made
+
+    def _remove_role(self, role: str) -> None:
+        self._run(["ip", "netns", "del", self.topo.netns_name(role)], check=False)
+        self._run(["ip", "link", "del", self.topo.link_name(role)], check=False)
+
+    def leftovers(self) -> list[str]:
+        """Namespaces and links of this topology that exist now (names it recognises)."""
+        ours = {self.topo.netns_name(role) for role in self.topo.netns_roles}
+        return sorted(ns for ns in self.namespaces() if ns in ours) + self.links()
+
+    def teardown(self) -> list[str]:
+        """Remove every namespace and link of this topology (also after a crash); returns what went."""
+        if shutil.which("ip") is None or os.geteuid() != 0:
+            return []
+        gone = self.leftovers()
+        for role in self.topo.netns_roles:
+            self._remove_role(role)
+        for link in self.links():  # the bridge, and any host end whose namespace vanished
+            self._run(["ip", "link", "del", link], check=False)
+        still = self.leftovers()
+        if still:
+            raise EnvironmentProblem(f"could not remove {', '.join(still)}", "remove them with `ip netns del`/"
+                                     "`ip link del` and report it")
+        return gone

@@ -74,7 +74,7 @@ def apply_migrations(topo: Topology, vms: list[str] | None = None) -> dict[str, 
     for vm in vms or [v.name for v in topo.vms]:
         with shard_connection(topo, vm) as conn:
             try:
-                applied[vm] = [f"V{m.version:03d}__{m.name}" for m in migrations.apply_pending(conn)]
+                applied[vm] = [m.label for m in migrations.apply_pending(conn)]
             except RuntimeError as exc:
                 raise EnvironmentProblem(f"{vm}: {exc}") from exc
     return applied

@@ -32,6 +32,11 @@ class Migration:
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
+    @property
+    def label(self) -> str:
+        """As its file is named, without .sql: V001__init."""
+        return f"V{self.version:03d}__{self.name}"
+
     def statements(self) -> list[str]:
         body = "\n".join(line for line in self.sql.splitlines() if not line.strip().startswith("--"))
         return [s.strip() for s in body.split(";") if s.strip()]

@@ -17,20 +17,24 @@ from payctl.chaos.engine import ActivityFailed
 from payctl.chaos.journal import Journal
 from payctl.chaos.load import LoadGenerator, merchant_for
 from payctl.chaos.model import (
+    AddLatencyAction,
     ArmFaultAction,
     BackgroundLoadAction,
     BreakerStateProbe,
     BreakerTransitionsProbe,
     DisarmFaultAction,
     FaultArmedProbe,
+    HealLinkAction,
     HttpProbe,
     InjectPoisonAction,
     LedgerBalancedProbe,
+    LimitBandwidthAction,
     LoadResultsProbe,
     NoPartialPaymentsProbe,
     OutboxDeadProbe,
     OutboxPendingProbe,
     ParkedMessagesProbe,
+    PartitionAction,
     PaymentsAction,
     Probe,
     ReconcileCleanProbe,
@@ -44,6 +48,7 @@ from payctl.chaos.transitions import check_outage_transitions
 from payctl.ops.outbox import outbox_stats
 from payctl.ops.reconcile import reconcile
 from payctl.stack.backend import Backend
+from payctl.stack.netfaults import LinkFault, LinkFaults
 from payctl.stack.paths import StatePaths
 from payctl.stack.probes import relay_breaker
 from payctl.stack.shards import shard_connection
@@ -84,7 +89,8 @@ class StackDriver:
         if isinstance(probe, BreakerStateProbe):
             return {name: snapshot.get("state") for name, snapshot in self._relays(probe.relays)}
         if isinstance(probe, OutboxPendingProbe):
-            return sum(int(row["pending"]) for row in outbox_stats(self.topo))
+            return sum(int(row["pending"]) for row in outbox_stats(self.topo)
+                       if probe.vms == "all" or row["vm"] in probe.vms)
         if isinstance(probe, LedgerBalancedProbe):
             return self._sum_over_shards(audit.unbalanced_payment_count) == 0
         if isinstance(probe, ReconcileCleanProbe):
@@ -166,6 +172,10 @@ class StackDriver:
             armed = path.exists()
             path.unlink(missing_ok=True)
             return {"disarmed": str(path), "was_armed": armed}
+        if isinstance(action, PartitionAction | LimitBandwidthAction | AddLatencyAction):
+            return LinkFaults(self.topo).apply(link_fault(action))
+        if isinstance(action, HealLinkAction):
+            return LinkFaults(self.topo).heal(action.source, action.target)
         if isinstance(action, InjectPoisonAction):
             self.parked_before[action.id] = before = self._parked()
             sent = poison.inject(self.topo.kafka_bootstrap, action.topic, action.count,
@@ -208,3 +218,12 @@ class StackDriver:
         for gen in self.loads.values():
             gen.stop()
         self.client.close()
+
+
+def link_fault(action: PartitionAction | LimitBandwidthAction | AddLatencyAction) -> LinkFault:
+    if isinstance(action, PartitionAction):
+        return LinkFault("drop", action.source, action.target, action.direction)
+    if isinstance(action, LimitBandwidthAction):
+        return LinkFault("rate", action.source, action.target, action.direction, rate_kbit=action.rate_kbit)
+    return LinkFault("delay", action.source, action.target, action.direction, delay_ms=action.delay_ms,
+                     loss_pct=action.loss_pct)

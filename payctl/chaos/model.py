@@ -60,7 +60,10 @@ class BreakerStateProbe(_Probe):
 
 
 class OutboxPendingProbe(_Probe):
+    """Outbox events not yet published, summed over `vms` (their shards)."""
+
     type: Literal["outbox_pending"]
+    vms: list[str] | Literal["all"] = "all"
     tolerance: Tolerance = Field(default_factory=lambda: Range(max=0))
 
 
@@ -235,6 +238,57 @@ class InjectPoisonAction(_Activity):
         return topic
 
 
+class _LinkActivity(_Activity):
+    """The link from VM `source` to the service `target` (e.g. vm2 → kafka, vm1 → shard2); needs a
+    stack started with `--isolation netns`."""
+
+    source: str = Field(pattern=_SERVICE)
+    target: str = Field(pattern=_SERVICE)
+
+
+class PartitionAction(_LinkActivity):
+    """Drop every packet on the link, silently (a real partition, not a refused connection):
+    `outbound` source → target only, `inbound` target → source only, or `both`."""
+
+    type: Literal["partition"]
+    direction: Literal["both", "outbound", "inbound"] = "both"
+
+
+class LimitBandwidthAction(_LinkActivity):
+    type: Literal["limit_bandwidth"]
+    direction: Literal["both", "outbound", "inbound"] = "both"
+    rate_kbit: int = Field(ge=8, le=10_000_000)
+
+
+class AddLatencyAction(_LinkActivity):
+    """Needs `tc netem` (sch_netem); on a kernel without it the run stops before it starts."""
+
+    type: Literal["add_latency"]
+    direction: Literal["both", "outbound", "inbound"] = "both"
+    delay_ms: int = Field(ge=1, le=60_000)
+    loss_pct: float = Field(default=0.0, ge=0, le=100)
+
+
+class HealLinkAction(_LinkActivity):
+    """Remove whatever fault sits on the link (both directions)."""
+
+    type: Literal["heal_link"]
+
+
+LINK_FAULT_KIND: dict[str, Literal["drop", "rate", "delay"]] = {
+    "partition": "drop", "limit_bandwidth": "rate", "add_latency": "delay"}
+
+
+def network_fault_kinds(exp: Experiment) -> set[Literal["drop", "rate", "delay"]]:
+    """The kinds of network fault an experiment injects ("drop", "rate", "delay"): checked against
+    the stack and the kernel before the run starts."""
+    return {LINK_FAULT_KIND[a.type] for a in [*exp.method, *exp.rollbacks] if a.type in LINK_FAULT_KIND}
+
+
+def uses_network(exp: Experiment) -> bool:
+    return any(isinstance(a, _LinkActivity) for a in [*exp.method, *exp.rollbacks])
+
+
 class ProbeStep(_Activity):
     """A probe inside the method: the experiment deviates if it does not hold."""
 
@@ -244,13 +298,15 @@ class ProbeStep(_Activity):
 
 Action = Annotated[
     ServiceAction | PaymentsAction | BackgroundLoadAction | StopLoadAction | WaitAction | WaitUntilAction | ProbeStep
-    | ArmFaultAction | DisarmFaultAction | InjectPoisonAction,
+    | ArmFaultAction | DisarmFaultAction | InjectPoisonAction | PartitionAction | LimitBandwidthAction
+    | AddLatencyAction | HealLinkAction,
     Field(discriminator="type"),
 ]
 
 
 ACTION_TYPES = ("stop", "start", "kill", "pause", "resume", "payments", "background_load", "stop_load", "wait",
-                "wait_until", "probe", "arm_fault", "disarm_fault", "inject_poison")
+                "wait_until", "probe", "arm_fault", "disarm_fault", "inject_poison", "partition", "limit_bandwidth",
+                "add_latency", "heal_link")
 ACTION_ADAPTER: TypeAdapter[Any] = TypeAdapter(Action)
 
 

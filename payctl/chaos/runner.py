@@ -12,11 +12,12 @@ from payctl.assets import chaos_dir
 from payctl.chaos import engine
 from payctl.chaos.driver import StackDriver
 from payctl.chaos.journal import Journal
-from payctl.chaos.model import Experiment, Scalar, load_experiment
+from payctl.chaos.model import Experiment, Scalar, load_experiment, network_fault_kinds, uses_network
 from payctl.chaos.report import to_markdown
 from payctl.chaos.undo import UndoLog
 from payctl.errors import EnvironmentProblem, UsageError
 from payctl.stack.backend import Backend
+from payctl.stack.netfaults import require_fault_support
 from payctl.stack.paths import StatePaths
 
 
@@ -51,6 +52,10 @@ def execute(name: str, experiment: Experiment, backend: Backend, reports_root: P
             listener: engine.Listener = lambda _r: None) -> tuple[Journal, Path]:
     if not backend.is_up():
         raise EnvironmentProblem("the stack is not running", "start it with `payctl up`")
+    # Refuse before anything is injected: a network fault the stack or the kernel cannot do.
+    if uses_network(experiment) and backend.name != "local":
+        raise EnvironmentProblem("network faults run on the local backend only (namespaces on this machine)")
+    require_fault_support(backend.topo, network_fault_kinds(experiment))
     folder = reports_root.resolve() / f"chaos-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{name}"
     n = 1
     while folder.exists():

@@ -21,11 +21,14 @@ SCHEMA = "payctl.chaos.undo/v1"
 
 # fault action type → the action type that reverts it (a killed service is started: supervisor
 # normally restarts it, and `start` of a running service is a no-op)
-UNDO_TYPE = {"stop": "start", "kill": "start", "pause": "resume", "arm_fault": "disarm_fault"}
+UNDO_TYPE = {"stop": "start", "kill": "start", "pause": "resume", "arm_fault": "disarm_fault",
+             "partition": "heal_link", "limit_bandwidth": "heal_link", "add_latency": "heal_link"}
+# what identifies the thing a fault and its undo act on
+_TARGET_FIELDS = ("service", "point", "source", "target")
 
 
 def _key(action: dict[str, Any]) -> tuple[Any, ...]:
-    return action.get("type"), action.get("service"), action.get("point")
+    return (action.get("type"), *(action.get(f) for f in _TARGET_FIELDS))
 
 
 def undo_for(action: dict[str, Any]) -> dict[str, Any] | None:
@@ -33,14 +36,11 @@ def undo_for(action: dict[str, Any]) -> dict[str, Any] | None:
     kind = UNDO_TYPE.get(str(action.get("type")))
     if kind is None:
         return None
-    out = {"type": kind, "service": action["service"]}
-    if "point" in action:
-        out["point"] = action["point"]
-    return out
+    return {"type": kind, **{f: action[f] for f in _TARGET_FIELDS if f in action}}
 
 
 def describe(action: dict[str, Any]) -> str:
-    """`pause shard2`, `disarm_fault relay-vm1 crash-after-publish`."""
+    """`pause shard2`, `disarm_fault relay-vm1 crash-after-publish`, `heal_link vm2 kafka`."""
     return " ".join(str(v) for v in _key(action) if v is not None)
 
 

@@ -13,6 +13,7 @@ import typer
 
 from payctl.cli import (
     chaos_cmds,
+    compose_cmds,
     console_cmds,
     loadtest_cmds,
     mcp_cmds,
@@ -27,8 +28,8 @@ from payctl.errors import PayctlError
 
 # In help order.
 REGISTRARS: tuple[Callable[[typer.Typer], None], ...] = (
-    stack_cmds.register, smoke_cmds.register, schema_cmds.register, ops_cmds.register, loadtest_cmds.register,
-    chaos_cmds.register, console_cmds.register, mcp_cmds.register,
+    stack_cmds.register, compose_cmds.register, smoke_cmds.register, schema_cmds.register, ops_cmds.register,
+    loadtest_cmds.register, chaos_cmds.register, console_cmds.register, mcp_cmds.register,
 )
 
 

@@ -33,12 +33,33 @@ else:  # pymysql's Connection is generic only to type checkers
 
 
 class ShardUnavailable(Exception):
-    def __init__(self, shard: ShardConfig, cause: BaseException) -> None:
+    """The shard could not be used. `outcome_unknown` False: nothing of the request was committed
+    (safe to retry anywhere, the gateway does); True: it went away while a COMMIT was in flight, so
+    the change may be durable (retry only with the same idempotency key)."""
+
+    def __init__(self, shard: ShardConfig, cause: BaseException, outcome_unknown: bool = False) -> None:
         super().__init__(f"shard {shard.name} ({shard.host}:{shard.port}) is unavailable: {cause}")
         self.shard = shard
+        self.outcome_unknown = outcome_unknown
+
+
+class CommitInterrupted(Exception):
+    """The connection failed during COMMIT (raised by `commit`)."""
+
+
+def commit(conn: Connection) -> None:
+    """COMMIT, telling a failure during it apart from a failure before it."""
+    try:
+        conn.commit()
+    except Exception as exc:
+        if is_unavailable_error(exc):
+            raise CommitInterrupted(str(exc)) from exc
+        raise
 
 
 def is_unavailable_error(exc: BaseException) -> bool:
+    if isinstance(exc, CommitInterrupted):
+        return True
     if isinstance(exc, pymysql.err.OperationalError | pymysql.err.InterfaceError):
         code = exc.args[0] if exc.args else None
         return code in _UNAVAILABLE_CODES or isinstance(exc, pymysql.err.InterfaceError)
@@ -146,7 +167,7 @@ class ShardPools:
                 # Its idle siblings are as stale (a restarted shard): drop them, so the breaker's
                 # trial after `shard_open_s` uses a fresh connection instead of failing again.
                 pool.close_all()
-                raise ShardUnavailable(shard, exc) from exc
+                raise ShardUnavailable(shard, exc, outcome_unknown=isinstance(exc, CommitInterrupted)) from exc
             breaker.success()  # the shard answered; the request failed for its own reasons
             try:
                 conn.rollback()

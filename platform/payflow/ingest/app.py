@@ -105,7 +105,14 @@ def create_app(config: PlatformConfig, service: PaymentService | None = None) ->
     @app.errorhandler(ShardUnavailable)
     def _shard_down(err: ShardUnavailable) -> Response:
         retry = str(max(1, settings.shard_retry_after_s))
-        body = {"code": "SHARD_UNAVAILABLE", "message": f"{err.shard.name} is unavailable; retry later"}
+        if err.outcome_unknown:
+            # Not a 503: the gateway retries 503s on the other instance because they promise that
+            # nothing was written; this one cannot promise it.
+            body = {"code": "OUTCOME_UNKNOWN", "message": f"{err.shard.name} stopped answering during commit; "
+                    "the change may have been recorded: retry with the same Idempotency-Key"}
+            return _json(body, 504, {"Retry-After": retry})
+        body = {"code": "SHARD_UNAVAILABLE", "message": f"{err.shard.name} is unavailable; nothing was recorded; "
+                "retry later"}
         return _json(body, 503, {"Retry-After": retry})
 
     @app.errorhandler(HTTPException)

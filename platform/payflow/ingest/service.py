@@ -17,7 +17,7 @@ import pymysql
 from pymysql.cursors import Cursor
 
 from payflow.config import Settings
-from payflow.db.pool import Connection, ShardPools
+from payflow.db.pool import Connection, ShardPools, commit
 from payflow.db.rows import PAYMENT_COLUMNS, as_mapping, balances_of
 from payflow.domain import events, payment
 from payflow.domain.payment import Balances, TransitionError
@@ -124,7 +124,7 @@ class PaymentService:
                                                                outcome.status, orjson.dumps(outcome.body)):
                 conn.rollback()
                 return self._replay(conn, cur, merchant_id, key, request_hash)
-        conn.commit()
+        commit(conn)  # a shard lost during COMMIT is "outcome unknown", never "nothing written"
         return outcome
 
     def _replay(self, conn: Connection, cur: Cursor, merchant_id: str, key: str, request_hash: str) -> Outcome | None:

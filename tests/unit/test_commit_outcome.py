@@ -1,0 +1,68 @@
+"""A 503 SHARD_UNAVAILABLE promises that nothing was written (the gateway retries it on the other
+instance); a shard lost while its COMMIT was in flight must not be reported that way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+
+from payflow.config import Settings, ShardConfig
+from payflow.db import pool as pool_mod
+from payflow.db.pool import ShardPools, ShardUnavailable
+
+LOST = pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query")
+
+
+class FakeConn:
+    def __init__(self, commit_error: BaseException | None = None) -> None:
+        self.commit_error = commit_error
+        self.closed = False
+
+    def commit(self) -> None:
+        if self.commit_error is not None:
+            raise self.commit_error
+
+    def rollback(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_autocommit(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(name)
+
+
+def _pools(monkeypatch: pytest.MonkeyPatch, conn: FakeConn) -> ShardPools:
+    shard = ShardConfig(index=0, name="shard1", port=3306, database="d", user="u", password_file=Path("/nonexistent"))
+    pools = ShardPools([shard], Settings())
+    monkeypatch.setattr(pools._pools[0], "take", lambda: conn)
+    return pools
+
+
+def test_lost_before_commit_is_unavailable_with_nothing_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    pools = _pools(monkeypatch, FakeConn())
+    with pytest.raises(ShardUnavailable) as caught, pools.connect(0):
+        raise LOST
+    assert caught.value.outcome_unknown is False
+
+
+def test_lost_during_commit_is_outcome_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = FakeConn(commit_error=LOST)
+    pools = _pools(monkeypatch, conn)
+    with pytest.raises(ShardUnavailable) as caught, pools.connect(0) as c:
+        pool_mod.commit(c)
+    assert caught.value.outcome_unknown is True
+    assert conn.closed
+
+
+def test_a_refused_commit_for_other_reasons_is_not_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = FakeConn(commit_error=pymysql.err.IntegrityError(1062, "dup"))
+    pools = _pools(monkeypatch, conn)
+    with pytest.raises(pymysql.err.IntegrityError), pools.connect(0) as c:
+        pool_mod.commit(c)

@@ -1,8 +1,9 @@
-"""The compose backend: the same topology as containers (compose.yml + the docker SDK).
+"""The compose backend: the same topology as containers (the generated compose.yml + the docker SDK).
 
-No Docker engine runs on the machines this project is developed on, so this backend is exercised
-by tests against a mocked docker client only; `payctl up --backend compose` says so loudly when
-there is no engine."""
+`payctl compose render` writes compose.yml and its config files from the topology; `up` refuses
+to start from files that are stale for the topology it was given. No Docker engine runs on the
+machines this project is developed on, so this backend is exercised by tests against a mocked
+docker client only; `payctl up --backend compose` says so loudly when there is no engine."""
 
 from __future__ import annotations
 
@@ -13,28 +14,48 @@ from pathlib import Path
 from typing import Any
 
 from payctl.errors import EnvironmentProblem, UsageError
+from payctl.stack import compose_files, compose_render, mariadb
 from payctl.stack.backend import ServiceStatus
 from payctl.stack.paths import StatePaths
 from payctl.stack.probes import probe
 from payctl.stack.topology import ServiceSpec, Topology
 from payctl.stack.topology import services as topology_services
 
+COMPOSE_FILE = str(compose_render.COMPOSE_FILE)
+
 
 def services(topo: Topology, vm: str | None = None) -> list[ServiceSpec]:
-    """The topology's services that compose.yml declares (the console runs beside it: `payctl console`)."""
-    return [s for s in topology_services(topo, vm) if s.kind != "console"]
-
-COMPOSE_FILE = "compose.yml"
+    """The topology's services, each a container of compose.yml (the console included)."""
+    return topology_services(topo, vm)
 
 
 def compose_file(cwd: Path | None = None) -> Path:
-    """compose.yml in the working directory. It builds from the checkout (platform/Dockerfile, its
-    config and secrets), so it is not package data: run the compose backend from the checkout."""
+    """compose.yml in the working directory. It builds from the checkout (platform/Dockerfile) and
+    mounts its config files, so it is not package data: run the compose backend from the checkout."""
     path = (cwd or Path.cwd()) / COMPOSE_FILE
     if not path.is_file():
         raise EnvironmentProblem(f"the compose backend needs {COMPOSE_FILE} in the working directory ({path.parent})",
-                                 "run payctl from the payctl checkout that holds compose.yml")
+                                 "run payctl from the payctl checkout, or `payctl compose render` there")
     return path
+
+
+def check_current(topo: Topology, folder: Path) -> None:
+    """EnvironmentProblem naming the files under `folder` that the topology would render differently."""
+    stale = compose_files.stale(compose_render.render(topo, base=folder), folder)
+    if stale:
+        raise EnvironmentProblem(f"{', '.join(map(str, stale))} in {folder} do not match this topology",
+                                 "run `payctl compose render` with the same --config, then retry")
+
+
+def ensure_secrets(topo: Topology, paths: StatePaths) -> None:
+    """The shard passwords and the event key compose.yml mounts as secrets, created once in the
+    state folder (the local backend's files, so payctl on the host reads the same ones). Docker
+    bind-mounts them with their mode and MariaDB reads them as its own user: 0644 in a 0700 folder."""
+    files = [paths.password_file(vm.name) for vm in topo.vms] + [paths.event_secret_file]
+    for path in files:
+        mariadb.ensure_password(path)
+        path.chmod(0o644)
+    paths.password_file(topo.vms[0].name).parent.chmod(0o700)
 
 
 def container_name(topo: Topology, service: str) -> str:
@@ -78,6 +99,8 @@ class ComposeBackend:
            timeout_s: float = 120) -> None:
         _ = self.client  # fail fast without an engine
         file = compose_file()
+        check_current(self.topo, file.parent)
+        ensure_secrets(self.topo, self.paths)
         wanted = [s.name for s in services(self.topo, vm)]
         progress("docker compose up")
         result = subprocess.run(["docker", "compose", "-f", str(file), "-p", self.topo.name, "up", "-d",

@@ -53,7 +53,7 @@ class Stack:
     def __init__(self, backend: LocalBackend) -> None:
         self.backend = backend
         self.topo = backend.topo
-        self.api = Api(f"http://127.0.0.1:{self.topo.gateway_port}/api")
+        self.api = Api(f"{self.topo.gateway_url}/api")
 
     @property
     def config_file(self) -> Path:
@@ -68,7 +68,7 @@ class Stack:
 
     def db(self, shard_index: int) -> pymysql.Connection[Any]:
         vm = self.topo.vms[shard_index]
-        return pymysql.connect(host="127.0.0.1", port=vm.db_port, user=self.topo.db_user,
+        return pymysql.connect(host=self.topo.vm_address(vm.name), port=vm.db_port, user=self.topo.db_user,
                                password=self.backend.paths.password_file(vm.name).read_text().strip(),
                                database=self.topo.database, autocommit=True)
 

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.integration
 
 
 def _breakers(stack: Any) -> dict[str, str]:
-    return {vm.name: str(relay_breaker(vm.relay_port).get("state")) for vm in stack.topo.vms}
+    return {vm.name: str(relay_breaker(vm.relay_port, host=stack.topo.vm_address(vm.name)).get("state"))
+            for vm in stack.topo.vms}
 
 
 def _dead(stack: Any) -> int:

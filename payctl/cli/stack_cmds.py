@@ -25,8 +25,8 @@ SERVICE_VERBS = (("start", "Start one service and wait until healthy."),
 def render_status(rows: list[dict[str, object]]) -> None:
     console().print(table(
         "payctl stack",
-        ["VM", "service", "pid", "port", "state", "healthy", "uptime", "breaker"],
-        [[r["vm"] or "-", r["name"], r["pid"], r["port"], r["state"],
+        ["VM", "service", "pid", "address", "state", "healthy", "uptime", "breaker"],
+        [[r["vm"] or "-", r["name"], r["pid"], f"{r['address']}:{r['port']}", r["state"],
           ok_mark(bool(r["healthy"])) + f" {r['detail']}", r["uptime_s"], r["breaker"] or ""] for r in rows],
     ))
 

@@ -23,6 +23,7 @@ class ServiceStatus:
     healthy: bool
     detail: str
     breaker: str | None = None
+    address: str = "127.0.0.1"  # where the service listens (its VM's address)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

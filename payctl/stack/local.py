@@ -221,6 +221,7 @@ class LocalBackend:
             return ServiceStatus(
                 svc.name, svc.kind, svc.vm, svc.port, state, int(i["pid"]) if running else None,
                 round(now - i["start"], 1) if running else None, healthy, detail, breaker,
+                self.topo.address_of(svc),
             )
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:

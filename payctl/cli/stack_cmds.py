@@ -33,7 +33,9 @@ def render_status(rows: list[dict[str, object]]) -> None:
 
 def up(
     ctx: typer.Context,
-    vm: Annotated[str | None, typer.Option(help="start only this VM's stack (plus kafka and the gateway)")] = None,
+    vm: Annotated[str | None, typer.Option(
+        help="start only this VM's services (plus broker, gateway, Prometheus, console unless `shared_vm` "
+             "names another VM)")] = None,
     backend: Annotated[str | None, typer.Option(help="local (default) or compose")] = None,
     isolation: Annotated[str | None, typer.Option(
         help="none (default: every service on 127.0.0.1) or netns (each VM in its own network namespace)")] = None,

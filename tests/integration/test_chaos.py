@@ -101,8 +101,9 @@ def _steps(folder):
 
 
 def test_shard_hang_costs_only_odd_merchants(stack, tmp_path):
-    # the contract is 1 s for the 503; allow slack for a loaded 2-core CI machine
-    journal, folder = run(stack, "shard-hang", {**LIGHT, "hang_s": 5, "max_503_ms": 3000}, tmp_path)
+    # the contract: one ingest timeout per instance at most (2 × 1.5 s in the test topology);
+    # slack for a loaded 2-core CI machine
+    journal, folder = run(stack, "shard-hang", {**LIGHT, "hang_s": 5, "max_503_ms": 4000}, tmp_path)
     assert journal.status == "completed", journal.reason
     data, steps = _steps(folder)
     window = steps["isolation"]["output"]

@@ -66,3 +66,41 @@ def test_a_refused_commit_for_other_reasons_is_not_unavailable(monkeypatch: pyte
     pools = _pools(monkeypatch, conn)
     with pytest.raises(pymysql.err.IntegrityError), pools.connect(0) as c:
         pool_mod.commit(c)
+
+
+def test_half_open_shard_is_probed_in_the_background_not_by_a_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hung shard must cost a client at most one timeout, ever: once the breaker is open, every
+    client call fails fast, and whether the shard is back is found out by a probe of the pool's own."""
+    import threading
+    import time
+
+    probes: list[str] = []
+    answered = threading.Event()
+
+    class Probe(FakeConn):
+        def ping(self, reconnect: bool = False) -> None:
+            probes.append("ping")
+            answered.wait(5)  # the shard "hangs" until the test lets it answer
+
+    monkeypatch.setattr(pool_mod, "direct_connect", lambda *a, **k: Probe())
+    pools = _pools(monkeypatch, FakeConn())
+    pools.breakers[0].open_s = 0.05
+    with pytest.raises(ShardUnavailable), pools.connect(0):
+        raise LOST
+    time.sleep(0.1)  # half-open now
+    started = time.monotonic()
+    for _ in range(3):
+        with pytest.raises(ShardUnavailable, match="breaker open"), pools.connect(0):
+            pass
+    assert time.monotonic() - started < 0.5  # no client waited on the hung probe
+    deadline = time.monotonic() + 2
+    while not probes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert probes == ["ping"]  # exactly one probe, however many clients knocked
+    answered.set()
+    deadline = time.monotonic() + 2
+    while pools.breakers[0].state != "closed" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pools.breakers[0].state == "closed"
+    with pools.connect(0):
+        pass

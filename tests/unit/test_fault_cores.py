@@ -33,20 +33,22 @@ def test_commit_stops_at_the_oldest_deferred_record():
     assert "p0" not in t.partitions() and t.deferred_count == 0
 
 
-def test_shard_breaker_opens_fails_fast_then_trials_one_at_a_time():
+def test_shard_breaker_opens_fails_fast_and_its_trial_is_never_a_client_call():
     now = [0.0]
     b = ShardBreaker(open_s=1.0, clock=lambda: now[0])
     assert b.allow() and b.state == "closed"
     b.failure()
     assert b.state == "open" and not b.allow() and b.retry_after_s() == 1.0
+    assert not b.claim_trial()  # still open: nothing to try yet
     now[0] = 1.5
     assert b.state == "half_open"
-    assert b.allow()          # the one trial
-    assert not b.allow()      # everyone else still fails fast
+    assert not b.allow()      # clients keep failing fast: a hung shard would cost them a timeout
+    assert b.claim_trial()    # the one background probe
+    assert not b.claim_trial()
     b.failure()
     assert b.state == "open"
     now[0] = 3.0
-    assert b.allow()
+    assert b.claim_trial()
     b.success()
     assert b.state == "closed" and b.allow() and b.allow()
 

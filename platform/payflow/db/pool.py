@@ -151,6 +151,8 @@ class ShardPools:
         shard = self.shards[index]
         breaker = self.breakers[index]
         if not breaker.allow():
+            if breaker.claim_trial():
+                threading.Thread(target=self._trial, args=(index,), name=f"trial-{shard.name}", daemon=True).start()
             raise ShardUnavailable(shard, RuntimeError("breaker open after recent failures"))
         pool = self._pools[index]
         try:
@@ -182,6 +184,20 @@ class ShardPools:
         breaker.success()
         if _in_transaction(conn):
             conn.rollback()
+        pool.give_back(conn)
+
+    def _trial(self, index: int) -> None:
+        """The half-open breaker's trial, off the request path: a fresh connection and a ping,
+        bounded by the ingest timeout. Success closes the breaker and keeps the connection."""
+        pool, breaker = self._pools[index], self.breakers[index]
+        try:
+            conn = direct_connect(pool.shard, pool.shard_count, pool.settings,
+                                  timeout_s=pool.settings.ingest_db_timeout_s)
+            conn.ping(reconnect=False)
+        except Exception:
+            breaker.failure()
+            return
+        breaker.success()
         pool.give_back(conn)
 
     def ready(self) -> dict[str, bool]:

@@ -2,7 +2,10 @@
 
 CLOSED: calls go through. A failure (shard down, hung or too slow) → OPEN: calls are refused at
 once, so that shard's merchants get a fast 503 and no worker thread waits on it. After `open_s`
-→ HALF_OPEN: one trial call at a time; its success closes the breaker, its failure re-opens it.
+→ HALF_OPEN: client calls are still refused; one trial at a time (`claim_trial`), made by the
+pool in the background, finds out whether the shard is back: its success closes the breaker, its
+failure re-opens it. A client request is never the trial, because against a hung shard the trial
+costs a full timeout (and with the gateway retrying a 503 on the other instance, two).
 Merchants of other shards never notice."""
 
 from __future__ import annotations
@@ -34,12 +37,14 @@ class ShardBreaker:
         return "open" if self.clock() < self._open_until else "half_open"
 
     def allow(self) -> bool:
-        """May a call start now? In HALF_OPEN only one trial at a time is allowed."""
+        """May a client call start now? Only while CLOSED."""
         with self._lock:
-            state = self._state()
-            if state == "closed":
-                return True
-            if state == "open" or self._trial:
+            return self._state() == "closed"
+
+    def claim_trial(self) -> bool:
+        """In HALF_OPEN, the right to make the one trial (True once until it reports back)."""
+        with self._lock:
+            if self._state() != "half_open" or self._trial:
                 return False
             self._trial = True
             return True

@@ -110,4 +110,7 @@ def summarize(samples: list[Sample]) -> dict[str, Any]:
         out[parity]["failed_p99_ms"] = percentile(failed_lat, 99) if failed_lat else 0.0
         # a failure that is not the fast, explicit 503 SHARD_UNAVAILABLE (timeouts, 5xx, resets)
         out[parity]["non_503_failures"] = sum(1 for s in group if s.status not in (200, 503))
+        # 504 OUTCOME_UNKNOWN: the shard went away while the request's COMMIT was in flight
+        out[parity]["outcome_unknown"] = sum(1 for s in group if s.status == 504)
+        out[parity]["other_failures"] = sum(1 for s in group if s.status not in (200, 503, 504))
     return out

@@ -181,6 +181,15 @@ def test_load_results_in_a_window_and_non_503_failures():
     assert summarize([])["even"]["success_rate"] is None
 
 
+def test_outcome_unknown_is_counted_apart_from_other_failures():
+    """A 504 OUTCOME_UNKNOWN (a shard lost mid-COMMIT) is explicit, like the 503; anything else
+    (transport errors, 500s, HAProxy's own errors) is an `other_failure`."""
+    samples = [Sample(1.0, "odd", 503, 5), Sample(1.0, "odd", 504, 800), Sample(1.0, "odd", 0, 10000),
+               Sample(1.0, "odd", 502, 5), Sample(1.0, "even", 200, 5)]
+    odd = summarize(samples)["odd"]
+    assert odd["outcome_unknown"] == 1 and odd["other_failures"] == 2 and odd["non_503_failures"] == 3
+
+
 def test_poison_records_cover_every_partition_and_are_never_valid_events():
     records = poison_records("payment.authorized", 9, [3, 0, 2, 1], tag="t")
     assert len(records) == 9 and [r.partition for r in records[:4]] == [0, 1, 2, 3]

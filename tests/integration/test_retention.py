@@ -33,7 +33,9 @@ def test_an_expired_idempotency_key_runs_as_a_new_request(stack):
 
 
 def test_prune_deletes_only_what_is_past_retention_in_batches(stack):
-    pids = [stack.api.authorize(f"MERCHANT-{972 + 2 * i}", 500).json()["paymentId"] for i in range(5)]
+    # own keys: load tests earlier in the session pick merchants 1..1000 at random and may have used these
+    keys = [f"retention-{uuid.uuid4().hex}" for _ in range(5)]
+    pids = [stack.api.authorize(f"MERCHANT-{972 + 2 * i}", 500, key=keys[i]).json()["paymentId"] for i in range(5)]
     stack.wait_for(lambda: int(stack.query(0, "SELECT COUNT(*) FROM processed_event WHERE consumer='ledger' AND "
                                               "event_id IN (SELECT event_id FROM outbox_event WHERE aggregate_id IN "
                                               f"({','.join(map(str, pids))}))")[0][0]) == 5, timeout=30)
@@ -43,8 +45,8 @@ def test_prune_deletes_only_what_is_past_retention_in_batches(stack):
     _age(stack, f"UPDATE outbox_event SET created_at = NOW(6) - INTERVAL 8 DAY WHERE event_id IN ({marks})", ())
     _age(stack, f"UPDATE processed_event SET processed_at = NOW(6) - INTERVAL 8 DAY WHERE event_id IN ({marks})", ())
     keys_before = int(stack.query(0, "SELECT COUNT(*) FROM idempotency_record")[0][0])
-    _age(stack, "UPDATE idempotency_record SET created_at = NOW(6) - INTERVAL 2 DAY WHERE merchant_id IN "
-                "('MERCHANT-972', 'MERCHANT-974')", ())
+    _age(stack, "UPDATE idempotency_record SET created_at = NOW(6) - INTERVAL 2 DAY WHERE idem_key IN (%s, %s)",
+         (keys[0], keys[1]))
     config = render.platform_config(stack.topo, stack.backend.paths, "vm1")
     settings = config.settings.model_copy(update={"prune_batch": 2})
     conn: pymysql.Connection = direct_connect(config.shards[0], 2, settings)

@@ -39,18 +39,41 @@ def test_shard_breaker_opens_fails_fast_and_its_trial_is_never_a_client_call():
     assert b.allow() and b.state == "closed"
     b.failure()
     assert b.state == "open" and not b.allow() and b.retry_after_s() == 1.0
-    assert not b.claim_trial()  # still open: nothing to try yet
+    assert b.claim_trial() is None  # still open: nothing to try yet
     now[0] = 1.5
     assert b.state == "half_open"
     assert not b.allow()      # clients keep failing fast: a hung shard would cost them a timeout
-    assert b.claim_trial()    # the one background probe
-    assert not b.claim_trial()
-    b.failure()
+    trial = b.claim_trial()   # the one background probe
+    assert trial is not None and b.claim_trial() is None
+    b.trial_done(trial, ok=False)
     assert b.state == "open"
     now[0] = 3.0
-    assert b.claim_trial()
-    b.success()
+    trial = b.claim_trial()
+    assert trial is not None
+    b.trial_done(trial, ok=True)
     assert b.state == "closed" and b.allow() and b.allow()
+
+
+def test_a_late_client_failure_neither_frees_the_trial_slot_nor_lets_a_stale_trial_report():
+    now = [0.0]
+    b = ShardBreaker(open_s=1.0, clock=lambda: now[0])
+    b.failure()
+    now[0] = 1.5
+    first = b.claim_trial()
+    assert first is not None
+    b.failure()  # a request that started before the breaker opened fails now
+    now[0] = 3.0
+    assert b.claim_trial() is None  # the first trial is still out: no second one
+    b.trial_done(first, ok=True)
+    assert b.state == "closed"
+    b.failure()
+    now[0] = 4.5
+    second = b.claim_trial()
+    assert second is not None
+    b.trial_done(first, ok=False)  # a stale report changes nothing
+    assert b.state == "half_open" and b.claim_trial() is None
+    b.trial_done(second, ok=True)
+    assert b.state == "closed"
 
 
 def test_signature_covers_id_type_and_exact_bytes():

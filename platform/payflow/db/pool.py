@@ -151,8 +151,13 @@ class ShardPools:
         shard = self.shards[index]
         breaker = self.breakers[index]
         if not breaker.allow():
-            if breaker.claim_trial():
-                threading.Thread(target=self._trial, args=(index,), name=f"trial-{shard.name}", daemon=True).start()
+            token = breaker.claim_trial()
+            if token is not None:
+                try:
+                    threading.Thread(target=self._trial, args=(index, token), name=f"trial-{shard.name}",
+                                     daemon=True).start()
+                except RuntimeError:  # no thread to be had: report the trial failed, try again later
+                    breaker.trial_done(token, ok=False)
             raise ShardUnavailable(shard, RuntimeError("breaker open after recent failures"))
         pool = self._pools[index]
         try:
@@ -186,18 +191,21 @@ class ShardPools:
             conn.rollback()
         pool.give_back(conn)
 
-    def _trial(self, index: int) -> None:
+    def _trial(self, index: int, token: int) -> None:
         """The half-open breaker's trial, off the request path: a fresh connection and a ping,
         bounded by the ingest timeout. Success closes the breaker and keeps the connection."""
         pool, breaker = self._pools[index], self.breakers[index]
+        conn: Connection | None = None
         try:
             conn = direct_connect(pool.shard, pool.shard_count, pool.settings,
                                   timeout_s=pool.settings.ingest_db_timeout_s)
             conn.ping(reconnect=False)
-        except Exception:
-            breaker.failure()
+        except BaseException:
+            if conn is not None:
+                _close_quietly(conn)
+            breaker.trial_done(token, ok=False)
             return
-        breaker.success()
+        breaker.trial_done(token, ok=True)
         pool.give_back(conn)
 
     def ready(self) -> dict[str, bool]:

@@ -24,7 +24,8 @@ class ShardBreaker:
         self.clock = clock
         self._lock = threading.Lock()
         self._open_until: float | None = None
-        self._trial = False
+        self._trial: int | None = None  # the running trial's token; only it may report
+        self._tokens = 0
 
     @property
     def state(self) -> ShardState:
@@ -41,23 +42,32 @@ class ShardBreaker:
         with self._lock:
             return self._state() == "closed"
 
-    def claim_trial(self) -> bool:
-        """In HALF_OPEN, the right to make the one trial (True once until it reports back)."""
+    def claim_trial(self) -> int | None:
+        """In HALF_OPEN, the right to make the one trial: a token for `trial_done`, or None."""
         with self._lock:
-            if self._state() != "half_open" or self._trial:
-                return False
-            self._trial = True
-            return True
+            if self._state() != "half_open" or self._trial is not None:
+                return None
+            self._tokens += 1
+            self._trial = self._tokens
+            return self._trial
+
+    def trial_done(self, token: int, ok: bool) -> None:
+        """The trial's result; a report from any trial but the running one is ignored."""
+        with self._lock:
+            if token != self._trial:
+                return
+            self._trial = None
+            self._open_until = None if ok else self.clock() + self.open_s
 
     def success(self) -> None:
+        """A client call got an answer from the shard."""
         with self._lock:
             self._open_until = None
-            self._trial = False
 
     def failure(self) -> None:
+        """A client call found the shard unavailable (a running trial keeps its slot)."""
         with self._lock:
             self._open_until = self.clock() + self.open_s
-            self._trial = False
 
     def retry_after_s(self) -> float:
         with self._lock:

@@ -138,8 +138,11 @@ class LocalBackend:
         except BaseException:
             if not was_running:
                 self.sup.shutdown()
-                self.network.teardown()
                 self.paths.isolation_file.unlink(missing_ok=True)
+                try:
+                    self.network.teardown()
+                except EnvironmentProblem:
+                    pass  # the error that stopped `up` is the one to report; `down` says what is left
             else:
                 for name in reversed(started):
                     self.sup.stop(name)

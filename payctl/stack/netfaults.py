@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from payctl.errors import EnvironmentProblem, UsageError
-from payctl.stack.netns import NS_IFACE, require_netns_support
+from payctl.stack.netns import NS_IFACE, NetnsNetwork, require_netns_support
 from payctl.stack.topology import ServiceSpec, Topology, services
 
 Command = list[str]
@@ -80,7 +80,9 @@ def rules(topo: Topology, source: str, target: str, direction: Direction) -> lis
         out.append(Rule(topo.netns_name(source), slot,
                         ["match", "ip", "dst", f"{addr}/32", "match", "ip", "dport", str(port), "0xffff"]))
     if direction in ("both", "inbound"):
-        slot = 0x100 + topo.vms.index(topo.vm(source))
+        # one slot per (source VM, target service) in the target's namespace: two links into the
+        # same namespace never share a class
+        slot = 0x100 + 0x40 * topo.vms.index(topo.vm(source)) + [s.name for s in services(topo)].index(svc.name)
         out.append(Rule(topo.netns_name(topo.role_of(svc)), slot,
                         ["match", "ip", "src", f"{addr}/32", "match", "ip", "sport", str(port), "0xffff",
                          "match", "ip", "dst", f"{src_addr}/32"]))
@@ -136,14 +138,14 @@ def netem_supported() -> bool:
     """Does this kernel have sch_netem? Asked of a throwaway namespace's loopback, so nothing of
     the stack is touched."""
     probe = f"pcnetem-{uuid.uuid4().hex[:8]}"
-    if subprocess.run(["ip", "netns", "add", probe], capture_output=True).returncode != 0:
+    if subprocess.run(["ip", "netns", "add", probe], capture_output=True, timeout=10).returncode != 0:
         return False
     try:
         result = subprocess.run(["tc", "-n", probe, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
-                                capture_output=True, text=True)
+                                capture_output=True, text=True, timeout=10)
         return result.returncode == 0
     finally:
-        subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=10)
 
 
 def require_fault_support(topo: Topology, kinds: set[FaultKind]) -> None:
@@ -185,9 +187,24 @@ class LinkFaults:
         return {"injected": fault.describe()}
 
     def heal(self, source: str, target: str) -> dict[str, object]:
+        """Remove the link's fault and check it is gone. A stack no longer in netns mode has no
+        namespaces, hence nothing to heal (`down` removed them with their faults)."""
+        if not self.topo.netns:
+            return {"healed": f"{source} → {target}", "note": "no namespaces (the stack is not in netns isolation)"}
+        require_netns_support()
         for cmd in plan_heal(self.topo, source, target):
             self._run(cmd, check=False)  # a direction that was never cut has nothing to remove
+        present = set(NetnsNetwork(self.topo).namespaces())
+        left = [f"{r.namespace} 1:{r.slot:x}" for r in rules(self.topo, source, target, "both")
+                if r.namespace in present and f"1:{r.slot:x}" in self._classes(r.namespace)]
+        if left:
+            raise EnvironmentProblem(f"could not heal {source} → {target}: {', '.join(left)} still in place",
+                                     "remove them with `tc -n <namespace> qdisc del dev eth0 root`")
         return {"healed": f"{source} → {target}"}
+
+    def _classes(self, namespace: str) -> list[str]:
+        result = self._run(_tc(namespace, "class", "show", "dev", NS_IFACE))
+        return [line.split()[2] for line in result.stdout.splitlines() if line.startswith("class htb 1:")]
 
     def heal_all(self) -> list[str]:
         """Remove every shaping root this module made (namespaces that have none are skipped)."""
@@ -202,10 +219,5 @@ class LinkFaults:
 
     def active(self) -> dict[str, list[str]]:
         """Namespace → the fault classes on its eth0 now (for status and tests)."""
-        out: dict[str, list[str]] = {}
-        for role in self.topo.netns_roles:
-            ns = self.topo.netns_name(role)
-            text = self._run(_tc(ns, "class", "show", "dev", NS_IFACE), check=False).stdout
-            out[ns] = [line.split()[2] for line in text.splitlines() if line.startswith("class htb 1:")
-                       and line.split()[2] != "1:1"]
-        return out
+        return {self.topo.netns_name(role): [c for c in self._classes(self.topo.netns_name(role)) if c != "1:1"]
+                for role in self.topo.netns_roles}

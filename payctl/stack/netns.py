@@ -7,6 +7,7 @@ recognises leftovers after a crash."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -57,6 +58,21 @@ def require_netns_support() -> str:
     return ip
 
 
+def foreign_subnet_users(ip_addr_output: str, subnet: str, own_links: set[str]) -> list[str]:
+    """Pure: `iface address` of every address inside `subnet` on a link that is not ours (from
+    `ip -o -4 addr show`), e.g. another stack's bridge on the same /24."""
+    net = ipaddress.ip_network(subnet)
+    found = []
+    for line in ip_addr_output.splitlines():
+        fields = line.split()
+        if len(fields) < 4 or fields[2] != "inet":
+            continue
+        iface, address = fields[1], fields[3].split("/")[0]
+        if iface not in own_links and ipaddress.ip_address(address) in net:
+            found.append(f"{iface} {address}")
+    return found
+
+
 @dataclass
 class NetnsNetwork:
     topo: Topology
@@ -88,6 +104,11 @@ class NetnsNetwork:
         require_netns_support()
         made: list[str] = []
         bridge = self.topo.link_name("bridge")
+        addresses = self._run(["ip", "-o", "-4", "addr", "show"], check=False).stdout
+        taken = foreign_subnet_users(addresses, str(self.topo.netns_subnet), {bridge})
+        if taken:
+            raise EnvironmentProblem(f"netns_subnet {self.topo.netns_subnet} is already used on this machine "
+                                     f"({', '.join(taken)})", "another stack? give this one its own netns_subnet")
         if bridge not in self.links():
             for cmd in plan_bridge(self.topo):
                 self._run(cmd)
@@ -114,7 +135,12 @@ class NetnsNetwork:
 
     def teardown(self) -> list[str]:
         """Remove every namespace and link of this topology (also after a crash); returns what went."""
-        if shutil.which("ip") is None or os.geteuid() != 0:
+        if shutil.which("ip") is None:
+            return []
+        if os.geteuid() != 0:
+            left = self.leftovers()
+            if left:
+                raise EnvironmentProblem(f"removing {', '.join(left)} needs root", "run `payctl down` as root")
             return []
         gone = self.leftovers()
         for role in self.topo.netns_roles:

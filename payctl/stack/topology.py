@@ -80,6 +80,8 @@ class Topology(BaseModel):
         names = [vm.name for vm in self.vms]
         if len(set(names)) != len(names):
             raise ValueError(f"vm names must be unique, got {names}")
+        if "shared" in names:
+            raise ValueError("a vm may not be named 'shared' (the shared services' namespace is called that)")
         if self.netns_subnet.prefixlen != 24 or not self.netns_subnet.is_private:
             raise ValueError(f"netns_subnet must be a private /24 (e.g. 10.203.0.0/24), got {self.netns_subnet}")
         if self.isolation == "netns" and (self.shared_host or any(vm.host for vm in self.vms)):
@@ -320,7 +322,12 @@ def with_running_isolation(topo: Topology) -> Topology:
         running = (topo.state_path() / "isolation").read_text().strip()
     except OSError:
         return topo
-    return with_isolation(topo, running) if running in ("none", "netns") and running != topo.isolation else topo
+    if running not in ("none", "netns") or running == topo.isolation:
+        return topo
+    try:
+        return with_isolation(topo, running)
+    except UsageError:
+        return topo  # stack.toml changed since (e.g. real-VM hosts): its own setting wins; `down` still works
 
 
 def dump_toml(topo: Topology) -> str:

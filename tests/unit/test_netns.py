@@ -167,3 +167,35 @@ def test_netns_without_root_or_iproute2_exits_2_before_anything(monkeypatch: pyt
     with pytest.raises(EnvironmentProblem, match="iproute2"):
         backend.up()
     assert not (tmp_path / "state").exists()
+
+
+def test_another_stack_on_the_same_subnet_is_detected() -> None:
+    from payctl.stack.netns import foreign_subnet_users
+
+    output = ("1: lo    inet 127.0.0.1/8 scope host lo\n"
+              "7: pcaaaaa-br    inet 10.9.8.1/24 brd 10.9.8.255 scope global pcaaaaa-br\n"
+              "9: pcbbbbb-br    inet 10.9.9.1/24 scope global pcbbbbb-br\n")
+    assert foreign_subnet_users(output, "10.9.8.0/24", {"pcbbbbb-br"}) == ["pcaaaaa-br 10.9.8.1"]
+    assert foreign_subnet_users(output, "10.9.8.0/24", {"pcaaaaa-br"}) == []
+
+
+def test_two_links_into_one_namespace_never_share_a_class() -> None:
+    slots = {(r.namespace, r.slot) for target in ("kafka", "prometheus", "console")
+             for r in rules(NETNS, "vm2", target, "both")}
+    slots |= {(r.namespace, r.slot) for r in rules(NETNS, "vm1", "kafka", "both")}
+    assert len(slots) == 8  # 4 links × 2 directions, all distinct
+
+
+def test_a_vm_may_not_take_the_shared_namespaces_name() -> None:
+    with pytest.raises(ValueError, match="shared"):
+        Topology.model_validate({"vms": [{**Topology().vms[0].model_dump(), "name": "shared"}]})
+
+
+def test_a_remembered_isolation_that_no_longer_fits_the_file_is_ignored(tmp_path: Path) -> None:
+    from payctl.stack.topology import load_topology
+
+    config = tmp_path / "stack.toml"
+    config.write_text(f'state_dir = "{tmp_path / "state"}"\nshared_host = "192.168.56.11"\n')
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "isolation").write_text("netns\n")
+    assert load_topology(config).isolation == "none"  # netns and shared_host exclude each other

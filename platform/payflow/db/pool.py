@@ -139,6 +139,8 @@ class ShardPools:
         self.shards = shards
         self._pools = [_ShardPool(s, len(shards), settings) for s in shards]
         self.breakers = [ShardBreaker(settings.shard_open_s) for _ in shards]
+        self._watchers: dict[int, threading.Thread] = {}
+        self._watchers_lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.shards)
@@ -151,25 +153,21 @@ class ShardPools:
         shard = self.shards[index]
         breaker = self.breakers[index]
         if not breaker.allow():
-            token = breaker.claim_trial()
-            if token is not None:
-                try:
-                    threading.Thread(target=self._trial, args=(index, token), name=f"trial-{shard.name}",
-                                     daemon=True).start()
-                except RuntimeError:  # no thread to be had: report the trial failed, try again later
-                    breaker.trial_done(token, ok=False)
+            self._watch(index)  # normally already running since the breaker opened
             raise ShardUnavailable(shard, RuntimeError("breaker open after recent failures"))
         pool = self._pools[index]
         try:
             conn = pool.take()
         except Exception as exc:
             breaker.failure()
+            self._watch(index)
             raise ShardUnavailable(shard, exc) from exc
         try:
             yield conn
         except Exception as exc:
             if is_unavailable_error(exc):
                 breaker.failure()
+                self._watch(index)
                 _close_quietly(conn)
                 # Its idle siblings are as stale (a restarted shard): drop them, so the breaker's
                 # trial after `shard_open_s` uses a fresh connection instead of failing again.
@@ -190,6 +188,29 @@ class ShardPools:
         if _in_transaction(conn):
             conn.rollback()
         pool.give_back(conn)
+
+    def _watch(self, index: int) -> None:
+        """Make sure a watcher probes shard `index` until its breaker closes (one per shard)."""
+        with self._watchers_lock:
+            running = self._watchers.get(index)
+            if running is not None and running.is_alive():
+                return
+            watcher = threading.Thread(target=self._probe_until_closed, args=(index,),
+                                       name=f"shard-watch-{self.shards[index].name}", daemon=True)
+            try:
+                watcher.start()
+            except RuntimeError:
+                return  # no thread to be had now: the next failure or refused call tries again
+            self._watchers[index] = watcher
+
+    def _probe_until_closed(self, index: int) -> None:
+        """While the breaker is not closed: wait until it is half-open, then make the trial."""
+        breaker = self.breakers[index]
+        while breaker.state != "closed":
+            time.sleep(max(0.01, breaker.retry_after_s()))
+            token = breaker.claim_trial()
+            if token is not None:
+                self._trial(index, token)
 
     def _trial(self, index: int, token: int) -> None:
         """The half-open breaker's trial, off the request path: a fresh connection and a ping,

@@ -3,9 +3,11 @@
 CLOSED: calls go through. A failure (shard down, hung or too slow) → OPEN: calls are refused at
 once, so that shard's merchants get a fast 503 and no worker thread waits on it. After `open_s`
 → HALF_OPEN: client calls are still refused; one trial at a time (`claim_trial`), made by the
-pool in the background, finds out whether the shard is back: its success closes the breaker, its
-failure re-opens it. A client request is never the trial, because against a hung shard the trial
-costs a full timeout (and with the gateway retrying a 503 on the other instance, two).
+pool's watcher in the background from the moment the breaker opens, finds out whether the shard
+is back (so a recovered shard is in service again within `open_s` with no client paying for
+it): its success closes the breaker, its failure re-opens it. A client request is never the
+trial, because against a hung shard the trial costs a full timeout (and with the gateway retrying
+a 503 on the other instance, two).
 Merchants of other shards never notice."""
 
 from __future__ import annotations

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from payctl.errors import EnvironmentProblem, UsageError
-from payctl.stack.netns import NS_IFACE, NetnsNetwork, require_netns_support
+from payctl.stack.netns import NS_IFACE, Command, NetnsNetwork, require_netns_support, run_command
 from payctl.stack.topology import ServiceSpec, Topology, services
 
-Command = list[str]
 Direction = Literal["both", "outbound", "inbound"]
 FaultKind = Literal["drop", "rate", "delay"]
 OPEN_RATE = "10gbit"  # the default class: a link without a fault is not shaped in practice
@@ -166,11 +165,7 @@ class LinkFaults:
     topo: Topology
 
     def _run(self, cmd: Command, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
-        if check and result.returncode != 0:
-            raise EnvironmentProblem(f"`{' '.join(cmd)}` failed: {result.stderr.strip()}",
-                                     "`payctl chaos recover` heals the network")
-        return result
+        return run_command(cmd, "`payctl chaos recover` heals the network", check)
 
     def _has_root(self, namespace: str) -> bool:
         out = self._run(_tc(namespace, "qdisc", "show", "dev", NS_IFACE, "root"), check=False).stdout

@@ -58,6 +58,14 @@ def require_netns_support() -> str:
     return ip
 
 
+def run_command(cmd: Command, hint: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """One `ip`/`tc` call; with `check`, a failure is an EnvironmentProblem quoting it and `hint`."""
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+    if check and result.returncode != 0:
+        raise EnvironmentProblem(f"`{' '.join(cmd)}` failed: {result.stderr.strip()}", hint)
+    return result
+
+
 def foreign_subnet_users(ip_addr_output: str, subnet: str, own_links: set[str]) -> list[str]:
     """Pure: `iface address` of every address inside `subnet` on a link that is not ours (from
     `ip -o -4 addr show`), e.g. another stack's bridge on the same /24."""
@@ -78,11 +86,7 @@ class NetnsNetwork:
     topo: Topology
 
     def _run(self, cmd: Command, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
-        if check and result.returncode != 0:
-            raise EnvironmentProblem(f"`{' '.join(cmd)}` failed: {result.stderr.strip()}",
-                                     "run `payctl down` to remove what was made, then retry")
-        return result
+        return run_command(cmd, "run `payctl down` to remove what was made, then retry", check)
 
     def namespaces(self) -> list[str]:
         out = self._run(["ip", "netns", "list"], check=False).stdout

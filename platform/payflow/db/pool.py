@@ -10,11 +10,13 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pymysql
+from pymysql.constants import CLIENT
+from pymysql.cursors import Cursor
 
 from payflow.config import Settings, ShardConfig
 from payflow.db.shard_breaker import ShardBreaker
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
     Connection = pymysql.Connection[Any]
 else:  # pymysql's Connection is generic only to type checkers
     Connection = pymysql.Connection
+
+# One SQL statement and its parameters, for `execute_together`.
+Statement = tuple[str, Sequence[Any]]
 
 
 class ShardUnavailable(Exception):
@@ -57,6 +62,26 @@ def commit(conn: Connection) -> None:
         raise
 
 
+def execute_together(cur: Cursor, statements: Sequence[Statement]) -> None:
+    """Run statements whose results nobody reads in one round trip (a multi-statement query; the
+    connection must have been opened with `multi_statements=True`). The server stops at the first
+    failing statement; its error is raised here after the results before it are read, so the
+    connection stays in sync and the caller can roll back as after any failed statement.
+
+    Why: a round trip is most of what a statement costs the ingest (PyMySQL's packet handling, a
+    wake-up of the worker and of the shard's thread); the writes that follow the last read of a
+    transaction (payment update, outbox event, idempotency record) need no answer but "done"."""
+    if not statements:
+        return
+    if len(statements) == 1:
+        sql, args = statements[0]
+        cur.execute(sql, args)
+        return
+    cur.execute(";".join(cur.mogrify(sql, args) for sql, args in statements))
+    while cur.nextset():
+        pass
+
+
 def is_unavailable_error(exc: BaseException) -> bool:
     if isinstance(exc, CommitInterrupted):
         return True
@@ -67,8 +92,9 @@ def is_unavailable_error(exc: BaseException) -> bool:
 
 
 def direct_connect(shard: ShardConfig, shard_count: int, settings: Settings, autocommit: bool = False,
-                   timeout_s: float | None = None) -> Connection:
-    """A plain PyMySQL connection in READ COMMITTED, ids stamped with its shard."""
+                   timeout_s: float | None = None, multi_statements: bool = False) -> Connection:
+    """A plain PyMySQL connection in READ COMMITTED, ids stamped with its shard. `multi_statements`
+    only for callers of `execute_together` (every value they send is escaped by PyMySQL)."""
     increment, offset = auto_increment_settings(shard.index, shard_count)
     read = timeout_s if timeout_s is not None else settings.db_read_timeout_s
     write = timeout_s if timeout_s is not None else settings.db_write_timeout_s
@@ -83,6 +109,7 @@ def direct_connect(shard: ShardConfig, shard_count: int, settings: Settings, aut
         write_timeout=write,
         autocommit=autocommit,
         charset="utf8mb4",
+        client_flag=CLIENT.MULTI_STATEMENTS if multi_statements else 0,
         init_command=(f"SET SESSION auto_increment_increment={increment}, auto_increment_offset={offset}, "
                       "tx_isolation='READ-COMMITTED'"),
     )
@@ -101,8 +128,7 @@ class _ShardPool:
         with self._lock:
             item = self._idle.pop() if self._idle else None
         if item is None:
-            return direct_connect(self.shard, self.shard_count, self.settings,
-                                  timeout_s=self.settings.ingest_db_timeout_s)
+            return self.open_connection()
         conn, since = item
         if time.monotonic() - since > _PING_AFTER_IDLE_S:
             started = time.monotonic()
@@ -114,9 +140,12 @@ class _ShardPool:
                 if time.monotonic() - started > self.settings.ingest_db_timeout_s / 2:
                     raise  # it timed out: the shard hangs; spend no second timeout on a reconnect
                 # refused at once: a restarted shard; its idle siblings are as stale, start afresh
-                return direct_connect(self.shard, self.shard_count, self.settings,
-                                      timeout_s=self.settings.ingest_db_timeout_s)
+                return self.open_connection()
         return conn
+
+    def open_connection(self) -> Connection:
+        return direct_connect(self.shard, self.shard_count, self.settings,
+                              timeout_s=self.settings.ingest_db_timeout_s, multi_statements=True)
 
     def give_back(self, conn: Connection) -> None:
         with self._lock:
@@ -218,8 +247,7 @@ class ShardPools:
         pool, breaker = self._pools[index], self.breakers[index]
         conn: Connection | None = None
         try:
-            conn = direct_connect(pool.shard, pool.shard_count, pool.settings,
-                                  timeout_s=pool.settings.ingest_db_timeout_s)
+            conn = pool.open_connection()
             conn.ping(reconnect=False)
         except BaseException:
             if conn is not None:

@@ -1,10 +1,10 @@
 """The one home of `idempotency_record` statements: store a key with its answer, read it back,
 expire it (Stripe semantics: a key is remembered for `idempotency_ttl_s`, 24 h by default).
 
-The record is inserted last in the payment's transaction, together with the answer: a concurrent
-duplicate blocks on the primary key until the first commits, then fails with a duplicate key and
-replays the stored answer, so concurrent duplicates still make exactly one payment, in one round
-trip instead of an insert first and an update at the end."""
+The record is inserted last in the payment's transaction, together with the answer (in the same
+round trip as the transaction's other writes): a concurrent duplicate blocks on the primary key
+until the first commits, then fails with a duplicate key and replays the stored answer, so
+concurrent duplicates still make exactly one payment, with no insert first and update at the end."""
 
 from __future__ import annotations
 
@@ -26,20 +26,17 @@ class StoredAnswer:
     expired: bool
 
 
-def store(cur: Cursor, merchant_id: str, key: str, operation: str, request_hash: str, status: int,
-          body: bytes) -> bool:
-    """Insert the key and its answer inside the caller's transaction; False when the key exists."""
-    try:
-        cur.execute(
-            "INSERT INTO idempotency_record (merchant_id, idem_key, operation, request_hash, http_status, "
+def store_statement(merchant_id: str, key: str, operation: str, request_hash: str, status: int,
+                    body: bytes) -> tuple[str, tuple[Any, ...]]:
+    """The INSERT of a key and its answer, for the caller's transaction; it fails with a duplicate
+    key (`is_duplicate_key`) when the key exists."""
+    return ("INSERT INTO idempotency_record (merchant_id, idem_key, operation, request_hash, http_status, "
             "response_body) VALUES (%s, %s, %s, %s, %s, %s)",
-            (merchant_id, key, operation, request_hash, status, body),
-        )
-    except pymysql.err.IntegrityError as exc:
-        if exc.args and exc.args[0] == _DUPLICATE_KEY:
-            return False
-        raise
-    return True
+            (merchant_id, key, operation, request_hash, status, body))
+
+
+def is_duplicate_key(exc: BaseException) -> bool:
+    return isinstance(exc, pymysql.err.IntegrityError) and bool(exc.args) and exc.args[0] == _DUPLICATE_KEY
 
 
 def read(cur: Cursor, merchant_id: str, key: str, ttl_s: float) -> StoredAnswer | None:

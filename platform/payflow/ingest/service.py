@@ -2,8 +2,11 @@
 change, its outbox event and its idempotency record together.
 
 Round trips per operation are few on purpose (they are most of the ingest's cost): authorize is
-INSERT payment, INSERT outbox, INSERT idempotency record (with the answer), COMMIT; a transition
-adds only the locking SELECT. Answers are built from the values written, not read back."""
+INSERT payment, then the outbox event and the idempotency record (with the answer) together in
+one round trip, then COMMIT; a transition is the locking SELECT, then the payment UPDATE, the
+outbox event and the idempotency record together, then COMMIT. Writes whose answer is not needed
+are collected as `Statement`s and sent with `execute_together`. Answers are built from the values
+written, not read back."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import pymysql
 from pymysql.cursors import Cursor
 
 from payflow.config import Settings
-from payflow.db.pool import Connection, ShardPools, commit
+from payflow.db.pool import Connection, ShardPools, Statement, commit, execute_together
 from payflow.db.rows import PAYMENT_COLUMNS, as_mapping, balances_of
 from payflow.domain import events, payment
 from payflow.domain.payment import Balances, TransitionError
@@ -95,7 +98,7 @@ class PaymentService:
         key: str | None,
         operation: str,
         request_hash: str,
-        action: Callable[[Cursor], Outcome],
+        action: Callable[[Cursor, list[Statement]], Outcome],
     ) -> Outcome:
         for _attempt in range(5):
             with self.pools.connect(shard) as conn:
@@ -112,17 +115,25 @@ class PaymentService:
         raise ApiError(503, "BUSY", "could not complete the request; retry")
 
     def _attempt(self, conn: Connection, merchant_id: str, key: str | None, operation: str, request_hash: str,
-                 action: Callable[[Cursor], Outcome]) -> Outcome | None:
+                 action: Callable[[Cursor, list[Statement]], Outcome]) -> Outcome | None:
         with conn.cursor() as cur:
+            writes: list[Statement] = []  # the action's writes that need no answer, sent below
             try:
-                outcome = action(cur)
+                outcome = action(cur, writes)
             except ApiError as err:
                 # Business rejections are answers too: a retry with the key gets the same one.
                 conn.rollback()
+                writes.clear()
                 outcome = Outcome(err.http_status, err.body(), headers=err.headers)
-            if key is not None and not idempotency_store.store(cur, merchant_id, key, operation, request_hash,
-                                                               outcome.status, orjson.dumps(outcome.body)):
-                conn.rollback()
+            if key is not None:
+                writes.append(idempotency_store.store_statement(merchant_id, key, operation, request_hash,
+                                                                outcome.status, orjson.dumps(outcome.body)))
+            try:
+                execute_together(cur, writes)
+            except pymysql.err.IntegrityError as exc:
+                if key is None or not idempotency_store.is_duplicate_key(exc):
+                    raise
+                conn.rollback()  # the key exists: nothing of this attempt stays
                 return self._replay(conn, cur, merchant_id, key, request_hash)
         commit(conn)  # a shard lost during COMMIT is "outcome unknown", never "nothing written"
         return outcome
@@ -150,7 +161,7 @@ class PaymentService:
     def authorize(self, merchant_id: str, amount: int, currency: str, key: str, request_hash: str) -> Outcome:
         shard = self.shard_of_merchant(merchant_id)
 
-        def action(cur: Cursor) -> Outcome:
+        def action(cur: Cursor, writes: list[Statement]) -> Outcome:
             try:
                 b = payment.authorize(amount)
             except TransitionError as err:
@@ -162,8 +173,8 @@ class PaymentService:
                 (merchant_id, amount, currency, str(b.status), key, now, now),
             )
             payment_id = int(cur.lastrowid)
-            outbox_store.append(cur, payment_id, events.AUTHORIZED,
-                                events.payload(b, payment_id, merchant_id, currency))
+            writes.append(outbox_store.append_statement(payment_id, events.AUTHORIZED,
+                                                        events.payload(b, payment_id, merchant_id, currency)))
             row = {"payment_id": payment_id, "merchant_id": merchant_id, "currency": currency,
                    "created_at": now, "updated_at": now}
             return Outcome(200, payment_json(row, b, "Payment authorized"))
@@ -188,15 +199,15 @@ class PaymentService:
         key: str | None,
         operation: str,
         request_hash: str,
-        change: Callable[[Cursor, dict[str, Any], datetime], tuple[Balances, str]],
+        change: Callable[[Cursor, list[Statement], dict[str, Any], datetime], tuple[Balances, str]],
     ) -> Outcome:
         shard = self.shard_of_payment(payment_id, merchant_id)
 
-        def action(cur: Cursor) -> Outcome:
+        def action(cur: Cursor, writes: list[Statement]) -> Outcome:
             row = self._load(cur, payment_id, merchant_id, lock=True)
             now = _now()
             try:
-                b, message = change(cur, row, now)
+                b, message = change(cur, writes, row, now)
             except TransitionError as err:
                 raise from_transition(err, payment_id) from err
             return Outcome(200, payment_json({**row, "updated_at": now}, b, message))
@@ -204,25 +215,23 @@ class PaymentService:
         return self._execute(shard, merchant_id, key, operation, request_hash, action)
 
     def capture(self, payment_id: int, merchant_id: str, amount: int | None, key: str | None, h: str) -> Outcome:
-        def change(cur: Cursor, row: dict[str, Any], now: datetime) -> tuple[Balances, str]:
+        def change(cur: Cursor, writes: list[Statement], row: dict[str, Any], now: datetime) -> tuple[Balances, str]:
             b = payment.capture(balances_of(row), amount)
-            cur.execute(
-                "UPDATE payment SET status=%s, captured_amount=%s, updated_at=%s WHERE payment_id=%s",
-                (str(b.status), b.captured, now, payment_id),
-            )
-            outbox_store.append(cur, payment_id, events.CAPTURED,
-                                events.payload(b, payment_id, merchant_id, row["currency"]))
+            writes.append(("UPDATE payment SET status=%s, captured_amount=%s, updated_at=%s WHERE payment_id=%s",
+                           (str(b.status), b.captured, now, payment_id)))
+            writes.append(outbox_store.append_statement(payment_id, events.CAPTURED,
+                                                        events.payload(b, payment_id, merchant_id, row["currency"])))
             return b, "Payment captured"
 
         return self._transition(payment_id, merchant_id, key, "capture", h, change)
 
     def cancel(self, payment_id: int, merchant_id: str, key: str | None, h: str) -> Outcome:
-        def change(cur: Cursor, row: dict[str, Any], now: datetime) -> tuple[Balances, str]:
+        def change(cur: Cursor, writes: list[Statement], row: dict[str, Any], now: datetime) -> tuple[Balances, str]:
             b = payment.cancel(balances_of(row))
-            cur.execute("UPDATE payment SET status=%s, updated_at=%s WHERE payment_id=%s",
-                        (str(b.status), now, payment_id))
-            outbox_store.append(cur, payment_id, events.CANCELLED,
-                                events.payload(b, payment_id, merchant_id, row["currency"]))
+            writes.append(("UPDATE payment SET status=%s, updated_at=%s WHERE payment_id=%s",
+                           (str(b.status), now, payment_id)))
+            writes.append(outbox_store.append_statement(payment_id, events.CANCELLED,
+                                                        events.payload(b, payment_id, merchant_id, row["currency"])))
             return b, "Payment cancelled"
 
         return self._transition(payment_id, merchant_id, key, "cancel", h, change)
@@ -230,20 +239,19 @@ class PaymentService:
     def refund(
         self, payment_id: int, merchant_id: str, amount: int | None, reason: str | None, key: str | None, h: str
     ) -> Outcome:
-        def change(cur: Cursor, row: dict[str, Any], now: datetime) -> tuple[Balances, str]:
+        def change(cur: Cursor, writes: list[Statement], row: dict[str, Any], now: datetime) -> tuple[Balances, str]:
             b, requested = payment.request_refund(balances_of(row), amount)
-            cur.execute(
-                "UPDATE payment SET status=%s, refund_pending_amount=%s, updated_at=%s WHERE payment_id=%s",
-                (str(b.status), b.refund_pending, now, payment_id),
-            )
+            # The refund's id goes into the event, so its INSERT runs now; the rest goes together.
             cur.execute(
                 "INSERT INTO refund_request (payment_id, merchant_id, amount, reason, status) "
                 "VALUES (%s, %s, %s, %s, 'PENDING')",
                 (payment_id, merchant_id, requested, reason),
             )
+            writes.append(("UPDATE payment SET status=%s, refund_pending_amount=%s, updated_at=%s WHERE payment_id=%s",
+                           (str(b.status), b.refund_pending, now, payment_id)))
             data = events.payload(b, payment_id, merchant_id, row["currency"], refundId=int(cur.lastrowid),
                                   refundAmount=requested, reason=reason)
-            outbox_store.append(cur, payment_id, events.REFUND_REQUESTED, data)
+            writes.append(outbox_store.append_statement(payment_id, events.REFUND_REQUESTED, data))
             return b, "Refund requested"
 
         return self._transition(payment_id, merchant_id, key, "refund", h, change)

@@ -46,14 +46,18 @@ def encode_payload(payload: dict[str, Any]) -> str:
     return orjson.dumps(payload).decode()
 
 
-def append(cur: Cursor, payment_id: int, event_type: str, payload: dict[str, Any]) -> int:
-    """Add an event inside the caller's transaction (the one that changes the payment); its id."""
+def append_statement(payment_id: int, event_type: str, payload: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    """The INSERT that adds an event, for the caller to run inside the transaction that changes the
+    payment (the ingest sends it together with the other writes: `db.pool.execute_together`)."""
     if event_type not in events.TOPIC_BY_EVENT:
         raise ValueError(f"unknown event type {event_type!r}")
-    cur.execute(
-        "INSERT INTO outbox_event (aggregate_type, aggregate_id, event_type, payload) VALUES (%s, %s, %s, %s)",
-        ("payment", payment_id, event_type, encode_payload(payload)),
-    )
+    return ("INSERT INTO outbox_event (aggregate_type, aggregate_id, event_type, payload) VALUES (%s, %s, %s, %s)",
+            ("payment", payment_id, event_type, encode_payload(payload)))
+
+
+def append(cur: Cursor, payment_id: int, event_type: str, payload: dict[str, Any]) -> int:
+    """Add an event inside the caller's transaction (the one that changes the payment); its id."""
+    cur.execute(*append_statement(payment_id, event_type, payload))
     return int(cur.lastrowid)
 
 

@@ -1,0 +1,86 @@
+"""`execute_together`: the ingest sends a transaction's answer-less writes (payment update, outbox
+event, idempotency record) in one multi-statement round trip. Against a real shard: the server
+stops at the first failing statement, the error is raised, the connection stays usable, and a
+rollback leaves nothing of the transaction behind."""
+
+from __future__ import annotations
+
+import uuid
+
+import pymysql
+import pytest
+
+from payflow.config import Settings, load_config
+from payflow.db.pool import direct_connect, execute_together
+from payflow.domain import events
+from payflow.ingest import idempotency_store
+from payflow.outbox import store as outbox_store
+
+
+def _connect(stack, multi: bool = True):
+    config = load_config(stack.backend.paths.service_config("vm1"))
+    shard = config.shards[0]
+    return direct_connect(shard, len(config.shards), Settings(), multi_statements=multi)
+
+
+def _count(cur, sql: str, args) -> int:
+    cur.execute(sql, args)
+    return int(cur.fetchone()[0])
+
+
+def test_a_failing_statement_stops_the_batch_and_the_connection_stays_usable(stack):
+    merchant, key = "MERCHANT-2", f"batch-{uuid.uuid4().hex}"
+    conn = _connect(stack)
+    try:
+        with conn.cursor() as cur:
+            record = idempotency_store.store_statement(merchant, key, "authorize", "h", 200, b"{}")
+            execute_together(cur, [record])
+            conn.commit()
+            marker = uuid.uuid4().hex
+            writes = [
+                outbox_store.append_statement(10**12, events.AUTHORIZED, {"marker": marker}),
+                record,  # the same key again: duplicate
+                outbox_store.append_statement(10**12, events.AUTHORIZED, {"marker": marker, "after": True}),
+            ]
+            with pytest.raises(pymysql.err.IntegrityError) as caught:
+                execute_together(cur, writes)
+            assert idempotency_store.is_duplicate_key(caught.value)
+            # The statement after the failing one never ran; the one before did, inside the transaction.
+            like = f'%{marker}%'
+            assert _count(cur, "SELECT COUNT(*) FROM outbox_event WHERE payload LIKE %s", (like,)) == 1
+            conn.rollback()
+            assert _count(cur, "SELECT COUNT(*) FROM outbox_event WHERE payload LIKE %s", (like,)) == 0
+            cur.execute("SELECT 1")
+            assert cur.fetchone() == (1,)
+            cur.execute("DELETE FROM idempotency_record WHERE merchant_id=%s AND idem_key=%s", (merchant, key))
+            conn.commit()
+    finally:
+        conn.close()
+
+
+def test_all_statements_of_a_batch_are_written_in_one_transaction(stack):
+    merchant, keys = "MERCHANT-2", [f"batch-{uuid.uuid4().hex}" for _ in range(3)]
+    conn = _connect(stack)
+    try:
+        with conn.cursor() as cur:
+            execute_together(cur, [idempotency_store.store_statement(merchant, k, "authorize", "h", 200, b"{}")
+                                   for k in keys])
+            conn.commit()
+            placeholders = ",".join(["%s"] * len(keys))
+            assert _count(cur, f"SELECT COUNT(*) FROM idempotency_record WHERE merchant_id=%s AND idem_key IN "
+                               f"({placeholders})", (merchant, *keys)) == 3
+            cur.execute(f"DELETE FROM idempotency_record WHERE merchant_id=%s AND idem_key IN ({placeholders})",
+                        (merchant, *keys))
+            conn.commit()
+    finally:
+        conn.close()
+
+
+def test_connections_without_the_flag_refuse_a_batch(stack):
+    """Only the ingest's pool opens multi-statement connections; everyone else cannot send one."""
+    conn = _connect(stack, multi=False)
+    try:
+        with conn.cursor() as cur, pytest.raises(pymysql.err.ProgrammingError):
+            execute_together(cur, [("SELECT 1", ()), ("SELECT 2", ())])
+    finally:
+        conn.close()

@@ -158,47 +158,96 @@ class BreakerPublisher:
         return outcome
 
     async def publish(self, batch: list[OutboxEvent]) -> BatchResult:
-        """Enqueue every send (aiokafka batches them), then settle each future in the breaker, in
-        event order. If enqueueing stops early, the event that could not be enqueued is attempted
+        """Enqueue every send (aiokafka batches them), wait for the broker's acks together (one
+        deadline, `publish_timeout_s`), then settle each event in the breaker, in event order, as
+        its own call. If enqueueing stops early, the event that could not be enqueued is attempted
         through the breaker (so the failure counts) and the rest are handed back untried."""
         result = BatchResult()
-        futures: list[tuple[OutboxEvent, Any]] = []
+        futures: list[tuple[OutboxEvent, asyncio.Future[Any]]] = []
         unsent: list[OutboxEvent] = []
+        started = time.perf_counter()
         try:
-            producer = await asyncio.wait_for(self._producer(), self.settings.publish_timeout_s)
-            for event in batch:
-                try:
-                    value = encode(event)
-                except EventRejected as exc:
-                    result.rejected.append((event, str(exc)))
-                    continue
-                fut = await asyncio.wait_for(
-                    producer.send(event.topic, value=value, key=str(event.aggregate_id).encode(),
-                                  headers=headers(event, value, self.secret)),
-                    self.settings.publish_timeout_s,
-                )
-                futures.append((event, fut))
+            async with asyncio.timeout(self.settings.publish_timeout_s):
+                producer = await self._producer()
+                for event in batch:
+                    try:
+                        value = encode(event)
+                    except EventRejected as exc:
+                        result.rejected.append((event, str(exc)))
+                        continue
+                    fut = await producer.send(event.topic, value=value, key=str(event.aggregate_id).encode(),
+                                              headers=headers(event, value, self.secret))
+                    futures.append((event, fut))
         except Exception:
             sent = {e.event_id for e, _ in futures} | {e.event_id for e, _ in result.rejected}
             unsent = [e for e in batch if e.event_id not in sent]
-        attempts: list[tuple[OutboxEvent, Callable[[], Awaitable[Any]]]] = [
-            (event, _awaiting(fut)) for event, fut in futures]
+        acked_at = await self._wait_acks([fut for _, fut in futures], started)
+        # Read every ack now: closing the producer below must not change what the broker answered.
+        answers = [(event, _answer(fut), acked_at.get(id(fut), time.perf_counter()) - started)
+                   for event, fut in futures]
+        for index, (event, answer, seconds) in enumerate(answers):
+            outcome, reason = self._settle(answer, seconds)
+            if outcome is PublishOutcome.REFUSED:
+                result.refused.extend(e.event_id for e, _ in futures[index:])
+                result.refused.extend(e.event_id for e in unsent)
+                return result
+            _record(result, event, outcome, reason)
+            if outcome is PublishOutcome.UNREACHABLE:
+                await self.close()
         if unsent:
-            attempts.append((unsent[0], lambda: self._send_and_wait(unsent[0])))
-        for index, (event, make) in enumerate(attempts):
-            outcome, reason = await self._guard(make)
-            if outcome is PublishOutcome.PUBLISHED:
-                result.published.append(event.event_id)
-            elif outcome is PublishOutcome.UNREACHABLE:
-                result.unreachable.append(event)
-            elif outcome is PublishOutcome.REJECTED:
-                result.rejected.append((event, reason))
-            else:
-                result.refused.extend(e.event_id for e, _ in attempts[index:])
-                break
-        else:
-            result.refused.extend(e.event_id for e in unsent[1:])
+            outcome, reason = await self._guard(lambda: self._send_and_wait(unsent[0]))
+            if outcome is PublishOutcome.REFUSED:
+                result.refused.extend(e.event_id for e in unsent)
+                return result
+            _record(result, unsent[0], outcome, reason)
+        result.refused.extend(e.event_id for e in unsent[1:])
         return result
+
+    async def _wait_acks(self, futures: list[asyncio.Future[Any]], started: float) -> dict[int, float]:
+        """Wait until every send is acked or failed, or the publish deadline passes; when each
+        settled (by future id), for the slow-call accounting."""
+        settled: dict[int, float] = {}
+
+        def note(fut: asyncio.Future[Any]) -> None:
+            settled[id(fut)] = time.perf_counter()
+
+        pending = []
+        for fut in futures:
+            if fut.done():
+                settled[id(fut)] = started
+            else:
+                fut.add_done_callback(note)
+                pending.append(fut)
+        if pending:
+            remaining = self.settings.publish_timeout_s - (time.perf_counter() - started)
+            await asyncio.wait(pending, timeout=max(0.0, remaining))
+        return settled
+
+    def _settle(self, answer: Exception | None, seconds: float) -> tuple[PublishOutcome, str]:
+        """One event's publish as a breaker call, from the broker's answer to its send (None: acked).
+        Only an unreachable broker counts as a breaker failure: a rejection is an answer."""
+        entered = False
+        try:
+            if not self.settings.breaker_enabled:
+                entered = True
+                rejection = _rejection(answer)
+            else:
+                with self.tracked.breaker.calling():
+                    entered = True
+                    rejection = _rejection(answer)
+        except pybreaker.CircuitBreakerError:
+            if not entered:
+                return PublishOutcome.REFUSED, ""
+            self.tracked.record_call(False, seconds)
+            return PublishOutcome.UNREACHABLE, "breaker opened"
+        except Exception as exc:
+            log.warning("publish failed, broker unreachable: %s", type(exc).__name__)
+            self.tracked.record_call(False, seconds)
+            return PublishOutcome.UNREACHABLE, type(exc).__name__
+        self.tracked.record_call(True, seconds)
+        if rejection:
+            return PublishOutcome.REJECTED, rejection
+        return PublishOutcome.PUBLISHED, ""
 
     async def _send_and_wait(self, event: OutboxEvent, topic: str | None = None) -> None:
         producer = await self._producer()
@@ -227,10 +276,42 @@ class BreakerPublisher:
             return False
 
 
-def _awaiting(fut: Any) -> Callable[[], Awaitable[Any]]:
-    async def wait() -> Any:
-        return await fut
-    return wait
+def _answer(fut: asyncio.Future[Any]) -> Exception | None:
+    """The broker's answer to one send: None when acked, else the error (a timeout when it had not
+    answered by the deadline; the send is then cancelled)."""
+    if not fut.done():
+        fut.cancel()
+        return _no_ack("no acknowledgement within publish_timeout_s")
+    if fut.cancelled():
+        return _no_ack("send cancelled before an acknowledgement")
+    exc: BaseException | None = fut.exception()
+    if exc is None or isinstance(exc, Exception):
+        return exc
+    return _no_ack(f"send ended without an acknowledgement: {exc!r}")
+
+
+def _no_ack(reason: str) -> Exception:
+    err: Exception = KafkaTimeoutError(reason)  # retriable: the broker counts as unreachable
+    return err
+
+
+def _rejection(exc: Exception | None) -> str:
+    """'' when acked; the reason when the broker refused the event; raises when it is unreachable."""
+    if exc is None:
+        return ""
+    if is_unreachable(exc):
+        raise exc
+    log.error("event rejected: %s: %s", type(exc).__name__, exc)
+    return f"{type(exc).__name__}: {exc}"[:400] or "rejected"
+
+
+def _record(result: BatchResult, event: OutboxEvent, outcome: PublishOutcome, reason: str) -> None:
+    if outcome is PublishOutcome.PUBLISHED:
+        result.published.append(event.event_id)
+    elif outcome is PublishOutcome.UNREACHABLE:
+        result.unreachable.append(event)
+    elif outcome is PublishOutcome.REJECTED:
+        result.rejected.append((event, reason))
 
 
 async def _quiet_stop(producer: AIOKafkaProducer) -> None:

@@ -9,6 +9,8 @@ import uuid
 import httpx
 import pytest
 
+from payflow.config import load_config
+
 pytestmark = pytest.mark.integration
 
 
@@ -235,3 +237,8 @@ def test_shard_outage_isolates_odd_merchants_and_recovers(stack):
     finally:
         backend.start("shard2")
     assert stack.wait_for(lambda: stack.api.authorize("MERCHANT-73").status_code == 200, timeout=20)
+    # Every ingest worker has its own breaker and watcher: the first 200 proves one of them. Each
+    # must be back within shard_open_s of the restart; later tests rely on all of them.
+    settings = load_config(backend.paths.service_config("vm1")).settings
+    time.sleep(settings.shard_open_s + settings.ingest_db_timeout_s)
+    assert [stack.api.authorize(f"MERCHANT-{2 * i + 75}").status_code for i in range(12)] == [200] * 12

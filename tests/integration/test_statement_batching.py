@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 
+import orjson
 import pymysql
 import pytest
 
@@ -84,3 +85,25 @@ def test_connections_without_the_flag_refuse_a_batch(stack):
             execute_together(cur, [("SELECT 1", ()), ("SELECT 2", ())])
     finally:
         conn.close()
+
+
+def test_authorize_writes_the_new_payment_id_into_its_event_and_stored_answer(stack):
+    """Authorize sends payment, event and idempotency record in one round trip; the new id reaches
+    the event and the stored answer on the server (a 0 placeholder must never survive)."""
+    key = f"batch-{uuid.uuid4().hex}"
+    body = {"merchantId": "MERCHANT-4", "amount": 4321, "currency": "KRW", "idempotencyKey": key}
+    first = stack.api.post("/payments/authorize", body)
+    assert first.status_code == 200, first.text
+    pid = first.json()["paymentId"]
+    assert pid > 0
+    [(aggregate_id, payload)] = stack.query(
+        0, "SELECT aggregate_id, payload FROM outbox_event WHERE aggregate_id=%s AND event_type=%s",
+        (pid, events.AUTHORIZED))
+    assert aggregate_id == pid and orjson.loads(payload)["paymentId"] == pid
+    [(stored,)] = stack.query(0, "SELECT response_body FROM idempotency_record WHERE merchant_id=%s AND idem_key=%s",
+                              ("MERCHANT-4", key))
+    assert orjson.loads(stored) == first.json()
+    again = stack.api.post("/payments/authorize", body)
+    assert again.headers.get("Idempotent-Replayed") == "true" and again.json() == first.json()
+    # The ledger consumer got the real id too.
+    stack.wait_for(lambda: stack.query(0, "SELECT COUNT(*) FROM ledger_entry WHERE payment_id=%s", (pid,))[0][0] > 0)

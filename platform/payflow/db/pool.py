@@ -62,7 +62,7 @@ def commit(conn: Connection) -> None:
         raise
 
 
-def execute_together(cur: Cursor, statements: Sequence[Statement]) -> list[int]:
+def execute_together(cur: Cursor, statements: Sequence[Statement]) -> None:
     """Run statements whose results nobody reads in one round trip (a multi-statement query; the
     connection must have been opened with `multi_statements=True`). The server stops at the first
     failing statement; its error is raised here after the results before it are read, so the
@@ -70,18 +70,16 @@ def execute_together(cur: Cursor, statements: Sequence[Statement]) -> list[int]:
 
     Why: a round trip is most of what a statement costs the ingest (PyMySQL's packet handling, a
     wake-up of the worker and of the shard's thread); the writes that follow the last read of a
-    transaction (payment update, outbox event, idempotency record) need no answer but "done".
-
-    Returns the id each statement generated (AUTO_INCREMENT; 0 when none), in order."""
-    if len(statements) <= 1:
-        for sql, args in statements:
-            cur.execute(sql, args)
-        return [int(cur.lastrowid or 0)] if statements else []
+    transaction (payment update, outbox event, idempotency record) need no answer but "done"."""
+    if not statements:
+        return
+    if len(statements) == 1:
+        sql, args = statements[0]
+        cur.execute(sql, args)
+        return
     cur.execute(";".join(cur.mogrify(sql, args) for sql, args in statements))
-    ids = [int(cur.lastrowid or 0)]
     while cur.nextset():
-        ids.append(int(cur.lastrowid or 0))
-    return ids
+        pass
 
 
 def is_unavailable_error(exc: BaseException) -> bool:

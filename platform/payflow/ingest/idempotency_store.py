@@ -15,8 +15,6 @@ import orjson
 import pymysql
 from pymysql.cursors import Cursor
 
-from payflow.db.variables import NEW_PAYMENT_ID
-
 _DUPLICATE_KEY = 1062
 
 
@@ -29,14 +27,12 @@ class StoredAnswer:
 
 
 def store_statement(merchant_id: str, key: str, operation: str, request_hash: str, status: int,
-                    body: bytes, new_payment: bool = False) -> tuple[str, tuple[Any, ...]]:
+                    body: bytes) -> tuple[str, tuple[Any, ...]]:
     """The INSERT of a key and its answer, for the caller's transaction; it fails with a duplicate
-    key (`is_duplicate_key`) when the key exists. `new_payment`: the answer's paymentId is the
-    payment inserted earlier in the same round trip (`NEW_PAYMENT_ID`)."""
-    answer = f"JSON_SET(%s, '$.paymentId', {NEW_PAYMENT_ID})" if new_payment else "%s"
+    key (`is_duplicate_key`) when the key exists."""
     return ("INSERT INTO idempotency_record (merchant_id, idem_key, operation, request_hash, http_status, "
-            f"response_body) VALUES (%s, %s, %s, %s, %s, {answer})",
-            (merchant_id, key, operation, request_hash, status, body.decode() if new_payment else body))
+            "response_body) VALUES (%s, %s, %s, %s, %s, %s)",
+            (merchant_id, key, operation, request_hash, status, body))
 
 
 def is_duplicate_key(exc: BaseException) -> bool:

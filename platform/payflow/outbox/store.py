@@ -11,7 +11,6 @@ import orjson
 import pymysql
 from pymysql.cursors import Cursor
 
-from payflow.db.variables import NEW_PAYMENT_ID
 from payflow.domain import events
 from payflow.domain.events import CONSUMERS_BY_EVENT
 
@@ -47,18 +46,11 @@ def encode_payload(payload: dict[str, Any]) -> str:
     return orjson.dumps(payload).decode()
 
 
-def append_statement(payment_id: int | None, event_type: str,
-                     payload: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+def append_statement(payment_id: int, event_type: str, payload: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
     """The INSERT that adds an event, for the caller to run inside the transaction that changes the
-    payment (the ingest sends it together with the other writes: `db.pool.execute_together`).
-    `payment_id` None: the payment inserted earlier in the same round trip (`NEW_PAYMENT_ID`),
-    which also becomes the payload's paymentId."""
+    payment (the ingest sends it together with the other writes: `db.pool.execute_together`)."""
     if event_type not in events.TOPIC_BY_EVENT:
         raise ValueError(f"unknown event type {event_type!r}")
-    if payment_id is None:
-        return ("INSERT INTO outbox_event (aggregate_type, aggregate_id, event_type, payload) "
-                f"VALUES (%s, {NEW_PAYMENT_ID}, %s, JSON_SET(%s, '$.paymentId', {NEW_PAYMENT_ID}))",
-                ("payment", event_type, encode_payload(payload)))
     return ("INSERT INTO outbox_event (aggregate_type, aggregate_id, event_type, payload) VALUES (%s, %s, %s, %s)",
             ("payment", payment_id, event_type, encode_payload(payload)))
 

@@ -210,12 +210,18 @@ def main() -> None:
     ap.add_argument("--step-s", type=int, default=30)
     ap.add_argument("--no-hello", action="store_true")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--ingest-workers", type=int, default=None, help="per ingest instance (default: the topology's)")
+    ap.add_argument("--ingest-threads", type=int, default=None, help="per ingest worker (default: the topology's)")
     args = ap.parse_args()
     flows = ["authorize", "original-flow"] if args.flow == "both" else [args.flow]
     steps: list[Step] = []
     hello: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         topo = Topology(state_dir=Path(tmp) / "state").with_port_offset(5000)
+        sizing = {k: v for k, v in (("ingest_workers", args.ingest_workers), ("ingest_threads", args.ingest_threads))
+                  if v is not None}
+        if sizing:
+            topo = topo.model_copy(update={"vms": [vm.model_copy(update=sizing) for vm in topo.vms]})
         backend = LocalBackend(topo)
         backend.up()
         try:

@@ -47,3 +47,4 @@ def test_broker_restart_mid_stream_loses_no_payment_event(stack):
     assert result["summary"]["duplicate_postings"] == 0
     for shard in result["shards"]:
         assert shard["ledger_debits"] == shard["ledger_credits"]
+

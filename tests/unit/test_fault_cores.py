@@ -33,6 +33,86 @@ def test_commit_stops_at_the_oldest_deferred_record():
     assert "p0" not in t.partitions() and t.deferred_count == 0
 
 
+def test_a_log_that_starts_over_is_followed_not_the_highest_offset_ever_seen():
+    """A broker that lost its data numbers records from 0 again. Found at 300/s (broker-restart,
+    then consumer-crash): a member kept committing its pre-restart offset, the group's committed
+    offset sat beyond the new log's end, and the next owner of the partition skipped every record
+    below it (hundreds of events left to the relay's re-drive)."""
+    t: OffsetTracker[str] = OffsetTracker()
+    t.fetched("p0", 3270, 3281)
+    t.seen("p0", 3281)
+    assert t.committable() == {"p0": 3282}
+    t.fetched("p0", 0, 9)  # the new log
+    for offset in range(10):
+        t.seen("p0", offset)
+    assert t.committable() == {"p0": 10}
+
+
+def test_deferred_records_of_a_log_that_started_over_do_not_hold_or_push_the_commit():
+    t: OffsetTracker[str] = OffsetTracker()
+    t.fetched("p0", 500, 502)
+    t.seen("p0", 500)
+    t.defer("p0", 501)
+    t.seen("p0", 502)
+    assert t.committable() == {"p0": 501}
+    t.fetched("p0", 0, 0)  # the log started over: what was known is of the old log
+    t.seen("p0", 0)
+    assert t.committable() == {"p0": 1}
+    t.done("p0", 501)  # the old record applied late: harmless
+    assert t.committable() == {"p0": 1}
+
+
+def test_re_reading_a_partition_after_a_rebalance_commits_from_where_it_reads():
+    t: OffsetTracker[str] = OffsetTracker()
+    t.fetched("p0", 0, 99)
+    for offset in range(100):
+        t.seen("p0", offset)
+    t.committed(t.committable())
+    t.fetched("p0", 60, 70)  # back from a member that committed 60 and then died: read again
+    t.seen("p0", 60)
+    assert t.committable() == {"p0": 61}
+
+
+def test_records_of_one_poll_handled_out_of_offset_order_commit_past_the_highest():
+    """A poll's records are applied per shard, so a partition's offsets arrive out of order."""
+    t: OffsetTracker[str] = OffsetTracker()
+    t.fetched("p0", 5, 7)
+    for offset in (5, 7, 6):
+        t.seen("p0", offset)
+    assert t.committable() == {"p0": 8}
+    t.fetched("p0", 8, 9)
+    t.seen("p0", 9)
+    t.seen("p0", 8)
+    assert t.committable() == {"p0": 10}
+
+
+def test_offsets_the_broker_refused_are_committed_again_only_after_reading_anew():
+    """The commit that failed as the broker went down must not land in the log it comes back with."""
+    t: OffsetTracker[str] = OffsetTracker()
+    t.fetched("p0", 0, 11)
+    t.seen("p0", 11)
+    t.fetched("p1", 0, 3)
+    t.seen("p1", 3)
+    t.commit_failed(t.committable())
+    assert t.committable() == {}
+    t.fetched("p0", 0, 0)  # the broker came back empty: the new log's first record
+    t.seen("p0", 0)
+    assert t.committable() == {"p0": 1}
+    t.fetched("p1", 4, 4)  # or with its log: reading on is what proves it
+    t.seen("p1", 4)
+    assert t.committable() == {"p0": 1, "p1": 5}
+
+
+def test_only_owned_partitions_are_committed():
+    """A commit that names a partition no longer owned fails whole (aiokafka IllegalStateError):
+    a member that lost a partition in a rebalance could then commit nothing at all."""
+    t: OffsetTracker[str] = OffsetTracker()
+    t.seen("p0", 5)
+    t.seen("p1", 7)
+    t.keep_only({"p1"})
+    assert t.committable() == {"p1": 8}
+
+
 def test_shard_breaker_opens_fails_fast_and_its_trial_is_never_a_client_call():
     now = [0.0]
     b = ShardBreaker(open_s=1.0, clock=lambda: now[0])

@@ -392,7 +392,7 @@ class ConsumerWorker:
             kept = [w for w in queue if w.tp in assigned]
             if len(kept) != len(queue):
                 self.waiting[shard] = collections.deque(kept)
-        self.tracker.forget([tp for tp in self.tracker.partitions() if tp not in assigned])
+        self.tracker.keep_only(assigned)
 
     @property
     def waiting_count(self) -> int:
@@ -416,6 +416,9 @@ class ConsumerWorker:
         while not self.stopping.is_set():
             batches = await consumer.getmany(timeout_ms=200 if self.waiting_count else 500, max_records=500)
             items = [(tp, record) for tp, records in batches.items() for record in records]
+            for tp, records in batches.items():
+                if records:
+                    self.tracker.fetched(tp, records[0].offset, records[-1].offset)
             if items:
                 CONSUMED.labels(app).inc(len(items))
                 for outcome, event in await asyncio.to_thread(self.handle_batch, items):
@@ -423,7 +426,9 @@ class ConsumerWorker:
             if self.waiting_count:
                 for outcome, event in await asyncio.to_thread(self.retry_waiting):
                     self._count(outcome, event)
-                self.forget_revoked(set(consumer.assignment()))
+            # Every pass, not only while records wait: a commit naming a partition this member no
+            # longer owns fails whole, so one revoked partition would stop every commit.
+            self.forget_revoked(set(consumer.assignment()))
             DEFERRED.labels(app).set(self.waiting_count)
             # Bounded memory: stop fetching while too much waits for a shard.
             too_many = self.waiting_count >= self.settings.consumer_max_deferred
@@ -443,6 +448,7 @@ class ConsumerWorker:
                         COMMITS.labels(ORIGINAL_APPLICATION[app]).inc()
                 except Exception as exc:
                     # Redelivery after a failed commit is harmless: processed_event dedupes.
+                    self.tracker.commit_failed(offsets)
                     log.warning("%s: offset commit failed (%s)", app, type(exc).__name__)
 
     async def _report_progress(self, consumer: AIOKafkaConsumer) -> None:
@@ -529,3 +535,4 @@ def worker_main(name: str, make_handler: Callable[[PlatformConfig], Handler],
     plog.setup(f"payflow.{name}")
     config = load_config()
     asyncio.run(ConsumerWorker(config, make_handler(config), port_of(config)).run())
+

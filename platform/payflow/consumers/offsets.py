@@ -18,17 +18,31 @@ class OffsetTracker(Generic[P]):
         self._next: dict[P, int] = {}
         self._deferred: dict[P, list[int]] = {}
         self._committed: dict[P, int] = {}
+        self._held: set[P] = set()  # a commit failed: commit again only after reading anew
+        self._fetched_to: dict[P, int] = {}  # one past the last record fetched
+
+    def fetched(self, partition: P, first: int, last: int) -> None:
+        """A poll returned `partition`'s records `first`..`last`. Fetches only go backwards when
+        the partition is read again (a rebalance gave it back) or the broker lost its log and
+        numbers from 0 again: then start the partition afresh and follow the log. Keeping what was
+        known would commit an offset beyond the new log's end, and whoever reads the partition
+        next would skip every record below it. (Records are handled per shard, not in offset
+        order, so `seen` cannot tell a new log from an earlier record of the same poll.)"""
+        if first < self._fetched_to.get(partition, 0):
+            self.forget([partition])
+        self._fetched_to[partition] = last + 1
 
     def seen(self, partition: P, offset: int) -> None:
         """The record at `offset` was handled or deferred: the next one starts after it."""
         self._next[partition] = max(self._next.get(partition, 0), offset + 1)
+        self._held.discard(partition)
 
     def defer(self, partition: P, offset: int) -> None:
+        self.seen(partition, offset)
         offsets = self._deferred.setdefault(partition, [])
         i = bisect.bisect_left(offsets, offset)
         if i == len(offsets) or offsets[i] != offset:
             offsets.insert(i, offset)
-        self.seen(partition, offset)
 
     def done(self, partition: P, offset: int) -> None:
         offsets = self._deferred.get(partition, [])
@@ -45,6 +59,8 @@ class OffsetTracker(Generic[P]):
         last handled. Only partitions whose committable offset moved since the last commit."""
         out: dict[P, int] = {}
         for partition, nxt in self._next.items():
+            if partition in self._held:
+                continue
             deferred = self._deferred.get(partition)
             offset = deferred[0] if deferred else nxt
             if self._committed.get(partition) != offset:
@@ -54,6 +70,12 @@ class OffsetTracker(Generic[P]):
     def committed(self, offsets: dict[P, int]) -> None:
         self._committed.update(offsets)
 
+    def commit_failed(self, offsets: dict[P, int]) -> None:
+        """The broker did not take these offsets. It may come back without its log (a memory-only
+        broker that restarted numbers from 0 again): retrying the same offsets then would commit
+        past the new log's end. Commit these partitions again only once a record is read anew."""
+        self._held.update(offsets)
+
     def next_offset(self, partition: P) -> int | None:
         """One past the last record handled or deferred in `partition` (None: none yet)."""
         return self._next.get(partition)
@@ -61,9 +83,15 @@ class OffsetTracker(Generic[P]):
     def partitions(self) -> list[P]:
         return list(self._next)
 
+    def keep_only(self, owned: set[P]) -> None:
+        """Forget every partition not in `owned` (this member's assignment)."""
+        self.forget([p for p in self._next if p not in owned])
+
     def forget(self, partitions: list[P]) -> None:
         """Partitions revoked in a rebalance: their records will be redelivered to the new owner."""
         for p in partitions:
             self._next.pop(p, None)
             self._deferred.pop(p, None)
             self._committed.pop(p, None)
+            self._held.discard(p)
+            self._fetched_to.pop(p, None)

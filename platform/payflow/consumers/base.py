@@ -535,4 +535,3 @@ def worker_main(name: str, make_handler: Callable[[PlatformConfig], Handler],
     plog.setup(f"payflow.{name}")
     config = load_config()
     asyncio.run(ConsumerWorker(config, make_handler(config), port_of(config)).run())
-

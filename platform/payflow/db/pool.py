@@ -73,10 +73,6 @@ def execute_together(cur: Cursor, statements: Sequence[Statement]) -> None:
     transaction (payment update, outbox event, idempotency record) need no answer but "done"."""
     if not statements:
         return
-    if len(statements) == 1:
-        sql, args = statements[0]
-        cur.execute(sql, args)
-        return
     cur.execute(";".join(cur.mogrify(sql, args) for sql, args in statements))
     while cur.nextset():
         pass

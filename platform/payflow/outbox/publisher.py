@@ -135,10 +135,7 @@ class BreakerPublisher:
         try:
             await asyncio.wait_for(make(), self.settings.publish_timeout_s)
         except Exception as exc:
-            if is_unreachable(exc):
-                raise
-            log.error("event rejected: %s: %s", type(exc).__name__, exc)
-            return f"{type(exc).__name__}: {exc}"[:400] or "rejected"
+            return _rejection(exc)
         return ""
 
     async def _unreachable(self, started: float) -> PublishOutcome:

@@ -88,17 +88,23 @@ def _k6_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _lag_buckets(topo: Topology) -> dict[float, float]:
-    """Cumulative counts of the ledger consumers' end-to-end lag histogram, summed over VMs."""
+def _buckets(ports: list[int], metric: str) -> dict[float, float]:
+    """Cumulative counts of one histogram, summed over services (one /metrics port each)."""
     out: dict[float, float] = {}
-    for vm in topo.vms:
-        text = httpx.get(f"http://127.0.0.1:{vm.ledger_port}/metrics", timeout=5).text
+    for port in ports:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
         for line in text.splitlines():
-            if line.startswith("consumer_end_to_end_lag_seconds_bucket"):
+            if line.startswith(f"{metric}_bucket"):
                 le = line.split('le="', 1)[1].split('"', 1)[0]
                 bound = float("inf") if le == "+Inf" else float(le)
                 out[bound] = out.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
     return out
+
+
+def _lag_buckets(topo: Topology) -> tuple[dict[float, float], dict[float, float]]:
+    """The ledger consumers' end-to-end lag and the relays' part of it (written → acknowledged)."""
+    return (_buckets([vm.ledger_port for vm in topo.vms], "consumer_end_to_end_lag_seconds"),
+            _buckets([vm.relay_port for vm in topo.vms], "outbox_publish_lag_seconds"))
 
 
 def _p95(before: dict[float, float], after: dict[float, float]) -> float | None:
@@ -131,6 +137,7 @@ class Step:
     p95_ms: float
     p99_ms: float
     lag_p95_ms: float | None
+    relay_lag_p95_ms: float | None
     backlog: int
     cpu_ms_per_request: dict[str, float] = field(default_factory=dict)
     rss_mb: dict[str, float] = field(default_factory=dict)
@@ -165,13 +172,14 @@ def run_step(backend: LocalBackend, flow: str, rate: int, step_s: int, reports: 
     http_reqs = float(r.get("requests") or 0) or 1.0
     cpu = {k: 1000 * (cpu1[k] - cpu0[k]) / http_reqs for k in groups}
     cpu["k6"] = 1000 * (k61 - k60) / http_reqs
-    lag = _p95(lag0, lag1)
+    lag = _p95(lag0[0], lag1[0])
+    relay_lag = _p95(lag0[1], lag1[1])
     backlog = sum(int(row["pending"]) for row in outbox_stats(topo))
     iterations = r.get("achieved_rate") or r.get("throughput_rps") or 0.0
     return Step(flow, rate, float(iterations), float(r.get("throughput_rps") or 0.0),
                 float(r.get("dropped_share") or 0),
                 float(r.get("failure_rate") or 0), float(r["latency_ms"]["p95"]), float(r["latency_ms"]["p99"]),
-                None if lag is None else lag * 1000, backlog, cpu,
+                None if lag is None else lag * 1000, None if relay_lag is None else relay_lag * 1000, backlog, cpu,
                 {k: round(_rss_mb(v), 1) for k, v in groups.items()})
 
 
@@ -257,9 +265,10 @@ def main() -> None:
 
 def _print_step(s: Step) -> None:
     lag = f"{s.lag_p95_ms:.0f}" if s.lag_p95_ms is not None else "-"
+    relay = f"{s.relay_lag_p95_ms:.0f}" if s.relay_lag_p95_ms is not None else "-"
     print(f"{s.flow:>13} {s.target:>5}/s  achieved {s.achieved_rps:>7.1f} ({s.achieved_rps / s.target:>4.0%})  "
           f"http {s.http_rps:>6.0f}/s  dropped {s.dropped:>5.1%}  failed {s.failed:>5.2%}  p95 {s.p95_ms:>6.1f} ms  "
-          f"p99 {s.p99_ms:>7.1f} ms  lag p95 {lag:>5} ms  backlog {s.backlog}")
+          f"p99 {s.p99_ms:>7.1f} ms  lag p95 {lag:>5} ms (relay {relay:>4})  backlog {s.backlog}")
     cpu = "  ".join(f"{k} {v:.2f}" for k, v in sorted(s.cpu_ms_per_request.items(), key=lambda kv: -kv[1]))
     print(f"{'':>13} CPU ms/req: {cpu}  (total {sum(s.cpu_ms_per_request.values()):.2f})")
     rss = "  ".join(f"{k} {v:.0f}" for k, v in sorted(s.rss_mb.items()))

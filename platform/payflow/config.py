@@ -51,6 +51,12 @@ class Settings(BaseModel):
     relay_backoff_max_s: float = 30.0
     relay_redrive_after_s: float = 30.0
     consumer_commit_timeout_s: float = 5.0
+    # How long the broker may hold a consumer's fetch open waiting for data. The local broker does
+    # not answer a fetch early when data arrives, so this puts a floor under every event's lag:
+    # measured at 300 events/s, the consumer hop's p95 was ~240 ms with aiokafka's 500 ms default,
+    # ~54 ms with 100 ms. Shorter costs idle fetches: with 100 ms the broker and the six consumers
+    # burned ~5 % of a core more at rest than with 500 ms. 200 ms is the trade (hop p95 ~100 ms).
+    consumer_fetch_wait_s: float = Field(default=0.2, gt=0, le=5)
     consumer_max_attempts: int = Field(default=3, ge=1)
     consumer_max_deferred: int = Field(default=20000, ge=1)
     # Retention (Stripe keeps idempotency keys 24 h); pruning runs in small batches.

@@ -28,10 +28,12 @@ def make_producer(bootstrap: str, timeout_s: float) -> AIOKafkaProducer:
     )
 
 
-def make_consumer(bootstrap: str, group: str, topics: list[str]) -> AIOKafkaConsumer:
+def make_consumer(bootstrap: str, group: str, topics: list[str], fetch_wait_s: float = 0.1) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
+        # the broker holds a fetch this long when it has nothing new (Settings.consumer_fetch_wait_s)
+        fetch_max_wait_ms=max(1, round(fetch_wait_s * 1000)),
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from payflow.common.faults import FaultHooks
@@ -53,6 +54,12 @@ class PublishLoop:
             self.faults.crash_if_armed("crash-after-publish")
         await asyncio.to_thread(store.mark_published, result.published)
         metrics.PUBLISHED.labels(self.shard).inc(len(result.published))
+        if result.published:
+            published = set(result.published)
+            now = time.time()
+            for event in batch:
+                if event.event_id in published:
+                    metrics.PUBLISH_LAG.labels(self.shard).observe(max(0.0, now - event.created_at.timestamp()))
         if result.refused:
             self.tracked.record_not_permitted(len(result.refused))
             await asyncio.to_thread(store.release, result.refused)
@@ -80,6 +87,15 @@ class PublishLoop:
             else:
                 await asyncio.to_thread(store.mark_failed, event.event_id, delay, reason, False)
         return len(batch)
+
+
+def pause_after_tick(leased: int, batch_size: int, interval_s: float, tick_s: float) -> float:
+    """How long the relay waits before its next poll (pure): not at all after a full batch (more is
+    due); otherwise the rest of the interval, so polls keep a fixed cadence and a slow tick (a busy
+    shard, a slow ack) does not add its own length to every waiting event's lag."""
+    if leased >= batch_size:
+        return 0.0
+    return max(0.0, interval_s - tick_s)
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from payflow.db.pool import direct_connect
 from payflow.outbox import metrics
 from payflow.outbox.breaker import TrackedBreaker
 from payflow.outbox.publisher import BreakerPublisher
-from payflow.outbox.relay import PublishLoop
+from payflow.outbox.relay import PublishLoop, pause_after_tick
 from payflow.outbox.store import OutboxStats, OutboxStore
 
 log = plog.setup("payflow.relay")
@@ -95,6 +95,7 @@ class RelayProcess:
         log.info("relay for %s started (bootstrap %s)", self.shard.name, self.config.bootstrap_servers)
         keeper = asyncio.create_task(self.housekeeping())
         while not self.stopping.is_set():
+            started = time.monotonic()
             try:
                 leased = await self.loop.tick()
                 self.db_ok = True
@@ -104,8 +105,10 @@ class RelayProcess:
                 self._drop_store("publish")
                 leased = 0
                 await _sleep_or_stop(self.stopping, 1.0)
-            if leased < self.settings.relay_batch_size:
-                await _sleep_or_stop(self.stopping, self.settings.relay_poll_interval_s)
+            pause = pause_after_tick(leased, self.settings.relay_batch_size, self.settings.relay_poll_interval_s,
+                                     time.monotonic() - started)
+            if pause > 0:
+                await _sleep_or_stop(self.stopping, pause)
         keeper.cancel()
         await self.publisher.close()
         log.info("relay stopped")

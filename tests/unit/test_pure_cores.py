@@ -3,9 +3,13 @@ load-test planning."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from payctl.errors import UsageError
@@ -70,6 +74,31 @@ def test_fingerprint_ignores_the_key_but_not_the_request():
     c = fingerprint("authorize", None, {"merchantId": "M1", "amount": 6, "idempotencyKey": "k1"})
     d = fingerprint("capture", None, {"merchantId": "M1", "amount": 5})
     assert a == b and a != c and a != d
+
+
+_json_values = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70), st.text(),
+                        st.floats(allow_nan=False), st.lists(st.integers(), max_size=3))
+
+
+@settings(max_examples=400, deadline=None)
+@given(operation=st.sampled_from(["authorize", "capture", "refund", "cancel"]),
+       payment_id=st.one_of(st.none(), st.integers(min_value=1, max_value=2**63 - 1)),
+       body=st.dictionaries(st.text(max_size=12), _json_values, max_size=5))
+def test_fingerprint_is_byte_for_byte_the_stored_formula(operation, payment_id, body):
+    """Stored records hold hashes of json.dumps(sort_keys, compact): the fast path must not change
+    one of them, or a retry across an upgrade would be refused as a reused key."""
+    material = {"op": operation, "paymentId": payment_id,
+                "body": {k: v for k, v in body.items() if k != "idempotencyKey"}}
+    stored = hashlib.sha256(json.dumps(material, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    assert fingerprint(operation, payment_id, body) == stored
+
+
+def test_fingerprint_fast_path_edges():
+    for text in ["plain", "é 결제", "del\x7f", "ctl\x1f", 'quote"back\\', "\u2028"]:
+        body = {"merchantId": "M1", "amount": 5, "reason": text}
+        material = {"op": "refund", "paymentId": 7, "body": body}
+        stored = hashlib.sha256(json.dumps(material, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        assert fingerprint("refund", 7, body) == stored, text
 
 
 def test_idempotency_key_sources():

@@ -27,7 +27,6 @@ from payflow.domain.payment import Balances, TransitionError
 from payflow.domain.sharding import shard_for_id, shard_for_merchant
 from payflow.ingest import idempotency_store
 from payflow.ingest.errors import ApiError, from_transition, not_found
-from payflow.ingest.schemas import LedgerEntry, Payment
 from payflow.outbox import store as outbox_store
 
 _RETRY_CODES = {1213, 1205}  # deadlock, lock wait timeout: the whole transaction is retried
@@ -54,22 +53,24 @@ def _now() -> datetime:
 
 def payment_json(row: dict[str, Any], b: Balances, message: str,
                  ledger: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The API's payment body, serialised through the `Payment` model that the OpenAPI document
-    is generated from (so the document cannot drift from what is returned)."""
-    return Payment(
-        paymentId=int(row["payment_id"]),
-        merchantId=row["merchant_id"],
-        status=b.status,
-        amount=b.amount,
-        capturedAmount=b.captured,
-        refundedAmount=b.refunded,
-        refundPendingAmount=b.refund_pending,
-        currency=row["currency"],
-        createdAt=_iso(row["created_at"]),
-        updatedAt=_iso(row["updated_at"]),
-        ledgerEntries=[LedgerEntry.model_validate(e) for e in ledger or []],
-        message=message,
-    ).model_dump()
+    """The API's payment body, with exactly the fields of the `Payment` model that the OpenAPI
+    document is generated from. Built as a plain dict: constructing and dumping the model cost ~4 %
+    of an ingest worker's CPU per answer; tests/unit/test_response_shapes.py holds every answer
+    kind to the model instead, so the document cannot drift from what is returned."""
+    return {
+        "paymentId": int(row["payment_id"]),
+        "merchantId": row["merchant_id"],
+        "status": str(b.status),
+        "amount": b.amount,
+        "capturedAmount": b.captured,
+        "refundedAmount": b.refunded,
+        "refundPendingAmount": b.refund_pending,
+        "currency": row["currency"],
+        "createdAt": _iso(row["created_at"]),
+        "updatedAt": _iso(row["updated_at"]),
+        "ledgerEntries": ledger or [],
+        "message": message,
+    }
 
 
 class PaymentService:

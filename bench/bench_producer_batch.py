@@ -5,6 +5,13 @@ aiokafka keeps one produce request in flight per broker; a send into a full batc
 batch before it is acknowledged, so a small max_batch_size turns one relay batch into several
 broker round trips before the last event is even enqueued.
 
+Measured and NOT adopted (payflow.kafka.clients.make_producer keeps 16 KB): with 256 KB batches the
+broker-restart experiment at 300/s deviated in 4 of 4 runs (held in 4 of 4 without). The local
+broker (tansu, memory engine) places batches that were retried across its restart at offsets that
+overlap records already in the log; a consumer sees one record per offset, so the others are
+hidden until the relay's re-drive publishes them again, and bigger batches hid more of them than
+the re-drive healed within the experiment's 180 s.
+
     .venv/bin/python bench/bench_producer_batch.py [--bootstrap 127.0.0.1:19092] [--events 200] [--rounds 21]
 """
 

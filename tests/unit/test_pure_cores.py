@@ -80,7 +80,7 @@ _json_values = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70
                         st.floats(allow_nan=False), st.lists(st.integers(), max_size=3))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(operation=st.sampled_from(["authorize", "capture", "refund", "cancel"]),
        payment_id=st.one_of(st.none(), st.integers(min_value=1, max_value=2**63 - 1)),
        body=st.dictionaries(st.text(max_size=12), _json_values, max_size=5))

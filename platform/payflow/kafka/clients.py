@@ -33,7 +33,7 @@ def make_producer(bootstrap: str, timeout_s: float) -> AIOKafkaProducer:
     )
 
 
-def make_consumer(bootstrap: str, group: str, topics: list[str], fetch_wait_s: float = 0.1) -> AIOKafkaConsumer:
+def make_consumer(bootstrap: str, group: str, topics: list[str], fetch_wait_s: float) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,

@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 
 from payflow.common.http import serve
+from payflow.common.metrics import LAG_BUCKETS
 from payflow.config import PlatformConfig
 from payflow.consumers import inbox, parking, progress
 from payflow.consumers.offsets import OffsetTracker
@@ -47,8 +48,7 @@ PARKED = Counter("consumer_messages_parked", "messages parked (poison, forged, a
 DEFERRED = Gauge("consumer_deferred_records", "records waiting for their shard", ["application"])
 LAG = Histogram(
     "consumer_end_to_end_lag_seconds", "event created → consumer commit", ["application"],
-    # fine around the 500 ms objective, so its p95 can be read off without guessing
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2, 5, 10, 30, 60),
+    buckets=LAG_BUCKETS,
 )
 PROGRESS_INTERVAL_S = 2.0
 # Joining a group can legitimately wait out departed members' sessions; giving up sooner makes

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from payflow.common.metrics import LAG_BUCKETS
+
 PENDING = Gauge("outbox_pending_events", "unpublished, not dead", ["shard"])
 OLDEST = Gauge("outbox_oldest_pending_age_seconds", "age of the oldest pending event", ["shard"])
 PUBLISHED = Counter("outbox_published_events", "events published", ["shard"])
@@ -12,7 +14,7 @@ DEAD = Counter("outbox_dead_events", "events moved to DEAD", ["shard"])
 # The relay's part of the end-to-end lag (the consumers export the whole: consumer_end_to_end_lag_seconds)
 PUBLISH_LAG = Histogram(
     "outbox_publish_lag_seconds", "event written → broker acknowledged", ["shard"],
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2, 5, 10, 30, 60),
+    buckets=LAG_BUCKETS,
 )
 REDRIVEN = Counter("outbox_redriven_events", "events re-driven because no consumer processed them", ["shard"])
 

@@ -55,11 +55,11 @@ class PublishLoop:
         await asyncio.to_thread(store.mark_published, result.published)
         metrics.PUBLISHED.labels(self.shard).inc(len(result.published))
         if result.published:
-            published = set(result.published)
-            now = time.time()
+            published, now = set(result.published), time.time()
+            lag = metrics.PUBLISH_LAG.labels(self.shard)
             for event in batch:
                 if event.event_id in published:
-                    metrics.PUBLISH_LAG.labels(self.shard).observe(max(0.0, now - event.created_at.timestamp()))
+                    lag.observe(max(0.0, now - event.created_at.timestamp()))
         if result.refused:
             self.tracked.record_not_permitted(len(result.refused))
             await asyncio.to_thread(store.release, result.refused)

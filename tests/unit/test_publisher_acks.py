@@ -111,3 +111,21 @@ def test_every_event_of_a_batch_is_accounted_for_whatever_the_answers() -> None:
         ids = (result.published + [e.event_id for e in result.unreachable] + result.refused
                + [e.event_id for e, _ in result.rejected])
         assert sorted(ids) == list(range(1, len(script) + 1)), (script, result)
+
+
+def test_an_ack_between_failures_resets_the_count_as_pybreaker_would() -> None:
+    # fail_max 3 counts consecutive failures: the acks in between (most of them settled without
+    # pybreaker's call machinery, see BreakerPublisher._settle) must still reset the count.
+    pub = _publisher(ScriptedProducer([LOST, LOST, ACK, ACK, LOST, LOST, ACK, LOST, LOST]), fail_max=3)
+    result = asyncio.run(pub.publish(_events(9)))
+    assert pub.tracked.state == "closed"
+    assert result.published == [3, 4, 7]
+    assert pub.tracked.breaker.fail_counter == 2  # without the resets: 6, and OPEN at the 5th event
+
+
+def test_acks_in_a_closed_breaker_leave_its_failure_count_at_zero() -> None:
+    pub = _publisher(ScriptedProducer([ACK] * 50))
+    result = asyncio.run(pub.publish(_events(50)))
+    assert result.published == list(range(1, 51))
+    assert pub.tracked.breaker.fail_counter == 0 and pub.tracked.state == "closed"
+    assert pub.tracked.snapshot()["numberOfSuccessfulCalls"] == 50

@@ -34,6 +34,8 @@ class PublishLoop:
         self.store = store
         self.outage_attempts = 0
         self.faults = faults or FaultHooks(None, "relay")
+        self._published = metrics.PUBLISHED.labels(shard)
+        self._lag = metrics.PUBLISH_LAG.labels(shard)
 
     async def tick(self) -> int:
         """One poll: lease, publish, record. Returns how many events were leased."""
@@ -53,13 +55,12 @@ class PublishLoop:
             # chaos `relay-crash`: die after the broker has the events, before the outbox knows
             self.faults.crash_if_armed("crash-after-publish")
         await asyncio.to_thread(store.mark_published, result.published)
-        metrics.PUBLISHED.labels(self.shard).inc(len(result.published))
+        self._published.inc(len(result.published))
         if result.published:
             published, now = set(result.published), time.time()
-            lag = metrics.PUBLISH_LAG.labels(self.shard)
             for event in batch:
                 if event.event_id in published:
-                    lag.observe(max(0.0, now - event.created_at.timestamp()))
+                    self._lag.observe(max(0.0, now - event.created_at.timestamp()))
         if result.refused:
             self.tracked.record_not_permitted(len(result.refused))
             await asyncio.to_thread(store.release, result.refused)

@@ -28,11 +28,12 @@ def test_consumer_fetch_wait_comes_from_settings():
     # aiokafka's default (500 ms) put ~240 ms of p95 lag into the consumer hop with the local broker
     assert Settings().consumer_fetch_wait_s <= 0.2
 
-    async def build() -> int:
-        consumer = make_consumer("127.0.0.1:1", "g", ["payment.authorized"], fetch_wait_s=0.05)
-        return int(consumer._fetch_max_wait_ms)  # the option has no public getter
+    async def build() -> tuple[int, int]:
+        consumer = make_consumer("127.0.0.1:1", "g", ["payment.authorized"], fetch_wait_s=0.05, fetch_min_bytes=2048)
+        # the options have no public getter
+        return int(consumer._fetch_max_wait_ms), int(consumer._fetch_min_bytes)
 
-    assert asyncio.run(build()) == 50
+    assert asyncio.run(build()) == (50, 2048)
 
 
 def test_consumer_fetch_wait_must_be_positive_and_bounded():
@@ -40,3 +41,11 @@ def test_consumer_fetch_wait_must_be_positive_and_bounded():
         Settings(consumer_fetch_wait_s=0)
     with pytest.raises(ValidationError, match="consumer_fetch_wait_s"):
         Settings(consumer_fetch_wait_s=60)
+
+
+def test_consumer_fetch_min_bytes_is_bounded():
+    assert Settings().consumer_fetch_min_bytes == 4096
+    with pytest.raises(ValidationError, match="consumer_fetch_min_bytes"):
+        Settings(consumer_fetch_min_bytes=0)
+    with pytest.raises(ValidationError, match="consumer_fetch_min_bytes"):
+        Settings(consumer_fetch_min_bytes=10 * 1024 * 1024)

@@ -511,7 +511,8 @@ class ConsumerWorker:
         if self.secret is None:
             log.error("%s: no event secret configured: events are NOT authenticated", app)
         while not self.stopping.is_set():
-            consumer = make_consumer(self.config.bootstrap_servers, app, topics, self.settings.consumer_fetch_wait_s)
+            consumer = make_consumer(self.config.bootstrap_servers, app, topics, self.settings.consumer_fetch_wait_s,
+                                     self.settings.consumer_fetch_min_bytes)
             self.tracker = OffsetTracker()
             self.waiting.clear()
             self.handled_ts.clear()

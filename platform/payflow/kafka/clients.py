@@ -33,12 +33,15 @@ def make_producer(bootstrap: str, timeout_s: float) -> AIOKafkaProducer:
     )
 
 
-def make_consumer(bootstrap: str, group: str, topics: list[str], fetch_wait_s: float) -> AIOKafkaConsumer:
+def make_consumer(bootstrap: str, group: str, topics: list[str], fetch_wait_s: float,
+                  fetch_min_bytes: int) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
-        # the broker holds a fetch this long when it has nothing new (Settings.consumer_fetch_wait_s)
+        # the broker holds a fetch until this much data is there or this long has passed
+        # (Settings.consumer_fetch_min_bytes, consumer_fetch_wait_s)
         fetch_max_wait_ms=max(1, round(fetch_wait_s * 1000)),
+        fetch_min_bytes=fetch_min_bytes,
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -13,16 +13,13 @@ from pathlib import Path
 
 class FaultHooks:
     def __init__(self, fault_dir: Path | None, service: str) -> None:
-        self.folder = fault_dir / service if fault_dir is not None else None
-        self._markers: dict[str, str] = {}
+        self.folder = str(fault_dir / service) if fault_dir is not None else None
 
     def fire(self, point: str) -> bool:
         """True (and disarmed) when `point` is armed."""
         if self.folder is None:
             return False
-        marker = self._markers.get(point)
-        if marker is None:
-            marker = self._markers[point] = str(self.folder / point)
+        marker = os.path.join(self.folder, point)
         # A stat first: the relay asks on every tick, and a failed unlink (a Path built and an
         # exception raised each time) was ~3 % of its CPU. The unlink still decides who fires.
         if not os.path.exists(marker):

@@ -165,8 +165,14 @@ class StackDriver:
         if isinstance(action, ArmFaultAction):
             path = self.fault_file(action.service, action.point)
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch()
-            return {"armed": str(path)}
+            if action.delay_ms is None:
+                path.touch()
+                return {"armed": str(path)}
+            # written whole then renamed: the process never reads half a number
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(str(action.delay_ms))
+            tmp.replace(path)
+            return {"armed": str(path), "delay_ms": action.delay_ms}
         if isinstance(action, DisarmFaultAction):
             path = self.fault_file(action.service, action.point)
             armed = path.exists()

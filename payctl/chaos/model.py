@@ -130,8 +130,11 @@ class ParkedMessagesProbe(_Probe):
 
 
 # The fault hooks the platform implements (payflow.common.faults), by the service kind they live in.
-FAULT_POINTS = {"crash-after-publish": "relay-"}
-FaultPoint = Literal["crash-after-publish"]
+# point -> the services that have it. `crash-after-publish` fires once; `slow-requests` (an ingest
+# instance stalls each payment request by `delay_ms`) holds until disarmed.
+FAULT_POINTS = {"crash-after-publish": "relay-", "slow-requests": "ingest-"}
+FaultPoint = Literal["crash-after-publish", "slow-requests"]
+DELAY_POINTS = {"slow-requests"}
 _SERVICE = r"^[a-z0-9][a-z0-9_-]*$"
 
 
@@ -198,17 +201,22 @@ class WaitUntilAction(_Activity):
 
 
 class ArmFaultAction(_Activity):
-    """Arm a fault hook in one process (`<state>/faults/<service>/<point>`); it fires once."""
+    """Arm a fault hook in one process (`<state>/faults/<service>/<point>`): a crash point fires
+    once; a delay point (`slow-requests`, with `delay_ms`) holds until disarmed."""
 
     type: Literal["arm_fault"]
     service: str = Field(pattern=_SERVICE)
     point: FaultPoint
+    delay_ms: int | None = Field(default=None, ge=1, le=60_000)
 
     @model_validator(mode="after")
     def _point_fits_service(self) -> ArmFaultAction:
         prefix = FAULT_POINTS[self.point]
         if not self.service.startswith(prefix):
             raise ValueError(f"fault point '{self.point}' exists only in {prefix}* services, not '{self.service}'")
+        if (self.point in DELAY_POINTS) != (self.delay_ms is not None):
+            raise ValueError(f"delay_ms is required for '{self.point}'" if self.point in DELAY_POINTS
+                             else f"delay_ms applies only to {', '.join(sorted(DELAY_POINTS))}, not '{self.point}'")
         return self
 
 

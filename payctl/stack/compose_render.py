@@ -29,7 +29,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from payctl.errors import UsageError
 from payctl.stack.paths import StatePaths
-from payctl.stack.render import wsgi_server_command
+from payctl.stack.render import gateway_servers, wsgi_server_command
 from payctl.stack.topology import ServiceSpec, Topology, services
 from payflow.config import PlatformConfig, ShardConfig
 from payflow.kafka.clients import PARTITIONS
@@ -172,8 +172,7 @@ def _bootstrap(topo: Topology) -> str:
 
 
 def haproxy_cfg(topo: Topology) -> str:
-    servers = [{"name": f"ingest-{vm.name}", "address": vm_address(topo, vm.name), "port": vm.ingest_port}
-               for vm in topo.vms]
+    servers = gateway_servers(topo, lambda vm: vm_address(topo, vm))
     text = _templates.get_template("haproxy.cfg.j2").render(
         binds=[f"{shared_address('gateway')}:{topo.gateway_port}"], servers=servers,
         error_503="/usr/local/etc/haproxy/503.http", server_namespace="", console=None,

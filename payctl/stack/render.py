@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,13 @@ class Listener:
         return f"{self.address}:{self.port}" + (f" namespace {self.namespace}" if self.namespace else "")
 
 
+def gateway_servers(topo: Topology, address: Callable[[str], str]) -> list[dict[str, object]]:
+    """The gateway's ingest servers (both backends' haproxy.cfg): at most as many requests in flight
+    on an instance as it has WSGI threads; the rest queue in the gateway (template comment)."""
+    return [{"name": f"ingest-{vm.name}", "address": address(vm.name), "port": vm.ingest_port,
+             "maxconn": vm.ingest_workers * vm.ingest_threads} for vm in topo.vms]
+
+
 def haproxy_cfg(topo: Topology, error_503: Path) -> str:
     """The gateway. With netns isolation HAProxy runs on the host but opens its upstream
     connections from the shared namespace (HAProxy's `namespace` keyword), so gateway → ingest
@@ -72,8 +80,7 @@ def haproxy_cfg(topo: Topology, error_503: Path) -> str:
                     Listener("127.0.0.1", topo.gateway_port, shared_ns)]
     elif topo.shared_address != "127.0.0.1":
         gateway.append(Listener(topo.shared_address, topo.gateway_port))
-    servers = [{"name": f"ingest-{vm.name}", "address": topo.vm_address(vm.name), "port": vm.ingest_port}
-               for vm in topo.vms]
+    servers = gateway_servers(topo, topo.vm_address)
     console = None
     if topo.netns and topo.console_enabled:
         console = {"bind": Listener("127.0.0.1", topo.console_port).bind(),

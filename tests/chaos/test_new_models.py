@@ -63,6 +63,12 @@ def test_relay_crash_and_poison_use_the_new_actions():
     assert (inject.topic, inject.count) == ("payment.authorized", 3)
 
 
+def test_ingest_slow_arms_a_delay_from_its_variable():
+    slow, _ = load_experiment(experiment_path("ingest-slow"), {"delay_ms": 250})
+    arm = next(a for a in slow.method if isinstance(a, ArmFaultAction))
+    assert (arm.service, arm.point, arm.delay_ms) == ("ingest-vm1", "slow-requests", 250)
+
+
 @pytest.mark.parametrize(
     ("method", "error"),
     [
@@ -72,6 +78,14 @@ def test_relay_crash_and_poison_use_the_new_actions():
         ("- {type: arm_fault, service: ledger-vm1, point: crash-after-publish}",
          r"method\[0\]: .*exists only in relay-\* services, not 'ledger-vm1'"),
         ("- {type: arm_fault, service: ../etc, point: crash-after-publish}", r"method\[0\]\.service: String should"),
+        ("- {type: arm_fault, service: ingest-vm1, point: slow-requests}",
+         r"method\[0\]: .*delay_ms is required for 'slow-requests'"),
+        ("- {type: arm_fault, service: relay-vm1, point: crash-after-publish, delay_ms: 5}",
+         r"method\[0\]: .*delay_ms applies only to slow-requests, not 'crash-after-publish'"),
+        ("- {type: arm_fault, service: relay-vm1, point: slow-requests, delay_ms: 5}",
+         r"method\[0\]: .*exists only in ingest-\* services, not 'relay-vm1'"),
+        ("- {type: arm_fault, service: ingest-vm1, point: slow-requests, delay_ms: 0}",
+         r"method\[0\]\.delay_ms: Input should be greater than or equal to 1"),
         ("- {type: inject_poison, id: p, topic: payment.nope}", r"method\[0\]\.topic: .*unknown topic 'payment.nope'"),
         ("- {type: inject_poison, id: p, count: 0}", r"method\[0\]\.count: Input should be greater than or equal"),
         ("- {type: inject_poison}", r"method\[0\]\.id: Field required"),

@@ -12,6 +12,7 @@ from flask import Flask, Response, g, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
+from payflow.common.faults import FaultHooks
 from payflow.config import PlatformConfig
 from payflow.db.pool import ShardPools, ShardUnavailable
 from payflow.ingest import metrics
@@ -80,6 +81,7 @@ def create_app(config: PlatformConfig, service: PaymentService | None = None) ->
     instance = f"ingest-{config.vm}"
     currencies = set(settings.currencies)
     openapi_doc = build_openapi(settings.currencies)
+    faults = FaultHooks(config.fault_dir, instance)
 
     def check_currency(currency: str) -> None:
         if currency not in currencies:
@@ -88,6 +90,12 @@ def create_app(config: PlatformConfig, service: PaymentService | None = None) ->
     @app.before_request
     def _start_timer() -> None:
         g.started = time.perf_counter()
+        if request.path.startswith("/payments"):
+            # Chaos `slow-requests`: this instance turns slow (a GC storm, a slow dependency) while
+            # /health stays as quick as the instance's threads allow.
+            stall = faults.delay_s("slow-requests")
+            if stall:
+                time.sleep(stall)
 
     @app.after_request
     def _observe(resp: Response) -> Response:

@@ -62,10 +62,11 @@ class Listener:
 
 
 def gateway_servers(topo: Topology, address: Callable[[str], str]) -> list[dict[str, object]]:
-    """The gateway's ingest servers (both backends' haproxy.cfg): at most as many requests in flight
-    on an instance as it has WSGI threads; the rest queue in the gateway (template comment)."""
+    """The gateway's ingest servers (both backends' haproxy.cfg). `maxconn`: at most 8 requests per
+    WSGI thread of the instance in flight on it, the rest queued in the gateway (the template says
+    why; README "A slow instance is not a dead one" has the measurements behind the 8)."""
     return [{"name": f"ingest-{vm.name}", "address": address(vm.name), "port": vm.ingest_port,
-             "maxconn": vm.ingest_workers * vm.ingest_threads} for vm in topo.vms]
+             "maxconn": 8 * vm.ingest_workers * vm.ingest_threads} for vm in topo.vms]
 
 
 def haproxy_cfg(topo: Topology, error_503: Path) -> str:

@@ -17,17 +17,18 @@ def test_haproxy_rewrites_prefix_and_lists_every_ingest():
     assert "regsub(^/api/,/)" in cfg
     assert "retry-on conn-failure" in cfg
     for vm in topo.vms:
-        assert f"server ingest-{vm.name} 127.0.0.1:{vm.ingest_port} check maxconn 8" in cfg  # 2 workers × 4
+        assert f"server ingest-{vm.name} 127.0.0.1:{vm.ingest_port} check maxconn 64" in cfg  # 8 × 2 workers × 4
     assert "timeout queue 10s" in cfg
+    assert "on-marked-down" not in cfg  # a DOWN mark never cuts requests in progress
 
 
-def test_the_gateway_holds_no_more_per_instance_than_its_threads():
+def test_the_gateway_holds_at_most_eight_requests_per_instance_thread():
     topo = Topology()
     topo = topo.model_copy(update={"vms": [topo.vms[0].model_copy(update={"ingest_workers": 3, "ingest_threads": 5}),
                                            topo.vms[1]]})
     cfg = render.haproxy_cfg(topo, Path("/x/503.http"))
-    assert "server ingest-vm1 127.0.0.1:18081 check maxconn 15" in cfg
-    assert "server ingest-vm2 127.0.0.1:18082 check maxconn 8" in cfg
+    assert "server ingest-vm1 127.0.0.1:18081 check maxconn 120" in cfg
+    assert "server ingest-vm2 127.0.0.1:18082 check maxconn 64" in cfg
 
 
 def test_supervisor_programs_come_from_the_topology(tmp_path):

@@ -13,9 +13,10 @@ import pytest
 from aiokafka import TopicPartition
 from pydantic import ValidationError
 
-from payflow.config import PlatformConfig, Settings, ShardConfig
+from payflow.config import Settings
 from payflow.consumers.base import ConsumerWorker
 from payflow.consumers.settlement import SettlementHandler
+from tests.unit.platform_config import two_shard_config
 
 TP = TopicPartition("payment.captured", 0)
 
@@ -51,11 +52,7 @@ class PollingConsumer:
 
 
 def _worker(tmp_path: Path, interval_s: float) -> ConsumerWorker:
-    shards = [ShardConfig(index=i, name=f"shard{i + 1}", host="127.0.0.1", port=1, database="payments",
-                          user="payflow", password_file=tmp_path / "pw") for i in range(2)]
-    config = PlatformConfig(vm="vm1", shard_index=0, shards=shards, bootstrap_servers="k:9092", ingest_port=1,
-                            relay_port=2, ledger_port=3, refund_port=4, settlement_port=5,
-                            settings=Settings(consumer_commit_interval_s=interval_s))
+    config = two_shard_config(tmp_path, Settings(consumer_commit_interval_s=interval_s))
     worker = ConsumerWorker(config, SettlementHandler(), port=0, secret=b"s")
     worker.next_progress = math.inf  # no shard to report progress to here
     return worker

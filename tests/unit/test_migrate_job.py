@@ -10,6 +10,7 @@ import pytest
 
 from payflow.config import PlatformConfig, ShardConfig
 from payflow.db import migrate, migrations
+from tests.unit.platform_config import two_shard_config
 
 
 class FakeConn:
@@ -22,10 +23,7 @@ class FakeConn:
 
 
 def config(tmp_path: Path) -> PlatformConfig:
-    shards = [ShardConfig(index=i, name=f"shard{i + 1}", host=f"10.0.0.{i + 1}", port=3306, database="payments",
-                          user="payflow", password_file=tmp_path / f"vm{i + 1}.password") for i in range(2)]
-    return PlatformConfig(vm="vm1", shard_index=0, shards=shards, bootstrap_servers="k:9092", ingest_port=1,
-                          relay_port=2, ledger_port=3, refund_port=4, settlement_port=5)
+    return two_shard_config(tmp_path)
 
 
 def test_every_shard_gets_its_pending_migrations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -1,0 +1,114 @@
+"""Probe: what the local broker (tansu, memory only) does with a group offset past its log's end.
+
+Why it exists: broker-restart at 300/s healed slowly (events re-driven up to five times before the
+ledger took them; README, performance, third session). This script shows the mechanism in one
+minute, against a tansu of its own on port 29092:
+
+1. a consumer reads 50 records, the broker restarts empty, 5 new records are written;
+2. the consumer, now a member of the new group, commits offset 50 — the broker accepts it;
+3. a second member starting from that offset sits at 50 with the high-water mark at 10: no error,
+   no reset to `auto_offset_reset`, and the records below 50 are never read.
+
+    .venv/bin/python bench/tansu_offset_probe.py
+
+Seen 2026-11-26: "stale commit of 50 accepted", then "position 50 high-water 10 read []". What the
+platform must still learn from it (the closing note has the plan): how its consumers come to
+commit an old log's offset into a restarted broker, and how a member notices a position past the
+log's end without trusting a high-water mark that can trail what it already read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import OffsetAndMetadata
+
+from payctl.stack.binaries import Binaries
+
+BOOTSTRAP = "127.0.0.1:29092"
+TP = TopicPartition("t", 0)
+
+
+def start_broker() -> subprocess.Popen[bytes]:
+    url = f"tcp://{BOOTSTRAP}"
+    return subprocess.Popen([Binaries.discover().require("tansu"), "broker", "--listener-url", url,
+                             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_broker(broker: subprocess.Popen[bytes]) -> None:
+    broker.send_signal(2)
+    broker.wait(timeout=10)
+
+
+async def create_topic() -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(TP.topic, 1, 1)])
+    finally:
+        await admin.close()
+
+
+async def produce(count: int, tag: str) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP)
+    await producer.start()
+    try:
+        for i in range(count):
+            await producer.send_and_wait(TP.topic, f"{tag}{i}".encode(), partition=TP.partition)
+    finally:
+        await producer.stop()
+
+
+async def read(consumer: AIOKafkaConsumer, want: int, within_s: float) -> list[int]:
+    offsets: list[int] = []
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline and len(offsets) < want:
+        for records in (await consumer.getmany(timeout_ms=1000)).values():
+            offsets += [r.offset for r in records]
+    return offsets
+
+
+def member() -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(TP.topic, bootstrap_servers=BOOTSTRAP, group_id="g", auto_offset_reset="earliest",
+                            enable_auto_commit=False, metadata_max_age_ms=2000)
+
+
+async def main() -> None:
+    broker = start_broker()
+    await asyncio.sleep(2)
+    try:
+        await create_topic()
+        await produce(50, "old")
+        first = member()
+        await first.start()
+        await read(first, 50, 20)
+        print(f"before the restart: position {await first.position(TP)} high-water {first.highwater(TP)}")
+        stop_broker(broker)
+        broker = start_broker()
+        await asyncio.sleep(2)
+        await create_topic()
+        await produce(5, "new")
+        print(f"the first member, after rejoining, reads the new log: {await read(first, 5, 20)}")
+        try:
+            await first.commit({TP: OffsetAndMetadata(50, "")})
+            print("stale commit of 50 accepted")
+        except Exception as exc:  # the broker may refuse it: then this hazard does not exist
+            print(f"stale commit refused: {type(exc).__name__}")
+        await first.stop()
+        second = member()
+        await second.start()
+        await produce(5, "later")
+        got = await read(second, 5, 15)
+        print(f"a new member: position {await second.position(TP)} high-water {second.highwater(TP)} read {got}")
+        await second.stop()
+    finally:
+        stop_broker(broker)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -55,7 +55,8 @@ def main() -> None:
         secret.write_text("x")
         shard = ShardConfig(index=0, name="shard1", port=1, database="payments", user="payflow", password_file=secret)
         config = PlatformConfig(vm="vm1", shard_index=0, shards=[shard], bootstrap_servers="127.0.0.1:1",
-                                ingest_port=1, relay_port=2, ledger_port=3, refund_port=4, settlement_port=5)
+                                ingest_port=1, relay_port=2, ledger_port=3, refund_port=4, settlement_port=5,
+                                fault_dir=Path(tmp) / "faults")  # as the stack runs it: fault hooks looked at
         app = create_app(config, AnswerAtOnce())
         bodies = [orjson.dumps({"merchantId": f"MERCHANT-{i % 1000}", "amount": 1000 + i, "currency": "KRW",
                                 "idempotencyKey": f"k-{i}"}) for i in range(args.requests)]

@@ -11,6 +11,13 @@ from payctl.ops.reconcile import reconcile
 pytestmark = pytest.mark.integration
 
 
+def _settled(stack, grace_s: float):
+    """The reconcile result once every event is processed and nothing is pending or in flight."""
+    result = reconcile(stack.topo, grace_s=grace_s)
+    s = result["summary"]
+    return result["clean"] and s["in_flight"] == 0 and s["pending"] == 0 and result
+
+
 def test_broker_restart_mid_stream_loses_no_payment_event(stack):
     pids = []
     for i in range(30):
@@ -29,13 +36,8 @@ def test_broker_restart_mid_stream_loses_no_payment_event(stack):
     for i in range(60, 80):
         assert stack.api.authorize(f"MERCHANT-{i}").status_code == 200
 
-    def clean():
-        result = reconcile(stack.topo, grace_s=2.0)
-        s = result["summary"]
-        return result["clean"] and s["in_flight"] == 0 and s["pending"] == 0 and result
-
     try:
-        result = stack.wait_for(clean, timeout=90, interval=1.0)
+        result = stack.wait_for(lambda: _settled(stack, grace_s=2.0), timeout=90, interval=1.0)
     except AssertionError:
         import httpx
 
@@ -57,12 +59,7 @@ def test_live_consumers_read_a_restarted_broker_from_its_start(stack):
     for i in range(120):  # the ledger members read well into the old log
         assert stack.api.authorize(f"MERCHANT-{i}").status_code == 200
 
-    def everything_processed():
-        result = reconcile(stack.topo, grace_s=1.0)
-        s = result["summary"]
-        return result["clean"] and s["in_flight"] == 0 and s["pending"] == 0
-
-    stack.wait_for(everything_processed, timeout=60, interval=1.0)
+    stack.wait_for(lambda: _settled(stack, grace_s=1.0), timeout=60, interval=1.0)
     stack.backend.stop("kafka")
     stack.backend.start("kafka")
     after = []

@@ -90,9 +90,12 @@ def create_app(config: PlatformConfig, service: PaymentService | None = None) ->
     @app.before_request
     def _start_timer() -> None:
         g.started = time.perf_counter()
+
+    @app.before_request
+    def _stall_if_slowed() -> None:
+        """Chaos `slow-requests`: payments stall (a GC storm, a slow dependency) while /health
+        stays as quick as the instance's threads allow. Runs after the timer: the stall is latency."""
         if request.path.startswith("/payments"):
-            # Chaos `slow-requests`: this instance turns slow (a GC storm, a slow dependency) while
-            # /health stays as quick as the instance's threads allow.
             stall = faults.delay_s("slow-requests")
             if stall:
                 time.sleep(stall)

@@ -10,7 +10,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
 
 from payflow.consumers.base import Unverifiable, decode
-from payflow.consumers.offsets import OffsetTracker
+from payflow.consumers.offsets import LogEndWatch, OffsetTracker
 from payflow.db.shard_breaker import ShardBreaker
 from payflow.domain.signing import SIGNATURE_HEADER, sign, verify
 from payflow.outbox.publisher import EventRejected, is_unreachable
@@ -111,6 +111,47 @@ def test_only_owned_partitions_are_committed():
     t.seen("p1", 7)
     t.keep_only({"p1"})
     assert t.committable() == {"p1": 8}
+
+
+def test_a_position_past_the_logs_end_counts_once_fetch_answers_span_the_grace():
+    # seen with the local broker: a member at 30 after its topic was created again, mark 5
+    w: LogEndWatch[str] = LogEndWatch(grace_s=2.0)
+    assert not w.observe("p0", 30, 5, 100.0)
+    assert not w.observe("p0", 30, 5, 101.9)
+    assert w.observe("p0", 30, 5, 102.0)
+    assert not w.observe("p0", 30, 5, 102.1)  # counted once; it starts over from there
+
+
+def test_a_mark_trailing_while_records_flow_is_not_a_lost_log():
+    w: LogEndWatch[str] = LogEndWatch(grace_s=2.0)
+    # the answer's mark trails what it returned by one, but the position moves on every answer
+    for i, t in enumerate([100.0, 101.0, 102.0, 103.0, 104.0]):
+        assert not w.observe("p0", 60 + i, 59 + i, t)
+    # or it trails once and the next answer catches up: the clock starts over
+    assert not w.observe("p1", 10, 9, 100.0)
+    assert not w.observe("p1", 10, 10, 101.0)
+    assert not w.observe("p1", 10, 9, 102.0)
+    assert not w.observe("p1", 10, 9, 103.9)
+
+
+def test_no_fresh_answer_no_verdict():
+    w: LogEndWatch[str] = LogEndWatch(grace_s=2.0)
+    # a broker that is down (or a paused partition) answers nothing: the last answer's time stays
+    assert not w.observe("p0", 30, 5, 100.0)
+    for _ in range(10):
+        assert not w.observe("p0", 30, 5, 100.0)
+    # nothing known (no answer yet, or the position is being reset) forgets what was seen
+    assert not w.observe("p0", None, 5, 103.0)
+    assert not w.observe("p0", 30, 5, 103.0)
+    assert not w.observe("p0", 30, None, 106.0)
+    assert not w.observe("p0", 30, 5, 106.0)
+
+
+def test_partitions_no_longer_owned_are_forgotten():
+    w: LogEndWatch[str] = LogEndWatch(grace_s=2.0)
+    assert not w.observe("p0", 30, 5, 100.0)
+    w.keep_only({"p1"})
+    assert not w.observe("p0", 30, 5, 102.5)  # owned again later: a new observation, not a verdict
 
 
 def test_shard_breaker_opens_fails_fast_and_its_trial_is_never_a_client_call():

@@ -29,7 +29,7 @@ from payflow.common.http import serve
 from payflow.common.metrics import LAG_BUCKETS
 from payflow.config import PlatformConfig
 from payflow.consumers import inbox, parking, progress
-from payflow.consumers.offsets import OffsetTracker
+from payflow.consumers.offsets import LogEndWatch, OffsetTracker
 from payflow.db.pool import direct_connect, is_unavailable_error
 from payflow.domain.events import TOPIC_BY_EVENT
 from payflow.domain.sharding import shard_for_id
@@ -45,12 +45,15 @@ CONSUMED = Counter("kafka_consumer_fetch_manager_records_consumed", "records con
 PROCESSED = Counter("consumer_events_processed", "events applied", ["application"])
 DUPLICATES = Counter("consumer_duplicates_skipped", "redelivered events skipped", ["application"])
 PARKED = Counter("consumer_messages_parked", "messages parked (poison, forged, altered)", ["application", "reason"])
+LOG_RESTARTS = Counter("consumer_partitions_reread", "partitions read again from the start: the broker's log "
+                       "ended below this member's position (it lost the log)", ["application"])
 DEFERRED = Gauge("consumer_deferred_records", "records waiting for their shard", ["application"])
 LAG = Histogram(
     "consumer_end_to_end_lag_seconds", "event created → consumer commit", ["application"],
     buckets=LAG_BUCKETS,
 )
 PROGRESS_INTERVAL_S = 2.0
+LOG_END_CHECK_INTERVAL_S = 0.5
 # Joining a group can legitimately wait out departed members' sessions; giving up sooner makes
 # members that restart together keep re-triggering each other's rebalances.
 JOIN_TIMEOUT_S = 60.0
@@ -150,6 +153,8 @@ class ConsumerWorker:
         self.parked = 0
         self.connected = False
         self.tracker: OffsetTracker[TopicPartition] = OffsetTracker()
+        self.log_ends: LogEndWatch[TopicPartition] = LogEndWatch(self.settings.consumer_log_lost_grace_s)
+        self.next_log_end_check = 0.0
         self.waiting: dict[int, collections.deque[_Waiting]] = {}
         self.shard_retry_at: dict[int, float] = {}
         self.handled_ts: dict[TopicPartition, float] = {}  # timestamp of the last record handled
@@ -166,6 +171,7 @@ class ConsumerWorker:
         self._deferred_gauge = DEFERRED.labels(app)
         self._deferred_gauge.set(0)
         self._lag = LAG.labels(app)
+        self._rereads = LOG_RESTARTS.labels(app)
         self.next_commit = 0.0
 
     # -- connections -------------------------------------------------------------------------
@@ -433,6 +439,9 @@ class ConsumerWorker:
             # Every pass, not only while records wait: a commit naming a partition this member no
             # longer owns fails whole, so one revoked partition would stop every commit.
             self.forget_revoked(set(consumer.assignment()))
+            if time.monotonic() >= self.next_log_end_check:
+                self.next_log_end_check = time.monotonic() + LOG_END_CHECK_INTERVAL_S
+                await self._reread_lost_logs(consumer)
             self._deferred_gauge.set(self.waiting_count)
             # Bounded memory: stop fetching while too much waits for a shard.
             too_many = self.waiting_count >= self.settings.consumer_max_deferred
@@ -447,6 +456,29 @@ class ConsumerWorker:
                 await self._commit(consumer)
         # A graceful stop hands over what was handled: the next owner starts after it.
         await self._commit(consumer)
+
+    async def _reread_lost_logs(self, consumer: AIOKafkaConsumer) -> None:
+        """Partitions whose log now ends below this member's position (LogEndWatch) are read
+        again from their start; what was already applied is skipped by processed_event."""
+        assigned = consumer.assignment()
+        self.log_ends.keep_only(set(assigned))
+        for tp in assigned:
+            highwater = consumer.highwater(tp)
+            answered_ms = consumer.last_poll_timestamp(tp)
+            position: int | None = None
+            if highwater is not None and answered_ms:
+                try:  # immediate unless an offset reset is pending (then: not now)
+                    position = await asyncio.wait_for(consumer.position(tp), 0.2)
+                except Exception:
+                    position = None
+            if self.log_ends.observe(tp, position, highwater, answered_ms / 1000 if answered_ms else None):
+                log.warning("%s: %s[%s] ends at %s, below this member's position %s: the broker lost the log; "
+                            "reading it again from the start", self.handler.name, tp.topic, tp.partition,
+                            highwater, position)
+                await consumer.seek_to_beginning(tp)
+                self.tracker.forget([tp])
+                self.handled_ts.pop(tp, None)
+                self._rereads.inc()
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
         offsets = self.tracker.committable()
@@ -514,6 +546,7 @@ class ConsumerWorker:
             consumer = make_consumer(self.config.bootstrap_servers, app, topics, self.settings.consumer_fetch_wait_s,
                                      self.settings.consumer_fetch_min_bytes)
             self.tracker = OffsetTracker()
+            self.log_ends = LogEndWatch(self.settings.consumer_log_lost_grace_s)
             self.waiting.clear()
             self.handled_ts.clear()
             try:

@@ -95,3 +95,40 @@ class OffsetTracker(Generic[P]):
             self._committed.pop(p, None)
             self._held.discard(p)
             self._fetched_to.pop(p, None)
+
+
+class LogEndWatch(Generic[P]):
+    """Notices a member whose position is past its partition's end (pure).
+
+    A broker that lost a log but kept the group (the local broker re-creating a topic its
+    producers' retries had written to after a restart; a topic deleted and created again) answers
+    fetches beyond the new end with no error and a high-water mark below the position. Kafka would
+    answer OFFSET_OUT_OF_RANGE and the client would reset to `auto_offset_reset`; here nothing
+    does, and every record written to the new log below the position stays unread (re-driven
+    copies too) until the log grows past it. While records flow, a fetch answer's mark can trail
+    what it returned by a record, so only a position that stayed above the mark of fetch answers
+    spanning `grace_s` counts; answers that stop coming (a paused partition, a broker that is down)
+    count for nothing."""
+
+    def __init__(self, grace_s: float) -> None:
+        self.grace_s = grace_s
+        self._since: dict[P, tuple[int, float]] = {}  # position, time of the first answer below it
+
+    def observe(self, partition: P, position: int | None, highwater: int | None, answered_at: float | None) -> bool:
+        """The partition's position and the high-water mark of its latest fetch answer (given at
+        `answered_at`, seconds). True once the position has been past the log's end for the grace."""
+        if position is None or highwater is None or answered_at is None or position <= highwater:
+            self._since.pop(partition, None)
+            return False
+        first = self._since.get(partition)
+        if first is None or first[0] != position:
+            self._since[partition] = (position, answered_at)
+            return False
+        if answered_at - first[1] < self.grace_s:
+            return False
+        del self._since[partition]
+        return True
+
+    def keep_only(self, owned: set[P]) -> None:
+        for p in [p for p in self._since if p not in owned]:
+            del self._since[p]

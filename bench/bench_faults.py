@@ -4,13 +4,14 @@ line per experiment: held or deviated, how long it took, the payments sent durin
 failed. The timings stay the experiments' own defaults except where a flag shortens them.
 
     .venv/bin/python bench/bench_faults.py [--rate 300] [--netns] [--only kafka-outage,shard-hang]
-                                           [--outage-s 60] [--json OUT]
+                                           [--outage-s 60] [--json OUT] [--logs DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -42,6 +43,8 @@ def main() -> None:
     ap.add_argument("--only", default="")
     ap.add_argument("--outage-s", type=int, default=60, help="kafka-outage-long's outage (its default is 300)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--logs", type=Path, default=None, help="copy the services' logs and the experiments' "
+                    "reports here before the stack is removed")
     args = ap.parse_args()
     names = [n for n in (args.only.split(",") if args.only else (NETNS if args.netns else PLAIN)) if n]
     rows: list[dict[str, Any]] = []
@@ -67,6 +70,10 @@ def main() -> None:
                 print(f"{name:>22} @ {args.rate}/s  {journal.status:>10}  {row['seconds']:>6.1f} s  "
                       f"payments {sent:>6}  failed {failed:>4}  {journal.reason or ''}", flush=True)
         finally:
+            if args.logs:
+                shutil.copytree(backend.paths.root / "logs", args.logs / "logs", dirs_exist_ok=True)
+                if (Path(tmp) / "reports").exists():
+                    shutil.copytree(Path(tmp) / "reports", args.logs / "reports", dirs_exist_ok=True)
             backend.down(purge=True)
     held = sum(1 for r in rows if r["status"] == "completed")
     print(f"\n{held} of {len(rows)} experiments held at {args.rate} authorizations/s of background load")

@@ -29,7 +29,7 @@ from payflow.common.http import serve
 from payflow.common.metrics import LAG_BUCKETS
 from payflow.config import PlatformConfig
 from payflow.consumers import inbox, parking, progress
-from payflow.consumers.offsets import LogEndWatch, OffsetTracker
+from payflow.consumers.offsets import LogEnd, LogEndWatch, OffsetTracker
 from payflow.db.pool import direct_connect, is_unavailable_error
 from payflow.domain.events import TOPIC_BY_EVENT
 from payflow.domain.sharding import shard_for_id
@@ -471,7 +471,12 @@ class ConsumerWorker:
                     position = await asyncio.wait_for(consumer.position(tp), 0.2)
                 except Exception:
                     position = None
-            if self.log_ends.observe(tp, position, highwater, answered_ms / 1000 if answered_ms else None):
+            verdict = self.log_ends.observe(tp, position, highwater, answered_ms / 1000 if answered_ms else None)
+            if verdict is LogEnd.TRAILING:
+                log.info("%s: %s[%s] read again from its start still ends at %s, below %s: the broker's mark trails "
+                         "its records (overlapping offsets); continuing from here", self.handler.name, tp.topic,
+                         tp.partition, highwater, position)
+            elif verdict is LogEnd.LOST:
                 log.warning("%s: %s[%s] ends at %s, below this member's position %s: the broker lost the log; "
                             "reading it again from the start", self.handler.name, tp.topic, tp.partition,
                             highwater, position)

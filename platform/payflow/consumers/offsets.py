@@ -7,7 +7,9 @@ redelivers everything not yet applied (processed_event makes the redelivery harm
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Hashable
+from enum import StrEnum
 from typing import Generic, TypeVar
 
 P = TypeVar("P", bound=Hashable)
@@ -97,6 +99,12 @@ class OffsetTracker(Generic[P]):
             self._fetched_to.pop(p, None)
 
 
+class LogEnd(StrEnum):
+    FOLLOWING = "following"  # nothing to do
+    LOST = "lost"            # the log ends below the position: read it again from its start
+    TRAILING = "trailing"    # read again from its start and still ending below: the mark trails
+
+
 class LogEndWatch(Generic[P]):
     """Notices a member whose position is past its partition's end (pure).
 
@@ -108,27 +116,43 @@ class LogEndWatch(Generic[P]):
     copies too) until the log grows past it. While records flow, a fetch answer's mark can trail
     what it returned by a record, so only a position that stayed above the mark of fetch answers
     spanning `grace_s` counts; answers that stop coming (a paused partition, a broker that is down)
-    count for nothing."""
+    count for nothing.
+
+    After a restart the local broker can also place retried batches at offsets that overlap
+    records already there; its mark then trails its own records for good, and a member that read
+    the log from its start ends above the mark again. That is said once (TRAILING), not answered
+    with endless re-reads; a partition is watched again once its position is within the mark."""
 
     def __init__(self, grace_s: float) -> None:
         self.grace_s = grace_s
         self._since: dict[P, tuple[int, float]] = {}  # position, time of the first answer below it
+        self._reread: set[P] = set()  # sent back to the start, not within the mark since
 
-    def observe(self, partition: P, position: int | None, highwater: int | None, answered_at: float | None) -> bool:
+    def observe(self, partition: P, position: int | None, highwater: int | None,
+                answered_at: float | None) -> LogEnd:
         """The partition's position and the high-water mark of its latest fetch answer (given at
-        `answered_at`, seconds). True once the position has been past the log's end for the grace."""
-        if position is None or highwater is None or answered_at is None or position <= highwater:
+        `answered_at`, seconds)."""
+        if position is None or highwater is None or answered_at is None:
             self._since.pop(partition, None)
-            return False
+            return LogEnd.FOLLOWING
+        if position <= highwater:
+            self._since.pop(partition, None)
+            self._reread.discard(partition)
+            return LogEnd.FOLLOWING
         first = self._since.get(partition)
         if first is None or first[0] != position:
             self._since[partition] = (position, answered_at)
-            return False
+            return LogEnd.FOLLOWING
         if answered_at - first[1] < self.grace_s:
-            return False
+            return LogEnd.FOLLOWING
+        if partition in self._reread:
+            self._since[partition] = (position, math.inf)  # said; again only once the position moves
+            return LogEnd.TRAILING
         del self._since[partition]
-        return True
+        self._reread.add(partition)
+        return LogEnd.LOST
 
     def keep_only(self, owned: set[P]) -> None:
         for p in [p for p in self._since if p not in owned]:
             del self._since[p]
+        self._reread &= owned

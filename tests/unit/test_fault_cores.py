@@ -10,7 +10,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
 
 from payflow.consumers.base import Unverifiable, decode
-from payflow.consumers.offsets import LogEnd, LogEndWatch, OffsetTracker
+from payflow.consumers.offsets import LogEndWatch, OffsetTracker
 from payflow.db.shard_breaker import ShardBreaker
 from payflow.domain.signing import SIGNATURE_HEADER, sign, verify
 from payflow.outbox.publisher import EventRejected, is_unreachable
@@ -116,64 +116,72 @@ def test_only_owned_partitions_are_committed():
 def test_a_position_past_the_logs_end_counts_once_fetch_answers_span_the_grace():
     # seen with the local broker: a member at 30 after its topic was created again, mark 5
     w: LogEndWatch[str] = LogEndWatch(grace_s=2.0)
-    assert w.observe("p0", 30, 5, 100.0) is LogEnd.FOLLOWING
-    assert w.observe("p0", 30, 5, 101.9) is LogEnd.FOLLOWING
-    assert w.observe("p0", 30, 5, 102.0) is LogEnd.LOST
-    # read from the start, the member follows the new log; lost again later: said again
-    assert w.observe("p0", 0, 5, 102.5) is LogEnd.FOLLOWING
-    assert w.observe("p0", 40, 40, 110.0) is LogEnd.FOLLOWING
-    assert w.observe("p0", 40, 3, 111.0) is LogEnd.FOLLOWING
-    assert w.observe("p0", 40, 3, 113.0) is LogEnd.LOST
+    assert w.observe("p0", 30, 5, 100.0) is None
+    assert w.observe("p0", 30, 5, 101.9) is None
+    assert w.observe("p0", 30, 5, 102.0) == 0  # read again from the start
+    # the member follows the new log; lost again later: from the start again
+    assert w.observe("p0", 0, 5, 102.5) is None
+    assert w.observe("p0", 40, 40, 110.0) is None
+    assert w.observe("p0", 40, 3, 111.0) is None
+    assert w.observe("p0", 40, 3, 113.0) == 0
 
 
-def test_a_log_read_from_its_start_that_still_ends_below_is_said_once_not_re_read_forever():
-    # seen in broker-restart at 300/s: after re-reading, the member stood at 98 against a mark of 96
-    # again (the broker had placed retried batches over records already there)
+def test_a_log_read_again_that_still_ends_below_is_read_from_the_mark_only_when_written_to():
+    # seen in broker-restart at 300/s: after reading from the start, the member stood at 86 against
+    # a mark of 84 again (the broker had placed retried batches over records already there), and
+    # three re-driven copies written from the mark on stayed below it, re-driven every 35 s
     w: LogEndWatch[str] = LogEndWatch(grace_s=2.0)
-    w.observe("p2", 98, 96, 100.0)
-    assert w.observe("p2", 98, 96, 102.0) is LogEnd.LOST
-    assert w.observe("p2", 98, 96, 102.6) is LogEnd.FOLLOWING  # the re-read ends where it started
-    assert w.observe("p2", 98, 96, 105.0) is LogEnd.TRAILING
-    assert all(w.observe("p2", 98, 96, t) is LogEnd.FOLLOWING for t in (107.0, 109.0, 200.0))
-    # new records move the position, still above the mark: said again after the grace, no re-read
-    w.observe("p2", 101, 99, 201.0)
-    assert w.observe("p2", 101, 99, 203.0) is LogEnd.TRAILING
-    # once within the mark, a later lost log is a lost log again
-    assert w.observe("p2", 104, 104, 204.0) is LogEnd.FOLLOWING
-    w.observe("p2", 104, 7, 205.0)
-    assert w.observe("p2", 104, 7, 207.0) is LogEnd.LOST
+    w.observe("p3", 86, 84, 100.0)
+    assert w.observe("p3", 86, 84, 102.0) == 0
+    assert w.observe("p3", 86, 84, 102.6) is None  # the re-read ends where it started
+    assert all(w.observe("p3", 86, 84, t) is None for t in (105.0, 109.0, 200.0))  # nothing new: no re-read
+    # copies written from the mark on while the member stays above it: read again from the old mark
+    w.observe("p3", 90, 85, 201.0)
+    assert w.observe("p3", 90, 87, 203.5) == 84
+    w.observe("p3", 90, 87, 204.0)
+    assert w.observe("p3", 90, 87, 206.0) is None  # not written to since
+    # a mark that fell below the last one: the log was lost again (the position has stood past
+    # the end since 204.0, so at once)
+    assert w.observe("p3", 90, 12, 207.0) == 0
+    # once within the mark, the next verdict starts from the log's start again
+    assert w.observe("p3", 95, 95, 210.0) is None
+    w.observe("p3", 95, 94, 211.0)
+    assert w.observe("p3", 95, 96, 213.0) is None  # the mark caught up
+    w.observe("p3", 97, 7, 214.0)
+    assert w.observe("p3", 97, 7, 216.0) == 0
 
 
 def test_a_mark_trailing_while_records_flow_is_not_a_lost_log():
     w: LogEndWatch[str] = LogEndWatch(grace_s=2.0)
     # the answer's mark trails what it returned by one, but the position moves on every answer
     for i, t in enumerate([100.0, 101.0, 102.0, 103.0, 104.0]):
-        assert w.observe("p0", 60 + i, 59 + i, t) is LogEnd.FOLLOWING
+        assert w.observe("p0", 60 + i, 59 + i, t) is None
     # or it trails once and the next answer catches up: the clock starts over
-    assert w.observe("p1", 10, 9, 100.0) is LogEnd.FOLLOWING
-    assert w.observe("p1", 10, 10, 101.0) is LogEnd.FOLLOWING
-    assert w.observe("p1", 10, 9, 102.0) is LogEnd.FOLLOWING
-    assert w.observe("p1", 10, 9, 103.9) is LogEnd.FOLLOWING
+    assert w.observe("p1", 10, 9, 100.0) is None
+    assert w.observe("p1", 10, 10, 101.0) is None
+    assert w.observe("p1", 10, 9, 102.0) is None
+    assert w.observe("p1", 10, 9, 103.9) is None
 
 
 def test_no_fresh_answer_no_verdict():
     w: LogEndWatch[str] = LogEndWatch(grace_s=2.0)
     # a broker that is down (or a paused partition) answers nothing: the last answer's time stays
-    assert w.observe("p0", 30, 5, 100.0) is LogEnd.FOLLOWING
+    assert w.observe("p0", 30, 5, 100.0) is None
     for _ in range(10):
-        assert w.observe("p0", 30, 5, 100.0) is LogEnd.FOLLOWING
+        assert w.observe("p0", 30, 5, 100.0) is None
     # nothing known (no answer yet, or the position is being reset) forgets what was seen
-    assert w.observe("p0", None, 5, 103.0) is LogEnd.FOLLOWING
-    assert w.observe("p0", 30, 5, 103.0) is LogEnd.FOLLOWING
-    assert w.observe("p0", 30, None, 106.0) is LogEnd.FOLLOWING
-    assert w.observe("p0", 30, 5, 106.0) is LogEnd.FOLLOWING
+    assert w.observe("p0", None, 5, 103.0) is None
+    assert w.observe("p0", 30, 5, 103.0) is None
+    assert w.observe("p0", 30, None, 106.0) is None
+    assert w.observe("p0", 30, 5, 106.0) is None
 
 
 def test_partitions_no_longer_owned_are_forgotten():
     w: LogEndWatch[str] = LogEndWatch(grace_s=2.0)
-    assert w.observe("p0", 30, 5, 100.0) is LogEnd.FOLLOWING
+    assert w.observe("p0", 30, 5, 100.0) is None
     w.keep_only({"p1"})
-    assert w.observe("p0", 30, 5, 102.5) is LogEnd.FOLLOWING  # owned again later: a new observation, not a verdict
+    assert w.observe("p0", 30, 5, 102.5) is None  # owned again later: a new observation, not a verdict
+    assert w.observe("p0", 30, 5, 104.5) == 0
 
 
 def test_shard_breaker_opens_fails_fast_and_its_trial_is_never_a_client_call():

@@ -29,7 +29,7 @@ from payflow.common.http import serve
 from payflow.common.metrics import LAG_BUCKETS
 from payflow.config import PlatformConfig
 from payflow.consumers import inbox, parking, progress
-from payflow.consumers.offsets import LogEnd, LogEndWatch, OffsetTracker
+from payflow.consumers.offsets import LogEndWatch, OffsetTracker
 from payflow.db.pool import direct_connect, is_unavailable_error
 from payflow.domain.events import TOPIC_BY_EVENT
 from payflow.domain.sharding import shard_for_id
@@ -458,8 +458,8 @@ class ConsumerWorker:
         await self._commit(consumer)
 
     async def _reread_lost_logs(self, consumer: AIOKafkaConsumer) -> None:
-        """Partitions whose log now ends below this member's position (LogEndWatch) are read
-        again from their start; what was already applied is skipped by processed_event."""
+        """Partitions whose log now ends below this member's position are read again from where
+        LogEndWatch says; what was already applied is skipped by processed_event."""
         assigned = consumer.assignment()
         self.log_ends.keep_only(set(assigned))
         for tp in assigned:
@@ -471,19 +471,23 @@ class ConsumerWorker:
                     position = await asyncio.wait_for(consumer.position(tp), 0.2)
                 except Exception:
                     position = None
-            verdict = self.log_ends.observe(tp, position, highwater, answered_ms / 1000 if answered_ms else None)
-            if verdict is LogEnd.TRAILING:
-                log.info("%s: %s[%s] read again from its start still ends at %s, below %s: the broker's mark trails "
-                         "its records (overlapping offsets); continuing from here", self.handler.name, tp.topic,
-                         tp.partition, highwater, position)
-            elif verdict is LogEnd.LOST:
+            offset = self.log_ends.observe(tp, position, highwater, answered_ms / 1000 if answered_ms else None)
+            if offset is None:
+                continue
+            if offset == 0:
                 log.warning("%s: %s[%s] ends at %s, below this member's position %s: the broker lost the log; "
                             "reading it again from the start", self.handler.name, tp.topic, tp.partition,
                             highwater, position)
-                await consumer.seek_to_beginning(tp)
-                self.tracker.forget([tp])
-                self.handled_ts.pop(tp, None)
-                self._rereads.inc()
+            else:
+                log.warning("%s: %s[%s] read again still ends at %s, below this member's position %s: the broker's "
+                            "mark trails its records; reading again from %s, where it has written since",
+                            self.handler.name, tp.topic, tp.partition, highwater, position, offset)
+            # Kafka would refuse an offset below the log's start (retention): the consumer then
+            # resets to auto_offset_reset, the earliest, which is the start asked for.
+            consumer.seek(tp, offset)
+            self.tracker.forget([tp])
+            self.handled_ts.pop(tp, None)
+            self._rereads.inc()
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
         offsets = self.tracker.committable()

@@ -7,9 +7,7 @@ redelivers everything not yet applied (processed_event makes the redelivery harm
 from __future__ import annotations
 
 import bisect
-import math
 from collections.abc import Hashable
-from enum import StrEnum
 from typing import Generic, TypeVar
 
 P = TypeVar("P", bound=Hashable)
@@ -99,14 +97,9 @@ class OffsetTracker(Generic[P]):
             self._fetched_to.pop(p, None)
 
 
-class LogEnd(StrEnum):
-    FOLLOWING = "following"  # nothing to do
-    LOST = "lost"            # the log ends below the position: read it again from its start
-    TRAILING = "trailing"    # read again from its start and still ending below: the mark trails
-
-
 class LogEndWatch(Generic[P]):
-    """Notices a member whose position is past its partition's end (pure).
+    """Notices a member whose position is past its partition's end, and says where to read from
+    (pure).
 
     A broker that lost a log but kept the group (the local broker re-creating a topic its
     producers' retries had written to after a restart; a topic deleted and created again) answers
@@ -119,40 +112,44 @@ class LogEndWatch(Generic[P]):
     count for nothing.
 
     After a restart the local broker can also place retried batches at offsets that overlap
-    records already there; its mark then trails its own records for good, and a member that read
-    the log from its start ends above the mark again. That is said once (TRAILING), not answered
-    with endless re-reads; a partition is watched again once its position is within the mark."""
+    records already there; its mark then trails its own records for good, a member that read the
+    log from its start ends above the mark again, and new records are written from the mark, below
+    the member. So: the first time, read from the start; while the position stays above the mark,
+    read again from the mark of the last verdict whenever the mark has moved since (what was
+    written since is there), and not at all while it has not (no endless re-reads of a still log)."""
 
     def __init__(self, grace_s: float) -> None:
         self.grace_s = grace_s
         self._since: dict[P, tuple[int, float]] = {}  # position, time of the first answer below it
-        self._reread: set[P] = set()  # sent back to the start, not within the mark since
+        self._mark_at_reread: dict[P, int] = {}  # sent back; not within the mark since
 
     def observe(self, partition: P, position: int | None, highwater: int | None,
-                answered_at: float | None) -> LogEnd:
+                answered_at: float | None) -> int | None:
         """The partition's position and the high-water mark of its latest fetch answer (given at
-        `answered_at`, seconds)."""
+        `answered_at`, seconds). Returns the offset to read from again (0: the log's start), or
+        None to go on as is."""
         if position is None or highwater is None or answered_at is None:
             self._since.pop(partition, None)
-            return LogEnd.FOLLOWING
+            return None
         if position <= highwater:
             self._since.pop(partition, None)
-            self._reread.discard(partition)
-            return LogEnd.FOLLOWING
+            self._mark_at_reread.pop(partition, None)
+            return None
         first = self._since.get(partition)
         if first is None or first[0] != position:
             self._since[partition] = (position, answered_at)
-            return LogEnd.FOLLOWING
+            return None
         if answered_at - first[1] < self.grace_s:
-            return LogEnd.FOLLOWING
-        if partition in self._reread:
-            self._since[partition] = (position, math.inf)  # said; again only once the position moves
-            return LogEnd.TRAILING
-        del self._since[partition]
-        self._reread.add(partition)
-        return LogEnd.LOST
+            return None
+        previous = self._mark_at_reread.get(partition)
+        if previous == highwater:
+            return None  # nothing written since the last verdict: nothing to read again
+        self._since.pop(partition)
+        self._mark_at_reread[partition] = highwater
+        return 0 if previous is None or highwater < previous else previous
 
     def keep_only(self, owned: set[P]) -> None:
         for p in [p for p in self._since if p not in owned]:
             del self._since[p]
-        self._reread &= owned
+        for p in [p for p in self._mark_at_reread if p not in owned]:
+            del self._mark_at_reread[p]

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from pymysql.cursors import Cursor
 
-from payctl.chaos import poison
+from payctl.chaos import broker_faults, poison
 from payctl.chaos.engine import ActivityFailed
 from payctl.chaos.journal import Journal
 from payctl.chaos.load import LoadGenerator, merchant_for
@@ -30,6 +30,7 @@ from payctl.chaos.model import (
     LedgerBalancedProbe,
     LimitBandwidthAction,
     LoadResultsProbe,
+    LoseLogsAction,
     NoPartialPaymentsProbe,
     OutboxDeadProbe,
     OutboxPendingProbe,
@@ -187,6 +188,8 @@ class StackDriver:
             sent = poison.inject(self.topo.kafka_bootstrap, action.topic, action.count,
                                  tag=f"{action.id}-{int(time.time() * 1000)}")
             return {**sent, "parked_before": before}
+        if isinstance(action, LoseLogsAction):
+            return broker_faults.lose_logs(self.topo.kafka_bootstrap)
         raise ActivityFailed(f"unsupported action {action.type}")
 
     def _parked(self) -> int:

@@ -246,6 +246,15 @@ class InjectPoisonAction(_Activity):
         return topic
 
 
+class LoseLogsAction(_Activity):
+    """The broker loses every payment topic's log but keeps its consumer groups and their committed
+    offsets: each topic is deleted and created again, empty (what the local broker does to topics
+    its producers wrote to before they were created again after a restart). Members then stand
+    past the new logs' ends; the broker answers their fetches with nothing, not "out of range"."""
+
+    type: Literal["lose_logs"]
+
+
 class _LinkActivity(_Activity):
     """The link from VM `source` to the service `target` (e.g. vm2 → kafka, vm1 → shard2); needs a
     stack started with `--isolation netns`."""
@@ -306,15 +315,15 @@ class ProbeStep(_Activity):
 
 Action = Annotated[
     ServiceAction | PaymentsAction | BackgroundLoadAction | StopLoadAction | WaitAction | WaitUntilAction | ProbeStep
-    | ArmFaultAction | DisarmFaultAction | InjectPoisonAction | PartitionAction | LimitBandwidthAction
+    | ArmFaultAction | DisarmFaultAction | InjectPoisonAction | LoseLogsAction | PartitionAction | LimitBandwidthAction
     | AddLatencyAction | HealLinkAction,
     Field(discriminator="type"),
 ]
 
 
 ACTION_TYPES = ("stop", "start", "kill", "pause", "resume", "payments", "background_load", "stop_load", "wait",
-                "wait_until", "probe", "arm_fault", "disarm_fault", "inject_poison", "partition", "limit_bandwidth",
-                "add_latency", "heal_link")
+                "wait_until", "probe", "arm_fault", "disarm_fault", "inject_poison", "lose_logs", "partition",
+                "limit_bandwidth", "add_latency", "heal_link")
 ACTION_ADAPTER: TypeAdapter[Any] = TypeAdapter(Action)
 
 

@@ -22,7 +22,7 @@ from payctl.chaos.runner import experiment_path, list_experiments
 from payctl.errors import UsageError
 from tests.chaos.test_engine import FakeDriver, experiment
 
-NEW = ("shard-hang", "kafka-outage-long", "broker-restart", "relay-crash", "poison-event")
+NEW = ("shard-hang", "kafka-outage-long", "broker-restart", "broker-lost-log", "relay-crash", "poison-event")
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -89,6 +89,7 @@ def test_ingest_slow_arms_a_delay_from_its_variable():
         ("- {type: inject_poison, id: p, topic: payment.nope}", r"method\[0\]\.topic: .*unknown topic 'payment.nope'"),
         ("- {type: inject_poison, id: p, count: 0}", r"method\[0\]\.count: Input should be greater than or equal"),
         ("- {type: inject_poison}", r"method\[0\]\.id: Field required"),
+        ("- {type: lose_logs, topic: payment.authorized}", r"method\[0\]\.topic: Extra inputs are not permitted"),
         ("- {type: wait, seconds: 1}\n- {type: disarm_fault, point: crash-after-publish}",
          r"method\[1\]\.service: Field required"),
         ("- {type: background_load, id: l, rate: 0}", r"method\[0\]\.rate: Input should be greater than 0"),

@@ -80,27 +80,12 @@ def test_members_past_a_lost_logs_end_read_the_new_log_from_its_start(stack):
     already written to). The members stay where they were, past the new log's end; the broker
     answers their fetches with no error and a high-water mark below their position. The events
     written to the new log must still reach the ledger, not wait for the log to grow past them."""
-    import asyncio
-
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    from payflow.domain.events import ALL_TOPICS
-    from payflow.kafka.clients import ensure_topics
+    from payctl.chaos.broker_faults import lose_logs
 
     for i in range(200):  # ~50 records per partition of payment.authorized: members read far in
         assert stack.api.authorize(f"MERCHANT-{i}").status_code == 200
     stack.wait_for(lambda: _settled(stack, grace_s=1.0), timeout=60, interval=1.0)
-
-    async def lose_the_logs() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=stack.topo.kafka_bootstrap)
-        await admin.start()
-        try:
-            await admin.delete_topics(list(ALL_TOPICS))
-        finally:
-            await admin.close()
-        await ensure_topics(stack.topo.kafka_bootstrap)
-
-    asyncio.run(lose_the_logs())
+    lose_logs(stack.topo.kafka_bootstrap)
     after = []
     for i in range(4):
         r = stack.api.authorize(f"MERCHANT-{i}")

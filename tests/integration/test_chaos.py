@@ -139,6 +139,24 @@ def test_broker_restart_heals_by_itself(stack, tmp_path):
     assert [(e["fault"], e["status"], e["by"]) for e in data["undo"]] == [("stop kafka", "done", "method[5]")]
 
 
+def test_members_past_a_lost_logs_end_read_the_new_log(stack, tmp_path):
+    journal, folder = run(stack, "broker-lost-log", {**LIGHT, "heal_timeout_s": 90}, tmp_path)
+    assert journal.status == "completed", journal.reason
+    _, steps = _steps(folder)
+    assert set(steps["lose"]["output"]["deleted"]) >= {"payment.authorized", "payment.captured"}
+    after = steps["after"]["output"]["payment_ids"]
+    assert len(after) == 20
+    # The payments made after the loss reached the ledger from the new logs, on their first
+    # publication. Before the members noticed where the logs ended, each was taken only after the
+    # relays had re-driven it past the members' positions (several times each).
+    redriven = []
+    for shard in (0, 1):
+        marks = ",".join(["%s"] * len(after))
+        redriven += stack.query(shard, f"SELECT event_id, redrive_count FROM outbox_event WHERE redrive_count > 0 "
+                                       f"AND aggregate_id IN ({marks})", after)
+    assert redriven == [], redriven
+
+
 KILLED_RUN = """title: pause shard2, then wait long enough to be killed
 method:
   - {id: hang, type: pause, service: shard2}

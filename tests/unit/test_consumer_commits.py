@@ -46,6 +46,12 @@ class PollingConsumer:
     def assignment(self) -> set[TopicPartition]:
         return {TP}
 
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return None  # no fetch answer: the log-end watch has nothing to judge
+
+    def last_poll_timestamp(self, tp: TopicPartition) -> int | None:
+        return None
+
     def pause(self, *tps: TopicPartition) -> None: ...
 
     def resume(self, *tps: TopicPartition) -> None: ...

@@ -23,7 +23,7 @@ from payctl.stack.local import LocalBackend
 from payctl.stack.topology import Topology
 
 PLAIN = ["kafka-outage", "kafka-pause", "kafka-outage-long", "broker-restart", "shard-outage", "shard-hang",
-         "relay-crash", "consumer-crash", "ingest-crash", "ingest-slow", "poison-event"]
+         "relay-crash", "consumer-crash", "ingest-crash", "ingest-slow", "poison-event", "broker-lost-log"]
 NETNS = ["partition-vm2-broker", "partition-shard2", "slow-link"]
 
 

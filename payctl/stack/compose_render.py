@@ -163,7 +163,8 @@ def platform_config(topo: Topology, vm_name: str) -> PlatformConfig:
         vm=vm.name, shard_index=topo.vms.index(vm), shards=shards, bootstrap_servers=_bootstrap(topo),
         ingest_port=vm.ingest_port, relay_port=vm.relay_port, ledger_port=vm.ledger_port,
         refund_port=vm.refund_port, settlement_port=vm.settlement_port, bind_host=vm_address(topo, vm.name),
-        settings=topo.settings, event_secret_file=CONTAINER_STATE.event_secret_file,
+        # the compose stack's broker is Kafka (IMAGES), or the user's own
+        settings=topo.platform_settings(broker_is_tansu=False), event_secret_file=CONTAINER_STATE.event_secret_file,
     )
 
 

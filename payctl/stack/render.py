@@ -44,7 +44,7 @@ def platform_config(topo: Topology, paths: StatePaths, vm_name: str) -> Platform
         vm=vm.name, shard_index=topo.vms.index(vm), shards=shards, bootstrap_servers=topo.kafka_bootstrap,
         ingest_port=vm.ingest_port, relay_port=vm.relay_port, ledger_port=vm.ledger_port,
         refund_port=vm.refund_port, settlement_port=vm.settlement_port, bind_host=topo.vm_address(vm.name),
-        settings=topo.settings,
+        settings=topo.platform_settings(broker_is_tansu=topo.local_kafka),
         event_secret_file=paths.event_secret_file, fault_dir=paths.fault_dir,
     )
 

@@ -192,6 +192,14 @@ class Topology(BaseModel):
     def local_kafka(self) -> bool:
         return self.bootstrap_servers is None
 
+    def platform_settings(self, broker_is_tansu: bool) -> Settings:
+        """The settings the services get. The consumers' log-end watch exists for the local broker
+        (tansu answers a fetch past a log's end with nothing); against Kafka, which answers "out of
+        range", it is off unless the user set it."""
+        if broker_is_tansu or "consumer_log_lost_grace_s" in self.settings.model_fields_set:
+            return self.settings
+        return self.settings.model_copy(update={"consumer_log_lost_grace_s": None})
+
     def shard_name(self, index: int) -> str:
         return f"shard{index + 1}"
 

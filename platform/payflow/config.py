@@ -67,9 +67,12 @@ class Settings(BaseModel):
     # (tansu, 300 events/s: p95 109 vs 105 ms); bigger adds latency (16 KB: p95 159 ms).
     consumer_fetch_min_bytes: int = Field(default=4096, ge=1, le=1024 * 1024)
     # A member whose position stays above the log's end (fetch answers' high-water mark) this long
-    # reads the partition again from its start: the broker lost the log but kept the group, and
-    # answers such fetches with nothing instead of "out of range" (payflow.consumers.offsets.LogEndWatch).
-    consumer_log_lost_grace_s: float = Field(default=2.0, gt=0, le=60)
+    # reads the partition again: the broker lost the log but kept the group, and answers such
+    # fetches with nothing instead of "out of range" (payflow.consumers.offsets.LogEndWatch). The
+    # local broker (tansu) does; Kafka does not, and there a mark that lags after a leader change
+    # must not send members back over a log older than processed_retention_s: None turns it off,
+    # and payctl does so for a real Kafka unless the setting is given.
+    consumer_log_lost_grace_s: float | None = Field(default=2.0, gt=0, le=60)
     consumer_max_attempts: int = Field(default=3, ge=1)
     consumer_max_deferred: int = Field(default=20000, ge=1)
     # Retention (Stripe keeps idempotency keys 24 h); pruning runs in small batches.

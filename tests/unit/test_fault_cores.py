@@ -129,26 +129,38 @@ def test_a_position_past_the_logs_end_counts_once_fetch_answers_span_the_grace()
 def test_a_log_read_again_that_still_ends_below_is_read_from_the_mark_only_when_written_to():
     # seen in broker-restart at 300/s: after reading from the start, the member stood at 86 against
     # a mark of 84 again (the broker had placed retried batches over records already there), and
-    # three re-driven copies written from the mark on stayed below it, re-driven every 35 s
+    # re-driven copies written from the mark on stayed below it, re-driven every 35 s
     w: LogEndWatch[str] = LogEndWatch(grace_s=2.0)
     w.observe("p3", 86, 84, 100.0)
     assert w.observe("p3", 86, 84, 102.0) == 0
-    assert w.observe("p3", 86, 84, 102.6) is None  # the re-read ends where it started
-    assert all(w.observe("p3", 86, 84, t) is None for t in (105.0, 109.0, 200.0))  # nothing new: no re-read
+    # the re-read takes several checks (500 records a poll): none of them ends the watch
+    assert w.observe("p3", 0, 84, 102.5) is None
+    assert w.observe("p3", 40, 84, 103.0) is None
+    assert w.observe("p3", 40, 84, 103.5) is None
+    assert w.observe("p3", 86, 84, 104.0) is None  # it ends where it started
+    assert all(w.observe("p3", 86, 84, t) is None for t in (106.5, 109.0, 200.0))  # nothing new: no re-read
     # copies written from the mark on while the member stays above it: read again from the old mark
     w.observe("p3", 90, 85, 201.0)
     assert w.observe("p3", 90, 87, 203.5) == 84
     w.observe("p3", 90, 87, 204.0)
     assert w.observe("p3", 90, 87, 206.0) is None  # not written to since
-    # a mark that fell below the last one: the log was lost again (the position has stood past
-    # the end since 204.0, so at once)
-    assert w.observe("p3", 90, 12, 207.0) == 0
-    # once within the mark, the next verdict starts from the log's start again
-    assert w.observe("p3", 95, 95, 210.0) is None
-    w.observe("p3", 95, 94, 211.0)
-    assert w.observe("p3", 95, 96, 213.0) is None  # the mark caught up
-    w.observe("p3", 97, 7, 214.0)
-    assert w.observe("p3", 97, 7, 216.0) == 0
+    # the mark reaches the member: one last read from the last mark (copies went below it), then
+    # the partition is followed as any other
+    assert w.observe("p3", 90, 91, 207.0) == 87  # (still at 90 since 204.0)
+    assert w.observe("p3", 91, 91, 209.5) is None
+    assert w.observe("p3", 91, 91, 215.0) is None
+
+
+def test_a_log_lost_again_while_read_again_is_read_from_its_start():
+    w: LogEndWatch[str] = LogEndWatch(grace_s=2.0)
+    w.observe("p0", 86, 84, 100.0)
+    assert w.observe("p0", 86, 84, 102.0) == 0
+    w.observe("p0", 86, 84, 103.0)
+    # the log is lost again (mark 3) and the new log grows past the member before the grace ends
+    assert w.observe("p0", 86, 3, 104.0) is None
+    assert w.observe("p0", 86, 95, 104.5) is None
+    w.observe("p0", 95, 95, 105.0)
+    assert w.observe("p0", 95, 95, 107.0) == 0  # not from 84: offsets 0..94 are new
 
 
 def test_a_mark_trailing_while_records_flow_is_not_a_lost_log():

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import orjson
 import pymysql
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import IllegalStateError
 from prometheus_client import Counter, Gauge, Histogram
 
 from payflow.common.http import serve
@@ -153,7 +154,7 @@ class ConsumerWorker:
         self.parked = 0
         self.connected = False
         self.tracker: OffsetTracker[TopicPartition] = OffsetTracker()
-        self.log_ends: LogEndWatch[TopicPartition] = LogEndWatch(self.settings.consumer_log_lost_grace_s)
+        self.log_ends = self._log_end_watch()
         self.next_log_end_check = 0.0
         self.waiting: dict[int, collections.deque[_Waiting]] = {}
         self.shard_retry_at: dict[int, float] = {}
@@ -457,34 +458,44 @@ class ConsumerWorker:
         # A graceful stop hands over what was handled: the next owner starts after it.
         await self._commit(consumer)
 
+    def _log_end_watch(self) -> LogEndWatch[TopicPartition] | None:
+        grace = self.settings.consumer_log_lost_grace_s
+        return None if grace is None else LogEndWatch(grace)
+
     async def _reread_lost_logs(self, consumer: AIOKafkaConsumer) -> None:
         """Partitions whose log now ends below this member's position are read again from where
-        LogEndWatch says; what was already applied is skipped by processed_event."""
-        assigned = consumer.assignment()
-        self.log_ends.keep_only(set(assigned))
+        LogEndWatch says; what was already applied is skipped by processed_event. Not while records
+        of the partition wait for their shard: the tracker holds its commits at them, and reading
+        again would forget that hold."""
+        if self.log_ends is None:
+            return
+        assigned = set(consumer.assignment())
+        self.log_ends.keep_only(assigned)
+        waiting = {w.tp for queue in self.waiting.values() for w in queue}
         for tp in assigned:
             highwater = consumer.highwater(tp)
             answered_ms = consumer.last_poll_timestamp(tp)
             position: int | None = None
-            if highwater is not None and answered_ms:
+            if highwater is not None and answered_ms and tp not in waiting:
                 try:  # immediate unless an offset reset is pending (then: not now)
                     position = await asyncio.wait_for(consumer.position(tp), 0.2)
                 except Exception:
                     position = None
             offset = self.log_ends.observe(tp, position, highwater, answered_ms / 1000 if answered_ms else None)
-            if offset is None:
+            if offset is None or tp not in consumer.assignment():  # revoked while asking for the position
                 continue
             if offset == 0:
                 log.warning("%s: %s[%s] ends at %s, below this member's position %s: the broker lost the log; "
                             "reading it again from the start", self.handler.name, tp.topic, tp.partition,
                             highwater, position)
             else:
-                log.warning("%s: %s[%s] read again still ends at %s, below this member's position %s: the broker's "
-                            "mark trails its records; reading again from %s, where it has written since",
-                            self.handler.name, tp.topic, tp.partition, highwater, position, offset)
-            # Kafka would refuse an offset below the log's start (retention): the consumer then
-            # resets to auto_offset_reset, the earliest, which is the start asked for.
-            consumer.seek(tp, offset)
+                log.warning("%s: %s[%s] was read again to %s, the broker's mark is %s: reading again from %s, "
+                            "where the broker has written since", self.handler.name, tp.topic, tp.partition,
+                            position, highwater, offset)
+            try:
+                consumer.seek(tp, offset)
+            except IllegalStateError:
+                continue  # no longer assigned: the next owner reads from the committed offset
             self.tracker.forget([tp])
             self.handled_ts.pop(tp, None)
             self._rereads.inc()
@@ -555,7 +566,7 @@ class ConsumerWorker:
             consumer = make_consumer(self.config.bootstrap_servers, app, topics, self.settings.consumer_fetch_wait_s,
                                      self.settings.consumer_fetch_min_bytes)
             self.tracker = OffsetTracker()
-            self.log_ends = LogEndWatch(self.settings.consumer_log_lost_grace_s)
+            self.log_ends = self._log_end_watch()
             self.waiting.clear()
             self.handled_ts.clear()
             try:

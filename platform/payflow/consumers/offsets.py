@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 P = TypeVar("P", bound=Hashable)
@@ -97,31 +98,37 @@ class OffsetTracker(Generic[P]):
             self._fetched_to.pop(p, None)
 
 
+@dataclass
+class _Reread:
+    mark: int  # the broker's high-water mark when the member was sent back
+    lost_again: bool = False  # an answer's mark fell below `mark` since: read from the start next
+
+
 class LogEndWatch(Generic[P]):
     """Notices a member whose position is past its partition's end, and says where to read from
-    (pure).
+    (pure). For a broker that answers such fetches with nothing: the local one (tansu). Kafka
+    answers OFFSET_OUT_OF_RANGE and the client resets by itself, so payctl turns this off there.
 
-    A broker that lost a log but kept the group (the local broker re-creating a topic its
-    producers' retries had written to after a restart; a topic deleted and created again) answers
-    fetches beyond the new end with no error and a high-water mark below the position. Kafka would
-    answer OFFSET_OUT_OF_RANGE and the client would reset to `auto_offset_reset`; here nothing
-    does, and every record written to the new log below the position stays unread (re-driven
-    copies too) until the log grows past it. While records flow, a fetch answer's mark can trail
-    what it returned by a record, so only a position that stayed above the mark of fetch answers
-    spanning `grace_s` counts; answers that stop coming (a paused partition, a broker that is down)
+    A broker that lost a log but kept the group (tansu re-creating a topic its producers' retries
+    had written to after a restart; a topic deleted and created again) answers fetches beyond the
+    new end with no error and a high-water mark below the position. Every record written to the
+    new log below the position stays unread (re-driven copies too) until the log grows past it.
+    Only a member that has read everything the broker gives it counts: its position unchanged
+    through fetch answers spanning `grace_s` (while records flow, an answer's mark can trail what
+    it returned by one). Answers that stop coming (a paused partition, a broker that is down)
     count for nothing.
 
-    After a restart the local broker can also place retried batches at offsets that overlap
-    records already there; its mark then trails its own records for good, a member that read the
-    log from its start ends above the mark again, and new records are written from the mark, below
-    the member. So: the first time, read from the start; while the position stays above the mark,
-    read again from the mark of the last verdict whenever the mark has moved since (what was
-    written since is there), and not at all while it has not (no endless re-reads of a still log)."""
+    After a restart tansu can also place retried batches at offsets that overlap records already
+    there; its mark then trails its own records for good, so a member read again from the start
+    still ends above the mark, and new records are written from the mark on, below the member. So
+    once sent back, the member is watched until it stands within the mark: while it stands above,
+    it reads again from the last mark whenever the mark has moved (and not while it has not); when
+    the mark reaches it, one last read from the last mark picks up what was written below it."""
 
     def __init__(self, grace_s: float) -> None:
         self.grace_s = grace_s
-        self._since: dict[P, tuple[int, float]] = {}  # position, time of the first answer below it
-        self._mark_at_reread: dict[P, int] = {}  # sent back; not within the mark since
+        self._still: dict[P, tuple[int, float]] = {}  # position, first answer seen at it
+        self._reread: dict[P, _Reread] = {}
 
     def observe(self, partition: P, position: int | None, highwater: int | None,
                 answered_at: float | None) -> int | None:
@@ -129,27 +136,37 @@ class LogEndWatch(Generic[P]):
         `answered_at`, seconds). Returns the offset to read from again (0: the log's start), or
         None to go on as is."""
         if position is None or highwater is None or answered_at is None:
-            self._since.pop(partition, None)
+            self._still.pop(partition, None)
             return None
-        if position <= highwater:
-            self._since.pop(partition, None)
-            self._mark_at_reread.pop(partition, None)
+        reread = self._reread.get(partition)
+        if reread is not None and highwater < reread.mark:
+            reread.lost_again = True
+        if reread is None and position <= highwater:
+            self._still.pop(partition, None)
             return None
-        first = self._since.get(partition)
-        if first is None or first[0] != position:
-            self._since[partition] = (position, answered_at)
+        still = self._still.get(partition)
+        if still is None or still[0] != position:
+            self._still[partition] = (position, answered_at)
+            return None  # still reading
+        if answered_at - still[1] < self.grace_s:
             return None
-        if answered_at - first[1] < self.grace_s:
-            return None
-        previous = self._mark_at_reread.get(partition)
-        if previous == highwater:
-            return None  # nothing written since the last verdict: nothing to read again
-        self._since.pop(partition)
-        self._mark_at_reread[partition] = highwater
-        return 0 if previous is None or highwater < previous else previous
+        if reread is None or reread.lost_again:
+            return self._send_back(partition, highwater, 0)
+        if position > highwater:
+            if highwater == reread.mark:
+                return None  # nothing written since: nothing to read again
+            return self._send_back(partition, highwater, reread.mark)
+        del self._reread[partition]
+        del self._still[partition]
+        return reread.mark if reread.mark < position else None
+
+    def _send_back(self, partition: P, highwater: int, offset: int) -> int:
+        self._reread[partition] = _Reread(mark=highwater)
+        del self._still[partition]
+        return offset
 
     def keep_only(self, owned: set[P]) -> None:
-        for p in [p for p in self._since if p not in owned]:
-            del self._since[p]
-        for p in [p for p in self._mark_at_reread if p not in owned]:
-            del self._mark_at_reread[p]
+        for p in [p for p in self._still if p not in owned]:
+            del self._still[p]
+        for p in [p for p in self._reread if p not in owned]:
+            del self._reread[p]

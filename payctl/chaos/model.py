@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
@@ -129,12 +129,17 @@ class ParkedMessagesProbe(_Probe):
     tolerance: Tolerance
 
 
-# The fault hooks the platform implements (payflow.common.faults), by the service kind they live in.
-# point -> the services that have it. `crash-after-publish` fires once; `slow-requests` (an ingest
-# instance stalls each payment request by `delay_ms`) holds until disarmed.
-FAULT_POINTS = {"crash-after-publish": "relay-", "slow-requests": "ingest-"}
+class FaultHook(NamedTuple):
+    service_prefix: str  # the services that have it
+    delay: bool  # armed with a `delay_ms` that holds until disarmed; otherwise it fires once
+
+
+# The fault hooks the platform implements (payflow.common.faults), in one table: `crash-after-publish`
+# (a relay kills itself after the broker acknowledged a batch) fires once; `slow-requests` (an
+# ingest instance stalls each payment request by `delay_ms`) holds until disarmed.
+FAULT_HOOKS = {"crash-after-publish": FaultHook("relay-", delay=False),
+               "slow-requests": FaultHook("ingest-", delay=True)}
 FaultPoint = Literal["crash-after-publish", "slow-requests"]
-DELAY_POINTS = {"slow-requests"}
 _SERVICE = r"^[a-z0-9][a-z0-9_-]*$"
 
 
@@ -211,12 +216,14 @@ class ArmFaultAction(_Activity):
 
     @model_validator(mode="after")
     def _point_fits_service(self) -> ArmFaultAction:
-        prefix = FAULT_POINTS[self.point]
-        if not self.service.startswith(prefix):
-            raise ValueError(f"fault point '{self.point}' exists only in {prefix}* services, not '{self.service}'")
-        if (self.point in DELAY_POINTS) != (self.delay_ms is not None):
-            raise ValueError(f"delay_ms is required for '{self.point}'" if self.point in DELAY_POINTS
-                             else f"delay_ms applies only to {', '.join(sorted(DELAY_POINTS))}, not '{self.point}'")
+        hook = FAULT_HOOKS[self.point]
+        if not self.service.startswith(hook.service_prefix):
+            raise ValueError(f"fault point '{self.point}' exists only in {hook.service_prefix}* services, "
+                             f"not '{self.service}'")
+        if hook.delay != (self.delay_ms is not None):
+            delayed = sorted(point for point, h in FAULT_HOOKS.items() if h.delay)
+            raise ValueError(f"delay_ms is required for '{self.point}'" if hook.delay
+                             else f"delay_ms applies only to {', '.join(delayed)}, not '{self.point}'")
         return self
 
 

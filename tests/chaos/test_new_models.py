@@ -217,3 +217,11 @@ def test_poison_records_cover_every_partition_and_are_never_valid_events():
                for r in unsigned)
     with pytest.raises(ValueError, match="no partitions"):
         poison_records("payment.authorized", 1, [], tag="t")
+
+
+def test_the_fault_point_type_and_the_hook_table_name_the_same_points():
+    import typing
+
+    from payctl.chaos.model import FAULT_HOOKS, FaultPoint
+
+    assert set(typing.get_args(FaultPoint)) == set(FAULT_HOOKS)

@@ -6,7 +6,8 @@
   2 RT  all three writes in one multi-statement (the new id through a session variable and
         JSON_SET), then COMMIT — tried and not adopted: it moved CPU from the ingest to the shard,
 
-and `PaymentService.authorize` itself (what the ingest runs: 3 RT, with its answer building).
+and `PaymentService.authorize` itself (what the ingest runs: 3 RT, with its answer building), over
+the shard's Unix socket (how a VM's services reach a shard on their machine) and over loopback TCP.
 
 Prints client CPU, shard (mariadbd) CPU and wall time per authorization, and the ratios to 4 RT.
 Variants run interleaved in rounds so the machine's noise falls on all of them alike; the 2-core
@@ -103,11 +104,16 @@ def payment_service(_pools: ShardPools, svc: PaymentService, key: str, amount: i
     assert outcome.status == 200 and outcome.body["paymentId"] > 0
 
 
+def payment_service_tcp(_pools: ShardPools, svc: PaymentService, key: str, amount: int) -> None:
+    payment_service(_pools, svc, key, amount)
+
+
 VARIANTS: dict[str, Callable[[ShardPools, PaymentService, str, int], None]] = {
     "4 RT (one per statement)": one_per_round_trip,
     "3 RT (writes together)": writes_together,
     "2 RT (all together)": all_together,
     "PaymentService.authorize": payment_service,
+    "the same over TCP": payment_service_tcp,
 }
 
 
@@ -130,16 +136,19 @@ def main() -> None:
             config = load_config(backend.paths.service_config("vm1"))
             pools = ShardPools(config.shards, config.settings)
             svc = PaymentService(pools, config.settings)
+            tcp_shards = [s.model_copy(update={"unix_socket": None}) for s in config.shards]
+            svc_tcp = PaymentService(ShardPools(tcp_shards, config.settings), config.settings)
+            services = {name: svc_tcp if run is payment_service_tcp else svc for name, run in VARIANTS.items()}
             samples: dict[str, list[tuple[float, float, float]]] = {name: [] for name in VARIANTS}
-            for run in VARIANTS.values():  # warm-up: connections, plans, buffer pool
+            for name, run in VARIANTS.items():  # warm-up: connections, plans, buffer pool
                 for _ in range(50):
-                    run(pools, svc, uuid.uuid4().hex, 1000)
+                    run(pools, services[name], uuid.uuid4().hex, 1000)
             for r in range(args.rounds):
                 for name, run in VARIANTS.items():
                     keys = [uuid.uuid4().hex for _ in range(args.per_round)]
                     c0, s0, w0 = time.process_time(), _proc_cpu_s(shard_pid), time.perf_counter()
                     for i, key in enumerate(keys):
-                        run(pools, svc, key, 1000 + i)
+                        run(pools, services[name], key, 1000 + i)
                     c1, s1, w1 = time.process_time(), _proc_cpu_s(shard_pid), time.perf_counter()
                     n = args.per_round
                     samples[name].append((1e6 * (c1 - c0) / n, 1e6 * (s1 - s0) / n, 1e6 * (w1 - w0) / n))

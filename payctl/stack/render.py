@@ -35,6 +35,7 @@ class Program:
 def platform_config(topo: Topology, paths: StatePaths, vm_name: str) -> PlatformConfig:
     shards = [
         ShardConfig(index=i, name=topo.shard_name(i), host=topo.vm_address(vm.name), port=vm.db_port,
+                    unix_socket=paths.db_socket(vm.name) if topo.shard_socket_usable(vm.name, vm_name) else None,
                     database=topo.database,
                     user=topo.db_user, password_file=paths.password_file(vm.name))
         for i, vm in enumerate(topo.vms)

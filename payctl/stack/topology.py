@@ -192,6 +192,12 @@ class Topology(BaseModel):
     def local_kafka(self) -> bool:
         return self.bootstrap_servers is None
 
+    def shard_socket_usable(self, shard_vm: str, client_vm: str) -> bool:
+        """A VM's services reach a shard through its Unix socket when it runs on their machine,
+        except with network namespaces, whose link faults (a partition, a slow link) the socket
+        would bypass."""
+        return not self.netns and self.vm_address(shard_vm) == self.vm_address(client_vm)
+
     def platform_settings(self, broker_is_tansu: bool) -> Settings:
         """The settings the services get. The consumers' log-end watch exists for the local broker
         (tansu answers a fetch past a log's end with nothing); against Kafka, which answers "out of

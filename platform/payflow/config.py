@@ -14,6 +14,11 @@ class ShardConfig(BaseModel):
     name: str
     host: str = "127.0.0.1"
     port: int = Field(ge=1, le=65535)
+    # The shard's Unix socket, when it runs on this machine and no network fault may be put between
+    # the two: used instead of host:port. Measured (bench/bench_round_trips.py, the authorize
+    # transaction over the socket and over loopback TCP): 10-14 % less CPU in the client and
+    # 16-18 % less in MariaDB.
+    unix_socket: Path | None = None
     database: str
     user: str
     password_file: Path

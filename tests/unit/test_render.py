@@ -55,6 +55,20 @@ def test_platform_config_points_every_vm_at_every_shard(tmp_path):
     assert json.loads(cfg.model_dump_json())["shards"][0]["password_file"].endswith("secrets/vm1.password")
 
 
+def test_services_reach_shards_on_their_machine_through_the_socket_and_never_across_namespaces(tmp_path):
+    paths = StatePaths(tmp_path)
+    one_machine = render.platform_config(Topology(), paths, "vm2")
+    assert [s.unix_socket for s in one_machine.shards] == [paths.db_socket("vm1"), paths.db_socket("vm2")]
+    # link faults sit between namespaces: a socket would bypass a partition
+    netns = Topology(isolation="netns", netns_subnet="10.9.8.0/24")  # type: ignore[arg-type]
+    assert [s.unix_socket for s in render.platform_config(netns, paths, "vm1").shards] == [None, None]
+    two_hosts = Topology.model_validate({"shared_host": "192.168.56.11", "shared_vm": "vm1", "vms": [
+        {**vm.model_dump(), "host": host} for vm, host in zip(Topology().vms, ("192.168.56.11", "192.168.56.12"),
+                                                              strict=True)]})
+    assert [s.unix_socket for s in render.platform_config(two_hosts, paths, "vm2").shards] == \
+        [None, paths.db_socket("vm2")]
+
+
 def test_prometheus_targets_cover_every_metrics_port():
     topo = Topology()
     yml = render.prometheus_yml(topo)

@@ -94,9 +94,10 @@ def direct_connect(shard: ShardConfig, shard_count: int, settings: Settings, aut
     increment, offset = auto_increment_settings(shard.index, shard_count)
     read = timeout_s if timeout_s is not None else settings.db_read_timeout_s
     write = timeout_s if timeout_s is not None else settings.db_write_timeout_s
+    where: dict[str, Any] = ({"unix_socket": str(shard.unix_socket)} if shard.unix_socket is not None
+                             else {"host": shard.host, "port": shard.port})
     return pymysql.connect(
-        host=shard.host,
-        port=shard.port,
+        **where,
         user=shard.user,
         password=shard.password(),
         database=shard.database,

@@ -11,10 +11,11 @@ minute, against a tansu of its own on port 29092:
 
     .venv/bin/python bench/tansu_offset_probe.py
 
-Seen 2026-11-26: "stale commit of 50 accepted", then "position 50 high-water 10 read []". What the
-platform must still learn from it (the closing note has the plan): how its consumers come to
-commit an old log's offset into a restarted broker, and how a member notices a position past the
-log's end without trusting a high-water mark that can trail what it already read.
+Seen 2026-11-26: "stale commit of 50 accepted", then "position 50 high-water 10 read []". The
+platform's consumers turned out not to commit old offsets (tansu refuses a commit from a member it
+does not know); what put them past the log's end was the broker losing a topic while keeping the
+group (README, "A broker that lost its logs"). A member in that state is what this probe shows,
+and what `payflow.consumers.offsets.LogEndWatch` notices.
 """
 
 from __future__ import annotations

@@ -18,6 +18,20 @@ def _settled(stack, grace_s: float):
     return result["clean"] and s["in_flight"] == 0 and s["pending"] == 0 and result
 
 
+def _authorize_four(stack) -> list[tuple[int, str]]:
+    """Four payments made after the fault: (payment id, merchant)."""
+    after = []
+    for i in range(4):
+        r = stack.api.authorize(f"MERCHANT-{i}")
+        assert r.status_code == 200
+        after.append((r.json()["paymentId"], f"MERCHANT-{i}"))
+    return after
+
+
+def _posted(stack, payments: list[tuple[int, str]]) -> bool:
+    return all(stack.api.get(*payment).json()["ledgerEntries"] for payment in payments)
+
+
 def test_broker_restart_mid_stream_loses_no_payment_event(stack):
     pids = []
     for i in range(30):
@@ -62,16 +76,8 @@ def test_live_consumers_read_a_restarted_broker_from_its_start(stack):
     stack.wait_for(lambda: _settled(stack, grace_s=1.0), timeout=60, interval=1.0)
     stack.backend.stop("kafka")
     stack.backend.start("kafka")
-    after = []
-    for i in range(4):
-        r = stack.api.authorize(f"MERCHANT-{i}")
-        assert r.status_code == 200
-        after.append((r.json()["paymentId"], f"MERCHANT-{i}"))
-
-    def posted(payment: tuple[int, str]) -> bool:
-        return bool(stack.api.get(*payment).json()["ledgerEntries"])
-
-    stack.wait_for(lambda: all(posted(p) for p in after), timeout=45, interval=0.5)
+    after = _authorize_four(stack)
+    stack.wait_for(lambda: _posted(stack, after), timeout=45, interval=0.5)
 
 
 def test_members_past_a_lost_logs_end_read_the_new_log_from_its_start(stack):
@@ -86,17 +92,9 @@ def test_members_past_a_lost_logs_end_read_the_new_log_from_its_start(stack):
         assert stack.api.authorize(f"MERCHANT-{i}").status_code == 200
     stack.wait_for(lambda: _settled(stack, grace_s=1.0), timeout=60, interval=1.0)
     lose_logs(stack.topo.kafka_bootstrap)
-    after = []
-    for i in range(4):
-        r = stack.api.authorize(f"MERCHANT-{i}")
-        assert r.status_code == 200
-        after.append((r.json()["paymentId"], f"MERCHANT-{i}"))
-
-    def posted(payment: tuple[int, str]) -> bool:
-        return bool(stack.api.get(*payment).json()["ledgerEntries"])
-
+    after = _authorize_four(stack)
     # Without the members noticing, each copy the relays re-drive (every few seconds here) lands
     # below their positions too: the ledger would take these only after ~50 re-drives per partition.
-    stack.wait_for(lambda: all(posted(p) for p in after), timeout=30, interval=0.5)
+    stack.wait_for(lambda: _posted(stack, after), timeout=30, interval=0.5)
     result = stack.wait_for(lambda: _settled(stack, grace_s=2.0), timeout=60, interval=1.0)
     assert result["summary"]["missing"] == 0

@@ -46,8 +46,8 @@ CONSUMED = Counter("kafka_consumer_fetch_manager_records_consumed", "records con
 PROCESSED = Counter("consumer_events_processed", "events applied", ["application"])
 DUPLICATES = Counter("consumer_duplicates_skipped", "redelivered events skipped", ["application"])
 PARKED = Counter("consumer_messages_parked", "messages parked (poison, forged, altered)", ["application", "reason"])
-LOG_RESTARTS = Counter("consumer_partitions_reread", "partitions read again from the start: the broker's log "
-                       "ended below this member's position (it lost the log)", ["application"])
+REREADS = Counter("consumer_partitions_reread", "partitions read again (from the start or the last mark): the "
+                  "broker's log ended below this member's position", ["application"])
 DEFERRED = Gauge("consumer_deferred_records", "records waiting for their shard", ["application"])
 LAG = Histogram(
     "consumer_end_to_end_lag_seconds", "event created → consumer commit", ["application"],
@@ -172,7 +172,7 @@ class ConsumerWorker:
         self._deferred_gauge = DEFERRED.labels(app)
         self._deferred_gauge.set(0)
         self._lag = LAG.labels(app)
-        self._rereads = LOG_RESTARTS.labels(app)
+        self._rereads = REREADS.labels(app)
         self.next_commit = 0.0
 
     # -- connections -------------------------------------------------------------------------

@@ -8,6 +8,8 @@
 
 and `PaymentService.authorize` itself (what the ingest runs: 3 RT, with its answer building), over
 the shard's Unix socket (how a VM's services reach a shard on their machine) and over loopback TCP.
+The variants above go through the ingest's pool (mysqlclient, `TimedConnection`); "3 RT over
+PyMySQL" is the same transaction on the driver the pool used before, for the driver's ratio.
 
 Prints client CPU, shard (mariadbd) CPU and wall time per authorization, and the ratios to 4 RT.
 Variants run interleaved in rounds so the machine's noise falls on all of them alike; the 2-core
@@ -29,6 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
+import pymysql
+from pymysql.constants import CLIENT
 
 from payctl.stack.local import LocalBackend
 from payctl.stack.topology import Topology
@@ -92,6 +96,18 @@ def writes_together(pools: ShardPools, _svc: PaymentService, key: str, amount: i
         commit(conn)
 
 
+_PYMYSQL: list[pymysql.Connection] = []  # type: ignore[type-arg]
+
+
+def writes_together_pymysql(pools: ShardPools, _svc: PaymentService, key: str, amount: int) -> None:
+    """`writes_together` on a PyMySQL connection (what the ingest's pool used before mysqlclient)."""
+    conn = _PYMYSQL[0]
+    with conn.cursor() as cur:
+        cur.execute(*_payment_statement(key, amount))
+        execute_together(cur, list(_statements(int(cur.lastrowid), key, amount)))
+        commit(conn)
+
+
 def all_together(pools: ShardPools, _svc: PaymentService, key: str, amount: int) -> None:
     with pools.connect(0) as conn, conn.cursor() as cur:
         execute_together(cur, [_payment_statement(key, amount), ("SET @new_id = LAST_INSERT_ID()", ()),
@@ -111,6 +127,7 @@ def payment_service_tcp(_pools: ShardPools, svc: PaymentService, key: str, amoun
 VARIANTS: dict[str, Callable[[ShardPools, PaymentService, str, int], None]] = {
     "4 RT (one per statement)": one_per_round_trip,
     "3 RT (writes together)": writes_together,
+    "3 RT over PyMySQL": writes_together_pymysql,
     "2 RT (all together)": all_together,
     "PaymentService.authorize": payment_service,
     "the same over TCP": payment_service_tcp,
@@ -135,6 +152,12 @@ def main() -> None:
             shard_pid = next(s.pid for s in backend.status() if s.name == "shard1" and s.pid)
             config = load_config(backend.paths.service_config("vm1"))
             pools = ShardPools(config.shards, config.settings)
+            shard = config.shards[0]
+            _PYMYSQL.append(pymysql.connect(unix_socket=str(shard.unix_socket), user=shard.user,
+                                            password=shard.password(), database=shard.database, charset="utf8mb4",
+                                            client_flag=CLIENT.MULTI_STATEMENTS,
+                                            init_command=(f"SET SESSION auto_increment_increment={len(config.shards)}, "
+                                                          f"auto_increment_offset=1, tx_isolation='READ-COMMITTED'")))
             svc = PaymentService(pools, config.settings)
             tcp_shards = [s.model_copy(update={"unix_socket": None}) for s in config.shards]
             svc_tcp = PaymentService(ShardPools(tcp_shards, config.settings), config.settings)

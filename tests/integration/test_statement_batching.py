@@ -1,10 +1,13 @@
 """`execute_together`: the ingest sends a transaction's answer-less writes (payment update, outbox
-event, idempotency record) in one multi-statement round trip. Against a real shard: the server
-stops at the first failing statement, the error is raised, the connection stays usable, and a
-rollback leaves nothing of the transaction behind."""
+event, idempotency record) in one multi-statement round trip. Against a real shard, on the
+connections the ingest uses (`timed_connect`, mysqlclient): the server stops at the first failing
+statement, the error is raised, the connection stays usable, and a rollback leaves nothing of the
+transaction behind. And those connections give up on a hung shard after their bound, in fractions
+of a second, which libmariadb's own whole-second timeouts could not."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import orjson
@@ -12,16 +15,27 @@ import pymysql
 import pytest
 
 from payflow.config import Settings, load_config
-from payflow.db.pool import direct_connect, execute_together
+from payflow.db.pool import (
+    INTEGRITY_ERRORS,
+    OPERATIONAL_ERRORS,
+    direct_connect,
+    execute_together,
+    is_duplicate_key,
+    is_unavailable_error,
+    timed_connect,
+)
 from payflow.domain import events
 from payflow.ingest import idempotency_store
 from payflow.outbox import store as outbox_store
 
 
-def _connect(stack, multi: bool = True):
+def _connect(stack, multi: bool = True, timeout_s: float = 2.0):
+    """The ingest's kind of connection (multi-statements allowed), or everyone else's."""
     config = load_config(stack.backend.paths.service_config("vm1"))
     shard = config.shards[0]
-    return direct_connect(shard, len(config.shards), Settings(), multi_statements=multi)
+    if multi:
+        return timed_connect(shard, len(config.shards), Settings(), timeout_s)
+    return direct_connect(shard, len(config.shards), Settings())
 
 
 def _count(cur, sql: str, args) -> int:
@@ -43,9 +57,9 @@ def test_a_failing_statement_stops_the_batch_and_the_connection_stays_usable(sta
                 record,  # the same key again: duplicate
                 outbox_store.append_statement(10**12, events.AUTHORIZED, {"marker": marker, "after": True}),
             ]
-            with pytest.raises(pymysql.err.IntegrityError) as caught:
+            with pytest.raises(INTEGRITY_ERRORS) as caught:
                 execute_together(cur, writes)
-            assert idempotency_store.is_duplicate_key(caught.value)
+            assert is_duplicate_key(caught.value)
             # The statement after the failing one never ran; the one before did, inside the transaction.
             like = f'%{marker}%'
             assert _count(cur, "SELECT COUNT(*) FROM outbox_event WHERE payload LIKE %s", (like,)) == 1
@@ -107,3 +121,51 @@ def test_authorize_writes_the_new_payment_id_into_its_event_and_stored_answer(st
     assert again.headers.get("Idempotent-Replayed") == "true" and again.json() == first.json()
     # The ledger consumer got the real id too.
     stack.wait_for(lambda: stack.query(0, "SELECT COUNT(*) FROM ledger_entry WHERE payment_id=%s", (pid,))[0][0] > 0)
+
+
+def test_the_pools_connection_knows_when_a_rollback_is_owed(stack):
+    conn = _connect(stack)
+    try:
+        assert conn.in_transaction is False
+        with conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM payment")
+            assert conn.in_transaction is True
+            conn.commit()
+            assert conn.in_transaction is False
+            cur.execute("SELECT 1")
+            conn.rollback()
+            assert conn.in_transaction is False
+    finally:
+        conn.close()
+
+
+def test_a_hung_shard_is_given_up_on_after_a_fraction_of_a_second(stack):
+    """SIGSTOP: the kernel still accepts the bytes, nothing answers. A statement and a new
+    connection each fail after the bound (0.3 s here), reported as a lost shard."""
+    bound = 0.3
+    conn = _connect(stack, timeout_s=bound)
+    stack.backend.pause("shard1")
+    try:
+        started = time.monotonic()
+        with pytest.raises(OPERATIONAL_ERRORS) as caught, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+        statement_s = time.monotonic() - started
+        assert is_unavailable_error(caught.value), caught.value
+        started = time.monotonic()
+        with pytest.raises(OPERATIONAL_ERRORS) as refused:
+            _connect(stack, timeout_s=bound)
+        connect_s = time.monotonic() - started
+        assert is_unavailable_error(refused.value), refused.value
+    finally:
+        stack.backend.resume("shard1")
+        conn.close()
+    # libmariadb alone would wait a whole second at least; the margin is for a loaded machine
+    assert bound <= statement_s < 0.9, statement_s
+    assert connect_s < 0.9, connect_s
+    fresh = _connect(stack)
+    try:
+        with fresh.cursor() as cur:
+            cur.execute("SELECT 1")
+            assert cur.fetchone() == (1,)
+    finally:
+        fresh.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import MySQLdb
 import pymysql
 import pytest
 
@@ -14,12 +15,16 @@ from payflow.db import pool as pool_mod
 from payflow.db.pool import ShardPools, ShardUnavailable
 
 LOST = pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query")
+# The ingest's pool uses mysqlclient; its errors must mean the same.
+LOST_BY_DRIVER = [LOST, MySQLdb.OperationalError(2013, "Lost connection to server during query"),
+                  MySQLdb.OperationalError(2013, "no answer from the shard within 0.8 s")]
 
 
 class FakeConn:
     def __init__(self, commit_error: BaseException | None = None) -> None:
         self.commit_error = commit_error
         self.closed = False
+        self.in_transaction = False
 
     def commit(self) -> None:
         if self.commit_error is not None:
@@ -45,15 +50,18 @@ def _pools(monkeypatch: pytest.MonkeyPatch, conn: FakeConn) -> ShardPools:
     return pools
 
 
-def test_lost_before_commit_is_unavailable_with_nothing_written(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("lost", LOST_BY_DRIVER)
+def test_lost_before_commit_is_unavailable_with_nothing_written(monkeypatch: pytest.MonkeyPatch,
+                                                                lost: Exception) -> None:
     pools = _pools(monkeypatch, FakeConn())
     with pytest.raises(ShardUnavailable) as caught, pools.connect(0):
-        raise LOST
+        raise lost
     assert caught.value.outcome_unknown is False
 
 
-def test_lost_during_commit_is_outcome_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
-    conn = FakeConn(commit_error=LOST)
+@pytest.mark.parametrize("lost", LOST_BY_DRIVER)
+def test_lost_during_commit_is_outcome_unknown(monkeypatch: pytest.MonkeyPatch, lost: Exception) -> None:
+    conn = FakeConn(commit_error=lost)
     pools = _pools(monkeypatch, conn)
     with pytest.raises(ShardUnavailable) as caught, pools.connect(0) as c:
         pool_mod.commit(c)
@@ -61,10 +69,13 @@ def test_lost_during_commit_is_outcome_unknown(monkeypatch: pytest.MonkeyPatch) 
     assert conn.closed
 
 
-def test_a_refused_commit_for_other_reasons_is_not_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
-    conn = FakeConn(commit_error=pymysql.err.IntegrityError(1062, "dup"))
+@pytest.mark.parametrize("refusal", [pymysql.err.IntegrityError(1062, "dup"), MySQLdb.IntegrityError(1062, "dup"),
+                                     MySQLdb.OperationalError(1213, "deadlock")])
+def test_a_refused_commit_for_other_reasons_is_not_unavailable(monkeypatch: pytest.MonkeyPatch,
+                                                               refusal: Exception) -> None:
+    conn = FakeConn(commit_error=refusal)
     pools = _pools(monkeypatch, conn)
-    with pytest.raises(pymysql.err.IntegrityError), pools.connect(0) as c:
+    with pytest.raises(type(refusal)), pools.connect(0) as c:
         pool_mod.commit(c)
 
 
@@ -80,11 +91,11 @@ def test_half_open_shard_is_probed_in_the_background_not_by_a_client(monkeypatch
     answered = threading.Event()
 
     class Probe(FakeConn):
-        def ping(self, reconnect: bool = False) -> None:
+        def ping(self) -> None:
             probes.append("ping")
             answered.wait(5)  # the shard "hangs" until the test lets it answer
 
-    monkeypatch.setattr(pool_mod, "direct_connect", lambda *a, **k: Probe())
+    monkeypatch.setattr(pool_mod, "timed_connect", lambda *a, **k: Probe())
     pools = _pools(monkeypatch, FakeConn())
     pools.breakers[0].open_s = 0.05
     with pytest.raises(ShardUnavailable), pools.connect(0):

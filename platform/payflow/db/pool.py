@@ -1,22 +1,30 @@
-"""The one connection layer of every platform process: plain PyMySQL connections, pooled per shard
-for the ingest, one per role for the relay and the workers. Every connection has connect, read and
-write timeouts from the settings and stamps the ids it makes with its shard (DESIGN.md §2).
+"""The one connection layer of every platform process: plain PyMySQL connections, one per role for
+the relay and the workers, and the ingest's pool of mysqlclient connections per shard. Every
+connection has connect, read and write timeouts from the settings and stamps the ids it makes with
+its shard (DESIGN.md §2).
 
 The ingest's pool is a small LIFO of idle connections behind a per-shard breaker: no ORM on the
-request path (SQLAlchemy's pool and statement layer were ~18 % of an ingest worker's CPU)."""
+request path (SQLAlchemy's pool and statement layer were ~18 % of an ingest worker's CPU), and a C
+client (mysqlclient on libmariadb): `bench/bench_round_trips.py` measured the authorize transaction
+at about half the client CPU of PyMySQL. Its answers are awaited with a bound in fractions of a
+second (`TimedConnection`), which libmariadb's own whole-second timeouts cannot give."""
 
 from __future__ import annotations
 
 import collections
+import math
+import select
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+import MySQLdb
+import MySQLdb.connections
+import MySQLdb.cursors
 import pymysql
-from pymysql.constants import CLIENT
-from pymysql.cursors import Cursor
+from MySQLdb.constants import CLIENT as MYSQLDB_CLIENT
 
 from payflow.config import Settings, ShardConfig
 from payflow.db.shard_breaker import ShardBreaker
@@ -36,6 +44,45 @@ else:  # pymysql's Connection is generic only to type checkers
 # One SQL statement and its parameters, for `execute_together`.
 Statement = tuple[str, Sequence[Any]]
 
+# The errors of both drivers, so callers need not know which one a connection uses.
+OPERATIONAL_ERRORS: tuple[type[Exception], ...] = (pymysql.err.OperationalError, MySQLdb.OperationalError)
+INTEGRITY_ERRORS: tuple[type[Exception], ...] = (pymysql.err.IntegrityError, MySQLdb.IntegrityError)
+_INTERFACE_ERRORS: tuple[type[Exception], ...] = (pymysql.err.InterfaceError, MySQLdb.InterfaceError)
+# Server-side codes after which the whole transaction is retried: deadlock, lock wait timeout.
+_RETRY_CODES = {1213, 1205}
+_DUPLICATE_KEY = 1062
+_LOST_CONNECTION = 2013  # CR_SERVER_LOST: what a shard that stops answering mid-query is reported as
+
+
+class Cursor(Protocol):
+    """What callers use of a cursor, the same for a PyMySQL and a mysqlclient one."""
+
+    @property
+    def rowcount(self) -> int: ...
+    @property
+    def lastrowid(self) -> Any: ...
+    def execute(self, query: str, args: Any = ...) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> Any: ...
+    def mogrify(self, query: str, args: Any = ...) -> str: ...
+    def nextset(self) -> Any: ...
+
+
+def error_code(exc: BaseException) -> int | None:
+    """The MariaDB error number of a driver error (either driver), if it has one."""
+    code = exc.args[0] if isinstance(exc, OPERATIONAL_ERRORS + INTEGRITY_ERRORS + _INTERFACE_ERRORS) and exc.args \
+        else None
+    return code if isinstance(code, int) else None
+
+
+def is_retryable_conflict(exc: BaseException) -> bool:
+    """A deadlock or lock wait timeout: the transaction was rolled back and may simply run again."""
+    return isinstance(exc, OPERATIONAL_ERRORS) and error_code(exc) in _RETRY_CODES
+
+
+def is_duplicate_key(exc: BaseException) -> bool:
+    return isinstance(exc, INTEGRITY_ERRORS) and error_code(exc) == _DUPLICATE_KEY
+
 
 class ShardUnavailable(Exception):
     """The shard could not be used. `outcome_unknown` False: nothing of the request was committed
@@ -52,7 +99,7 @@ class CommitInterrupted(Exception):
     """The connection failed during COMMIT (raised by `commit`)."""
 
 
-def commit(conn: Connection) -> None:
+def commit(conn: Connection | TimedConnection) -> None:
     """COMMIT, telling a failure during it apart from a failure before it."""
     try:
         conn.commit()
@@ -66,7 +113,8 @@ def execute_together(cur: Cursor, statements: Sequence[Statement]) -> None:
     """Run statements whose results nobody reads in one round trip (a multi-statement query; the
     connection must have been opened with `multi_statements=True`). The server stops at the first
     failing statement; its error is raised here after the results before it are read, so the
-    connection stays in sync and the caller can roll back as after any failed statement.
+    connection stays in sync and the caller can roll back as after any failed statement. Every value
+    is escaped by the driver (`mogrify`).
 
     Why: a round trip is most of what a statement costs the ingest (PyMySQL's packet handling, a
     wake-up of the worker and of the shard's thread); the writes that follow the last read of a
@@ -81,16 +129,17 @@ def execute_together(cur: Cursor, statements: Sequence[Statement]) -> None:
 def is_unavailable_error(exc: BaseException) -> bool:
     if isinstance(exc, CommitInterrupted):
         return True
-    if isinstance(exc, pymysql.err.OperationalError | pymysql.err.InterfaceError):
-        code = exc.args[0] if exc.args else None
-        return code in _UNAVAILABLE_CODES or isinstance(exc, pymysql.err.InterfaceError)
+    if isinstance(exc, _INTERFACE_ERRORS):
+        return True
+    if isinstance(exc, OPERATIONAL_ERRORS):
+        return error_code(exc) in _UNAVAILABLE_CODES
     return isinstance(exc, OSError | TimeoutError)
 
 
 def direct_connect(shard: ShardConfig, shard_count: int, settings: Settings, autocommit: bool = False,
-                   timeout_s: float | None = None, multi_statements: bool = False) -> Connection:
-    """A plain PyMySQL connection in READ COMMITTED, ids stamped with its shard. `multi_statements`
-    only for callers of `execute_together` (every value they send is escaped by PyMySQL)."""
+                   timeout_s: float | None = None) -> Connection:
+    """A plain PyMySQL connection in READ COMMITTED, ids stamped with its shard. It refuses
+    multi-statements: only the ingest's pool (`timed_connect`) sends them."""
     increment, offset = auto_increment_settings(shard.index, shard_count)
     read = timeout_s if timeout_s is not None else settings.db_read_timeout_s
     write = timeout_s if timeout_s is not None else settings.db_write_timeout_s
@@ -106,10 +155,94 @@ def direct_connect(shard: ShardConfig, shard_count: int, settings: Settings, aut
         write_timeout=write,
         autocommit=autocommit,
         charset="utf8mb4",
-        client_flag=CLIENT.MULTI_STATEMENTS if multi_statements else 0,
         init_command=(f"SET SESSION auto_increment_increment={increment}, auto_increment_offset={offset}, "
                       "tx_isolation='READ-COMMITTED'"),
     )
+
+
+class TimedConnection(MySQLdb.connections.Connection):
+    """A mysqlclient connection whose statements wait for the shard's answer at most
+    `answer_timeout_s` (a float): the statement is sent with `send_query`, the first byte of the
+    answer awaited with poll() on the socket, then read by libmariadb. A shard that stops
+    answering (hung, not stopped: the kernel still takes the bytes) raises OperationalError 2013,
+    as a lost connection does; the pool then drops the connection.
+
+    libmariadb's own read timeout counts whole seconds, so it is set to the bound rounded up and
+    only backs up what poll() cannot see: a multi-statement's later results (read by
+    `next_result`, possibly from libmariadb's buffer, where poll() would wait in vain) and an
+    answer cut off halfway. COMMIT and ROLLBACK go through the same path, so "lost during COMMIT"
+    keeps its meaning. `in_transaction` tells the pool whether a ROLLBACK is owed before reuse
+    (mysqlclient does not expose the server's status flags)."""
+
+    def __init__(self, *args: Any, answer_timeout_s: float, **kwargs: Any) -> None:
+        self.answer_timeout_s = answer_timeout_s
+        self.in_transaction = False
+        super().__init__(*args, **kwargs)
+        self._poller = select.poll()
+        # mysqlclient's C methods are untyped in its stubs
+        self._poller.register(self.fileno(), select.POLLIN | select.POLLPRI)  # type: ignore[no-untyped-call]
+
+    def query(self, query: bytes | bytearray | str) -> None:
+        sql = query.encode("utf-8") if isinstance(query, str) else bytes(query)
+        self.in_transaction = sql not in (b"COMMIT", b"ROLLBACK", b"DO 1")
+        self.send_query(sql)  # type: ignore[no-untyped-call]
+        if not self._poller.poll(self.answer_timeout_s * 1000):
+            raise MySQLdb.OperationalError(
+                _LOST_CONNECTION, f"no answer from the shard within {self.answer_timeout_s} s")
+        self.read_query_result()  # type: ignore[no-untyped-call]
+
+    def commit(self) -> None:
+        self.query(b"COMMIT")
+
+    def rollback(self) -> None:
+        self.query(b"ROLLBACK")
+
+    def ping(self, *_args: Any) -> None:
+        self.query(b"DO 1")
+
+
+def timed_connect(shard: ShardConfig, shard_count: int, settings: Settings, timeout_s: float) -> TimedConnection:
+    """A `TimedConnection` (READ COMMITTED, multi-statements, ids stamped with its shard) opened
+    within `timeout_s`: libmariadb's connect timeout counts whole seconds, so the connect runs on a
+    helper thread and the caller waits for it at most the bound (a late connection is closed)."""
+    increment, offset = auto_increment_settings(shard.index, shard_count)
+    bound = min(settings.db_connect_timeout_s, timeout_s)
+    whole_s = max(1, math.ceil(timeout_s))
+    where: dict[str, Any] = ({"unix_socket": str(shard.unix_socket)} if shard.unix_socket is not None
+                             else {"host": shard.host, "port": shard.port})
+    outcome: list[TimedConnection | BaseException] = []
+    abandoned = threading.Event()
+    lock = threading.Lock()
+
+    def open_it() -> None:
+        try:
+            result: TimedConnection | BaseException = TimedConnection(
+                **where, user=shard.user, password=shard.password(), database=shard.database,
+                answer_timeout_s=timeout_s, connect_timeout=max(1, math.ceil(bound)), read_timeout=whole_s,
+                write_timeout=whole_s, autocommit=False, charset="utf8mb4",
+                client_flag=MYSQLDB_CLIENT.MULTI_STATEMENTS,
+                init_command=(f"SET SESSION auto_increment_increment={increment}, "
+                              f"auto_increment_offset={offset}, tx_isolation='READ-COMMITTED'"))
+        except BaseException as exc:  # handed to the caller
+            result = exc
+        with lock:
+            if abandoned.is_set():
+                if isinstance(result, TimedConnection):
+                    _close_quietly(result)
+                return
+            outcome.append(result)
+
+    opener = threading.Thread(target=open_it, name=f"connect-{shard.name}", daemon=True)
+    opener.start()
+    opener.join(bound)
+    with lock:
+        if not outcome:
+            abandoned.set()
+            raise MySQLdb.OperationalError(2003, f"could not connect to {shard.name} within {bound} s")
+    got = outcome[0]
+    if isinstance(got, BaseException):
+        raise got
+    return got
 
 
 class _ShardPool:
@@ -118,10 +251,10 @@ class _ShardPool:
         self.shard_count = shard_count
         self.settings = settings
         self.max_idle = settings.db_pool_size
-        self._idle: collections.deque[tuple[Connection, float]] = collections.deque()
+        self._idle: collections.deque[tuple[TimedConnection, float]] = collections.deque()
         self._lock = threading.Lock()
 
-    def take(self) -> Connection:
+    def take(self) -> TimedConnection:
         with self._lock:
             item = self._idle.pop() if self._idle else None
         if item is None:
@@ -130,7 +263,7 @@ class _ShardPool:
         if time.monotonic() - since > _PING_AFTER_IDLE_S:
             started = time.monotonic()
             try:
-                conn.ping(reconnect=False)
+                conn.ping()
             except Exception:
                 _close_quietly(conn)
                 self.close_all()
@@ -140,16 +273,15 @@ class _ShardPool:
                 return self.open_connection()
         return conn
 
-    def open_connection(self) -> Connection:
-        return direct_connect(self.shard, self.shard_count, self.settings,
-                              timeout_s=self.settings.ingest_db_timeout_s, multi_statements=True)
+    def open_connection(self) -> TimedConnection:
+        return timed_connect(self.shard, self.shard_count, self.settings, self.settings.ingest_db_timeout_s)
 
-    def give_back(self, conn: Connection) -> None:
+    def give_back(self, conn: TimedConnection) -> None:
         with self._lock:
             if len(self._idle) < self.max_idle:
                 self._idle.append((conn, time.monotonic()))
                 return
-        conn.close()
+        _close_quietly(conn)
 
     def close_all(self) -> None:
         with self._lock:
@@ -172,7 +304,7 @@ class ShardPools:
         return len(self.shards)
 
     @contextmanager
-    def connect(self, index: int) -> Iterator[Connection]:
+    def connect(self, index: int) -> Iterator[TimedConnection]:
         """A pooled connection to shard `index`, behind its breaker. The caller commits; anything
         left open is rolled back. Server-gone errors and timeouts become ShardUnavailable and open
         the breaker; while it is open the call fails at once."""
@@ -211,7 +343,7 @@ class ShardPools:
             _close_quietly(conn)
             raise
         breaker.success()
-        if _in_transaction(conn):
+        if conn.in_transaction:
             conn.rollback()
         pool.give_back(conn)
 
@@ -242,10 +374,10 @@ class ShardPools:
         """The half-open breaker's trial, off the request path: a fresh connection and a ping,
         bounded by the ingest timeout. Success closes the breaker and keeps the connection."""
         pool, breaker = self._pools[index], self.breakers[index]
-        conn: Connection | None = None
+        conn: TimedConnection | None = None
         try:
             conn = pool.open_connection()
-            conn.ping(reconnect=False)
+            conn.ping()
         except BaseException:
             if conn is not None:
                 _close_quietly(conn)
@@ -264,12 +396,7 @@ class ShardPools:
             pool.close_all()
 
 
-def _in_transaction(conn: Connection) -> bool:
-    # SERVER_STATUS_IN_TRANS (0x1) from the last OK packet: no round trip needed.
-    return bool(getattr(conn, "server_status", 0) & 1)
-
-
-def _close_quietly(conn: Connection) -> None:
+def _close_quietly(conn: Connection | TimedConnection) -> None:
     try:
         conn.close()
     except Exception:

@@ -12,10 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import pymysql
-from pymysql.cursors import Cursor
 
-_DUPLICATE_KEY = 1062
+from payflow.db.pool import Cursor
 
 
 @dataclass(frozen=True)
@@ -29,14 +27,10 @@ class StoredAnswer:
 def store_statement(merchant_id: str, key: str, operation: str, request_hash: str, status: int,
                     body: bytes) -> tuple[str, tuple[Any, ...]]:
     """The INSERT of a key and its answer, for the caller's transaction; it fails with a duplicate
-    key (`is_duplicate_key`) when the key exists."""
+    key (`payflow.db.pool.is_duplicate_key`) when the key exists."""
     return ("INSERT INTO idempotency_record (merchant_id, idem_key, operation, request_hash, http_status, "
             "response_body) VALUES (%s, %s, %s, %s, %s, %s)",
             (merchant_id, key, operation, request_hash, status, body))
-
-
-def is_duplicate_key(exc: BaseException) -> bool:
-    return isinstance(exc, pymysql.err.IntegrityError) and bool(exc.args) and exc.args[0] == _DUPLICATE_KEY
 
 
 def read(cur: Cursor, merchant_id: str, key: str, ttl_s: float) -> StoredAnswer | None:

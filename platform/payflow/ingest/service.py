@@ -16,11 +16,20 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-import pymysql
-from pymysql.cursors import Cursor
 
 from payflow.config import Settings
-from payflow.db.pool import Connection, ShardPools, Statement, commit, execute_together
+from payflow.db.pool import (
+    INTEGRITY_ERRORS,
+    OPERATIONAL_ERRORS,
+    Cursor,
+    ShardPools,
+    Statement,
+    TimedConnection,
+    commit,
+    execute_together,
+    is_duplicate_key,
+    is_retryable_conflict,
+)
 from payflow.db.rows import PAYMENT_COLUMNS, as_mapping, balances_of
 from payflow.domain import events, payment
 from payflow.domain.payment import Balances, TransitionError
@@ -28,8 +37,6 @@ from payflow.domain.sharding import shard_for_id, shard_for_merchant
 from payflow.ingest import idempotency_store
 from payflow.ingest.errors import ApiError, from_transition, not_found
 from payflow.outbox import store as outbox_store
-
-_RETRY_CODES = {1213, 1205}  # deadlock, lock wait timeout: the whole transaction is retried
 
 
 @dataclass
@@ -105,8 +112,8 @@ class PaymentService:
             with self.pools.connect(shard) as conn:
                 try:
                     outcome = self._attempt(conn, merchant_id, key, operation, request_hash, action)
-                except pymysql.err.OperationalError as exc:
-                    if exc.args and exc.args[0] in _RETRY_CODES:
+                except OPERATIONAL_ERRORS as exc:
+                    if is_retryable_conflict(exc):  # the whole transaction runs again
                         conn.rollback()
                         continue
                     raise
@@ -115,7 +122,7 @@ class PaymentService:
                 # the key had expired and was forgotten: run again as a new request
         raise ApiError(503, "BUSY", "could not complete the request; retry")
 
-    def _attempt(self, conn: Connection, merchant_id: str, key: str | None, operation: str, request_hash: str,
+    def _attempt(self, conn: TimedConnection, merchant_id: str, key: str | None, operation: str, request_hash: str,
                  action: Callable[[Cursor, list[Statement]], Outcome]) -> Outcome | None:
         with conn.cursor() as cur:
             writes: list[Statement] = []  # the action's writes that need no answer, sent below
@@ -131,15 +138,16 @@ class PaymentService:
                                                                 outcome.status, orjson.dumps(outcome.body)))
             try:
                 execute_together(cur, writes)
-            except pymysql.err.IntegrityError as exc:
-                if key is None or not idempotency_store.is_duplicate_key(exc):
+            except INTEGRITY_ERRORS as exc:
+                if key is None or not is_duplicate_key(exc):
                     raise
                 conn.rollback()  # the key exists: nothing of this attempt stays
                 return self._replay(conn, cur, merchant_id, key, request_hash)
         commit(conn)  # a shard lost during COMMIT is "outcome unknown", never "nothing written"
         return outcome
 
-    def _replay(self, conn: Connection, cur: Cursor, merchant_id: str, key: str, request_hash: str) -> Outcome | None:
+    def _replay(self, conn: TimedConnection, cur: Cursor, merchant_id: str, key: str,
+                request_hash: str) -> Outcome | None:
         """The stored answer for a known key; None when the key had expired (it is then forgotten)."""
         ttl = self.settings.idempotency_ttl_s
         stored = idempotency_store.read(cur, merchant_id, key, ttl)

@@ -117,3 +117,53 @@ def test_half_open_shard_is_probed_in_the_background_not_by_a_client(monkeypatch
     assert pools.breakers[0].state == "closed"
     with pools.connect(0):
         pass
+
+
+class FakeCursor:
+    """Records what is sent; fails the way it is told."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+        self.sent: list[str] = []
+
+    def mogrify(self, query: str, args: Any = None) -> str:
+        return query
+
+    def execute(self, query: str, args: Any = None) -> None:
+        self.sent.append(query)
+        if self.error is not None:
+            raise self.error
+
+    def nextset(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("lost", LOST_BY_DRIVER)
+def test_lost_while_the_last_writes_travel_with_the_commit_is_outcome_unknown(monkeypatch: pytest.MonkeyPatch,
+                                                                             lost: Exception) -> None:
+    """The writes and the COMMIT go in one round trip: a shard lost during it may have committed,
+    so it must not be answered as "nothing written" (a 503 the gateway would retry elsewhere)."""
+    conn = FakeConn()
+    pools = _pools(monkeypatch, conn)
+    cur = FakeCursor(lost)
+    with pytest.raises(ShardUnavailable) as caught, pools.connect(0) as c:
+        pool_mod.write_and_commit(c, cur, [("INSERT INTO a VALUES (1)", ()), ("INSERT INTO b VALUES (2)", ())])
+    assert caught.value.outcome_unknown is True
+    assert cur.sent == ["INSERT INTO a VALUES (1);INSERT INTO b VALUES (2);COMMIT"]
+
+
+@pytest.mark.parametrize("refusal", [MySQLdb.IntegrityError(1062, "dup"), MySQLdb.OperationalError(1213, "deadlock")])
+def test_a_refused_write_is_raised_as_is_and_leaves_the_transaction_to_roll_back(refusal: Exception) -> None:
+    conn = FakeConn()
+    conn.in_transaction = True
+    with pytest.raises(type(refusal)):
+        pool_mod.write_and_commit(conn, FakeCursor(refusal), [("INSERT INTO a VALUES (1)", ())])  # type: ignore[arg-type]
+    assert conn.in_transaction is True  # the COMMIT never ran: the caller rolls back
+
+
+def test_the_commit_travels_alone_when_there_is_nothing_to_write() -> None:
+    conn = FakeConn()
+    conn.in_transaction = True
+    cur = FakeCursor()
+    pool_mod.write_and_commit(conn, cur, [])  # type: ignore[arg-type]
+    assert cur.sent == ["COMMIT"] and conn.in_transaction is False

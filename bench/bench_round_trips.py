@@ -3,11 +3,10 @@
 
   4 RT  one statement per round trip (the ingest before this change),
   3 RT  the answer-less writes (event, record) together after the payment INSERT,
-  2 RT+ the same with the COMMIT in the writes' round trip (what the ingest does now),
   2 RT  all three writes in one multi-statement (the new id through a session variable and
         JSON_SET), then COMMIT — tried and not adopted: it moved CPU from the ingest to the shard,
 
-and `PaymentService.authorize` itself (what the ingest runs: 2 RT+, with its answer building), over
+and `PaymentService.authorize` itself (what the ingest runs: 3 RT, with its answer building), over
 the shard's Unix socket (how a VM's services reach a shard on their machine) and over loopback TCP.
 The variants above go through the ingest's pool (mysqlclient, `TimedConnection`); "3 RT over
 PyMySQL" is the same transaction on the driver the pool used before, for the driver's ratio.
@@ -38,7 +37,7 @@ from pymysql.constants import CLIENT
 from payctl.stack.local import LocalBackend
 from payctl.stack.topology import Topology
 from payflow.config import load_config
-from payflow.db.pool import ShardPools, commit, execute_together, write_and_commit
+from payflow.db.pool import ShardPools, commit, execute_together
 from payflow.domain import events, payment
 from payflow.ingest import idempotency_store
 from payflow.ingest.service import PaymentService, _now, payment_json
@@ -97,12 +96,6 @@ def writes_together(pools: ShardPools, _svc: PaymentService, key: str, amount: i
         commit(conn)
 
 
-def writes_with_commit(pools: ShardPools, _svc: PaymentService, key: str, amount: int) -> None:
-    with pools.connect(0) as conn, conn.cursor() as cur:
-        cur.execute(*_payment_statement(key, amount))
-        write_and_commit(conn, cur, list(_statements(int(cur.lastrowid), key, amount)))
-
-
 _PYMYSQL: list[pymysql.Connection] = []  # type: ignore[type-arg]
 
 
@@ -135,7 +128,6 @@ VARIANTS: dict[str, Callable[[ShardPools, PaymentService, str, int], None]] = {
     "4 RT (one per statement)": one_per_round_trip,
     "3 RT (writes together)": writes_together,
     "3 RT over PyMySQL": writes_together_pymysql,
-    "2 RT+ (COMMIT with writes)": writes_with_commit,
     "2 RT (all together)": all_together,
     "PaymentService.authorize": payment_service,
     "the same over TCP": payment_service_tcp,

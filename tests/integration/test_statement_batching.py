@@ -23,7 +23,6 @@ from payflow.db.pool import (
     is_duplicate_key,
     is_unavailable_error,
     timed_connect,
-    write_and_commit,
 )
 from payflow.domain import events
 from payflow.ingest import idempotency_store
@@ -170,39 +169,3 @@ def test_a_hung_shard_is_given_up_on_after_a_fraction_of_a_second(stack):
             assert cur.fetchone() == (1,)
     finally:
         fresh.close()
-
-
-def test_the_last_writes_and_the_commit_in_one_round_trip(stack):
-    """What the ingest sends last: committed together when all succeed; a duplicate key stops the
-    batch before the COMMIT, so a rollback leaves nothing of the transaction."""
-    merchant = "MERCHANT-2"
-    first, second, third = (f"batch-{uuid.uuid4().hex}" for _ in range(3))
-    conn, observer = _connect(stack), _connect(stack, multi=False)
-
-    def record(key: str):
-        return idempotency_store.store_statement(merchant, key, "authorize", "h", 200, b"{}")
-
-    def stored(keys) -> int:
-        with observer.cursor() as ocur:  # another session: sees only what was committed
-            n = _count(ocur, "SELECT COUNT(*) FROM idempotency_record WHERE merchant_id=%s "
-                             "AND idem_key IN (%s, %s, %s)", (merchant, *keys))
-        observer.commit()
-        return n
-
-    try:
-        with conn.cursor() as cur:
-            write_and_commit(conn, cur, [record(first), record(second)])
-            assert conn.in_transaction is False
-            assert stored((first, second, third)) == 2
-            with pytest.raises(INTEGRITY_ERRORS) as caught:
-                write_and_commit(conn, cur, [record(third), record(first)])  # first: a duplicate
-            assert is_duplicate_key(caught.value) and conn.in_transaction is True
-            conn.rollback()
-            assert stored((first, second, third)) == 2  # third never committed
-    finally:
-        with observer.cursor() as ocur:
-            ocur.execute("DELETE FROM idempotency_record WHERE merchant_id=%s AND idem_key IN (%s, %s, %s)",
-                         (merchant, first, second, third))
-        observer.commit()
-        conn.close()
-        observer.close()

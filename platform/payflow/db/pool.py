@@ -126,23 +126,6 @@ def execute_together(cur: Cursor, statements: Sequence[Statement]) -> None:
         pass
 
 
-def write_and_commit(conn: TimedConnection, cur: Cursor, statements: Sequence[Statement]) -> None:
-    """A transaction's last writes (answer-less, as for `execute_together`) and its COMMIT in one
-    round trip. The server stops at the first failing statement, so a refused write (a duplicate
-    key, a deadlock) never reaches the COMMIT: its error is raised as is and the transaction is
-    still open for the caller to roll back. A shard lost during the round trip may have committed:
-    that is `CommitInterrupted` (outcome unknown), never "nothing written".
-
-    Why: one round trip fewer per payment change; `bench/bench_round_trips.py` measured it."""
-    try:
-        execute_together(cur, [*statements, ("COMMIT", ())])
-    except Exception as exc:
-        if is_unavailable_error(exc):
-            raise CommitInterrupted(str(exc)) from exc
-        raise
-    conn.in_transaction = False
-
-
 def is_unavailable_error(exc: BaseException) -> bool:
     if isinstance(exc, CommitInterrupted):
         return True

@@ -2,11 +2,10 @@
 change, its outbox event and its idempotency record together.
 
 Round trips per operation are few on purpose (they are most of the ingest's cost): authorize is
-INSERT payment, then the outbox event, the idempotency record (with the answer) and the COMMIT
-together in one round trip; a transition is the locking SELECT, then the payment UPDATE, the
-outbox event, the idempotency record and the COMMIT together. Writes whose answer is not needed
-are collected as `Statement`s and sent with `write_and_commit`; a shard lost during that round
-trip is "outcome unknown" (504), since the COMMIT may have run. Answers are built from the values
+INSERT payment, then the outbox event and the idempotency record (with the answer) together in
+one round trip, then COMMIT; a transition is the locking SELECT, then the payment UPDATE, the
+outbox event and the idempotency record together, then COMMIT. Writes whose answer is not needed
+are collected as `Statement`s and sent with `execute_together`. Answers are built from the values
 written, not read back."""
 
 from __future__ import annotations
@@ -26,9 +25,10 @@ from payflow.db.pool import (
     ShardPools,
     Statement,
     TimedConnection,
+    commit,
+    execute_together,
     is_duplicate_key,
     is_retryable_conflict,
-    write_and_commit,
 )
 from payflow.db.rows import PAYMENT_COLUMNS, as_mapping, balances_of
 from payflow.domain import events, payment
@@ -137,13 +137,13 @@ class PaymentService:
                 writes.append(idempotency_store.store_statement(merchant_id, key, operation, request_hash,
                                                                 outcome.status, orjson.dumps(outcome.body)))
             try:
-                # a shard lost here may have committed: CommitInterrupted, "outcome unknown"
-                write_and_commit(conn, cur, writes)
+                execute_together(cur, writes)
             except INTEGRITY_ERRORS as exc:
                 if key is None or not is_duplicate_key(exc):
                     raise
-                conn.rollback()  # the key exists: nothing of this attempt stays (the COMMIT never ran)
+                conn.rollback()  # the key exists: nothing of this attempt stays
                 return self._replay(conn, cur, merchant_id, key, request_hash)
+        commit(conn)  # a shard lost during COMMIT is "outcome unknown", never "nothing written"
         return outcome
 
     def _replay(self, conn: TimedConnection, cur: Cursor, merchant_id: str, key: str,

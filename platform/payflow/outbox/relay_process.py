@@ -74,7 +74,7 @@ class RelayProcess:
                     pruned = await asyncio.to_thread(retention.prune_once, store.conn, s)
                     if pruned.idempotency or pruned.processed or pruned.outbox:
                         log.info("retention pruned %s", pruned)
-                stats = await asyncio.to_thread(store.stats)
+                stats = await asyncio.to_thread(store.stats, False)  # backlog only: no count of every row
                 self.last_stats = stats
                 metrics.PENDING.labels(self.shard.name).set(stats.pending)
                 metrics.OLDEST.labels(self.shard.name).set(stats.oldest_pending_age_s)

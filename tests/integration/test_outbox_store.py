@@ -111,6 +111,19 @@ def test_the_redrive_finds_lost_events_and_leaves_young_ones(stack: Any, outbox:
     assert settled[-1] < watermarks["ledger"] <= lost
 
 
+def test_a_lost_event_whose_id_came_after_a_newer_row_is_redriven_on_a_quiet_shard(stack: Any, outbox: Any) -> None:
+    """Creation time is when the INSERT started, the id comes later: two concurrent inserts can
+    get them in opposite orders. Here the lost event is the older one with the higher id, and no
+    row comes after it: bounding the scan by "the newest row old enough" must not hide it."""
+    with outbox.cursor() as cur:
+        cur.execute(f"INSERT INTO {DB}.consumer_progress VALUES ('ledger', 'm1', NOW(6), NOW(6))")
+    _insert_events(outbox, 1, created_s_ago=40, processed_by="ledger", first_aggregate=1000)
+    [lost] = _insert_events(outbox, 1, created_s_ago=45, processed_by=None, first_aggregate=2000)
+    store = OutboxStore(_connect(stack))
+    assert store.redrive_unprocessed(30, ["ledger"], {}) == 1
+    assert _rows(outbox)[lost][0] == 0
+
+
 def test_a_redrive_pass_does_not_reread_the_young_part_of_the_table(stack: Any, outbox: Any) -> None:
     """Rows younger than the settle time stay above the watermarks; a pass used to scan all of them
     several times per consumer (~60 s of traffic, every `redrive_interval_s`: at 700/s a quarter of

@@ -159,3 +159,45 @@ def test_the_relays_backlog_figures_do_not_count_every_published_row(stack: Any,
     assert (backlog.pending, backlog.dead, backlog.published) == (0, 0, None)
     assert backlog.as_json()["published"] is None
     assert read < published // 10, f"the backlog figures read {read} rows"
+
+
+def _insert_pending(admin: pymysql.Connection[Any], count: int, due_in_s: float) -> list[int]:
+    """`count` unpublished AUTHORIZED events, due in `due_in_s` seconds (negative: due already)."""
+    with admin.cursor() as cur:
+        cur.execute(f"SELECT COALESCE(MAX(event_id), 0) FROM {DB}.outbox_event")
+        before = int(cur.fetchone()[0])
+        cur.execute(f"INSERT INTO {DB}.outbox_event (aggregate_type, aggregate_id, event_type, payload, "
+                    f"next_attempt_at) SELECT 'payment', seq, %s, '{{}}', NOW(6) + INTERVAL %s MICROSECOND "
+                    f"FROM {DB}.seq_1_to_{count}", (events.AUTHORIZED, int(due_in_s * 1e6)))
+        cur.execute(f"SELECT event_id FROM {DB}.outbox_event WHERE event_id > %s ORDER BY event_id", (before,))
+        return [int(r[0]) for r in cur.fetchall()]
+
+
+def test_a_lease_reads_about_a_batch_not_the_whole_backlog(stack: Any, outbox: Any) -> None:
+    """A relay behind by 800 events leases the 200 oldest in event_id order (DESIGN: batches in
+    event_id order) reading about those 200, not every due row: a lease used to read and sort the
+    whole backlog, so the further behind the relay was, the more each lease cost."""
+    _insert_events(outbox, 20000, created_s_ago=120, processed_by=None, first_aggregate=0)  # published
+    due = _insert_pending(outbox, 800, due_in_s=-1)
+    conn = _connect(stack)
+    store = OutboxStore(conn)
+    before = _rows_read(conn)
+    leased = store.lease(200, lease_s=30)
+    read = _rows_read(conn) - before
+    assert [e.event_id for e in leased] == due[:200]
+    assert read < 450, f"a lease of 200 read {read} rows"  # two per row leased; it was ~1,000
+
+
+def test_in_an_outage_a_lease_reads_the_due_rows_not_the_deferred_ones(stack: Any, outbox: Any) -> None:
+    """Broker down: most of the backlog waits for its next attempt. A lease must find the few due
+    rows without reading the deferred ones."""
+    _insert_events(outbox, 20000, created_s_ago=120, processed_by=None, first_aggregate=0)  # published
+    _insert_pending(outbox, 5000, due_in_s=300)
+    due = _insert_pending(outbox, 10, due_in_s=-1)
+    conn = _connect(stack)
+    store = OutboxStore(conn)
+    before = _rows_read(conn)
+    leased = store.lease(200, lease_s=30)
+    read = _rows_read(conn) - before
+    assert [e.event_id for e in leased] == due
+    assert read < 500, f"a lease of the 10 due rows read {read} rows"

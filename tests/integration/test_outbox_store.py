@@ -67,21 +67,29 @@ def test_leases_marks_and_releases_are_committed_at_once(stack: Any, outbox: Any
     assert [e.event_id for e in relay.lease(10, lease_s=30)] == ids[3:]
 
 
+def _last_id(cur: Any) -> int:
+    cur.execute(f"SELECT COALESCE(MAX(event_id), 0) FROM {DB}.outbox_event")
+    return int(cur.fetchone()[0])
+
+
+def _ids_after(cur: Any, before: int) -> list[int]:
+    cur.execute(f"SELECT event_id FROM {DB}.outbox_event WHERE event_id > %s ORDER BY event_id", (before,))
+    return [int(r[0]) for r in cur.fetchall()]
+
+
 def _insert_events(admin: pymysql.Connection[Any], count: int, created_s_ago: float, processed_by: str | None,
                    first_aggregate: int) -> list[int]:
     """`count` published AUTHORIZED events created `created_s_ago` seconds ago (published a second
     later), processed by `processed_by` (or by nobody); their ids."""
     with admin.cursor() as cur:
-        cur.execute(f"SELECT COALESCE(MAX(event_id), 0) FROM {DB}.outbox_event")
-        before = int(cur.fetchone()[0])
+        before = _last_id(cur)
         cur.execute(
             f"INSERT INTO {DB}.outbox_event (aggregate_type, aggregate_id, event_type, payload, published, "
             "published_at, created_at, next_attempt_at) "
             f"SELECT 'payment', {first_aggregate} + seq, %s, '{{}}', 1, NOW(6) - INTERVAL %s MICROSECOND, "
             f"NOW(6) - INTERVAL %s MICROSECOND, NOW(6) - INTERVAL %s MICROSECOND FROM {DB}.seq_1_to_{count}",
             (events.AUTHORIZED, int((created_s_ago - 1) * 1e6), int(created_s_ago * 1e6), int(created_s_ago * 1e6)))
-        cur.execute(f"SELECT event_id FROM {DB}.outbox_event WHERE event_id > %s ORDER BY event_id", (before,))
-        ids = [int(r[0]) for r in cur.fetchall()]
+        ids = _ids_after(cur, before)
         if processed_by is not None:
             cur.execute(f"INSERT INTO {DB}.processed_event (consumer, event_id) "
                         f"SELECT %s, event_id FROM {DB}.outbox_event WHERE event_id > %s", (processed_by, before))
@@ -164,13 +172,19 @@ def test_the_relays_backlog_figures_do_not_count_every_published_row(stack: Any,
 def _insert_pending(admin: pymysql.Connection[Any], count: int, due_in_s: float) -> list[int]:
     """`count` unpublished AUTHORIZED events, due in `due_in_s` seconds (negative: due already)."""
     with admin.cursor() as cur:
-        cur.execute(f"SELECT COALESCE(MAX(event_id), 0) FROM {DB}.outbox_event")
-        before = int(cur.fetchone()[0])
+        before = _last_id(cur)
         cur.execute(f"INSERT INTO {DB}.outbox_event (aggregate_type, aggregate_id, event_type, payload, "
                     f"next_attempt_at) SELECT 'payment', seq, %s, '{{}}', NOW(6) + INTERVAL %s MICROSECOND "
                     f"FROM {DB}.seq_1_to_{count}", (events.AUTHORIZED, int(due_in_s * 1e6)))
-        cur.execute(f"SELECT event_id FROM {DB}.outbox_event WHERE event_id > %s ORDER BY event_id", (before,))
-        return [int(r[0]) for r in cur.fetchall()]
+        return _ids_after(cur, before)
+
+
+def _lease_counting_rows(stack: Any, limit: int) -> tuple[list[int], int]:
+    """One lease on a fresh connection: the ids leased and the rows the shard read for it."""
+    conn = _connect(stack)
+    before = _rows_read(conn)
+    leased = OutboxStore(conn).lease(limit, lease_s=30)
+    return [e.event_id for e in leased], _rows_read(conn) - before
 
 
 def test_a_lease_reads_about_a_batch_not_the_whole_backlog(stack: Any, outbox: Any) -> None:
@@ -179,12 +193,8 @@ def test_a_lease_reads_about_a_batch_not_the_whole_backlog(stack: Any, outbox: A
     whole backlog, so the further behind the relay was, the more each lease cost."""
     _insert_events(outbox, 20000, created_s_ago=120, processed_by=None, first_aggregate=0)  # published
     due = _insert_pending(outbox, 800, due_in_s=-1)
-    conn = _connect(stack)
-    store = OutboxStore(conn)
-    before = _rows_read(conn)
-    leased = store.lease(200, lease_s=30)
-    read = _rows_read(conn) - before
-    assert [e.event_id for e in leased] == due[:200]
+    leased, read = _lease_counting_rows(stack, 200)
+    assert leased == due[:200]
     assert read < 450, f"a lease of 200 read {read} rows"  # two per row leased; it was ~1,000
 
 
@@ -194,10 +204,6 @@ def test_in_an_outage_a_lease_reads_the_due_rows_not_the_deferred_ones(stack: An
     _insert_events(outbox, 20000, created_s_ago=120, processed_by=None, first_aggregate=0)  # published
     _insert_pending(outbox, 5000, due_in_s=300)
     due = _insert_pending(outbox, 10, due_in_s=-1)
-    conn = _connect(stack)
-    store = OutboxStore(conn)
-    before = _rows_read(conn)
-    leased = store.lease(200, lease_s=30)
-    read = _rows_read(conn) - before
-    assert [e.event_id for e in leased] == due
+    leased, read = _lease_counting_rows(stack, 200)
+    assert leased == due
     assert read < 500, f"a lease of the 10 due rows read {read} rows"

@@ -169,3 +169,25 @@ def test_a_hung_shard_is_given_up_on_after_a_fraction_of_a_second(stack):
             assert cur.fetchone() == (1,)
     finally:
         fresh.close()
+
+
+def test_both_drivers_open_the_same_session_on_a_shard(stack):
+    """The ingest (mysqlclient) and everyone else (PyMySQL) must see the same shard the same way:
+    ids stamped with the shard, READ COMMITTED, utf8mb4. Both take their arguments from
+    `session_arguments`; this reads back what the server applied."""
+    config = load_config(stack.backend.paths.service_config("vm1"))
+    query = ("SELECT @@session.auto_increment_increment, @@session.auto_increment_offset, "
+             "@@session.tx_isolation, @@session.character_set_connection, DATABASE()")
+    seen = []
+    for multi in (True, False):
+        conn = _connect(stack, multi=multi)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(query)
+                seen.append(tuple(cur.fetchone()))
+        finally:
+            conn.close()
+    shard = config.shards[0]
+    assert seen[0] == seen[1]
+    assert seen[0][:2] == (len(config.shards), shard.index + 1)  # (id-1) mod N == the shard's index
+    assert seen[0][2:4] == ("READ-COMMITTED", "utf8mb4") and seen[0][4] == shard.database

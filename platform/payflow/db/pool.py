@@ -136,28 +136,27 @@ def is_unavailable_error(exc: BaseException) -> bool:
     return isinstance(exc, OSError | TimeoutError)
 
 
+def session_arguments(shard: ShardConfig, shard_count: int) -> dict[str, Any]:
+    """What every connection to a shard shares, whichever driver opens it (both take these keyword
+    names): where the shard listens, who logs in, utf8mb4, READ COMMITTED, and ids stamped with
+    the shard (auto-increment offset = its index) so ids never collide across shards."""
+    increment, offset = auto_increment_settings(shard.index, shard_count)
+    where: dict[str, Any] = ({"unix_socket": str(shard.unix_socket)} if shard.unix_socket is not None
+                             else {"host": shard.host, "port": shard.port})
+    return {**where, "user": shard.user, "password": shard.password(), "database": shard.database,
+            "charset": "utf8mb4",
+            "init_command": (f"SET SESSION auto_increment_increment={increment}, auto_increment_offset={offset}, "
+                             "tx_isolation='READ-COMMITTED'")}
+
+
 def direct_connect(shard: ShardConfig, shard_count: int, settings: Settings, autocommit: bool = False,
                    timeout_s: float | None = None) -> Connection:
     """A plain PyMySQL connection in READ COMMITTED, ids stamped with its shard. It refuses
     multi-statements: only the ingest's pool (`timed_connect`) sends them."""
-    increment, offset = auto_increment_settings(shard.index, shard_count)
     read = timeout_s if timeout_s is not None else settings.db_read_timeout_s
     write = timeout_s if timeout_s is not None else settings.db_write_timeout_s
-    where: dict[str, Any] = ({"unix_socket": str(shard.unix_socket)} if shard.unix_socket is not None
-                             else {"host": shard.host, "port": shard.port})
-    return pymysql.connect(
-        **where,
-        user=shard.user,
-        password=shard.password(),
-        database=shard.database,
-        connect_timeout=min(settings.db_connect_timeout_s, read),
-        read_timeout=read,
-        write_timeout=write,
-        autocommit=autocommit,
-        charset="utf8mb4",
-        init_command=(f"SET SESSION auto_increment_increment={increment}, auto_increment_offset={offset}, "
-                      "tx_isolation='READ-COMMITTED'"),
-    )
+    return pymysql.connect(**session_arguments(shard, shard_count), connect_timeout=min(settings.db_connect_timeout_s,
+                           read), read_timeout=read, write_timeout=write, autocommit=autocommit)
 
 
 class TimedConnection(MySQLdb.connections.Connection):
@@ -205,11 +204,9 @@ def timed_connect(shard: ShardConfig, shard_count: int, settings: Settings, time
     """A `TimedConnection` (READ COMMITTED, multi-statements, ids stamped with its shard) opened
     within `timeout_s`: libmariadb's connect timeout counts whole seconds, so the connect runs on a
     helper thread and the caller waits for it at most the bound (a late connection is closed)."""
-    increment, offset = auto_increment_settings(shard.index, shard_count)
     bound = min(settings.db_connect_timeout_s, timeout_s)
     whole_s = max(1, math.ceil(timeout_s))
-    where: dict[str, Any] = ({"unix_socket": str(shard.unix_socket)} if shard.unix_socket is not None
-                             else {"host": shard.host, "port": shard.port})
+    arguments = session_arguments(shard, shard_count)
     outcome: list[TimedConnection | BaseException] = []
     abandoned = threading.Event()
     lock = threading.Lock()
@@ -217,12 +214,9 @@ def timed_connect(shard: ShardConfig, shard_count: int, settings: Settings, time
     def open_it() -> None:
         try:
             result: TimedConnection | BaseException = TimedConnection(
-                **where, user=shard.user, password=shard.password(), database=shard.database,
-                answer_timeout_s=timeout_s, connect_timeout=max(1, math.ceil(bound)), read_timeout=whole_s,
-                write_timeout=whole_s, autocommit=False, charset="utf8mb4",
-                client_flag=MYSQLDB_CLIENT.MULTI_STATEMENTS,
-                init_command=(f"SET SESSION auto_increment_increment={increment}, "
-                              f"auto_increment_offset={offset}, tx_isolation='READ-COMMITTED'"))
+                **arguments, answer_timeout_s=timeout_s, connect_timeout=max(1, math.ceil(bound)),
+                read_timeout=whole_s, write_timeout=whole_s, autocommit=False,
+                client_flag=MYSQLDB_CLIENT.MULTI_STATEMENTS)
         except BaseException as exc:  # handed to the caller
             result = exc
         with lock:

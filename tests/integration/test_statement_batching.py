@@ -18,6 +18,8 @@ from payflow.config import Settings, load_config
 from payflow.db.pool import (
     INTEGRITY_ERRORS,
     OPERATIONAL_ERRORS,
+    ShardPools,
+    ShardUnavailable,
     direct_connect,
     execute_together,
     is_duplicate_key,
@@ -191,3 +193,35 @@ def test_both_drivers_open_the_same_session_on_a_shard(stack):
     assert seen[0] == seen[1]
     assert seen[0][:2] == (len(config.shards), shard.index + 1)  # (id-1) mod N == the shard's index
     assert seen[0][2:4] == ("READ-COMMITTED", "utf8mb4") and seen[0][4] == shard.database
+
+
+def test_a_shard_hung_before_the_pools_closing_rollback_is_a_fast_503(stack):
+    """A block that reads and leaves its transaction open is rolled back by the pool on the way out.
+    The shard hangs (SIGSTOP) between the read's answer and that ROLLBACK: the caller gets
+    ShardUnavailable (nothing was committed: a 503) after the bound, not a raw driver error (a 500),
+    and the pool keeps no connection whose transaction the shard may still hold open."""
+    config = load_config(stack.backend.paths.service_config("vm1"))
+    pools = ShardPools(config.shards, Settings(ingest_db_timeout_s=0.3, db_connect_timeout_s=0.3, shard_open_s=0.5))
+    try:
+        started = None
+        try:
+            with pytest.raises(ShardUnavailable) as caught, pools.connect(0) as conn, conn.cursor() as cur:
+                cur.execute("SELECT COUNT(*) FROM payment")
+                cur.fetchone()
+                stack.backend.pause("shard1")
+                started = time.monotonic()
+        finally:
+            stack.backend.resume("shard1")
+        assert started is not None and time.monotonic() - started < 2.0
+        assert caught.value.outcome_unknown is False
+        assert pools.breakers[0].state != "closed"
+        assert len(pools._pools[0]._idle) == 0
+        deadline = time.monotonic() + 10  # the pool's own probe closes the breaker again
+        while pools.breakers[0].state != "closed" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pools.breakers[0].state == "closed"
+        with pools.connect(0) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            assert cur.fetchone() == (1,)
+    finally:
+        pools.dispose()

@@ -117,3 +117,27 @@ def test_half_open_shard_is_probed_in_the_background_not_by_a_client(monkeypatch
     assert pools.breakers[0].state == "closed"
     with pools.connect(0):
         pass
+
+
+@pytest.mark.parametrize("lost", LOST_BY_DRIVER)
+def test_a_shard_lost_at_the_closing_rollback_is_unavailable_and_the_connection_dropped(
+        monkeypatch: pytest.MonkeyPatch, lost: Exception) -> None:
+    """A block that leaves its transaction open (a read, say) is rolled back by the pool on the way
+    out. If the shard stops answering right then, that is a lost shard like any other: 503 with
+    nothing written (nothing was committed), the breaker opens, the connection is dropped, not
+    pooled again with a transaction the shard may still hold open."""
+
+    class HangsAtRollback(FakeConn):
+        def rollback(self) -> None:
+            raise lost
+
+    monkeypatch.setattr(pool_mod, "timed_connect", lambda *a, **k: FakeConn())  # the watcher's probe
+    conn = HangsAtRollback()
+    pools = _pools(monkeypatch, conn)
+    given_back: list[Any] = []
+    monkeypatch.setattr(pools._pools[0], "give_back", given_back.append)
+    with pytest.raises(ShardUnavailable) as caught, pools.connect(0) as c:
+        c.in_transaction = True  # a statement ran; no commit, no rollback
+    assert caught.value.outcome_unknown is False
+    assert conn.closed and given_back == []
+    assert pools.breakers[0].state != "closed"

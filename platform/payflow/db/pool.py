@@ -318,13 +318,7 @@ class ShardPools:
             yield conn
         except Exception as exc:
             if is_unavailable_error(exc):
-                breaker.failure()
-                self._watch(index)
-                _close_quietly(conn)
-                # Its idle siblings are as stale (a restarted shard): drop them, so the breaker's
-                # trial after `shard_open_s` uses a fresh connection instead of failing again.
-                pool.close_all()
-                raise ShardUnavailable(shard, exc, outcome_unknown=isinstance(exc, CommitInterrupted)) from exc
+                raise self._lost(index, conn, exc) from exc
             breaker.success()  # the shard answered; the request failed for its own reasons
             try:
                 conn.rollback()
@@ -336,10 +330,26 @@ class ShardPools:
         except BaseException:
             _close_quietly(conn)
             raise
+        if conn.in_transaction:  # the block left its transaction open (a read): end it here
+            try:
+                conn.rollback()
+            except Exception as exc:
+                if is_unavailable_error(exc):  # nothing was committed: a plain 503
+                    raise self._lost(index, conn, exc) from exc
+                _close_quietly(conn)
+                raise
         breaker.success()
-        if conn.in_transaction:
-            conn.rollback()
         pool.give_back(conn)
+
+    def _lost(self, index: int, conn: TimedConnection, exc: BaseException) -> ShardUnavailable:
+        """Shard `index` stopped answering on `conn`: open its breaker, drop the connection and its
+        idle siblings (as stale after a restart: the breaker's trial then uses a fresh connection
+        instead of failing again); the error to raise says whether a COMMIT was in flight."""
+        self.breakers[index].failure()
+        self._watch(index)
+        _close_quietly(conn)
+        self._pools[index].close_all()
+        return ShardUnavailable(self.shards[index], exc, outcome_unknown=isinstance(exc, CommitInterrupted))
 
     def _watch(self, index: int) -> None:
         """Make sure a watcher probes shard `index` until its breaker closes (one per shard)."""

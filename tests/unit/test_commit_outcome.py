@@ -119,25 +119,47 @@ def test_half_open_shard_is_probed_in_the_background_not_by_a_client(monkeypatch
         pass
 
 
-@pytest.mark.parametrize("lost", LOST_BY_DRIVER)
-def test_a_shard_lost_at_the_closing_rollback_is_unavailable_and_the_connection_dropped(
-        monkeypatch: pytest.MonkeyPatch, lost: Exception) -> None:
-    """A block that leaves its transaction open (a read, say) is rolled back by the pool on the way
-    out. If the shard stops answering right then, that is a lost shard like any other: 503 with
-    nothing written (nothing was committed), the breaker opens, the connection is dropped, not
-    pooled again with a transaction the shard may still hold open."""
+class HangsAtRollback(FakeConn):
+    """The shard answers the block's statements, then stops answering at the pool's ROLLBACK."""
 
-    class HangsAtRollback(FakeConn):
-        def rollback(self) -> None:
-            raise lost
+    def __init__(self, lost: Exception) -> None:
+        super().__init__()
+        self.lost = lost
 
+    def rollback(self) -> None:
+        raise self.lost
+
+
+def _pools_losing_at_rollback(monkeypatch: pytest.MonkeyPatch,
+                              lost: Exception) -> tuple[ShardPools, HangsAtRollback, list[Any]]:
     monkeypatch.setattr(pool_mod, "timed_connect", lambda *a, **k: FakeConn())  # the watcher's probe
-    conn = HangsAtRollback()
+    conn = HangsAtRollback(lost)
     pools = _pools(monkeypatch, conn)
     given_back: list[Any] = []
     monkeypatch.setattr(pools._pools[0], "give_back", given_back.append)
-    with pytest.raises(ShardUnavailable) as caught, pools.connect(0) as c:
+    return pools, conn, given_back
+
+
+@pytest.mark.parametrize("lost", LOST_BY_DRIVER)
+def test_a_shard_lost_at_the_closing_rollback_leaves_the_blocks_answer_and_records_the_loss(
+        monkeypatch: pytest.MonkeyPatch, lost: Exception) -> None:
+    """A block that leaves its transaction open (a read) is rolled back by the pool on the way out.
+    If the shard stops answering right then, the open transaction dies with the connection (the
+    server rolls back what it loses), which is all the ROLLBACK was for: the block's answer stands.
+    The loss is recorded like any other: breaker open, the connection dropped, never pooled again
+    with a transaction the shard may still hold open."""
+    pools, conn, given_back = _pools_losing_at_rollback(monkeypatch, lost)
+    with pools.connect(0) as c:
         c.in_transaction = True  # a statement ran; no commit, no rollback
-    assert caught.value.outcome_unknown is False
+    assert conn.closed and given_back == []
+    assert pools.breakers[0].state != "closed"
+
+
+@pytest.mark.parametrize("lost", LOST_BY_DRIVER)
+def test_a_shard_lost_at_the_rollback_after_a_failed_block_keeps_the_blocks_error_and_records_the_loss(
+        monkeypatch: pytest.MonkeyPatch, lost: Exception) -> None:
+    pools, conn, given_back = _pools_losing_at_rollback(monkeypatch, lost)
+    with pytest.raises(ValueError, match="the block's own error"), pools.connect(0):
+        raise ValueError("the block's own error")
     assert conn.closed and given_back == []
     assert pools.breakers[0].state != "closed"

@@ -318,38 +318,41 @@ class ShardPools:
             yield conn
         except Exception as exc:
             if is_unavailable_error(exc):
-                raise self._lost(index, conn, exc) from exc
-            breaker.success()  # the shard answered; the request failed for its own reasons
-            try:
-                conn.rollback()
-            except Exception:
-                _close_quietly(conn)
-                raise exc from None
-            pool.give_back(conn)
+                self._lost(index, conn)
+                raise ShardUnavailable(shard, exc, outcome_unknown=isinstance(exc, CommitInterrupted)) from exc
+            self._release(index, conn, rollback=True)  # the request failed for its own reasons
             raise
         except BaseException:
             _close_quietly(conn)
             raise
-        if conn.in_transaction:  # the block left its transaction open (a read): end it here
+        self._release(index, conn, rollback=conn.in_transaction)
+
+    def _release(self, index: int, conn: TimedConnection, rollback: bool) -> None:
+        """The block is over: roll back what it left open, then pool the connection again. If the
+        shard is lost at that ROLLBACK, the open transaction dies with the connection (a server
+        rolls back a connection it loses), which is all the ROLLBACK was for: the block's own
+        outcome stands (its answer, or its error), and the loss is recorded like any other."""
+        if rollback:
             try:
                 conn.rollback()
             except Exception as exc:
-                if is_unavailable_error(exc):  # nothing was committed: a plain 503
-                    raise self._lost(index, conn, exc) from exc
-                _close_quietly(conn)
-                raise
-        breaker.success()
-        pool.give_back(conn)
+                if is_unavailable_error(exc):
+                    self._lost(index, conn)
+                    return
+                _close_quietly(conn)  # the shard answered, with an error: do not pool this one
+                self.breakers[index].success()
+                return
+        self.breakers[index].success()
+        self._pools[index].give_back(conn)
 
-    def _lost(self, index: int, conn: TimedConnection, exc: BaseException) -> ShardUnavailable:
-        """Shard `index` stopped answering on `conn`: open its breaker, drop the connection and its
-        idle siblings (as stale after a restart: the breaker's trial then uses a fresh connection
-        instead of failing again); the error to raise says whether a COMMIT was in flight."""
+    def _lost(self, index: int, conn: TimedConnection) -> None:
+        """Shard `index` stopped answering on `conn`: open its breaker (a watcher probes it), drop the
+        connection and its idle siblings (as stale after a restart: the breaker's trial then uses
+        a fresh connection instead of failing again)."""
         self.breakers[index].failure()
         self._watch(index)
         _close_quietly(conn)
         self._pools[index].close_all()
-        return ShardUnavailable(self.shards[index], exc, outcome_unknown=isinstance(exc, CommitInterrupted))
 
     def _watch(self, index: int) -> None:
         """Make sure a watcher probes shard `index` until its breaker closes (one per shard)."""

@@ -81,8 +81,13 @@ function expect(res, op, status, extra) {
 export function authorize(m, amount) {
   const res = post('authorize', '/payments/authorize',
     { merchantId: m, amount: amount || 1000 + Math.floor(Math.random() * 9000), currency: 'KRW', idempotencyKey: uniqueKey('k6') }, 200);
-  const body = res.status === 200 ? res.json() : null;  // parsed once for the check and the id
-  const ok = expect(res, 'authorize', 200, { 'authorize returns AUTHORIZED': () => body !== null && body.status === 'AUTHORIZED' });
+  // Parsed once for the check and the id; a 200 whose body is not JSON fails the check (res.json()
+  // throws on it, and a throw would skip both checks).
+  let body = null;
+  if (res.status === 200) {
+    try { body = res.json(); } catch (e) { body = null; }
+  }
+  const ok = expect(res, 'authorize', 200, { 'authorize returns AUTHORIZED': () => body !== null && typeof body === 'object' && body.status === 'AUTHORIZED' });
   return ok ? body.paymentId : null;
 }
 

@@ -190,25 +190,55 @@ def run_step(backend: LocalBackend, flow: str, rate: int, step_s: int, reports: 
                 {k: round(_rss_mb(v), 1) for k, v in groups.items()})
 
 
-def hello_step(rate: int, step_s: int, reports: Path, workers: int, threads: int) -> float:
-    """Achieved req/s of the bare Flask endpoint under the same open-model load."""
-    port = 19999
+@dataclass(frozen=True)
+class ServedLoad:
+    """A WSGI app served as the ingest is, under one k6 step: CPU per request of the server's
+    processes and of k6, the achieved request rate and the failed share."""
+
+    server_ms: float
+    k6_ms: float
+    throughput_rps: float
+    failed: float
+
+
+def serve_and_load(app: str, rate: int, step_s: int, reports: Path, workers: int, threads: int,
+                   port: int = 19999) -> ServedLoad:
+    """Serve `app` (a bench module's WSGI app, e.g. "hello_app:app") the way the stack serves the
+    ingest and drive bench/k6/hello.js at `rate` for `step_s`."""
     if not port_free(port):
         raise SystemExit(f"port {port} is taken")
     env = {**os.environ, "PYTHONPATH": str(HERE)}
-    server = subprocess.Popen(_server_cmd("hello_app:app", port, workers, threads), env=env, cwd=HERE,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(_server_cmd(app, port, workers, threads), env=env, cwd=HERE,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
+        # the port alone is not enough: granian may listen before every worker is up
         deadline = time.monotonic() + 15
-        while port_free(port) and time.monotonic() < deadline:
+        while len(_tree(server.pid, _children())) < 1 + workers or port_free(port):
+            if server.poll() is not None:
+                raise SystemExit(f"{app} did not start: {server.communicate()[1].decode()[-500:]}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{app}: not listening on {port} with {workers} workers after 15 s")
             time.sleep(0.1)
+        before = {pid: _cpu_s([pid]) for pid in _tree(server.pid, _children())}
+        k60 = _k6_cpu_s()
         session = run_and_analyze(str(HERE / "k6" / "hello.js"), rate=rate, duration=f"{step_s}s",
                                   vus=max(50, rate // 2), base_url=f"http://127.0.0.1:{port}", raw=False,
-                                  reports_root=reports)
-        return float(session.report.get("throughput_rps") or 0.0)
+                                  reports_root=reports, record_history=False)
+        k61 = _k6_cpu_s()
+        # read the tree again: a worker that started (or was respawned) during the step counts too
+        server_s = sum(_cpu_s([pid]) - before.get(pid, 0.0) for pid in _tree(server.pid, _children()))
+        report = session.report
+        requests = float(report.get("requests") or 0) or 1.0
+        return ServedLoad(1000 * server_s / requests, 1000 * (k61 - k60) / requests,
+                          float(report.get("throughput_rps") or 0.0), float(report.get("failure_rate") or 0.0))
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def hello_step(rate: int, step_s: int, reports: Path, workers: int, threads: int) -> float:
+    """Achieved req/s of the bare Flask endpoint under the same open-model load."""
+    return serve_and_load("hello_app:app", rate, step_s, reports, workers, threads).throughput_rps
 
 
 def _server_cmd(app: str, port: int, workers: int, threads: int) -> list[str]:

@@ -18,55 +18,24 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-from bench_knee import HERE, _children, _cpu_s, _k6_cpu_s, _server_cmd, _tree
+from bench_knee import serve_and_load
 
-from payctl.loadtest.session import run_and_analyze
-from payctl.stack.probes import port_free
 from payctl.stack.topology import Topology
 
 APPS = {"granian + raw WSGI": "hello_app:raw_app", "granian + bare Flask": "hello_app:app"}
 CORES = os.cpu_count() or 1
 
 
-def measure(app: str, rate: int, step_s: int, reports: Path, workers: int, threads: int, port: int) -> dict[str, float]:
-    """One step: serve `app`, drive it at `rate` for `step_s`, return CPU ms per request."""
-    if not port_free(port):
-        raise SystemExit(f"port {port} is taken")
-    env = {**os.environ, "PYTHONPATH": str(HERE)}
-    server = subprocess.Popen(_server_cmd(app, port, workers, threads), env=env, cwd=HERE,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        # the port alone is not enough: granian may listen before every worker is up
-        deadline = time.monotonic() + 15
-        while len(_tree(server.pid, _children())) < 1 + workers or port_free(port):
-            if server.poll() is not None:
-                raise SystemExit(f"{app} did not start: {server.communicate()[1].decode()[-500:]}")
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{app}: not listening on {port} with {workers} workers after 15 s")
-            time.sleep(0.1)
-        before = {pid: _cpu_s([pid]) for pid in _tree(server.pid, _children())}
-        k60 = _k6_cpu_s()
-        session = run_and_analyze(str(HERE / "k6" / "hello.js"), rate=rate, duration=f"{step_s}s",
-                                  vus=max(50, rate // 2), base_url=f"http://127.0.0.1:{port}", raw=False,
-                                  reports_root=reports, record_history=False)
-        k61 = _k6_cpu_s()
-        # read the tree again: a worker that started (or was respawned) during the step counts too
-        server_s = sum(_cpu_s([pid]) - before.get(pid, 0.0) for pid in _tree(server.pid, _children()))
-        report = session.report
-        failed = float(report.get("failure_rate") or 0.0)
-        if failed > 0.01:
-            raise SystemExit(f"{app}: {failed:.1%} of the requests failed; its CPU per request would mean nothing")
-        requests = float(report.get("requests") or 0) or 1.0
-        return {"server_ms": 1000 * server_s / requests, "k6_ms": 1000 * (k61 - k60) / requests,
-                "achieved": float(report.get("throughput_rps") or 0.0) / rate, "failed": failed}
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+def measure(app: str, rate: int, step_s: int, reports: Path, workers: int, threads: int) -> dict[str, float]:
+    """One step of `app`: CPU ms per request of the server and of k6, achieved share, failed share."""
+    load = serve_and_load(app, rate, step_s, reports, workers, threads)
+    if load.failed > 0.01:
+        raise SystemExit(f"{app}: {load.failed:.1%} of the requests failed; its CPU per request would mean nothing")
+    return {"server_ms": load.server_ms, "k6_ms": load.k6_ms, "achieved": load.throughput_rps / rate,
+            "failed": load.failed}
 
 
 def main() -> None:
@@ -82,7 +51,7 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, app in APPS.items():
                 rows[name].append(measure(app, args.rate, args.step_s, Path(tmp), vm.ingest_workers,
-                                          vm.ingest_threads, 19999))
+                                          vm.ingest_threads))
     budget = CORES * 1000 / args.rate
     print(f"{args.rate}/s, {args.rounds} alternating rounds of {args.step_s} s; CPU ms per request (each round)")
     print(f"{'':<22} {'server':>18} {'k6 (hello.js)':>18} {'achieved':>12}")

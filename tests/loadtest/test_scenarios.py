@@ -3,14 +3,12 @@ that answers like the ingest or not: what they check, what they record for the r
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from payctl.loadtest.grade import Grade
 from payctl.loadtest.session import run_and_analyze
+from tests.loadtest.conftest import serve
 
 
 def _answering(body: bytes) -> type[BaseHTTPRequestHandler]:
@@ -31,23 +29,12 @@ def _answering(body: bytes) -> type[BaseHTTPRequestHandler]:
     return Answer
 
 
-@contextmanager
-def _serving(body: bytes) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _answering(body))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def _checks(report: dict) -> dict[str, tuple[int, int]]:
     return {c["name"]: (c["passes"], c["fails"]) for c in report["checks"]}
 
 
 def test_authorize_scenario_records_what_the_report_needs(tmp_path: Path):
-    with _serving(b'{"paymentId": 7, "status": "AUTHORIZED"}') as url:
+    with serve(_answering(b'{"paymentId": 7, "status": "AUTHORIZED"}')) as url:
         session = run_and_analyze("authorize", rate=20, duration="2s", vus=5, base_url=url, raw=False,
                                   reports_root=tmp_path, min_grade=Grade.POOR)
     report = session.report
@@ -61,7 +48,7 @@ def test_authorize_scenario_records_what_the_report_needs(tmp_path: Path):
 def test_a_200_that_is_not_json_fails_the_authorize_check_instead_of_throwing(tmp_path: Path):
     """A gateway that answers 200 with a broken body must fail the scenario's body check; an
     exception in the script would skip both checks and let the run pass."""
-    with _serving(b"<html>oops</html>") as url:
+    with serve(_answering(b"<html>oops</html>")) as url:
         session = run_and_analyze("authorize", rate=20, duration="2s", vus=5, base_url=url, raw=False,
                                   reports_root=tmp_path, min_grade=Grade.POOR)
     checks = _checks(session.report)

@@ -86,8 +86,8 @@ class Supervisor:
         self._proxy().supervisor.signalProcess(name, sig)
 
     def kill9(self, name: str) -> int:
-        """SIGKILL the program's whole process group, like a crash of the VM's process (gunicorn's
-        workers die with their master); supervisor then restarts it (autorestart)."""
+        """SIGKILL the program's whole process group, like a crash of the VM's process (granian's
+        worker processes die with their parent); supervisor then restarts it (autorestart)."""
         pid = int(self.info().get(name, {}).get("pid") or 0)
         if pid:
             try:

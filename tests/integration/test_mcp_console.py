@@ -49,10 +49,17 @@ def test_every_chart_and_parity_query_returns_data(stack: Any) -> None:
     assert missing == []
 
 
-def _cli_json(stack: Any, *args: str) -> Any:
+def _cli_json_with_code(stack: Any, *args: str) -> tuple[Any, int]:
     result = stack.payctl(*args, "--json")
     assert result.returncode in (0, 1), result.stderr
-    return json.loads(result.stdout)
+    return json.loads(result.stdout), result.returncode
+
+
+def _cli_json(stack: Any, *args: str) -> Any:
+    """A read-only command that has no verdict to give: it exits 0."""
+    answer, code = _cli_json_with_code(stack, *args)
+    assert code == 0, answer
+    return answer
 
 
 def test_mcp_answers_match_the_cli(stack: Any) -> None:
@@ -92,7 +99,8 @@ def test_mcp_answers_match_the_cli(stack: Any) -> None:
     outbox = _cli_json(stack, "outbox", "status")
     assert [(r["shard"], r["dead"]) for r in mcp["db_outbox_status"]["shards"]] == \
         [(r["shard"], r["dead"]) for r in outbox]
-    recon = _cli_json(stack, "reconcile", "--since", "1h")
+    recon, recon_code = _cli_json_with_code(stack, "reconcile", "--since", "1h")
+    assert recon_code == (0 if recon["clean"] else 1), recon  # the exit code is the verdict
     assert mcp["db_reconcile"]["clean"] == recon["clean"]
     assert [s["shard"] for s in mcp["db_reconcile"]["shards"]] == [s["shard"] for s in recon["shards"]]
     assert mcp["chaos_list"]["items"] == _cli_json(stack, "chaos", "list")

@@ -1,4 +1,5 @@
-"""Runs last (file order): `down` leaves no process of the stack and frees every port."""
+"""`down` leaves no process of the stack and frees every port; the test brings the session stack back
+up (data kept), so it runs in any order."""
 
 from __future__ import annotations
 

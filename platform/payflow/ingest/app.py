@@ -104,7 +104,8 @@ def create_app(config: PlatformConfig, service: PaymentService | None = None) ->
     def _observe(resp: Response) -> Response:
         rule = request.url_rule.rule if request.url_rule else None
         metrics.HTTP_SECONDS.labels(
-            "ingest-service", instance, request.method, metrics.templated_uri(rule), str(resp.status_code)
+            "ingest-service", instance, metrics.method_label(request.method), metrics.templated_uri(rule),
+            str(resp.status_code),
         ).observe(time.perf_counter() - g.get("started", time.perf_counter()))
         resp.headers["X-Served-By"] = instance
         return resp

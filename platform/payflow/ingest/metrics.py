@@ -1,7 +1,10 @@
 """Ingest HTTP metrics with the names the original platform's dashboards query.
 
-Gunicorn runs several worker processes, so prometheus_client's multiprocess mode aggregates them
-when PROMETHEUS_MULTIPROC_DIR is set (payctl sets it per instance)."""
+granian runs several worker processes, so prometheus_client's multiprocess mode aggregates them
+when PROMETHEUS_MULTIPROC_DIR is set (payctl sets it per instance).
+
+Every label value comes from a closed set (method, route template, status the app answers): a
+client that makes up methods or paths must not create series without bound."""
 
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ HTTP_SECONDS = Histogram(
     buckets=BUCKETS,
 )
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
 _CONVERTER = re.compile(r"<(?:\w+:)?(\w+)>")
 
 
@@ -35,6 +40,10 @@ def templated_uri(rule: str | None) -> str:
         return "{" + head + "".join(p.title() for p in rest) + "}"
 
     return _CONVERTER.sub(camel, rule)
+
+
+def method_label(method: str) -> str:
+    return method if method in HTTP_METHODS else "OTHER"
 
 
 def render_metrics() -> bytes:

@@ -80,3 +80,11 @@ def test_prometheus_targets_cover_every_metrics_port():
 def test_my_cnf_binds_loopback_only(tmp_path):
     cnf = render.my_cnf(Topology(), StatePaths(tmp_path), "vm1")
     assert "bind-address=127.0.0.1" in cnf and "port=13306" in cnf and "skip-name-resolve" in cnf
+
+
+def test_my_cnf_commits_durably(tmp_path):
+    """Nothing in the generated config relaxes per-commit fsync or the doublewrite buffer."""
+    cnf = render.my_cnf(Topology(), StatePaths(tmp_path), "vm1")
+    settings = dict(line.split("=", 1) for line in cnf.splitlines() if "=" in line and not line.startswith("#"))
+    assert settings.get("innodb_flush_log_at_trx_commit") == "1"
+    assert settings.get("innodb_doublewrite", "1") in {"1", "ON"}

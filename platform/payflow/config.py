@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class ShardConfig(BaseModel):
@@ -27,35 +28,39 @@ class ShardConfig(BaseModel):
         return self.password_file.read_text().strip()
 
 
+KNOWN_CONSUMERS = ("ledger", "refund", "settlement")
+
+
 class Settings(BaseModel):
     """Tunables; chaos runs shorten the breaker timings."""
 
     model_config = ConfigDict(extra="forbid")
     currencies: list[str] = Field(default_factory=lambda: ["KRW", "USD", "EUR", "JPY"])
-    max_body_bytes: int = 16 * 1024
-    db_connect_timeout_s: float = 0.5
+    max_body_bytes: int = Field(default=16 * 1024, ge=256, le=16 * 1024 * 1024)
+    db_connect_timeout_s: float = Field(default=0.5, gt=0, le=60)
     # Every platform connection has read/write timeouts (db.pool): a hung shard fails calls instead of
     # blocking the worker that made them. The ingest's are short (a 503 within 1 s); workers' longer.
-    db_read_timeout_s: float = 5.0
-    db_write_timeout_s: float = 5.0
-    ingest_db_timeout_s: float = 0.8
+    db_read_timeout_s: float = Field(default=5.0, gt=0, le=600)
+    db_write_timeout_s: float = Field(default=5.0, gt=0, le=600)
+    ingest_db_timeout_s: float = Field(default=0.8, gt=0, le=60)
     # Per-shard breaker in the ingest: after a shard fails, its merchants get 503 at once for this
     # long, then one trial request at a time finds out whether it is back.
-    shard_open_s: float = 1.0
-    db_pool_size: int = 8
-    shard_retry_after_s: int = 2
-    breaker_fail_max: int = 5
-    breaker_reset_timeout_s: float = 10.0
-    breaker_success_threshold: int = 3
+    shard_open_s: float = Field(default=1.0, gt=0, le=600)
+    db_pool_size: int = Field(default=8, ge=1, le=200)
+    shard_retry_after_s: int = Field(default=2, ge=1, le=3600)
+    breaker_fail_max: int = Field(default=5, ge=1)
+    breaker_reset_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    breaker_success_threshold: int = Field(default=3, ge=1)
     breaker_slow_call_s: float = Field(default=0.5, gt=0)  # a publish slower than this is a slow call
-    publish_timeout_s: float = 2.0
-    relay_poll_interval_s: float = 0.05
-    relay_batch_size: int = 200
-    relay_max_retries: int = 12
-    relay_backoff_base_s: float = 0.5
-    relay_backoff_max_s: float = 30.0
-    relay_redrive_after_s: float = 30.0
-    consumer_commit_timeout_s: float = 5.0
+    publish_timeout_s: float = Field(default=2.0, gt=0, le=300)
+    # 0 would make the relay's loop spin on an idle shard
+    relay_poll_interval_s: float = Field(default=0.05, gt=0, le=60)
+    relay_batch_size: int = Field(default=200, ge=1, le=10_000)
+    relay_max_retries: int = Field(default=12, ge=1)
+    relay_backoff_base_s: float = Field(default=0.5, gt=0)
+    relay_backoff_max_s: float = Field(default=30.0, gt=0)
+    relay_redrive_after_s: float = Field(default=30.0, gt=0)
+    consumer_commit_timeout_s: float = Field(default=5.0, gt=0, le=300)
     # Offsets are committed at most this often (0: after every poll). A commit per poll was ~5 % of
     # a consumer's CPU and one more broker request per poll; what a crash redelivers in between is
     # skipped by processed_event. A graceful stop commits what was handled.
@@ -80,18 +85,52 @@ class Settings(BaseModel):
     consumer_log_lost_grace_s: float | None = Field(default=2.0, gt=0, le=60)
     consumer_max_attempts: int = Field(default=3, ge=1)
     consumer_max_deferred: int = Field(default=20000, ge=1)
-    # Retention (Stripe keeps idempotency keys 24 h); pruning runs in small batches.
-    idempotency_ttl_s: float = 24 * 3600.0
-    outbox_retention_s: float = 7 * 24 * 3600.0
-    processed_retention_s: float = 7 * 24 * 3600.0
-    prune_batch: int = Field(default=500, ge=1)
-    prune_interval_s: float = 60.0
-    acquirer_latency_ms: int = 20
-    acquirer_failure_rate: float = 0.0
-    refund_max_attempts: int = 5
-    consumers: list[str] = Field(default_factory=lambda: ["ledger", "refund", "settlement"])
-    redrive_interval_s: float = 5.0
+    # Retention (Stripe keeps idempotency keys 24 h); pruning runs in small batches. A TTL of 0
+    # would turn idempotency off: at least a minute. The inbox (processed_event) outlives the
+    # outbox by more than the re-drive window (checked below): an event the relay can still
+    # re-drive always finds its dedupe row.
+    idempotency_ttl_s: float = Field(default=24 * 3600.0, ge=60)
+    outbox_retention_s: float = Field(default=7 * 24 * 3600.0, gt=0)
+    processed_retention_s: float = Field(default=8 * 24 * 3600.0, gt=0)
+    prune_batch: int = Field(default=500, ge=1, le=100_000)
+    prune_interval_s: float = Field(default=60.0, gt=0, le=24 * 3600)
+    acquirer_latency_ms: int = Field(default=20, ge=0, le=60_000)
+    acquirer_failure_rate: float = Field(default=0.0, ge=0, le=1)
+    refund_max_attempts: int = Field(default=5, ge=1)
+    consumers: list[str] = Field(default_factory=lambda: list(KNOWN_CONSUMERS))
+    redrive_interval_s: float = Field(default=5.0, gt=0, le=3600)
     breaker_enabled: bool = True
+
+    @field_validator("currencies")
+    @classmethod
+    def _iso_currencies(cls, value: list[str]) -> list[str]:
+        bad = [c for c in value if not (len(c) == 3 and c.isascii() and c.isalpha() and c.isupper())]
+        if not value or bad:
+            raise ValueError(f"currencies must be ISO 4217 upper-case codes (got {bad or 'none'})")
+        return value
+
+    @field_validator("consumers")
+    @classmethod
+    def _known_consumers(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(KNOWN_CONSUMERS))
+        if unknown or len(set(value)) != len(value):
+            raise ValueError(f"consumers must be distinct names from {', '.join(KNOWN_CONSUMERS)}"
+                             f"{f' (unknown: {unknown})' if unknown else ' (listed twice)'}")
+        return value
+
+    @model_validator(mode="after")
+    def _rules_between_settings(self) -> Self:
+        """Combinations that silently turn a guarantee off."""
+        window = self.outbox_retention_s + self.relay_redrive_after_s
+        if self.processed_retention_s < window:
+            raise ValueError(
+                f"processed_retention_s ({self.processed_retention_s:g} s) must be at least outbox_retention_s + "
+                f"relay_redrive_after_s ({window:g} s): an event re-driven after its inbox row was pruned "
+                "would be applied twice")
+        if self.relay_backoff_max_s < self.relay_backoff_base_s:
+            raise ValueError(f"relay_backoff_max_s ({self.relay_backoff_max_s:g}) must be at least "
+                             f"relay_backoff_base_s ({self.relay_backoff_base_s:g})")
+        return self
 
 
 class PlatformConfig(BaseModel):

@@ -1,0 +1,66 @@
+"""Settings are validated together when they are loaded: a value that silently turns a guarantee
+off (idempotency, dedupe beyond the re-drive window) or makes a loop spin is refused, naming the
+settings and the rule; `payctl up` then exits 2 before anything starts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from payflow.config import Settings
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("idempotency_ttl_s", 0), ("idempotency_ttl_s", -5),
+    ("prune_interval_s", 0), ("redrive_interval_s", 0), ("relay_poll_interval_s", 0),
+    ("relay_batch_size", -1), ("relay_batch_size", 0), ("prune_batch", -3),
+    ("db_pool_size", 0), ("ingest_db_timeout_s", 0), ("publish_timeout_s", -1),
+    ("breaker_fail_max", 0), ("acquirer_failure_rate", 1.5), ("acquirer_latency_ms", -1),
+    ("outbox_retention_s", 0), ("processed_retention_s", -1), ("relay_max_retries", 0),
+])
+def test_a_value_out_of_bounds_is_refused_naming_the_setting(field, value):
+    with pytest.raises(ValidationError) as err:
+        Settings(**{field: value})
+    assert field in str(err.value)
+
+
+def test_the_inbox_must_outlive_every_event_that_can_be_re_driven():
+    """An event re-produced after its inbox row was pruned would be applied a second time."""
+    with pytest.raises(ValidationError) as err:
+        Settings(outbox_retention_s=3600, processed_retention_s=1800)
+    text = str(err.value)
+    assert "processed_retention_s" in text and "outbox_retention_s" in text and "relay_redrive_after_s" in text
+    Settings(outbox_retention_s=3600, processed_retention_s=3600 + 31, relay_redrive_after_s=30)
+
+
+def test_backoff_bounds_are_ordered_and_consumers_are_known():
+    with pytest.raises(ValidationError, match="relay_backoff_max_s"):
+        Settings(relay_backoff_base_s=5, relay_backoff_max_s=1)
+    with pytest.raises(ValidationError, match="consumers"):
+        Settings(consumers=["ledger", "ledgre"])
+    with pytest.raises(ValidationError, match="currencies"):
+        Settings(currencies=["usd"])
+
+
+def test_the_defaults_hold_every_rule():
+    Settings()
+
+
+@pytest.mark.parametrize(("settings", "named"), [
+    ("idempotency_ttl_s = 0\n", ["idempotency_ttl_s"]),
+    ("outbox_retention_s = 600\nprocessed_retention_s = 60\n", ["processed_retention_s", "outbox_retention_s"]),
+])
+def test_up_refuses_bad_settings_with_exit_2_and_starts_nothing(tmp_path: Path, settings, named):
+    config = tmp_path / "stack.toml"
+    config.write_text(f'state_dir = "state"\n\n[settings]\n{settings}')
+    result = subprocess.run([sys.executable, "-m", "payctl.cli.app", "--config", str(config), "up"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    out = result.stdout + result.stderr
+    assert "Traceback" not in out
+    assert all(name in out for name in named), out
+    assert not (tmp_path / "state").exists()

@@ -1,4 +1,4 @@
-"""Issue 14: each VM in its own network namespace (`payctl up --isolation netns`). Runs after the
+"""Each VM in its own network namespace (`payctl up --isolation netns`). Runs after the
 session stack is down (file order). The walking-skeleton and Kafka-outage checks are collected
 again here and run against the netns stack (this module's `stack` fixture overrides the
 session's); then the network-fault experiments, `chaos recover` after a killed run, the kernel

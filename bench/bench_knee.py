@@ -148,7 +148,7 @@ class Step:
 
     @property
     def meets_issue_targets(self) -> bool:
-        """Every criterion of issue 11 at this step: it holds, latency within the flow's bound
+        """Every performance criterion (DESIGN.md §15) at this step: it holds, latency within the flow's bound
         (authorize p99 ≤ 100 ms, full flow p95 ≤ 500 ms) and end-to-end lag p95 ≤ 500 ms."""
         latency_ok = self.p99_ms <= 100 if self.flow == "authorize" else self.p95_ms <= 500
         return self.holds and latency_ok and self.lag_p95_ms is not None and self.lag_p95_ms <= 500

@@ -1,9 +1,9 @@
 """Round trips per authorization, measured against a real shard: the same authorize transaction
 (payment row, outbox event, idempotency record, COMMIT) sent three ways —
 
-  4 RT  one statement per round trip (the ingest before this change),
+  4 RT  one statement per round trip,
   3 RT  the answer-less writes (event, record) together after the payment INSERT,
-  2 RT+ the same with the COMMIT in the writes' round trip (tried in the fifth session, not kept:
+  2 RT+ the same with the COMMIT in the writes' round trip (tried, not kept:
         less client and shard CPU here, nothing measurable on the whole platform, and a shard
         lost during that round trip would turn a 503 "nothing written" into a 504),
   2 RT  all three writes in one multi-statement (the new id through a session variable and

@@ -1,7 +1,7 @@
 """Probe: what the local broker (tansu, memory only) does with a group offset past its log's end.
 
 Why it exists: broker-restart at 300/s healed slowly (events re-driven up to five times before the
-ledger took them; README, performance, third session). This script shows the mechanism in one
+ledger took them; bench/RESULTS.md, machine F). This script shows the mechanism in one
 minute, against a tansu of its own on port 29092:
 
 1. a consumer reads 50 records, the broker restarts empty, 5 new records are written;
@@ -14,8 +14,8 @@ minute, against a tansu of its own on port 29092:
 Seen 2026-11-26: "stale commit of 50 accepted", then "position 50 high-water 10 read []". The
 platform's consumers turned out not to commit old offsets (tansu refuses a commit from a member it
 does not know); what put them past the log's end was the broker losing a topic while keeping the
-group (README, "A broker that lost its logs"). A member in that state is what this probe shows,
-and what `payflow.consumers.offsets.LogEndWatch` notices.
+group (bench/RESULTS.md, "tansu across a restart"; README, Guarantees). A member in that state
+is what this probe shows, and what `payflow.consumers.offsets.LogEndWatch` notices.
 """
 
 from __future__ import annotations

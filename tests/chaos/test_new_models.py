@@ -1,4 +1,4 @@
-"""Issue 10's experiments as data: the new probes and actions validate precisely (errors name the
+"""The fault experiments as data: the new probes and actions validate precisely (errors name the
 entry), every shipped experiment runs under a `load_rate` background load, steady-state probes
 with `wait_s` retry until they hold, and the pure parts of load results and poison records."""
 

@@ -1,5 +1,5 @@
-"""Issue 5 for real: kafka-outage and consumer-crash pass on the live stack with short timings;
-a relay whose breaker is disabled makes kafka-outage report a deviation. Issue 10: shard-hang,
+"""Chaos experiments for real: kafka-outage and consumer-crash pass on the live stack with short
+timings; a relay whose breaker is disabled makes kafka-outage report a deviation; shard-hang,
 relay-crash, poison-event and broker-restart hold under light background load, and a killed
 `chaos run` leaves an undo entry that `chaos recover` reverts."""
 
@@ -150,7 +150,7 @@ def test_members_past_a_lost_logs_end_read_the_new_log(stack, tmp_path):
     # noticed where the logs ended, each was taken only after the relays had re-driven it past the
     # members' positions: 3-8 times each, all 20. One re-drive can still happen: the local broker
     # itself loses records acknowledged while a topic is created again around them (a relay's
-    # producer saw the topic gone and re-created it; README, "A broker that lost its logs").
+    # producer saw the topic gone and re-created it; bench/RESULTS.md, "tansu across a restart").
     redriven = []
     for shard in (0, 1):
         marks = ",".join(["%s"] * len(after))

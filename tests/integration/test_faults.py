@@ -1,6 +1,6 @@
-"""Real faults on the live stack (issue 10): a hung shard, identity by case, an outage longer than
-the retry budget, a breaker with no traffic, poison and forged messages. Each test was written to
-fail on the platform as it was before the fix it guards."""
+"""Real faults on the live stack: a hung shard, identity by case, an outage longer than
+the retry budget, a breaker with no traffic, poison and forged messages. Each test fails on a
+platform without the mechanism it guards."""
 
 from __future__ import annotations
 

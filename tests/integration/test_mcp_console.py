@@ -19,7 +19,7 @@ from tests.console.test_console_browser import CHROMIUM, run_smoke_from_the_page
 
 pytestmark = pytest.mark.integration
 
-# The four expressions of the original's payment-overview dashboard that payctl lacked (issue 12).
+# The four expressions of the original's payment-overview dashboard, checked on the live stack.
 PARITY = [
     'sum(rate(kafka_consumer_coordinator_commit_total{application="consumer-worker"}[1m]))',
     'max(resilience4j_circuitbreaker_slow_call_rate{name="kafka-publisher"})',

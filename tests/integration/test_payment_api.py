@@ -1,4 +1,4 @@
-"""Issue 3: the whole API against the real stack (through the gateway)."""
+"""The whole API against the real stack (through the gateway)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 2: a payment flows gateway → shard → outbox → Kafka → ledger, on the right shard."""
+"""The walking skeleton: a payment flows gateway → shard → outbox → Kafka → ledger, on the right shard."""
 
 from __future__ import annotations
 

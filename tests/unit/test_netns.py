@@ -1,4 +1,4 @@
-"""Issue 14, pure parts: addresses per isolation mode, namespace/link plans, network-fault plans,
+"""Network-namespace isolation, pure parts: addresses per isolation mode, namespace/link plans, network-fault plans,
 the chaos model's link actions and their undo, and the CLI's refusals (exit 2)."""
 
 from __future__ import annotations

@@ -30,17 +30,18 @@ from payctl.stack.topology import Topology
 
 
 def _status(backend: LocalBackend) -> dict[str, int]:
-    """Summed over both shards: redo-log fsyncs and COMMITs so far."""
+    """Summed over both shards: InnoDB's fsyncs (MariaDB 10.11 counts redo-log and data-file fsyncs
+    together) and COMMITs so far."""
     totals = {"fsyncs": 0, "commits": 0}
     for vm in backend.topo.vms:
         conn = root_connect(backend.paths, vm.name)
         try:
             with conn.cursor() as cur:
-                cur.execute("SHOW GLOBAL STATUS WHERE Variable_name IN ('Innodb_os_log_fsyncs', 'Com_commit')")
+                cur.execute("SHOW GLOBAL STATUS WHERE Variable_name IN ('Innodb_data_fsyncs', 'Com_commit')")
                 values = {name: int(value) for name, value in cur.fetchall()}
         finally:
             conn.close()
-        totals["fsyncs"] += values.get("Innodb_os_log_fsyncs", 0)
+        totals["fsyncs"] += values.get("Innodb_data_fsyncs", 0)
         totals["commits"] += values.get("Com_commit", 0)
     return totals
 

@@ -16,7 +16,8 @@ import pytest
 from payctl.stack import compose_render, render
 from payctl.stack.binaries import Binaries
 from payctl.stack.paths import StatePaths
-from payctl.stack.topology import Topology, services
+from payctl.stack.plan import plan_for, services
+from payctl.stack.topology import Topology
 
 GOLDEN = Path(__file__).parent / "golden"
 BINS = Binaries({n: f"/bin/{n}" for n in ("mariadbd", "haproxy", "tansu", "prometheus", "supervisord",
@@ -56,15 +57,16 @@ def _service_list(topo: Topology, vm: str | None) -> str:
 
 
 def local_files(topo: Topology) -> dict[str, str]:
+    plan = plan_for(topo)
     out = {
-        "supervisord.conf": render.supervisord_conf(topo, STATE, BINS),
-        "haproxy.cfg": render.haproxy_cfg(topo, Path("/state/haproxy/503.http")),
-        "prometheus.yml": render.prometheus_yml(topo),
+        "supervisord.conf": render.supervisord_conf(plan, STATE, BINS),
+        "haproxy.cfg": render.haproxy_cfg(plan, Path("/state/haproxy/503.http")),
+        "prometheus.yml": render.prometheus_yml(plan),
         "services.txt": _service_list(topo, None),
     }
     for vm in topo.vms:
         out[f"my-{vm.name}.cnf"] = render.my_cnf(topo, STATE, vm.name)
-        out[f"payflow-{vm.name}.json"] = render.platform_config(topo, STATE, vm.name).model_dump_json(indent=2)
+        out[f"payflow-{vm.name}.json"] = render.platform_config(plan, STATE, vm.name).model_dump_json(indent=2)
         out[f"services-{vm.name}.txt"] = _service_list(topo, vm.name)  # `payctl up --vm VM`
     return out
 

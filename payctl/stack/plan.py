@@ -89,7 +89,9 @@ class PlannedService:
 
 @dataclass(frozen=True)
 class VmProcess:
-    """A platform process each VM runs: the one entry a new consumer adds (beside its module)."""
+    """A platform process each VM runs: the one entry a new consumer adds (beside its module).
+
+    Its port reaches the process as `<kind>_port` in its VM's platform config (PlatformConfig)."""
 
     kind: str
     port: Callable[[VmSpec], int]

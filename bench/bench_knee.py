@@ -242,8 +242,8 @@ def hello_step(rate: int, step_s: int, reports: Path, workers: int, threads: int
 
 
 def _server_cmd(app: str, port: int, workers: int, threads: int) -> list[str]:
-    """The same WSGI server settings the stack uses for the ingest (payctl/stack/render.py)."""
-    from payctl.stack.render import wsgi_server_command
+    """The same WSGI server settings the stack uses for the ingest (payctl/stack/plan.py)."""
+    from payctl.stack.plan import wsgi_server_command
 
     return wsgi_server_command(app, port, workers, threads, factory=False)
 

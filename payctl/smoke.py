@@ -22,9 +22,10 @@ from payctl.ops import schema
 from payctl.ops.reconcile import reconcile
 from payctl.stack.binaries import Binaries
 from payctl.stack.local import LocalBackend, missing_binaries_error, needed_binaries
+from payctl.stack.plan import services
 from payctl.stack.probes import port_free
 from payctl.stack.supervisor import process_alive
-from payctl.stack.topology import Topology, dump_toml, services
+from payctl.stack.topology import Topology, dump_toml
 from payflow.config import Settings
 
 CHAOS_VARS: dict[str, Any] = {"open_timeout_s": 30, "close_timeout_s": 60, "drain_timeout_s": 90,

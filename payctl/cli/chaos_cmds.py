@@ -13,10 +13,11 @@ from payctl.chaos.driver import StackDriver
 from payctl.chaos.journal import ActivityRecord
 from payctl.chaos.model import Scalar, parse_var
 from payctl.chaos.report import rows
-from payctl.cli.context import backend_for, load
+from payctl.cli.context import load
 from payctl.cli.options import REPORTS, DryRunOpt, JsonOpt, ReportsOpt, VarOpt
 from payctl.cli.output import console, ok_mark, print_json, table
 from payctl.errors import EnvironmentProblem
+from payctl.stack.backend import backend_for
 
 ICON = {"succeeded": "[green]✔[/green]", "failed": "[red]✘[/red]", "error": "[red]![/red]",
         "running": "[cyan]▶[/cyan]"}

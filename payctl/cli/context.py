@@ -1,4 +1,4 @@
-"""Per-invocation CLI state (the topology file), carried in typer's ctx.obj, and backend selection."""
+"""Per-invocation CLI state (the topology file), carried in typer's ctx.obj."""
 
 from __future__ import annotations
 
@@ -7,9 +7,6 @@ from pathlib import Path
 
 import typer
 
-from payctl.errors import UsageError
-from payctl.stack.backend import Backend
-from payctl.stack.local import LocalBackend
 from payctl.stack.topology import Topology, load_topology
 
 
@@ -32,13 +29,3 @@ def state(ctx: typer.Context) -> CliState:
 def load(ctx: typer.Context) -> Topology:
     return state(ctx).topology()
 
-
-def backend_for(topo: Topology, name: str | None = None) -> Backend:
-    chosen = name or topo.backend
-    if chosen == "local":
-        return LocalBackend(topo)
-    if chosen == "compose":
-        from payctl.stack.compose import ComposeBackend
-
-        return ComposeBackend(topo)
-    raise UsageError(f"unknown backend '{chosen}'", "use local or compose")

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from payctl.cli.context import backend_for, load
+from payctl.cli.context import load
 from payctl.cli.options import (
     REPORTS,
     ApdexOpt,
@@ -35,6 +35,7 @@ from payctl.loadtest.grade import parse_grade
 from payctl.loadtest.junit import to_junit
 from payctl.loadtest.live import LiveProgress
 from payctl.loadtest.session import run_and_analyze
+from payctl.stack.backend import backend_for
 from payctl.stack.binaries import Binaries
 from payctl.stack.topology import Topology
 

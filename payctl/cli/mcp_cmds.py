@@ -6,9 +6,10 @@ from typing import Annotated
 
 import typer
 
-from payctl.cli.context import backend_for, load
+from payctl.cli.context import load
 from payctl.cli.options import REPORTS, ReportsOpt
 from payctl.errors import UsageError
+from payctl.stack.backend import backend_for
 
 
 def serve(

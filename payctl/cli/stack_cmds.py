@@ -8,11 +8,12 @@ from typing import Annotated
 
 import typer
 
-from payctl.cli.context import backend_for, load
+from payctl.cli.context import load
 from payctl.cli.options import JsonOpt
 from payctl.cli.output import console, ok_mark, print_json, table
 from payctl.errors import EnvironmentProblem
 from payctl.ops import doctor as doctor_mod
+from payctl.stack.backend import backend_for
 from payctl.stack.topology import with_isolation
 
 SERVICE_VERBS = (("start", "Start one service and wait until healthy."),

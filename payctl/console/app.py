@@ -150,17 +150,10 @@ def create_app(src: ConsoleSources) -> Flask:
 
 def create_app_from_env() -> Flask:
     """The console as the stack runs it: topology and reports folder from the environment."""
-    from payctl.stack.local import LocalBackend
+    from payctl.stack.backend import backend_for
     from payctl.stack.topology import Topology
 
     topo = Topology.model_validate(json.loads(Path(os.environ["PAYCTL_CONSOLE_TOPOLOGY"]).read_text()))
     reports = Path(os.environ.get("PAYCTL_CONSOLE_REPORTS", "reports"))
     reports.mkdir(parents=True, exist_ok=True)
-    backend: Backend
-    if topo.backend == "compose":
-        from payctl.stack.compose import ComposeBackend
-
-        backend = ComposeBackend(topo)
-    else:
-        backend = LocalBackend(topo)
-    return create_app(sources_for(backend, reports))
+    return create_app(sources_for(backend_for(topo), reports))

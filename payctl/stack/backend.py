@@ -1,5 +1,5 @@
 """The one interface both backends implement, so chaos experiments and the CLI do not care
-which one runs the stack."""
+which one runs the stack, and the one place that picks the backend for a topology."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from payctl.errors import UsageError
 from payctl.stack.topology import Topology
 
 
@@ -44,3 +45,18 @@ class Backend(Protocol):
     def log_path(self, name: str) -> Path: ...
     def log_tail(self, name: str, lines: int = 20) -> str: ...
     def is_up(self) -> bool: ...
+
+
+def backend_for(topo: Topology, name: str | None = None) -> Backend:
+    """The backend running `topo`: `name` (`payctl up --backend`) or the topology's own `backend`."""
+    chosen = name or topo.backend
+    # Imported here: each backend module imports this one (ServiceStatus); compose needs the docker SDK.
+    if chosen == "local":
+        from payctl.stack.local import LocalBackend
+
+        return LocalBackend(topo)
+    if chosen == "compose":
+        from payctl.stack.compose import ComposeBackend
+
+        return ComposeBackend(topo)
+    raise UsageError(f"unknown backend '{chosen}'", "use local or compose")

@@ -17,16 +17,11 @@ from payctl.errors import EnvironmentProblem, UsageError
 from payctl.stack import compose_files, compose_render, mariadb
 from payctl.stack.backend import ServiceStatus
 from payctl.stack.paths import StatePaths
+from payctl.stack.plan import PlannedService, plan_for
 from payctl.stack.probes import probe
-from payctl.stack.topology import ServiceSpec, Topology
-from payctl.stack.topology import services as topology_services
+from payctl.stack.topology import Topology
 
 COMPOSE_FILE = str(compose_render.COMPOSE_FILE)
-
-
-def services(topo: Topology, vm: str | None = None) -> list[ServiceSpec]:
-    """The topology's services, each a container of compose.yml (the console included)."""
-    return topology_services(topo, vm)
 
 
 def compose_file(cwd: Path | None = None) -> Path:
@@ -67,6 +62,7 @@ class ComposeBackend:
 
     def __init__(self, topo: Topology, client: Any = None) -> None:
         self.topo = topo
+        self.plan = plan_for(topo)  # every service is a container of compose.yml (the console included)
         self.paths = StatePaths(topo.state_path())
         self._client = client
 
@@ -89,8 +85,8 @@ class ComposeBackend:
         self._known(name)
         return self.client.containers.get(container_name(self.topo, name))
 
-    def _known(self, name: str) -> ServiceSpec:
-        for svc in services(self.topo):
+    def _known(self, name: str) -> PlannedService:
+        for svc in self.plan.services:
             if svc.name == name:
                 return svc
         raise UsageError(f"unknown service '{name}'")
@@ -101,7 +97,7 @@ class ComposeBackend:
         file = compose_file()
         check_current(self.topo, file.parent)
         ensure_secrets(self.topo, self.paths)
-        wanted = [s.name for s in services(self.topo, vm)]
+        wanted = [s.name for s in self.plan.on(vm)]
         progress("docker compose up")
         result = subprocess.run(["docker", "compose", "-f", str(file), "-p", self.topo.name, "up", "-d",
                                  "--wait", *wanted], capture_output=True, text=True, timeout=timeout_s)
@@ -114,7 +110,7 @@ class ComposeBackend:
 
     def status(self) -> list[ServiceStatus]:
         out = []
-        for svc in services(self.topo):
+        for svc in self.plan.services:
             try:
                 c = self.client.containers.get(container_name(self.topo, svc.name))
                 state = str(c.status).upper()

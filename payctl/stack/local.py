@@ -16,10 +16,11 @@ from payctl.stack.binaries import INSTALL_HINTS, Binaries
 from payctl.stack.kafka_admin import create_topics
 from payctl.stack.netns import NetnsNetwork, require_netns_support
 from payctl.stack.paths import StatePaths
+from payctl.stack.plan import PlannedService, plan_for
 from payctl.stack.probes import gateway_servers, port_free, probe, relay_breaker
 from payctl.stack.shards import apply_migrations
 from payctl.stack.supervisor import Supervisor
-from payctl.stack.topology import ServiceSpec, Topology, services
+from payctl.stack.topology import Topology
 
 Progress = Callable[[str], None]
 
@@ -46,6 +47,7 @@ class LocalBackend:
 
     def __init__(self, topo: Topology) -> None:
         self.topo = topo
+        self.plan = plan_for(topo)
         self.paths = StatePaths(topo.state_path())
         self.bins = Binaries.discover()
         self.sup = Supervisor(self.paths, self.bins.found.get("supervisord") or "supervisord")
@@ -64,11 +66,11 @@ class LocalBackend:
             mariadb.ensure_password(p.event_secret_file)
             p.mariadb_dir(vm.name).mkdir(parents=True, exist_ok=True)
             p.my_cnf(vm.name).write_text(render.my_cnf(self.topo, p, vm.name))
-            cfg = render.platform_config(self.topo, p, vm.name)
+            cfg = render.platform_config(self.plan, p, vm.name)
             _write_private(p.service_config(vm.name), cfg.model_dump_json(indent=2))
-        p.haproxy_cfg.write_text(render.haproxy_cfg(self.topo, error_503))
-        p.prometheus_yml.write_text(render.prometheus_yml(self.topo))
-        p.supervisord_conf.write_text(render.supervisord_conf(self.topo, p, self.bins))
+        p.haproxy_cfg.write_text(render.haproxy_cfg(self.plan, error_503))
+        p.prometheus_yml.write_text(render.prometheus_yml(self.plan))
+        p.supervisord_conf.write_text(render.supervisord_conf(self.plan, p, self.bins))
         p.topology_json.write_text(self.topo.model_dump_json(indent=2))
         p.isolation_file.write_text(self.topo.isolation + "\n")
 
@@ -79,7 +81,7 @@ class LocalBackend:
         missing = self.bins.missing(needed_binaries(self.topo))
         if missing:
             raise missing_binaries_error(missing)
-        wanted = services(self.topo, vm)
+        wanted = self.plan.on(vm)
         was_running = self.sup.is_running()
         running_isolation = self.paths.running_isolation() if was_running else None
         if running_isolation not in (None, self.topo.isolation):
@@ -148,20 +150,20 @@ class LocalBackend:
                     self.sup.stop(name)
             raise
 
-    def _start(self, svc: ServiceSpec, started: list[str], active: set[str]) -> None:
+    def _start(self, svc: PlannedService, started: list[str], active: set[str]) -> None:
         if svc.name in active:
             return
         self.sup.start(svc.name)
         started.append(svc.name)
 
-    def _check_alive(self, svc: ServiceSpec) -> None:
+    def _check_alive(self, svc: PlannedService) -> None:
         state = self.sup.info().get(svc.name, {}).get("statename")
         if state in ("FATAL", "EXITED", "BACKOFF", "STOPPED"):
             tail = self.log_tail(svc.name, 5)
             raise EnvironmentProblem(f"{svc.name} failed to start (state {state}): {tail}",
                                      f"see `payctl logs {svc.name}`")
 
-    def _wait_db(self, svc: ServiceSpec, timeout_s: float) -> None:
+    def _wait_db(self, svc: PlannedService, timeout_s: float) -> None:
         assert svc.vm is not None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -174,7 +176,7 @@ class LocalBackend:
         raise EnvironmentProblem(f"{svc.name} did not accept connections within {timeout_s:.0f}s",
                                  f"see `payctl logs {svc.name}`")
 
-    def _wait(self, svc: ServiceSpec, timeout_s: float) -> None:
+    def _wait(self, svc: PlannedService, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         detail = ""
         while time.monotonic() < deadline:
@@ -215,7 +217,7 @@ class LocalBackend:
         info = self.sup.info()
         now = time.time()
 
-        def one(svc: ServiceSpec) -> ServiceStatus:
+        def one(svc: PlannedService) -> ServiceStatus:
             i = info.get(svc.name, {})
             state = i.get("statename", "ABSENT")
             running = state in ("RUNNING", "STARTING")
@@ -229,15 +231,15 @@ class LocalBackend:
             )
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-            return list(pool.map(one, services(self.topo)))
+            return list(pool.map(one, self.plan.services))
 
     # -- one service --------------------------------------------------------------------------
-    def _known(self, name: str) -> ServiceSpec:
-        for svc in services(self.topo):
+    def _known(self, name: str) -> PlannedService:
+        for svc in self.plan.services:
             if svc.name == name:
                 return svc
         raise UsageError(f"unknown service '{name}'",
-                         f"known: {', '.join(s.name for s in services(self.topo))}")
+                         f"known: {', '.join(s.name for s in self.plan.services)}")
 
     def _require_running_stack(self) -> None:
         if not self.sup.is_running():

@@ -18,7 +18,8 @@ from typing import Literal
 
 from payctl.errors import EnvironmentProblem, UsageError
 from payctl.stack.netns import NS_IFACE, Command, NetnsNetwork, require_netns_support, run_command
-from payctl.stack.topology import ServiceSpec, Topology, services
+from payctl.stack.plan import PlannedService, services
+from payctl.stack.topology import Topology
 
 Direction = Literal["both", "outbound", "inbound"]
 FaultKind = Literal["drop", "rate", "delay"]
@@ -52,7 +53,7 @@ class Rule:
     match: list[str]  # u32 match arguments
 
 
-def _target(topo: Topology, name: str) -> ServiceSpec:
+def _target(topo: Topology, name: str) -> PlannedService:
     for svc in services(topo):
         if svc.name == name:
             return svc

@@ -9,7 +9,8 @@ import httpx
 
 from payctl.stack import shards
 from payctl.stack.paths import StatePaths
-from payctl.stack.topology import ServiceSpec, Topology
+from payctl.stack.plan import PlannedService
+from payctl.stack.topology import Topology
 
 
 def port_open(port: int, timeout: float = 0.3, host: str = "127.0.0.1") -> bool:
@@ -48,7 +49,7 @@ def relay_breaker(relay_port: int, timeout: float = 1.0, host: str = "127.0.0.1"
     return body if isinstance(body, dict) else {"state": "UNREACHABLE"}
 
 
-def probe(svc: ServiceSpec, topo: Topology, paths: StatePaths) -> tuple[bool, str]:
+def probe(svc: PlannedService, topo: Topology, paths: StatePaths) -> tuple[bool, str]:
     """(healthy, detail) for one service."""
     try:
         host = topo.gateway_host if svc.kind == "gateway" else topo.address_of(svc)

@@ -1,11 +1,12 @@
-"""Generate every config file from the topology (pure: returns text, writes nothing)."""
+"""The local backend's files, rendered from the service plan (pure: returns text, writes nothing):
+supervisord's programs, the gateway (HAProxy), Prometheus, each shard's my.cnf, each VM's platform
+config. Every process listens on, and is reached at, the topology's address for it."""
 
 from __future__ import annotations
 
 import os
 import shlex
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +14,10 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from payctl.stack.binaries import Binaries
 from payctl.stack.paths import StatePaths
-from payctl.stack.topology import ServiceSpec, Topology, services
-from payflow.config import PlatformConfig, ShardConfig
+from payctl.stack.plan import EnvFiles, PlannedService, ServicePlan, environment, gateway_servers, scrape_jobs
+from payctl.stack.plan import platform_config as plan_platform_config
+from payctl.stack.topology import Topology
+from payflow.config import PlatformConfig
 
 _env = Environment(
     loader=PackageLoader("payctl", "templates"), undefined=StrictUndefined, keep_trailing_newline=True
@@ -32,21 +35,13 @@ class Program:
     startsecs: int = 1
 
 
-def platform_config(topo: Topology, paths: StatePaths, vm_name: str) -> PlatformConfig:
-    shards = [
-        ShardConfig(index=i, name=topo.shard_name(i), host=topo.vm_address(vm.name), port=vm.db_port,
-                    unix_socket=paths.db_socket(vm.name) if topo.shard_socket_usable(vm.name, vm_name) else None,
-                    database=topo.database,
-                    user=topo.db_user, password_file=paths.password_file(vm.name))
-        for i, vm in enumerate(topo.vms)
-    ]
-    vm = topo.vm(vm_name)
-    return PlatformConfig(
-        vm=vm.name, shard_index=topo.vms.index(vm), shards=shards, bootstrap_servers=topo.kafka_bootstrap,
-        ingest_port=vm.ingest_port, relay_port=vm.relay_port, ledger_port=vm.ledger_port,
-        refund_port=vm.refund_port, settlement_port=vm.settlement_port, bind_host=topo.vm_address(vm.name),
-        settings=topo.platform_settings(broker_is_tansu=topo.local_kafka),
-        event_secret_file=paths.event_secret_file, fault_dir=paths.fault_dir,
+def platform_config(plan: ServicePlan, paths: StatePaths, vm_name: str) -> PlatformConfig:
+    """A VM's platform config: shards on this machine through their Unix socket where usable."""
+    topo = plan.topology
+    return plan_platform_config(
+        plan, vm_name, vm_address=topo.vm_address, secrets=paths, bootstrap=topo.kafka_bootstrap,
+        broker_is_tansu=topo.local_kafka, fault_dir=paths.fault_dir,
+        unix_socket=lambda shard_vm: paths.db_socket(shard_vm) if topo.shard_socket_usable(shard_vm, vm_name) else None,
     )
 
 
@@ -62,19 +57,12 @@ class Listener:
         return f"{self.address}:{self.port}" + (f" namespace {self.namespace}" if self.namespace else "")
 
 
-def gateway_servers(topo: Topology, address: Callable[[str], str]) -> list[dict[str, object]]:
-    """The gateway's ingest servers (both backends' haproxy.cfg). `maxconn`: at most 8 requests per
-    WSGI thread of the instance in flight on it, the rest queued in the gateway (the template says
-    why; README "A slow instance is not a dead one" has the measurements behind the 8)."""
-    return [{"name": f"ingest-{vm.name}", "address": address(vm.name), "port": vm.ingest_port,
-             "maxconn": 8 * vm.ingest_workers * vm.ingest_threads} for vm in topo.vms]
-
-
-def haproxy_cfg(topo: Topology, error_503: Path) -> str:
+def haproxy_cfg(plan: ServicePlan, error_503: Path) -> str:
     """The gateway. With netns isolation HAProxy runs on the host but opens its upstream
     connections from the shared namespace (HAProxy's `namespace` keyword), so gateway → ingest
     crosses the same links as everything else; it publishes the gateway (and the console) on the
     host's loopback the way a container runtime publishes ports."""
+    topo = plan.topology
     shared_ns = topo.netns_name("shared") if topo.netns else None
     gateway = [Listener("127.0.0.1", topo.gateway_port)]
     if topo.netns:
@@ -82,7 +70,7 @@ def haproxy_cfg(topo: Topology, error_503: Path) -> str:
                     Listener("127.0.0.1", topo.gateway_port, shared_ns)]
     elif topo.shared_address != "127.0.0.1":
         gateway.append(Listener(topo.shared_address, topo.gateway_port))
-    servers = gateway_servers(topo, topo.vm_address)
+    servers = gateway_servers(plan, topo.address_of)
     console = None
     if topo.netns and topo.console_enabled:
         console = {"bind": Listener("127.0.0.1", topo.console_port).bind(),
@@ -103,23 +91,11 @@ def my_cnf(topo: Topology, paths: StatePaths, vm_name: str) -> str:
     )
 
 
-def prometheus_yml(topo: Topology) -> str:
-    jobs: dict[str, list[dict[str, object]]] = {}
-    for svc in services(topo):
-        if svc.kind in ("db", "kafka", "gateway", "prometheus", "console"):
-            continue
-        jobs.setdefault(svc.kind, []).append(
-            {"name": svc.name, "vm": svc.vm, "address": topo.address_of(svc), "port": svc.port})
-    return _env.get_template("prometheus.yml.j2").render(
-        jobs=[{"name": k, "targets": v} for k, v in jobs.items()]
-    )
+def prometheus_yml(plan: ServicePlan) -> str:
+    return _env.get_template("prometheus.yml.j2").render(jobs=scrape_jobs(plan, plan.topology.address_of))
 
 
-def _python(module: str, *args: str) -> str:
-    return shlex.join([sys.executable, "-m", module, *args])
-
-
-def program_for(svc: ServiceSpec, topo: Topology, paths: StatePaths, bins: Binaries) -> Program:
+def program_for(svc: PlannedService, topo: Topology, paths: StatePaths, bins: Binaries) -> Program:
     """The supervisor program for a service; with netns isolation its process runs inside its
     VM's (or the shared) namespace (`ip netns exec` execs in place, so the pid is the service's)."""
     program = _program(svc, topo, paths, bins)
@@ -131,62 +107,43 @@ def program_for(svc: ServiceSpec, topo: Topology, paths: StatePaths, bins: Binar
     return program
 
 
-def _program(svc: ServiceSpec, topo: Topology, paths: StatePaths, bins: Binaries) -> Program:
+def _program(svc: PlannedService, topo: Topology, paths: StatePaths, bins: Binaries) -> Program:
     root = str(paths.root)
     host = topo.address_of(svc)
     if svc.kind == "db":
         assert svc.vm is not None
         return Program(svc.name, shlex.join([bins.require("mariadbd"), f"--defaults-file={paths.my_cnf(svc.vm)}"]),
-                       root, stopwaitsecs=30, startsecs=1)
+                       root, stopwaitsecs=svc.stop_wait_s)
     if svc.kind == "kafka":
-        url = f"tcp://{host}:{topo.kafka_port}"
+        url = f"tcp://{host}:{svc.port}"
         cmd = shlex.join([bins.require("tansu"), "broker", "--listener-url", url,
                           "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"])
         # The in-memory broker has nothing to flush and lingers ~5 s on SIGTERM; SIGINT is prompt.
-        return Program(svc.name, cmd, root, stopsignal="INT", stopwaitsecs=8)
+        return Program(svc.name, cmd, root, stopsignal="INT", stopwaitsecs=svc.stop_wait_s)
     if svc.kind == "gateway":
         return Program(svc.name, shlex.join([bins.require("haproxy"), "-W", "-db", "-f", str(paths.haproxy_cfg)]),
-                       root, stopsignal="USR1", stopwaitsecs=5)
+                       root, stopsignal="USR1", stopwaitsecs=svc.stop_wait_s)
     if svc.kind == "prometheus":
         cmd = shlex.join([bins.require("prometheus"), f"--config.file={paths.prometheus_yml}",
                           f"--storage.tsdb.path={paths.prometheus_data}",
-                          f"--web.listen-address={host}:{topo.prometheus_port}",
+                          f"--web.listen-address={host}:{svc.port}",
                           "--storage.tsdb.retention.time=2d"])
-        return Program(svc.name, cmd, root, stopwaitsecs=10)
-    if svc.kind == "console":
-        cmd = shlex.join(wsgi_server_command("payctl.console.app:create_app_from_env", svc.port, 1, 8, host=host))
-        env = (f'PAYCTL_CONSOLE_TOPOLOGY="{paths.topology_json}",PAYCTL_CONSOLE_REPORTS="{paths.reports}",'
-               'PYTHONUNBUFFERED="1"')
-        return Program(svc.name, cmd, root, env, stopwaitsecs=5)
-    assert svc.vm is not None
-    env = f'PAYFLOW_CONFIG="{paths.service_config(svc.vm)}",PYTHONUNBUFFERED="1"'
-    if svc.kind == "ingest":
-        vm = topo.vm(svc.vm)
-        multiproc = paths.prom_multiproc(svc.vm)
-        cmd = shlex.join(wsgi_server_command("payflow.ingest.app:create_app_from_env", svc.port, vm.ingest_workers,
-                                             vm.ingest_threads, host=host))
-        return Program(svc.name, cmd, root, env + f',PROMETHEUS_MULTIPROC_DIR="{multiproc}"', stopwaitsecs=8)
-    module = {"relay": "payflow.outbox.relay_process", "ledger": "payflow.consumers.ledger",
-              "refund": "payflow.consumers.refund", "settlement": "payflow.consumers.settlement"}[svc.kind]
-    return Program(svc.name, _python(module), root, env, stopwaitsecs=10)
+        return Program(svc.name, cmd, root, stopwaitsecs=svc.stop_wait_s)
+    if svc.command is None:
+        raise ValueError(f"{svc.name}: the local backend has no command for a {svc.kind}")
+    env = ",".join(f'{k}="{v}"' for k, v in environment(svc, _env_files(paths)).items())
+    cmd = shlex.join(svc.command.argv(sys.executable, host, svc.port))
+    return Program(svc.name, cmd, root, env, stopwaitsecs=svc.stop_wait_s)
 
 
-def wsgi_server_command(app: str, port: int, workers: int, threads: int, factory: bool = True,
-                        host: str = "127.0.0.1") -> list[str]:
-    """How a WSGI app is served (the ingest, and the bench's bare-Flask ceiling the same way).
-
-    granian (Rust HTTP, WSGI in blocking threads) rather than gunicorn gthread: measured on this
-    machine, the same app costs ~25 % less CPU per request under it (README, performance)."""
-    cmd = [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host, "--port", str(port),
-           "--workers", str(workers), "--blocking-threads", str(threads), "--backlog", "2048",
-           "--no-access-log", "--respawn-failed-workers", "--workers-kill-timeout", "5s"]
-    if factory:
-        cmd.append("--factory")
-    return [*cmd, app]
+def _env_files(paths: StatePaths) -> EnvFiles:
+    return EnvFiles(payflow_config=lambda vm: str(paths.service_config(vm)),
+                    metrics_multiproc=lambda vm: str(paths.prom_multiproc(vm)),
+                    console_topology=str(paths.topology_json), console_reports=str(paths.reports))
 
 
-def supervisord_conf(topo: Topology, paths: StatePaths, bins: Binaries) -> str:
-    programs = [program_for(s, topo, paths, bins) for s in services(topo)]
+def supervisord_conf(plan: ServicePlan, paths: StatePaths, bins: Binaries) -> str:
+    programs = [program_for(s, plan.topology, paths, bins) for s in plan.services]
     return _env.get_template("supervisord.conf.j2").render(
         sock=paths.supervisor_sock, logs=paths.logs, pidfile=paths.supervisord_pid, programs=programs
     )

@@ -1,22 +1,24 @@
 """The topology: VMs, their services and ports, shard count and settings (stack.toml).
 
-Everything else (process list, gateway config, Prometheus targets, service configs) is generated
-from this model; no other file repeats a port number."""
+Everything else is generated from this model (the process list: payctl.stack.plan; the files the
+backends run it from: render.py, compose_render.py); no other file repeats a port number."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import tomllib
-from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from payctl.errors import UsageError
 from payflow.config import Settings
+
+if TYPE_CHECKING:
+    from payctl.stack.plan import PlannedService
 
 Port = int
 
@@ -132,7 +134,7 @@ class Topology(BaseModel):
             return self._subnet_host(10 + self.vms.index(vm) + 1)
         return str(vm.host) if vm.host else "127.0.0.1"
 
-    def address_of(self, svc: ServiceSpec) -> str:
+    def address_of(self, svc: PlannedService) -> str:
         return self.vm_address(svc.vm) if svc.vm else self.shared_address
 
     @property
@@ -170,7 +172,7 @@ class Topology(BaseModel):
     def netns_name(self, role: str) -> str:
         return f"{self.name}-{role}"
 
-    def role_of(self, svc: ServiceSpec) -> str:
+    def role_of(self, svc: PlannedService) -> str:
         return svc.vm or "shared"
 
     def role_address(self, role: str) -> str:
@@ -240,50 +242,6 @@ class Topology(BaseModel):
     def state_path(self, base: Path | None = None) -> Path:
         path = self.state_dir if self.state_dir.is_absolute() else (base or Path.cwd()) / self.state_dir
         return path.resolve()
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    """One process of the stack, as the backends see it."""
-
-    name: str
-    kind: str
-    vm: str | None
-    port: int
-    health: str  # "tcp", "mysql" or an HTTP path
-
-
-def services(topology: Topology, vm_filter: str | None = None) -> list[ServiceSpec]:
-    """The process list in start order: databases, broker, workers, ingest, gateway, prometheus, console.
-
-    With `vm_filter`, that VM's services, plus the shared ones unless the topology puts them on
-    another VM (`shared_vm`, for real VMs)."""
-    chosen = [vm for vm in topology.vms if vm_filter in (None, vm.name)]
-    if vm_filter is not None:
-        topology.vm(vm_filter)
-    with_shared = vm_filter is None or topology.shared_vm in (None, vm_filter)
-    out: list[ServiceSpec] = []
-    for vm in chosen:
-        idx = topology.vms.index(vm)
-        out.append(ServiceSpec(topology.shard_name(idx), "db", vm.name, vm.db_port, "mysql"))
-    if topology.local_kafka and with_shared:
-        out.append(ServiceSpec("kafka", "kafka", None, topology.kafka_port, "tcp"))
-    for vm in chosen:
-        out += [
-            ServiceSpec(f"ingest-{vm.name}", "ingest", vm.name, vm.ingest_port, "/health"),
-            ServiceSpec(f"relay-{vm.name}", "relay", vm.name, vm.relay_port, "/health"),
-            ServiceSpec(f"ledger-{vm.name}", "ledger", vm.name, vm.ledger_port, "/health"),
-            ServiceSpec(f"refund-{vm.name}", "refund", vm.name, vm.refund_port, "/health"),
-            ServiceSpec(f"settlement-{vm.name}", "settlement", vm.name, vm.settlement_port, "/health"),
-        ]
-    if not with_shared:
-        return out
-    out.append(ServiceSpec("gateway", "gateway", None, topology.gateway_port, "/gateway/health"))
-    if topology.prometheus_enabled:
-        out.append(ServiceSpec("prometheus", "prometheus", None, topology.prometheus_port, "/-/ready"))
-    if topology.console_enabled:
-        out.append(ServiceSpec("console", "console", None, topology.console_port, "/health"))
-    return out
 
 
 def find_config(explicit: Path | None) -> Path | None:

@@ -11,7 +11,8 @@ from typing import Any
 from payctl.console.jobs import ChaosRequest, LoadRequest, Progress
 from payctl.loadtest import history
 from payctl.stack.backend import ServiceStatus
-from payctl.stack.topology import Topology, services
+from payctl.stack.plan import services
+from payctl.stack.topology import Topology
 
 BREAKERS = [{"vm": "vm1", "relay": "relay-vm1", "state": "CLOSED", "failureRate": 0.0, "slowCallRate": 0.0,
              "numberOfNotPermittedCalls": 0, "numberOfBufferedCalls": 10,

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from payctl.stack.local import LocalBackend
+from payctl.stack.plan import services
 from payctl.stack.probes import port_free
-from payctl.stack.topology import Topology, dump_toml, services
+from payctl.stack.topology import Topology, dump_toml
 
 pytestmark = pytest.mark.integration
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from payctl.stack.plan import services
 from payctl.stack.probes import port_free
 from payctl.stack.supervisor import process_alive
-from payctl.stack.topology import services
 
 pytestmark = pytest.mark.integration
 

@@ -34,7 +34,7 @@ def test_redelivered_event_is_applied_once(stack, handler_cls):
     # the live consumers process it once (ledger: 2 authorize + 4 capture postings; settlement: 700)
     stack.wait_for(lambda: (s := snapshot())[0][0][0] == 6 and s[2][0][0] == 2, timeout=30)
     before = snapshot()
-    config = render.platform_config(stack.topo, stack.backend.paths, "vm1")
+    config = render.platform_config(stack.backend.plan, stack.backend.paths, "vm1")
     worker = ConsumerWorker(config, handler_cls(), port=0)
     assert worker.apply_with_retry(event) is False  # redelivery: skipped by processed_event
     assert worker.apply_with_retry(event) is False

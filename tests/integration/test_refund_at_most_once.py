@@ -48,7 +48,7 @@ def test_retry_after_an_unknown_commit_does_not_refund_twice(stack):
         event = _refund_event(stack, "MERCHANT-930", 800)
         settings = Settings(acquirer_latency_ms=0)
         acquirer = SimulatedAcquirer(settings)
-        config = render.platform_config(stack.topo, stack.backend.paths, "vm1")
+        config = render.platform_config(stack.backend.plan, stack.backend.paths, "vm1")
         worker = ConsumerWorker(config, _LostCommit(settings, acquirer), port=0)
         assert worker.apply_with_retry(event) is True
         # a redelivery after a crash (processed_event now dedupes, but ask the acquirer anyway)
@@ -75,7 +75,7 @@ def test_transient_acquirer_errors_are_retried_with_the_same_key(stack):
         stack.backend.stop(f"refund-{vm.name}")
     try:
         event = _refund_event(stack, "MERCHANT-932", 300)
-        config = render.platform_config(stack.topo, stack.backend.paths, "vm1")
+        config = render.platform_config(stack.backend.plan, stack.backend.paths, "vm1")
         flaky = Settings(acquirer_latency_ms=0, acquirer_failure_rate=0.6, refund_max_attempts=50)
         acquirer = SimulatedAcquirer(flaky, random.Random(3))
         worker = ConsumerWorker(config, RefundHandler(flaky, acquirer), port=0)

@@ -47,7 +47,7 @@ def test_prune_deletes_only_what_is_past_retention_in_batches(stack):
     keys_before = int(stack.query(0, "SELECT COUNT(*) FROM idempotency_record")[0][0])
     _age(stack, "UPDATE idempotency_record SET created_at = NOW(6) - INTERVAL 2 DAY WHERE idem_key IN (%s, %s)",
          (keys[0], keys[1]))
-    config = render.platform_config(stack.topo, stack.backend.paths, "vm1")
+    config = render.platform_config(stack.backend.plan, stack.backend.paths, "vm1")
     settings = config.settings.model_copy(update={"prune_batch": 2})
     conn: pymysql.Connection = direct_connect(config.shards[0], 2, settings)
     try:

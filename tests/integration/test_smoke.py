@@ -11,8 +11,9 @@ import pytest
 
 from payctl.loadtest.grade import Grade
 from payctl.smoke import gates
+from payctl.stack.plan import services
 from payctl.stack.probes import port_free
-from payctl.stack.topology import Topology, services
+from payctl.stack.topology import Topology
 
 pytestmark = pytest.mark.integration
 

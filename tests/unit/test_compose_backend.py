@@ -10,7 +10,8 @@ import pytest
 
 from payctl.errors import EnvironmentProblem, UsageError
 from payctl.stack import compose_files, compose_render
-from payctl.stack.compose import ComposeBackend, container_name, services
+from payctl.stack.compose import ComposeBackend, container_name
+from payctl.stack.plan import services
 from payctl.stack.topology import Topology
 
 

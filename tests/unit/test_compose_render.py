@@ -28,7 +28,8 @@ from payctl.stack.compose_render import (
     config_path,
     render,
 )
-from payctl.stack.topology import ServiceSpec, Topology, VmSpec, dump_toml, services
+from payctl.stack.plan import PlannedService, services
+from payctl.stack.topology import Topology, VmSpec, dump_toml
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIFT = 1000
@@ -54,7 +55,7 @@ def flag_value(command: list[str], flag: str) -> str:
     return value
 
 
-def listens(files: ComposeFiles, svc: ServiceSpec) -> tuple[str, int]:
+def listens(files: ComposeFiles, svc: PlannedService) -> tuple[str, int]:
     """(address, port) a service listens on, read from the file that configures it."""
     spec = compose(files)["services"][svc.name]
     if svc.kind == "db":
@@ -77,7 +78,7 @@ def listens(files: ComposeFiles, svc: ServiceSpec) -> tuple[str, int]:
     return cfg["bind_host"], cfg[f"{svc.kind}_port"]
 
 
-def own_address(files: ComposeFiles, svc: ServiceSpec) -> str:
+def own_address(files: ComposeFiles, svc: PlannedService) -> str:
     """The address of the container (or the VM's container) a service runs in."""
     spec = compose(files)["services"][svc.name]
     mode = spec.get("network_mode")

@@ -17,7 +17,8 @@ from payctl.stack.binaries import Binaries
 from payctl.stack.local import LocalBackend
 from payctl.stack.netfaults import LinkFault, plan_apply, plan_heal, require_fault_support, rules
 from payctl.stack.paths import StatePaths
-from payctl.stack.topology import Topology, services
+from payctl.stack.plan import plan_for, services
+from payctl.stack.topology import Topology
 
 BINS = Binaries({n: f"/bin/{n}" for n in ("mariadbd", "haproxy", "tansu", "prometheus", "supervisord",
                                            "mariadb-install-db", "k6", "ip")})
@@ -67,10 +68,10 @@ def test_real_vms_bind_their_host_address_and_split_the_shared_services() -> Non
     vm2_only = [s.name for s in services(topo, "vm2")]
     assert "kafka" not in vm2_only and "gateway" not in vm2_only and "ingest-vm2" in vm2_only
     assert {"kafka", "gateway", "prometheus"} <= {s.name for s in services(topo, "vm1")}
-    cfg = render.platform_config(topo, StatePaths(Path("/s")), "vm1")
+    cfg = render.platform_config(plan_for(topo), StatePaths(Path("/s")), "vm1")
     assert cfg.bind_host == "192.168.56.11"
     assert [s.host for s in cfg.shards] == ["192.168.56.11", "192.168.56.12"]
-    gateway = render.haproxy_cfg(topo, Path("/x/503.http"))
+    gateway = render.haproxy_cfg(plan_for(topo), Path("/x/503.http"))
     assert "bind 127.0.0.1:8080" in gateway and "bind 192.168.56.11:8080" in gateway
     assert "server ingest-vm2 192.168.56.12:18082 check" in gateway
 
@@ -86,12 +87,12 @@ def test_netns_plan_makes_a_bridge_and_one_veth_per_namespace() -> None:
 
 
 def test_netns_services_run_inside_their_namespace_and_the_gateway_reaches_in() -> None:
-    conf = render.supervisord_conf(NETNS, StatePaths(Path("/s")), BINS)
+    conf = render.supervisord_conf(plan_for(NETNS), StatePaths(Path("/s")), BINS)
     assert "/bin/ip netns exec payctl-vm1 /bin/mariadbd" in conf
     assert "/bin/ip netns exec payctl-shared /bin/tansu" in conf
     assert "--listener-url tcp://10.9.8.2:19092" in conf
     assert "netns exec payctl-shared /bin/haproxy" not in conf  # the gateway publishes on the host
-    cfg = render.haproxy_cfg(NETNS, Path("/x/503.http"))
+    cfg = render.haproxy_cfg(plan_for(NETNS), Path("/x/503.http"))
     assert "bind 127.0.0.1:8080\n" in cfg
     assert "server ingest-vm1 10.9.8.11:18081 namespace payctl-shared check" in cfg
     assert "retry-on conn-failure 503" in cfg and "option http-buffer-request" in cfg

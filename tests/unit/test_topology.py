@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 
 from payctl.errors import UsageError
-from payctl.stack.topology import Topology, load_topology, services
+from payctl.stack.plan import services
+from payctl.stack.topology import Topology, load_topology
 
 
 def test_defaults_have_two_vms_and_gateway_on_8080():

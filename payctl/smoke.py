@@ -20,6 +20,7 @@ from payctl.loadtest.session import run_and_analyze
 from payctl.loadtest.step_summary import to_markdown as load_markdown
 from payctl.ops import schema
 from payctl.ops.reconcile import reconcile
+from payctl.stack import owned
 from payctl.stack.binaries import Binaries
 from payctl.stack.local import LocalBackend, missing_binaries_error, needed_binaries
 from payctl.stack.plan import services
@@ -160,7 +161,7 @@ class Smoke:
     def up(self) -> str:
         if self.backend.is_up():
             self.backend.down(purge=True)
-        shutil.rmtree(self.backend.paths.root, ignore_errors=True)
+        owned.delete(self.backend.paths.root)
         (self.folder / "stack.toml").write_text(dump_toml(self.topo))
         self.backend.up()
         return f"state {self.backend.paths.root}, gateway :{self.topo.gateway_port}"

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from payctl.errors import EnvironmentProblem, UsageError
-from payctl.stack import mariadb, render, shards
+from payctl.stack import mariadb, owned, render, shards
 from payctl.stack.backend import ServiceStatus
 from payctl.stack.binaries import INSTALL_HINTS, Binaries
 from payctl.stack.kafka_admin import create_topics
@@ -56,6 +56,7 @@ class LocalBackend:
     # -- files --------------------------------------------------------------------------------
     def write_files(self) -> None:
         p = self.paths
+        owned.claim(p.root)
         for d in (p.root, p.logs, p.haproxy_cfg.parent, p.prometheus_yml.parent, p.prometheus_data):
             d.mkdir(parents=True, exist_ok=True)
         p.root.chmod(0o700)
@@ -209,8 +210,8 @@ class LocalBackend:
         self.sup.shutdown()
         self.network.teardown()
         self.paths.isolation_file.unlink(missing_ok=True)
-        if purge and self.paths.root.exists():
-            shutil.rmtree(self.paths.root)
+        if purge:
+            owned.delete(self.paths.root)
 
     # -- status -------------------------------------------------------------------------------
     def status(self) -> list[ServiceStatus]:

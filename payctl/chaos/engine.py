@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, Protocol
 
+from payctl.chaos.activity import ActivityFailed
 from payctl.chaos.journal import ActivityRecord, Journal
 from payctl.chaos.model import (
     Experiment,
@@ -23,10 +24,6 @@ from payctl.chaos.tolerance import within
 from payctl.chaos.undo import UndoEntry, UndoLog
 
 Listener = Callable[[ActivityRecord], None]
-
-
-class ActivityFailed(Exception):
-    """An action did not do what it should (e.g. payments not accepted): the run deviates."""
 
 
 class Driver(Protocol):

@@ -1,51 +1,40 @@
 """Experiments as typed data, validated completely before anything runs.
 
 A file has a title, variables (defaults, overridable with --var), a steady-state hypothesis
-(probes with tolerances), a method (actions and probes), verifications and rollbacks."""
+(probes with tolerances), a method (actions and probes), verifications and rollbacks. The action
+kinds come from the registry in payctl.chaos.kinds; this module adds the probes, the two steps
+the engine runs itself (`wait_until`, `probe`) and the experiment."""
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from payctl.chaos.activity import Activity, ProbeBase, Range, Tolerance
+from payctl.chaos.fault_kind import type_tags
+from payctl.chaos.kinds import (
+    ACTION_MODELS,
+    KINDS,
+    PROBES,
+    BackgroundLoadAction,
+    InjectPoisonAction,
+    LinkActivity,
+    LinkFaultAction,
+    StopLoadAction,
+)
 from payctl.errors import UsageError
-from payflow.domain.events import TOPIC_BY_EVENT
 
 Scalar = bool | int | float | str
 
 
-class Range(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    min: float | None = None
-    max: float | None = None
-
-
-Tolerance = bool | int | float | str | list[int | str] | Range | dict[str, Any]
-
-
-class _Activity(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    name: str | None = None
-
-    def label(self) -> str:
-        return self.name or self.id or str(getattr(self, "type", "activity"))
-
-
 # -- probes ------------------------------------------------------------------------------------
-class _Probe(_Activity):
-    """`wait_s` > 0: re-check every `wait_interval_s` until the tolerance holds or time runs out
-    (e.g. "outbox drained" after an earlier run's backlog); 0 (the default): check once."""
-
-    wait_s: float = Field(default=0, ge=0, le=3600)
-    wait_interval_s: float = Field(default=1.0, gt=0, le=60)
-
-
-class HttpProbe(_Probe):
+class HttpProbe(ProbeBase):
     type: Literal["http"]
     method: Literal["GET", "POST"] = "GET"
     path: str = "/gateway/health"
@@ -53,13 +42,13 @@ class HttpProbe(_Probe):
     tolerance: Tolerance = 200
 
 
-class BreakerStateProbe(_Probe):
+class BreakerStateProbe(ProbeBase):
     type: Literal["breaker_state"]
     relays: list[str] | Literal["all"] = "all"
     tolerance: Tolerance = "CLOSED"
 
 
-class OutboxPendingProbe(_Probe):
+class OutboxPendingProbe(ProbeBase):
     """Outbox events not yet published, summed over `vms` (their shards)."""
 
     type: Literal["outbox_pending"]
@@ -67,12 +56,12 @@ class OutboxPendingProbe(_Probe):
     tolerance: Tolerance = Field(default_factory=lambda: Range(max=0))
 
 
-class LedgerBalancedProbe(_Probe):
+class LedgerBalancedProbe(ProbeBase):
     type: Literal["ledger_balanced"]
     tolerance: Tolerance = True
 
 
-class ReconcileCleanProbe(_Probe):
+class ReconcileCleanProbe(ProbeBase):
     """Every outbox event processed by every consumer exactly once, nothing pending or in flight."""
 
     type: Literal["reconcile_clean"]
@@ -81,18 +70,18 @@ class ReconcileCleanProbe(_Probe):
         "clean": True, "missing": 0, "in_flight": 0, "pending": 0, "duplicate_postings": 0})
 
 
-class ServiceHealthyProbe(_Probe):
+class ServiceHealthyProbe(ProbeBase):
     type: Literal["service_healthy"]
     services: list[str] | Literal["all"] = "all"
     tolerance: Tolerance = True
 
 
-class NoPartialPaymentsProbe(_Probe):
+class NoPartialPaymentsProbe(ProbeBase):
     type: Literal["no_partial_payments"]
     tolerance: Tolerance = 0
 
 
-class BreakerTransitionsProbe(_Probe):
+class BreakerTransitionsProbe(ProbeBase):
     """The outage pattern: CLOSED→OPEN first, OPEN⇄HALF_OPEN while down, never CLOSED before
     `up`, and HALF_OPEN→CLOSED last, after `up`. `down`/`up` name method activities."""
 
@@ -103,7 +92,7 @@ class BreakerTransitionsProbe(_Probe):
     tolerance: Tolerance = Field(default_factory=lambda: {"ok": True})
 
 
-class LoadResultsProbe(_Probe):
+class LoadResultsProbe(ProbeBase):
     """A background load's results; `window: [a, b]` keeps only the requests that completed after
     method activity `a` ended and before `b` started (e.g. during a hang)."""
 
@@ -113,14 +102,14 @@ class LoadResultsProbe(_Probe):
     tolerance: Tolerance
 
 
-class OutboxDeadProbe(_Probe):
+class OutboxDeadProbe(ProbeBase):
     """Events the relays gave up on (DEAD), summed over the shards."""
 
     type: Literal["outbox_dead"]
     tolerance: Tolerance = 0
 
 
-class ParkedMessagesProbe(_Probe):
+class ParkedMessagesProbe(ProbeBase):
     """Messages the consumers parked (poison, forged); `since` = an inject_poison action's id:
     count only what was parked after that injection started."""
 
@@ -129,214 +118,62 @@ class ParkedMessagesProbe(_Probe):
     tolerance: Tolerance
 
 
-class FaultHook(NamedTuple):
-    service_prefix: str  # the services that have it
-    delay: bool  # armed with a `delay_ms` that holds until disarmed; otherwise it fires once
+# the probes above, then those the fault kinds declare (e.g. `fault_armed`)
+PROBE_MODELS: tuple[type[ProbeBase], ...] = (
+    HttpProbe, BreakerStateProbe, OutboxPendingProbe, LedgerBalancedProbe, ReconcileCleanProbe, ServiceHealthyProbe,
+    NoPartialPaymentsProbe, BreakerTransitionsProbe, LoadResultsProbe, OutboxDeadProbe, ParkedMessagesProbe,
+    *(p.model for p in PROBES.values()))
+PROBE_TYPES = tuple(tag for model in PROBE_MODELS for tag in type_tags(model))
 
 
-# The fault hooks the platform implements (payflow.common.faults), in one table: `crash-after-publish`
-# (a relay kills itself after the broker acknowledged a batch) fires once; `slow-requests` (an
-# ingest instance stalls each payment request by `delay_ms`) holds until disarmed.
-FAULT_HOOKS = {"crash-after-publish": FaultHook("relay-", delay=False),
-               "slow-requests": FaultHook("ingest-", delay=True)}
-FaultPoint = Literal["crash-after-publish", "slow-requests"]
-_SERVICE = r"^[a-z0-9][a-z0-9_-]*$"
+def _tagged_union(models: tuple[type[Activity], ...]) -> Any:
+    """`A | B | …` discriminated on `type`, for pydantic (the static type checker sees the base)."""
+    return Annotated[functools.reduce(operator.or_, models), Field(discriminator="type")]
 
 
-class FaultArmedProbe(_Probe):
-    """Is a fault hook still armed? (The process removes the file when the hook fires.)"""
-
-    type: Literal["fault_armed"]
-    service: str = Field(pattern=_SERVICE)
-    point: FaultPoint
-    tolerance: Tolerance = True
+if TYPE_CHECKING:
+    Probe = ProbeBase
+else:
+    Probe = _tagged_union(PROBE_MODELS)
 
 
-Probe = Annotated[
-    HttpProbe | BreakerStateProbe | OutboxPendingProbe | LedgerBalancedProbe | ReconcileCleanProbe
-    | ServiceHealthyProbe | NoPartialPaymentsProbe | BreakerTransitionsProbe | LoadResultsProbe
-    | OutboxDeadProbe | ParkedMessagesProbe | FaultArmedProbe,
-    Field(discriminator="type"),
-]
-PROBE_TYPES = ("http", "breaker_state", "outbox_pending", "ledger_balanced", "reconcile_clean",
-               "service_healthy", "no_partial_payments", "breaker_transitions", "load_results",
-               "outbox_dead", "parked_messages", "fault_armed")
-
-
-# -- actions -----------------------------------------------------------------------------------
-class ServiceAction(_Activity):
-    type: Literal["stop", "start", "kill", "pause", "resume"]
-    service: str
-
-
-class PaymentsAction(_Activity):
-    type: Literal["payments"]
-    count: int = Field(ge=1, le=100_000)
-    merchants: Literal["even", "odd", "both"] = "both"
-    amount: int = Field(default=1000, ge=1)
-    tolerance: Tolerance = 200
-
-
-class BackgroundLoadAction(_Activity):
-    """Authorizations at a fixed arrival rate in the background; without `duration_s` the load
-    runs until a `stop_load` (or the end of the run)."""
-
-    type: Literal["background_load"]
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    rate: float = Field(gt=0, le=2000)
-    duration_s: float | None = Field(default=None, gt=0, le=86_400)
-    merchants: Literal["even", "odd", "both"] = "both"
-
-
-class StopLoadAction(_Activity):
-    type: Literal["stop_load"]
-    load: str
-
-
-class WaitAction(_Activity):
-    type: Literal["wait"]
-    seconds: float = Field(ge=0, le=3600)
-
-
-class WaitUntilAction(_Activity):
+# -- steps the engine runs itself (they poll probes through the driver) ------------------------
+class WaitUntilAction(Activity):
     type: Literal["wait_until"]
     probe: Probe
     timeout_s: float = Field(gt=0, le=3600)
     interval_s: float = Field(default=0.2, gt=0)
 
 
-class ArmFaultAction(_Activity):
-    """Arm a fault hook in one process (`<state>/faults/<service>/<point>`): a crash point fires
-    once; a delay point (`slow-requests`, with `delay_ms`) holds until disarmed."""
-
-    type: Literal["arm_fault"]
-    service: str = Field(pattern=_SERVICE)
-    point: FaultPoint
-    delay_ms: int | None = Field(default=None, ge=1, le=60_000)
-
-    @model_validator(mode="after")
-    def _point_fits_service(self) -> ArmFaultAction:
-        hook = FAULT_HOOKS[self.point]
-        if not self.service.startswith(hook.service_prefix):
-            raise ValueError(f"fault point '{self.point}' exists only in {hook.service_prefix}* services, "
-                             f"not '{self.service}'")
-        if hook.delay != (self.delay_ms is not None):
-            delayed = sorted(point for point, h in FAULT_HOOKS.items() if h.delay)
-            raise ValueError(f"delay_ms is required for '{self.point}'" if hook.delay
-                             else f"delay_ms applies only to {', '.join(delayed)}, not '{self.point}'")
-        return self
-
-
-class DisarmFaultAction(_Activity):
-    """Remove an armed fault hook (nothing happens if it already fired)."""
-
-    type: Literal["disarm_fault"]
-    service: str = Field(pattern=_SERVICE)
-    point: FaultPoint
-
-
-class InjectPoisonAction(_Activity):
-    """Produce `count` records no consumer can apply (undecodable bytes, unsigned events) straight
-    to the broker, spread over every partition of `topic`."""
-
-    type: Literal["inject_poison"]
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    topic: str = "payment.authorized"
-    count: int = Field(default=8, ge=1, le=10_000)
-
-    @field_validator("topic")
-    @classmethod
-    def _known_topic(cls, topic: str) -> str:
-        known = sorted(TOPIC_BY_EVENT.values())
-        if topic not in known:
-            raise ValueError(f"unknown topic '{topic}' (known: {', '.join(known)})")
-        return topic
-
-
-class LoseLogsAction(_Activity):
-    """The broker loses every payment topic's log but keeps its consumer groups and their committed
-    offsets: each topic is deleted and created again, empty (what the local broker does to topics
-    its producers wrote to before they were created again after a restart). Members then stand
-    past the new logs' ends; the broker answers their fetches with nothing, not "out of range"."""
-
-    type: Literal["lose_logs"]
-
-
-class _LinkActivity(_Activity):
-    """The link from VM `source` to the service `target` (e.g. vm2 → kafka, vm1 → shard2); needs a
-    stack started with `--isolation netns`."""
-
-    source: str = Field(pattern=_SERVICE)
-    target: str = Field(pattern=_SERVICE)
-
-
-class PartitionAction(_LinkActivity):
-    """Drop every packet on the link, silently (a real partition, not a refused connection):
-    `outbound` source → target only, `inbound` target → source only, or `both`."""
-
-    type: Literal["partition"]
-    direction: Literal["both", "outbound", "inbound"] = "both"
-
-
-class LimitBandwidthAction(_LinkActivity):
-    type: Literal["limit_bandwidth"]
-    direction: Literal["both", "outbound", "inbound"] = "both"
-    rate_kbit: int = Field(ge=8, le=10_000_000)
-
-
-class AddLatencyAction(_LinkActivity):
-    """Needs `tc netem` (sch_netem); on a kernel without it the run stops before it starts."""
-
-    type: Literal["add_latency"]
-    direction: Literal["both", "outbound", "inbound"] = "both"
-    delay_ms: int = Field(ge=1, le=60_000)
-    loss_pct: float = Field(default=0.0, ge=0, le=100)
-
-
-class HealLinkAction(_LinkActivity):
-    """Remove whatever fault sits on the link (both directions)."""
-
-    type: Literal["heal_link"]
-
-
-LINK_FAULT_KIND: dict[str, Literal["drop", "rate", "delay"]] = {
-    "partition": "drop", "limit_bandwidth": "rate", "add_latency": "delay"}
-
-
-def network_fault_kinds(exp: Experiment) -> set[Literal["drop", "rate", "delay"]]:
-    """The kinds of network fault an experiment injects ("drop", "rate", "delay"): checked against
-    the stack and the kernel before the run starts."""
-    return {LINK_FAULT_KIND[a.type] for a in [*exp.method, *exp.rollbacks] if a.type in LINK_FAULT_KIND}
-
-
-def uses_network(exp: Experiment) -> bool:
-    return any(isinstance(a, _LinkActivity) for a in [*exp.method, *exp.rollbacks])
-
-
-class ProbeStep(_Activity):
+class ProbeStep(Activity):
     """A probe inside the method: the experiment deviates if it does not hold."""
 
     type: Literal["probe"]
     probe: Probe
 
 
-Action = Annotated[
-    ServiceAction | PaymentsAction | BackgroundLoadAction | StopLoadAction | WaitAction | WaitUntilAction | ProbeStep
-    | ArmFaultAction | DisarmFaultAction | InjectPoisonAction | LoseLogsAction | PartitionAction | LimitBandwidthAction
-    | AddLatencyAction | HealLinkAction,
-    Field(discriminator="type"),
-]
-
-
-ACTION_TYPES = ("stop", "start", "kill", "pause", "resume", "payments", "background_load", "stop_load", "wait",
-                "wait_until", "probe", "arm_fault", "disarm_fault", "inject_poison", "lose_logs", "partition",
-                "limit_bandwidth", "add_latency", "heal_link")
+# -- actions: the registry's kinds, then the engine's steps ------------------------------------
+if TYPE_CHECKING:
+    Action = Activity
+else:
+    Action = _tagged_union((*ACTION_MODELS, WaitUntilAction, ProbeStep))
+ACTION_TYPES = (*KINDS, *type_tags(WaitUntilAction), *type_tags(ProbeStep))
 ACTION_ADAPTER: TypeAdapter[Any] = TypeAdapter(Action)
 
 
 def parse_action(data: dict[str, Any]) -> Any:
     """One action from plain data (e.g. an undo entry read back from disk)."""
     return ACTION_ADAPTER.validate_python(data)
+
+
+def network_fault_kinds(exp: Experiment) -> set[Literal["drop", "rate", "delay"]]:
+    """The kinds of network fault an experiment injects ("drop", "rate", "delay"): checked against
+    the stack and the kernel before the run starts."""
+    return {a.link_fault().kind for a in [*exp.method, *exp.rollbacks] if isinstance(a, LinkFaultAction)}
+
+
+def uses_network(exp: Experiment) -> bool:
+    return any(isinstance(a, LinkActivity) for a in [*exp.method, *exp.rollbacks])
 
 
 class Experiment(BaseModel):

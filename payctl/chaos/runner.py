@@ -20,6 +20,9 @@ from payctl.stack.backend import Backend
 from payctl.stack.netfaults import require_fault_support
 from payctl.stack.paths import StatePaths
 
+# The name of a shipped experiment (its file's stem), as the console and the MCP server accept it.
+EXPERIMENT_NAME_PATTERN = r"^[a-z0-9-]{1,60}$"
+
 
 def experiment_path(name: str) -> Path:
     candidate = Path(name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from payctl.chaos.model import Range
+from payctl.chaos.activity import Range
 
 
 def within(value: Any, tolerance: Any) -> bool:

@@ -15,28 +15,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from payctl.chaos.fault_kind import TARGET_FIELDS
+from payctl.chaos.kinds import UNDO_TYPE
 from payctl.stack.supervisor import process_alive
 
 SCHEMA = "payctl.chaos.undo/v1"
 
-# fault action type → the action type that reverts it (a killed service is started: supervisor
-# normally restarts it, and `start` of a running service is a no-op)
-UNDO_TYPE = {"stop": "start", "kill": "start", "pause": "resume", "arm_fault": "disarm_fault",
-             "partition": "heal_link", "limit_bandwidth": "heal_link", "add_latency": "heal_link"}
-# what identifies the thing a fault and its undo act on
-_TARGET_FIELDS = ("service", "point", "source", "target")
-
 
 def _key(action: dict[str, Any]) -> tuple[Any, ...]:
-    return (action.get("type"), *(action.get(f) for f in _TARGET_FIELDS))
+    return (action.get("type"), *(action.get(f) for f in TARGET_FIELDS))
 
 
 def undo_for(action: dict[str, Any]) -> dict[str, Any] | None:
-    """The action (as plain data) that reverts `action`, or None when it injects no lasting fault."""
+    """The action (as plain data) that reverts `action` (its kind's declared undo, payctl.chaos.kinds),
+    or None when it injects no lasting fault."""
     kind = UNDO_TYPE.get(str(action.get("type")))
     if kind is None:
         return None
-    return {"type": kind, **{f: action[f] for f in _TARGET_FIELDS if f in action}}
+    return {"type": kind, **{f: action[f] for f in TARGET_FIELDS if f in action}}
 
 
 def describe(action: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from payctl.chaos.runner import EXPERIMENT_NAME_PATTERN
 from payctl.errors import PayctlError, UsageError
 
 Progress = Callable[[dict[str, Any]], None]
@@ -30,7 +31,7 @@ class LoadRequest(BaseModel):
 class ChaosRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["chaos"] = "chaos"
-    experiment: str = Field(pattern=r"^[a-z0-9-]{1,60}$")
+    experiment: str = Field(pattern=EXPERIMENT_NAME_PATTERN)
     vars: dict[str, str | int | float | bool] = Field(default_factory=dict)
     confirm: bool = False
 

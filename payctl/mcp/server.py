@@ -5,7 +5,6 @@ PayctlError becomes a tool error whose message starts with the offending field."
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,15 +20,16 @@ from payctl.errors import PayctlError
 from payctl.loadtest import history
 from payctl.mcp import tools
 from payctl.mcp.tools import Answer, ToolContext
+from payflow.domain.sharding import MERCHANT_ID_MAX_LENGTH, MERCHANT_ID_PATTERN
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
 DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=False)
 LOAD_FILES = {"report.md": "text/markdown", "report.json": "application/json", "report.html": "text/html",
               "summary.json": "application/json", "run.json": "application/json"}
 CHAOS_FILES = {"journal.json": "application/json", "report.md": "text/markdown"}
-NAME = re.compile(r"^[A-Za-z0-9_.-]{1,120}$")
 
-Merchant = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$", description="merchant id, e.g. MERCHANT-42")]
+Merchant = Annotated[str, Field(min_length=1, max_length=MERCHANT_ID_MAX_LENGTH, pattern=MERCHANT_ID_PATTERN,
+                                 description="merchant id, e.g. MERCHANT-42")]
 Limit = Annotated[int, Field(ge=1, le=500, description="at most this many rows")]
 Minutes = Annotated[int, Field(ge=1, le=1440, description="window in minutes")]
 
@@ -76,7 +76,7 @@ class PayctlMCP(MCPServer[Any]):
 
 
 def _file(ctx: ToolContext, run: str, file: str, allowed: dict[str, str]) -> str:
-    if not NAME.match(run) or file not in allowed:
+    if not tools.RUN_RE.match(run) or file not in allowed:
         raise ResourceError(f"unknown resource file '{run}/{file}' (files: {', '.join(allowed)})")
     path = ctx.reports.resolve() / run / file
     if not path.is_file():
@@ -169,7 +169,7 @@ def build_server(ctx: ToolContext) -> PayctlMCP:
         return _answer(lambda: tools.chaos_runs(ctx))
 
     @server.tool(annotations=DESTRUCTIVE)
-    def chaos_run(name: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,60}$")],
+    def chaos_run(name: Annotated[str, Field(pattern=chaos_runner.EXPERIMENT_NAME_PATTERN)],
                   variables: dict[str, str | int | float | bool] | None = None,
                   confirm: bool = False) -> CallToolResult:
         """Run one chaos experiment against the live stack. It injects real faults: refused unless

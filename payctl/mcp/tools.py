@@ -27,6 +27,8 @@ from payctl.stack.backend import Backend
 from payctl.stack.topology import Topology
 
 Answer = tuple[str, Any]
+# A run folder under the reports root (load test or chaos): the tools and the resource URIs accept no other
+# name, so none reaches outside that folder.
 RUN_RE = re.compile(r"^[A-Za-z0-9_.-]{1,120}$")
 
 

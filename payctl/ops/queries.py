@@ -6,7 +6,6 @@ MAX_ROWS. Arguments are checked first; a bad one is a UsageError naming the fiel
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -19,16 +18,15 @@ from payctl.errors import UsageError
 from payctl.stack.shards import shard_connection
 from payctl.stack.topology import Topology
 from payflow.domain.payment import Status
-from payflow.domain.sharding import shard_for_merchant
+from payflow.domain.sharding import is_merchant_id, shard_for_merchant
 
 MAX_ROWS = 500
 DEFAULT_ROWS = 50
-MERCHANT_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 STATUSES = tuple(s.value for s in Status)
 
 
 def check_merchant(merchant_id: str, field: str = "merchant_id") -> str:
-    if not isinstance(merchant_id, str) or not MERCHANT_RE.match(merchant_id):
+    if not is_merchant_id(merchant_id):
         raise UsageError(f"{field}: '{merchant_id}' is not a merchant id", "1-32 characters of A-Z a-z 0-9 _ -")
     return merchant_id
 

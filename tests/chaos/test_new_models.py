@@ -10,13 +10,9 @@ from pathlib import Path
 import pytest
 
 from payctl.chaos import engine
+from payctl.chaos.kinds import ArmFaultAction, BackgroundLoadAction, InjectPoisonAction
 from payctl.chaos.load import Sample, summarize
-from payctl.chaos.model import (
-    ArmFaultAction,
-    BackgroundLoadAction,
-    InjectPoisonAction,
-    load_experiment,
-)
+from payctl.chaos.model import load_experiment
 from payctl.chaos.poison import poison_records
 from payctl.chaos.runner import experiment_path, list_experiments
 from payctl.errors import UsageError
@@ -222,6 +218,6 @@ def test_poison_records_cover_every_partition_and_are_never_valid_events():
 def test_the_fault_point_type_and_the_hook_table_name_the_same_points():
     import typing
 
-    from payctl.chaos.model import FAULT_HOOKS, FaultPoint
+    from payctl.chaos.kinds import FAULT_HOOKS, FaultPoint
 
     assert set(typing.get_args(FaultPoint)) == set(FAULT_HOOKS)

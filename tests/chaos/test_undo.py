@@ -148,3 +148,38 @@ def test_nothing_to_recover_is_just_a_health_check(tmp_path):
     result = execute_recovery(plan_recovery([], alive=lambda _pid: False),
                               FakeDriver(probes={"service_healthy": {"a": True}}), timeout_s=0)
     assert result["ok"] and result["reverted"] == []
+
+
+# An undo log exactly as the code before the kinds registry wrote it: `chaos recover` must still
+# read it and revert each entry through today's kinds.
+OLD_FORMAT = """{
+  "schema": "payctl.chaos.undo/v1", "run": "chaos-20240101-120000-shard-hang-4711",
+  "experiment": "shard-hang", "pid": 999999, "started": 1704110400.0, "finished": null,
+  "entries": [
+    {"seq": 0, "fault": "kill ingest-vm1", "undo": {"type": "start", "service": "ingest-vm1"},
+     "recorded_at": 1704110401.0, "status": "done", "settled_at": 1704110402.0, "by": "method[2]", "error": null},
+    {"seq": 1, "fault": "pause shard2", "undo": {"type": "resume", "service": "shard2"},
+     "recorded_at": 1704110403.0, "status": "pending", "settled_at": null, "by": null, "error": null},
+    {"seq": 2, "fault": "arm_fault relay-vm1 crash-after-publish",
+     "undo": {"type": "disarm_fault", "service": "relay-vm1", "point": "crash-after-publish"},
+     "recorded_at": 1704110404.0, "status": "pending", "settled_at": null, "by": null, "error": null},
+    {"seq": 3, "fault": "partition vm2 kafka", "undo": {"type": "heal_link", "source": "vm2", "target": "kafka"},
+     "recorded_at": 1704110405.0, "status": "failed", "settled_at": 1704110406.0, "by": "undo",
+     "error": "ActivityFailed: boom"},
+    {"seq": 4, "fault": "stop kafka", "undo": {"type": "start", "service": "kafka"},
+     "recorded_at": 1704110407.0, "status": "pending", "settled_at": null, "by": null, "error": null}
+  ]
+}"""
+
+
+def test_an_undo_log_written_by_the_old_code_still_recovers(tmp_path):
+    (tmp_path / "chaos-20240101-120000-shard-hang-4711.json").write_text(OLD_FORMAT)
+    logs, problems = read_runs(tmp_path)
+    assert problems == [] and len(logs) == 1
+    driver = FakeDriver(probes={"service_healthy": {"kafka": True}})
+    result = execute_recovery(plan_recovery(logs, alive=lambda _pid: False), driver, timeout_s=0)
+    assert result["ok"]
+    assert [s["undo"] for s in result["reverted"]] == ["start kafka", "heal_link vm2 kafka",
+                                                       "disarm_fault relay-vm1 crash-after-publish", "resume shard2"]
+    assert driver.actions == ["start:kafka", "heal_link:", "disarm_fault:relay-vm1", "resume:shard2"]
+    assert read_runs(tmp_path) == ([], [])

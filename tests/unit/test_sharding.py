@@ -5,6 +5,7 @@ from pydantic import ValidationError
 
 from payflow.domain.sharding import (
     auto_increment_settings,
+    is_merchant_id,
     shard_for_id,
     shard_for_merchant,
 )
@@ -57,3 +58,9 @@ def test_merchant_id_rule():
     assert not _is_valid_merchant_id("x" * 33)
     assert not _is_valid_merchant_id("bad id")
     assert _is_valid_merchant_id("MERCHANT_1-a")
+
+
+@pytest.mark.parametrize("merchant_id", ["", "x" * 32, "x" * 33, "bad id", "MERCHANT_1-a", "M\n", "m.1", "é", "-_-"])
+def test_the_merchant_id_rule_is_one_rule(merchant_id):
+    """payctl's check (payflow.domain.sharding.is_merchant_id) agrees with the API's request models."""
+    assert is_merchant_id(merchant_id) is _is_valid_merchant_id(merchant_id)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import zlib
 
 # The one statement of the merchant-id rule (DESIGN.md §2); request models and OpenAPI use it.
 MERCHANT_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 MERCHANT_ID_MAX_LENGTH = 32
+
+
+def is_merchant_id(value: object) -> bool:
+    """Does `value` follow the merchant-id rule (1-32 characters of A-Z a-z 0-9 _ -)?"""
+    return (isinstance(value, str) and 1 <= len(value) <= MERCHANT_ID_MAX_LENGTH
+            and re.fullmatch(MERCHANT_ID_PATTERN, value) is not None)
 
 
 def shard_for_merchant(merchant_id: str, shard_count: int) -> int:

@@ -129,7 +129,6 @@ class Processor:
         result = apply.attempt(lambda: self._apply(event), self.config.settings.consumer_max_attempts,
                                f"{self.handler.name}: event {event.event_id}")
         if result.outcome is Outcome.DEFERRED:
-            assert result.error is not None
             self._shard_down(event.shard, result.error)
         elif result.outcome is Outcome.PARKED:
             error = result.error
@@ -156,7 +155,7 @@ class Processor:
                 self.conns.drop(shard)
             raise
 
-    def _shard_down(self, shard: int, exc: BaseException) -> None:
+    def _shard_down(self, shard: int, exc: BaseException | None) -> None:
         backoff = self.deferral.down(shard, time.monotonic())
         log.warning("%s: %s unavailable (%s); deferring its events for %.1fs", self.handler.name,
                     self.config.shards[shard].name, exc, backoff)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from payctl.stack import render
-from payflow.consumers.base import ConsumerWorker, Event
+from payflow.consumers.apply import Outcome
 from payflow.consumers.ledger import LedgerHandler
+from payflow.consumers.processing import Processor
 from payflow.consumers.settlement import SettlementHandler
+from tests.integration.relayed import relayed_record
 
 pytestmark = pytest.mark.integration
 
@@ -19,9 +19,8 @@ def test_redelivered_event_is_applied_once(stack, handler_cls):
     merchant = "MERCHANT-904"
     pid = stack.api.authorize(merchant, 700).json()["paymentId"]
     assert stack.api.post(f"/payments/capture/{pid}", {"merchantId": merchant}).status_code == 200
-    event_id, payload = stack.query(0, "SELECT event_id, payload FROM outbox_event WHERE aggregate_id=%s AND "
-                                       "event_type='PaymentCaptured'", (pid,))[0]
-    event = Event(event_id=int(event_id), event_type="PaymentCaptured", payload=json.loads(payload), created_at=None)
+    event_id = stack.query(0, "SELECT event_id FROM outbox_event WHERE aggregate_id=%s AND "
+                              "event_type='PaymentCaptured'", (pid,))[0][0]
 
     def snapshot():
         ledger = stack.query(0, "SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM ledger_entry WHERE payment_id=%s",
@@ -35,7 +34,9 @@ def test_redelivered_event_is_applied_once(stack, handler_cls):
     stack.wait_for(lambda: (s := snapshot())[0][0][0] == 6 and s[2][0][0] == 2, timeout=30)
     before = snapshot()
     config = render.platform_config(stack.backend.plan, stack.backend.paths, "vm1")
-    worker = ConsumerWorker(config, handler_cls(), port=0)
-    assert worker.apply_with_retry(event) is False  # redelivery: skipped by processed_event
-    assert worker.apply_with_retry(event) is False
+    processor = Processor(config, handler_cls(), config.event_secret())
+    tp, record = relayed_record(stack, event_id, config.event_secret())
+    # redelivered alone (one transaction per event), then twice in one poll (one per shard's batch)
+    assert processor.handle(tp, record).outcome is Outcome.DUPLICATE  # skipped by processed_event
+    assert [h.outcome for h in processor.handle_batch([(tp, record), (tp, record)])] == [Outcome.DUPLICATE] * 2
     assert snapshot() == before

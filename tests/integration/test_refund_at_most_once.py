@@ -3,29 +3,36 @@ redelivery after a crash between the call and the commit, asks the acquirer inst
 
 from __future__ import annotations
 
-import json
 import random
+import time
 from typing import Any
 
 import pymysql
 import pytest
 
 from payctl.stack import render
-from payflow.config import Settings
+from payflow.config import PlatformConfig, Settings
 from payflow.consumers.acquirer import SimulatedAcquirer
-from payflow.consumers.base import ConsumerWorker, Event
+from payflow.consumers.apply import Outcome
+from payflow.consumers.decode import Event, decode
+from payflow.consumers.processing import Processor
 from payflow.consumers.refund import RefundHandler
+from tests.integration.relayed import relayed_record
 
 pytestmark = pytest.mark.integration
 
 
-def _refund_event(stack: Any, merchant: str, amount: int) -> Event:
+def _refund_record(stack: Any, config: PlatformConfig, merchant: str, amount: int) -> tuple[Any, Any, Event]:
+    """A refund request's record as the relay publishes it, and the event it decodes to."""
     pid = stack.api.authorize(merchant, amount).json()["paymentId"]
     assert stack.api.post(f"/payments/capture/{pid}", {"merchantId": merchant}).status_code == 200
     assert stack.api.post(f"/payments/refund/{pid}", {"merchantId": merchant}).status_code == 200
-    event_id, payload = stack.query(0, "SELECT event_id, payload FROM outbox_event WHERE aggregate_id=%s AND "
-                                       "event_type='PaymentRefundRequested'", (pid,))[0]
-    return Event(int(event_id), "PaymentRefundRequested", json.loads(payload), None)
+    event_id = stack.query(0, "SELECT event_id FROM outbox_event WHERE aggregate_id=%s AND "
+                              "event_type='PaymentRefundRequested'", (pid,))[0][0]
+    tp, record = relayed_record(stack, event_id, config.event_secret())
+    event = decode(record, config.event_secret(), config.shard_count)
+    assert isinstance(event, Event)
+    return tp, record, event
 
 
 class _LostCommit(RefundHandler):
@@ -45,15 +52,18 @@ def test_retry_after_an_unknown_commit_does_not_refund_twice(stack):
     for vm in stack.topo.vms:
         stack.backend.stop(f"refund-{vm.name}")
     try:
-        event = _refund_event(stack, "MERCHANT-930", 800)
+        config = render.platform_config(stack.backend.plan, stack.backend.paths, "vm1")
+        tp, record, event = _refund_record(stack, config, "MERCHANT-930", 800)
         settings = Settings(acquirer_latency_ms=0)
         acquirer = SimulatedAcquirer(settings)
-        config = render.platform_config(stack.backend.plan, stack.backend.paths, "vm1")
-        worker = ConsumerWorker(config, _LostCommit(settings, acquirer), port=0)
-        assert worker.apply_with_retry(event) is True
+        processor = Processor(config, _LostCommit(settings, acquirer), config.event_secret())
+        # the lost connection defers the event until its shard's back-off passes; then it is retried
+        assert processor.handle(tp, record).outcome is Outcome.DEFERRED
+        time.sleep(0.3)
+        assert [h.outcome for h in processor.retry_waiting()] == [Outcome.APPLIED]
         # a redelivery after a crash (processed_event now dedupes, but ask the acquirer anyway)
         fresh = SimulatedAcquirer(settings)
-        answer = RefundHandler(settings, fresh).prepare(event, worker._conn(0, "side"))
+        answer = RefundHandler(settings, fresh).prepare(event, processor.conns.get(event.shard, "side"))
         assert answer["succeeded"] is True
     finally:
         for vm in stack.topo.vms:
@@ -74,16 +84,16 @@ def test_transient_acquirer_errors_are_retried_with_the_same_key(stack):
     for vm in stack.topo.vms:
         stack.backend.stop(f"refund-{vm.name}")
     try:
-        event = _refund_event(stack, "MERCHANT-932", 300)
         config = render.platform_config(stack.backend.plan, stack.backend.paths, "vm1")
+        tp, record, _ = _refund_record(stack, config, "MERCHANT-932", 300)
         flaky = Settings(acquirer_latency_ms=0, acquirer_failure_rate=0.6, refund_max_attempts=50)
         acquirer = SimulatedAcquirer(flaky, random.Random(3))
-        worker = ConsumerWorker(config, RefundHandler(flaky, acquirer), port=0)
-        assert worker.apply_with_retry(event) is True
+        processor = Processor(config, RefundHandler(flaky, acquirer), config.event_secret())
+        assert processor.handle(tp, record).outcome is Outcome.APPLIED
         assert acquirer.executions == 1
         down = Settings(acquirer_latency_ms=0, acquirer_failure_rate=1.0, refund_max_attempts=3)
-        event2 = _refund_event(stack, "MERCHANT-934", 300)
-        result = RefundHandler(down).prepare(event2, worker._conn(0, "side"))
+        _, _, event2 = _refund_record(stack, config, "MERCHANT-934", 300)
+        result = RefundHandler(down).prepare(event2, processor.conns.get(event2.shard, "side"))
         assert result == {"succeeded": False, "attempts": 3}
         assert not stack.query(0, "SELECT 1 FROM acquirer_refund WHERE acquirer_key=%s",
                                (f"refund-{event2.payload['refundId']}",))

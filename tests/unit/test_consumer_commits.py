@@ -14,8 +14,8 @@ from aiokafka import TopicPartition
 from pydantic import ValidationError
 
 from payflow.config import Settings
-from payflow.consumers.base import ConsumerWorker
 from payflow.consumers.settlement import SettlementHandler
+from payflow.consumers.worker import ConsumerWorker
 from tests.unit.platform_config import two_shard_config
 
 TP = TopicPartition("payment.captured", 0)

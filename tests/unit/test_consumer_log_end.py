@@ -4,7 +4,6 @@ what the member forgets, and the cases where it must not read again."""
 from __future__ import annotations
 
 import asyncio
-import collections
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -13,8 +12,9 @@ from aiokafka import TopicPartition
 
 from payctl.stack.topology import Topology
 from payflow.config import Settings
-from payflow.consumers.base import ConsumerWorker, _Waiting
+from payflow.consumers.processing import Waiting
 from payflow.consumers.settlement import SettlementHandler
+from payflow.consumers.worker import ConsumerWorker
 from tests.unit.platform_config import two_shard_config
 
 TP = TopicPartition("payment.captured", 1)
@@ -72,12 +72,12 @@ def test_a_member_past_the_end_for_the_grace_reads_from_the_start_and_forgets_th
 def test_not_while_records_of_the_partition_wait_for_their_shard(tmp_path: Path) -> None:
     worker = _worker(tmp_path)
     record: Any = SimpleNamespace(offset=12, timestamp=0)
-    worker.waiting[1] = collections.deque([_Waiting(TP, record, None)])  # type: ignore[arg-type]
+    worker.processor.deferral.defer(1, Waiting(TP, record, None))  # type: ignore[arg-type]
     consumer = AnsweringConsumer(position=30, highwater=5)
     for _ in range(4):
         _check(worker, consumer, 1_500)
     assert consumer.seeks == []
-    worker.waiting[1].clear()
+    worker.processor.deferral.pop(1)  # applied at last
     _check(worker, consumer, 1_500)
     _check(worker, consumer, 2_500)
     assert consumer.seeks == [(TP, 0)]

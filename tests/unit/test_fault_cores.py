@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
 
-from payflow.consumers.base import Unverifiable, decode
+from payflow.consumers.decode import Event, Rejection, decode
 from payflow.consumers.offsets import LogEndWatch, OffsetTracker
 from payflow.db.shard_breaker import ShardBreaker
 from payflow.domain.signing import SIGNATURE_HEADER, sign, verify
@@ -254,21 +253,30 @@ def _record(value: bytes, headers: dict[str, str]) -> SimpleNamespace:
     return SimpleNamespace(value=value, headers=[(k, v.encode()) for k, v in headers.items()], offset=0)
 
 
+def _rejection(value: bytes, headers: dict[str, str]) -> str:
+    decoded = decode(_record(value, headers), SECRET, 2)  # type: ignore[arg-type]
+    assert isinstance(decoded, Rejection)
+    return decoded.reason
+
+
 def test_decode_accepts_signed_events_and_rejects_forged_altered_or_poison():
-    body = json.dumps({"eventId": 7, "eventType": "PaymentAuthorized", "paymentId": 1, "amount": 5}).encode()
+    body = json.dumps({"eventId": 7, "eventType": "PaymentAuthorized", "paymentId": 4, "amount": 5}).encode()
     good = {"eventId": "7", "eventType": "PaymentAuthorized", "createdAt": "1.5",
             SIGNATURE_HEADER: sign(SECRET, 7, "PaymentAuthorized", body)}
-    event = decode(_record(body, good), SECRET)  # type: ignore[arg-type]
-    assert (event.event_id, event.payment_id, event.created_at) == (7, 1, 1.5)
+    event = decode(_record(body, good), SECRET, 2)  # type: ignore[arg-type]
+    assert isinstance(event, Event)
+    assert (event.event_id, event.payment_id, event.created_at, event.shard) == (7, 4, 1.5, 1)
     altered = body.replace(b'"amount": 5', b'"amount": 500')
-    with pytest.raises(Unverifiable, match="signature"):
-        decode(_record(altered, good), SECRET)  # type: ignore[arg-type]
-    with pytest.raises(Unverifiable, match="signature"):
-        decode(_record(body, {k: v for k, v in good.items() if k != SIGNATURE_HEADER}), SECRET)  # type: ignore[arg-type]
-    with pytest.raises(Unverifiable, match="undecodable"):
-        decode(_record(b"\x00not json", good), SECRET)  # type: ignore[arg-type]
-    with pytest.raises(Unverifiable, match="undecodable"):
-        decode(_record(b'{"eventType": "x"}', {"eventType": "x"}), SECRET)  # type: ignore[arg-type]
+    assert _rejection(altered, good).startswith("bad signature")
+    assert _rejection(body, {k: v for k, v in good.items() if k != SIGNATURE_HEADER}).startswith("bad signature")
+    assert _rejection(b"\x00not json", good).startswith("undecodable")
+    assert _rejection(b'{"eventType": "x"}', {"eventType": "x"}).startswith("undecodable")
+    no_payment = json.dumps({"eventId": 8, "eventType": "PaymentAuthorized", "paymentId": 0}).encode()
+    signed = {"eventId": "8", "eventType": "PaymentAuthorized", SIGNATURE_HEADER: sign(SECRET, 8, "PaymentAuthorized",
+                                                                                     no_payment)}
+    assert decode(_record(no_payment, signed), SECRET, 2) == Rejection("undecodable: payment id 0", 8)  # type: ignore[arg-type]
+    mismatched = {**good, "eventId": "9", SIGNATURE_HEADER: sign(SECRET, 9, "PaymentAuthorized", body)}
+    assert decode(_record(body, mismatched), SECRET, 2) == Rejection("headers and value disagree", 9)  # type: ignore[arg-type]
 
 
 def test_outages_are_told_apart_from_rejections():

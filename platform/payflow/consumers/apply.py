@@ -1,0 +1,162 @@
+"""Applying decoded events on their shard, synchronously: the handler protocols, the transaction
+(effect + processed_event row, committed together), and the decisions taken when it fails.
+
+The decisions are pure (`judge`): a shard that is unavailable defers the event, a deadlock or
+lock wait is retried at once and never counts, any other failure counts as an attempt and parks
+the event once `max_attempts` have failed. `attempt` runs those decisions around one apply."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+import pymysql
+
+from payflow.consumers import inbox
+from payflow.consumers.decode import Event
+from payflow.db.pool import is_unavailable_error
+
+log = logging.getLogger("payflow.consumer")
+
+_RETRY_CODES = {1213, 1205}  # deadlock, lock wait timeout: retry, never count as poison
+
+
+class Handler(Protocol):
+    name: str
+    event_types: frozenset[str]
+
+    def prepare(self, event: Event, side: pymysql.Connection[Any]) -> dict[str, Any]:
+        """Work done before the transaction, on `side`, an autocommit-style connection to the
+        payment's shard (e.g. the refund's submitted state and the acquirer call)."""
+        ...
+
+    def apply(self, cur: pymysql.cursors.Cursor, event: Event, prepared: dict[str, Any]) -> None:
+        """Write the effect inside the transaction."""
+        ...
+
+
+@runtime_checkable
+class BatchHandler(Handler, Protocol):
+    """A handler whose effects need no preparation can apply a whole poll batch of one shard in
+    one transaction (ledger, settlement): a few statements per batch instead of per event.
+    The worker batches for exactly the handlers that are instances of this protocol."""
+
+    def apply_many(self, cur: pymysql.cursors.Cursor, events: list[Event]) -> None: ...
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"      # an event type this consumer does not handle
+    DEFERRED = "deferred"    # its shard is unavailable: retried later, in order
+    PARKED = "parked"
+
+
+def _roll_back(conn: pymysql.Connection[Any]) -> None:
+    """Roll back after a failure; a connection that cannot even roll back is closed (its
+    transaction's state is unknown), which tells the caller to open a new one."""
+    try:
+        conn.rollback()
+    except Exception:
+        try:
+            conn.close()
+        except Exception:
+            pass
+
+
+def apply_one(handler: Handler, event: Event, conn: pymysql.Connection[Any],
+              side: Callable[[], pymysql.Connection[Any]]) -> bool:
+    """Apply one event in one transaction on `conn` (its shard); False when `handler` had already
+    processed it (a redelivery: nothing is written). `side` gives the connection `prepare` uses,
+    asked for only when the event is new. Rolls back and re-raises on any failure."""
+    try:
+        with conn.cursor() as cur:
+            if not inbox.claim(cur, handler.name, event.event_id):
+                conn.rollback()
+                return False
+        prepared = handler.prepare(event, side())
+        with conn.cursor() as cur:
+            handler.apply(cur, event, prepared)
+        conn.commit()
+        return True
+    except BaseException:
+        _roll_back(conn)
+        raise
+
+
+def apply_batch(handler: BatchHandler, events: list[Event], conn: pymysql.Connection[Any]) -> list[bool]:
+    """Apply many events of one shard in one transaction; per event, False when it had already
+    been processed. Rolls back and re-raises on any failure (the caller falls back to one event at
+    a time, so one poison event cannot fail its neighbours)."""
+    try:
+        with conn.cursor() as cur:
+            done = inbox.already_processed(cur, handler.name, [e.event_id for e in events])
+            fresh = [e for e in events if e.event_id not in done]
+            if fresh:
+                inbox.claim_many(cur, handler.name, [e.event_id for e in fresh])
+                handler.apply_many(cur, fresh)
+        conn.commit()
+    except BaseException:
+        _roll_back(conn)
+        raise
+    return [e.event_id not in done for e in events]
+
+
+class Step(StrEnum):
+    DEFER = "defer"          # the shard is unavailable: wait for it, in order
+    RETRY_NOW = "retry_now"  # a deadlock or lock wait: not the event's fault
+    RETRY = "retry"          # failed, attempts left: retry after a back-off
+    PARK = "park"            # failed every attempt: a poison event
+
+
+@dataclass(frozen=True)
+class Verdict:
+    step: Step
+    attempts: int        # failed attempts counted so far
+    delay_s: float = 0.0  # before the retry
+
+
+def judge(exc: BaseException, attempts: int, max_attempts: int) -> Verdict:
+    """What to do after an apply raised `exc`, `attempts` failed attempts having been counted before.
+    Only the driver's errors can mean an unavailable shard; anything else the handler raises counts."""
+    if isinstance(exc, pymysql.err.OperationalError | pymysql.err.InterfaceError):
+        if is_unavailable_error(exc):
+            return Verdict(Step.DEFER, attempts)
+        if (exc.args[0] if exc.args else None) in _RETRY_CODES:
+            return Verdict(Step.RETRY_NOW, attempts, 0.05)
+    attempts += 1
+    if attempts >= max_attempts:
+        return Verdict(Step.PARK, attempts)
+    return Verdict(Step.RETRY, attempts, min(0.1 * 2 ** attempts, 2.0))
+
+
+@dataclass(frozen=True)
+class Attempted:
+    outcome: Outcome          # APPLIED, DUPLICATE, DEFERRED or PARKED
+    error: BaseException | None = None  # why DEFERRED or PARKED
+    attempts: int = 0         # failed attempts, when PARKED
+
+
+def attempt(run: Callable[[], bool], max_attempts: int, what: str) -> Attempted:
+    """Run an apply (`run`, False for a duplicate) until it succeeds, its shard is found
+    unavailable, or it has failed `max_attempts` times; sleeps between tries. `what` names the
+    event in the log."""
+    attempts = 0
+    while True:
+        try:
+            return Attempted(Outcome.APPLIED if run() else Outcome.DUPLICATE)
+        except Exception as exc:
+            verdict = judge(exc, attempts, max_attempts)
+            attempts = verdict.attempts
+            if verdict.step is Step.DEFER:
+                return Attempted(Outcome.DEFERRED, exc)
+            if verdict.step is Step.PARK:
+                return Attempted(Outcome.PARKED, exc, attempts)
+            if verdict.step is Step.RETRY:
+                log.warning("%s failed (%s: %s); attempt %s of %s", what, type(exc).__name__, exc, attempts,
+                            max_attempts)
+            time.sleep(verdict.delay_s)

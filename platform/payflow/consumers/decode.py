@@ -1,0 +1,75 @@
+"""A Kafka record's bytes and headers -> the event it carries, or why it must be parked (pure).
+
+The relay signs every event it publishes (payflow.domain.signing) over the id, the type and the
+exact bytes of the value; a record that does not verify, does not parse, or whose headers and value
+disagree is a `Rejection`. A decoded `Event` carries the shard that owns its payment, worked out
+here once and used by everything downstream."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+from payflow.domain.sharding import shard_for_id
+from payflow.domain.signing import SIGNATURE_HEADER, verify
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: int
+    event_type: str
+    payload: dict[str, Any]
+    created_at: float | None
+    shard: int  # the shard that owns the payment: where the event is applied
+
+    @property
+    def payment_id(self) -> int:
+        return int(self.payload["paymentId"])
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A record that is not an authentic, well-formed event: parked, never applied."""
+
+    reason: str
+    event_id: int | None = None
+
+
+class Record(Protocol):
+    """What decoding reads of a record (aiokafka's ConsumerRecord has it)."""
+
+    @property
+    def value(self) -> Any: ...
+
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+def decode(record: Record, secret: bytes | None, shard_count: int) -> Event | Rejection:
+    """The event in a record, after checking the relay's signature over its exact bytes (no check
+    when `secret` is None: an unauthenticated stack)."""
+    headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
+    event_id: int | None = None
+    try:
+        event_id = int(headers["eventId"])
+        event_type = headers["eventType"]
+        body = orjson.loads(record.value)
+        if not isinstance(body, dict):
+            raise ValueError("value is not a JSON object")
+        payment_id = int(body["paymentId"])
+        created = headers.get("createdAt")
+        created_at = float(created) if created else None
+    except (KeyError, ValueError, TypeError, UnicodeDecodeError, orjson.JSONDecodeError) as exc:
+        return Rejection(f"undecodable: {type(exc).__name__}: {exc}", event_id)
+    if secret is not None and not verify(secret, event_id, event_type, record.value, headers.get(SIGNATURE_HEADER)):
+        return Rejection("bad signature: not published by this stack's relay, or altered", event_id)
+    if body.get("eventId") not in (None, event_id) or body.get("eventType") not in (None, event_type):
+        return Rejection("headers and value disagree", event_id)
+    try:
+        shard = shard_for_id(payment_id, shard_count)
+    except ValueError:
+        return Rejection(f"undecodable: payment id {payment_id}", event_id)
+    return Event(event_id=event_id, event_type=event_type, payload=body, created_at=created_at, shard=shard)

@@ -1,0 +1,60 @@
+"""The consumers' Prometheus series, and one application's children of them looked up once
+(`labels()` per event was a visible share of a consumer's CPU)."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from payflow.common.metrics import LAG_BUCKETS
+from payflow.consumers.apply import Outcome
+from payflow.consumers.decode import Event
+
+COMMITS = Counter("kafka_consumer_coordinator_commit", "offset commits", ["application"])
+# The ledger consumer is the original's consumer-worker: its commits are also counted under that name.
+ORIGINAL_APPLICATION = {"ledger": "consumer-worker"}
+CONSUMED = Counter("kafka_consumer_fetch_manager_records_consumed", "records consumed", ["application"])
+PROCESSED = Counter("consumer_events_processed", "events applied", ["application"])
+DUPLICATES = Counter("consumer_duplicates_skipped", "redelivered events skipped", ["application"])
+PARKED = Counter("consumer_messages_parked", "messages parked (poison, forged, altered)", ["application", "reason"])
+REREADS = Counter("consumer_partitions_reread", "partitions read again (from the start or the last mark): the "
+                  "broker's log ended below this member's position", ["application"])
+DEFERRED = Gauge("consumer_deferred_records", "records waiting for their shard", ["application"])
+LAG = Histogram(
+    "consumer_end_to_end_lag_seconds", "event created → consumer commit", ["application"],
+    buckets=LAG_BUCKETS,
+)
+
+
+class ConsumerMetrics:
+    def __init__(self, app: str) -> None:
+        self.app = app
+        self.commits = [COMMITS.labels(app)]
+        if app in ORIGINAL_APPLICATION:
+            self.commits.append(COMMITS.labels(ORIGINAL_APPLICATION[app]))
+        self.consumed = CONSUMED.labels(app)
+        self.rereads = REREADS.labels(app)
+        self.deferred = DEFERRED.labels(app)
+        self.deferred.set(0)
+        self._processed = PROCESSED.labels(app)
+        self._duplicates = DUPLICATES.labels(app)
+        self._lag = LAG.labels(app)
+        self.processed = 0  # these three for /health
+        self.duplicates = 0
+        self.parked = 0
+
+    def count(self, outcome: Outcome, event: Event | None) -> None:
+        """An event applied (and its end-to-end lag) or skipped as a redelivery."""
+        if outcome is Outcome.APPLIED:
+            self._processed.inc()
+            self.processed += 1
+            if event is not None and event.created_at:
+                self._lag.observe(max(0.0, time.time() - event.created_at))
+        elif outcome is Outcome.DUPLICATE:
+            self._duplicates.inc()
+            self.duplicates += 1
+
+    def count_parked(self, reason: str) -> None:
+        self.parked += 1
+        PARKED.labels(self.app, reason.split(":", 1)[0][:40]).inc()

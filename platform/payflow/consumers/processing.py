@@ -1,0 +1,179 @@
+"""A poll's records, handled synchronously (the worker loop runs this in a thread): each is
+decoded, then applied on its shard, deferred while that shard is down, or parked (forged,
+undecodable, or failing every attempt). Nothing here touches Kafka: the results say, per record,
+what became of it, and the loop moves its offsets accordingly."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import ConsumerRecord, TopicPartition
+
+from payflow.config import PlatformConfig
+from payflow.consumers import apply, parking
+from payflow.consumers.apply import BatchHandler, Handler, Outcome
+from payflow.consumers.connections import ShardConnections
+from payflow.consumers.decode import Event, Rejection, decode
+from payflow.consumers.deferral import Deferral
+from payflow.consumers.metrics import ConsumerMetrics
+from payflow.db.pool import is_unavailable_error
+
+log = logging.getLogger("payflow.consumer")
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What became of one record. DEFERRED: it waits for its shard (in `Processor.deferral`)."""
+
+    tp: TopicPartition
+    record: ConsumerRecord[Any, Any]
+    outcome: Outcome
+    event: Event | None  # None when it did not decode
+
+
+@dataclass(frozen=True)
+class Waiting:
+    tp: TopicPartition
+    record: ConsumerRecord[Any, Any]
+    event: Event
+
+
+class Processor:
+    def __init__(self, config: PlatformConfig, handler: Handler, secret: bytes | None,
+                 metrics: ConsumerMetrics | None = None, should_stop: Callable[[], bool] = lambda: False) -> None:
+        self.config = config
+        self.handler = handler
+        # Batching is for the handlers that implement the batch protocol, decided once.
+        self.batch: BatchHandler | None = handler if isinstance(handler, BatchHandler) else None
+        self.secret = secret
+        self.should_stop = should_stop
+        self.conns = ShardConnections(config)
+        self.deferral: Deferral[Waiting] = Deferral()
+        self.metrics = metrics if metrics is not None else ConsumerMetrics(handler.name)
+
+    def handle_batch(self, items: list[tuple[TopicPartition, ConsumerRecord[Any, Any]]]) -> list[Handled]:
+        """A poll's records: decode each, then per shard apply them in one transaction when the
+        handler can; on any failure, fall back to one record at a time."""
+        if self.batch is None or len(items) < 2:
+            return [self.handle(tp, record) for tp, record in items]
+        results: list[Handled] = []
+        by_shard: dict[int, list[Waiting]] = {}
+        for tp, record in items:
+            decoded = self._decode(tp, record)
+            if isinstance(decoded, Handled):
+                results.append(decoded)
+            else:
+                by_shard.setdefault(decoded.shard, []).append(Waiting(tp, record, decoded))
+        for shard, group in by_shard.items():
+            if not self.deferral.must_wait(shard, time.monotonic()):
+                try:
+                    fresh = self._apply_batch(self.batch, shard, [w.event for w in group])
+                except Exception as exc:
+                    if is_unavailable_error(exc):
+                        self._shard_down(shard, exc)
+                    else:
+                        log.info("%s: batch of %s failed (%s); applying one by one", self.handler.name,
+                                 len(group), type(exc).__name__)
+                else:
+                    self.deferral.up(shard)
+                    results.extend(Handled(w.tp, w.record, Outcome.APPLIED if new else Outcome.DUPLICATE, w.event)
+                                   for w, new in zip(group, fresh, strict=True))
+                    continue
+            results.extend(self._handle_event(w.tp, w.record, w.event) for w in group)
+        return results
+
+    def handle(self, tp: TopicPartition, record: ConsumerRecord[Any, Any]) -> Handled:
+        """One record, in partition order: decode, then apply, defer or park."""
+        decoded = self._decode(tp, record)
+        return decoded if isinstance(decoded, Handled) else self._handle_event(tp, record, decoded)
+
+    def _decode(self, tp: TopicPartition, record: ConsumerRecord[Any, Any]) -> Event | Handled:
+        """The event to apply, or what became of a record that has none (parked or ignored)."""
+        decoded = decode(record, self.secret, self.config.shard_count)
+        if isinstance(decoded, Rejection):
+            self._park(tp, record, decoded.event_id, decoded.reason, 1)
+            return Handled(tp, record, Outcome.PARKED, None)
+        if decoded.event_type not in self.handler.event_types:
+            return Handled(tp, record, Outcome.IGNORED, decoded)
+        return decoded
+
+    def _handle_event(self, tp: TopicPartition, record: ConsumerRecord[Any, Any], event: Event) -> Handled:
+        # Keep a payment's events in order: while its shard has records waiting, queue behind them.
+        if not self.deferral.must_wait(event.shard, time.monotonic()):
+            outcome = self._attempt(tp, record, event)
+            if outcome is not Outcome.DEFERRED:
+                return Handled(tp, record, outcome, event)
+        self.deferral.defer(event.shard, Waiting(tp, record, event))
+        return Handled(tp, record, Outcome.DEFERRED, event)
+
+    def retry_waiting(self) -> list[Handled]:
+        """Retry deferred records of shards whose back-off has passed, oldest first; stop at the
+        first one that is still unavailable. Returns what was applied or parked."""
+        done: list[Handled] = []
+        for shard in self.deferral.due(time.monotonic()):
+            while (item := self.deferral.first(shard)) is not None and not self.should_stop():
+                outcome = self._attempt(item.tp, item.record, item.event)
+                if outcome is Outcome.DEFERRED:
+                    break
+                self.deferral.pop(shard)
+                done.append(Handled(item.tp, item.record, outcome, item.event))
+        return done
+
+    def _attempt(self, tp: TopicPartition, record: ConsumerRecord[Any, Any], event: Event) -> Outcome:
+        """Apply with bounded retries: DEFERRED when the shard is unavailable, PARKED when every
+        attempt fails for another reason (a poison event)."""
+        result = apply.attempt(lambda: self._apply(event), self.config.settings.consumer_max_attempts,
+                               f"{self.handler.name}: event {event.event_id}")
+        if result.outcome is Outcome.DEFERRED:
+            self._shard_down(event.shard, result.error)
+        elif result.outcome is Outcome.PARKED:
+            error = result.error
+            self._park(tp, record, event.event_id, f"failed {result.attempts} times: {type(error).__name__}: {error}",
+                       result.attempts)
+        else:
+            self.deferral.up(event.shard)
+        return result.outcome
+
+    def _apply(self, event: Event) -> bool:
+        conn = self.conns.get(event.shard)
+        try:
+            return apply.apply_one(self.handler, event, conn, lambda: self.conns.get(event.shard, "side"))
+        except BaseException:
+            self.conns.drop(event.shard)
+            raise
+
+    def _apply_batch(self, handler: BatchHandler, shard: int, events: list[Event]) -> list[bool]:
+        conn = self.conns.get(shard)
+        try:
+            return apply.apply_batch(handler, events, conn)
+        except BaseException:
+            if not conn.open:  # it could not even roll back
+                self.conns.drop(shard)
+            raise
+
+    def _shard_down(self, shard: int, exc: BaseException | None) -> None:
+        backoff = self.deferral.down(shard, time.monotonic())
+        log.warning("%s: %s unavailable (%s); deferring its events for %.1fs", self.handler.name,
+                    self.config.shards[shard].name, exc, backoff)
+
+    def _park(self, tp: TopicPartition, record: ConsumerRecord[Any, Any], event_id: int | None, reason: str,
+              attempts: int) -> None:
+        msg = parking.ParkedMessage(self.handler.name, tp.topic, tp.partition, int(record.offset), event_id,
+                                    reason, attempts, record.value if isinstance(record.value, bytes) else None)
+        local = self.config.shard_index
+        try:
+            parking.park(self.conns.get(local, "side"), msg)
+        except Exception:
+            self.conns.drop(local)
+            raise
+        self.metrics.count_parked(reason)
+        log.error("%s: parked %s[%s]@%s (event %s): %s", self.handler.name, tp.topic, tp.partition, record.offset,
+                  event_id, reason)
+
+    def keep_only(self, assigned: set[TopicPartition]) -> None:
+        """After a rebalance, drop the waiting records of partitions this member no longer owns."""
+        self.deferral.keep_only(lambda w: w.tp in assigned)

@@ -1,0 +1,262 @@
+"""The consumer loop shared by ledger, refund and settlement workers: aiokafka in a consumer group.
+
+Each poll's records go to the `Processor` (decode, apply on the payment's shard together with
+its processed_event row, defer, park); Kafka offsets are committed only up to what is applied
+(its DB transaction committed) or parked, so a crash redelivers the rest and processed_event
+dedupes it. Three things never stall a partition:
+- a shard that is down or hung: its records are deferred in order and retried, while the other
+  shard's records keep flowing (the committed offset stays at the oldest deferred record);
+- a poison message (undecodable, or failing every attempt): parked after a bounded number of tries;
+- a forged or altered message (signature does not verify): parked at once, never applied.
+The loop also reads a partition again when the broker lost its log (LogEndWatch) and reports how
+far this member has read (payflow.consumers.progress)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import IllegalStateError
+
+from payflow.common.http import serve
+from payflow.config import PlatformConfig
+from payflow.consumers import progress
+from payflow.consumers.apply import Handler, Outcome
+from payflow.consumers.metrics import ConsumerMetrics
+from payflow.consumers.offsets import LogEndWatch, OffsetTracker
+from payflow.consumers.processing import Handled, Processor
+from payflow.domain.events import TOPIC_BY_EVENT
+from payflow.kafka.clients import make_consumer
+
+log = logging.getLogger("payflow.consumer")
+
+PROGRESS_INTERVAL_S = 2.0
+LOG_END_CHECK_INTERVAL_S = 0.5
+# Joining a group can legitimately wait out departed members' sessions; giving up sooner makes
+# members that restart together keep re-triggering each other's rebalances.
+JOIN_TIMEOUT_S = 60.0
+
+
+class ConsumerWorker:
+    def __init__(self, config: PlatformConfig, handler: Handler, port: int, secret: bytes | None = None) -> None:
+        self.config = config
+        self.settings = config.settings
+        self.handler = handler
+        self.port = port
+        self.stopping = asyncio.Event()
+        self.metrics = ConsumerMetrics(handler.name)
+        self.processor = Processor(config, handler, secret if secret is not None else config.event_secret(),
+                                   self.metrics, self.stopping.is_set)
+        self.connected = False
+        self.tracker: OffsetTracker[TopicPartition] = OffsetTracker()
+        self.log_ends = self._log_end_watch()
+        self.next_log_end_check = 0.0
+        self.handled_ts: dict[TopicPartition, float] = {}  # timestamp of the last record handled
+        self.next_progress = 0.0
+        self.next_commit = 0.0
+
+    @property
+    def waiting_count(self) -> int:
+        return len(self.processor.deferral)
+
+    def _took(self, handled: list[Handled], retried: bool = False) -> None:
+        """Move the offsets and counts for what the processor did: a record applied, parked or
+        ignored is behind this member; a deferred one holds its partition's commits until retried.
+        Only what the processor committed to the DB (or parked) gets here: offsets never pass it."""
+        for h in handled:
+            if retried:
+                self.tracker.done(h.tp, h.record.offset)
+            elif h.outcome is Outcome.DEFERRED:
+                self.tracker.defer(h.tp, h.record.offset)
+            else:
+                self.tracker.seen(h.tp, h.record.offset)
+                if h.record.timestamp is not None and h.record.timestamp > 0:
+                    self.handled_ts[h.tp] = max(self.handled_ts.get(h.tp, 0.0), h.record.timestamp / 1000)
+            self.metrics.count(h.outcome, h.event)
+
+    def forget_revoked(self, assigned: set[TopicPartition]) -> None:
+        """After a rebalance, drop what we hold for partitions we no longer own."""
+        self.processor.keep_only(assigned)
+        self.tracker.keep_only(assigned)
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        paused = False
+        while not self.stopping.is_set():
+            batches = await consumer.getmany(timeout_ms=200 if self.waiting_count else 500, max_records=500)
+            items = [(tp, record) for tp, records in batches.items() for record in records]
+            for tp, records in batches.items():
+                if records:
+                    self.tracker.fetched(tp, records[0].offset, records[-1].offset)
+            if items:
+                self.metrics.consumed.inc(len(items))
+                self._took(await asyncio.to_thread(self.processor.handle_batch, items))
+            if self.waiting_count:
+                self._took(await asyncio.to_thread(self.processor.retry_waiting), retried=True)
+            # Every pass, not only while records wait: a commit naming a partition this member no
+            # longer owns fails whole, so one revoked partition would stop every commit.
+            self.forget_revoked(set(consumer.assignment()))
+            if time.monotonic() >= self.next_log_end_check:
+                self.next_log_end_check = time.monotonic() + LOG_END_CHECK_INTERVAL_S
+                await self._reread_lost_logs(consumer)
+            self.metrics.deferred.set(self.waiting_count)
+            # Bounded memory: stop fetching while too much waits for a shard.
+            too_many = self.waiting_count >= self.settings.consumer_max_deferred
+            if too_many != paused:
+                (consumer.pause if too_many else consumer.resume)(*consumer.assignment())
+                paused = too_many
+            if time.monotonic() >= self.next_progress:
+                self.next_progress = time.monotonic() + PROGRESS_INTERVAL_S
+                await self._report_progress(consumer)
+            if time.monotonic() >= self.next_commit:
+                self.next_commit = time.monotonic() + self.settings.consumer_commit_interval_s
+                await self._commit(consumer)
+        # A graceful stop hands over what was handled: the next owner starts after it.
+        await self._commit(consumer)
+
+    def _log_end_watch(self) -> LogEndWatch[TopicPartition] | None:
+        grace = self.settings.consumer_log_lost_grace_s
+        return None if grace is None else LogEndWatch(grace)
+
+    async def _reread_lost_logs(self, consumer: AIOKafkaConsumer) -> None:
+        """Partitions whose log now ends below this member's position are read again from where
+        LogEndWatch says; what was already applied is skipped by processed_event. Not while records
+        of the partition wait for their shard: the tracker holds its commits at them, and reading
+        again would forget that hold."""
+        if self.log_ends is None:
+            return
+        assigned = set(consumer.assignment())
+        self.log_ends.keep_only(assigned)
+        waiting = {w.tp for w in self.processor.deferral.waiting()}
+        for tp in assigned:
+            highwater = consumer.highwater(tp)
+            answered_ms = consumer.last_poll_timestamp(tp)
+            position: int | None = None
+            if highwater is not None and answered_ms and tp not in waiting:
+                try:  # immediate unless an offset reset is pending (then: not now)
+                    position = await asyncio.wait_for(consumer.position(tp), 0.2)
+                except Exception:
+                    position = None
+            offset = self.log_ends.observe(tp, position, highwater, answered_ms / 1000 if answered_ms else None)
+            if offset is None or tp not in consumer.assignment():  # revoked while asking for the position
+                continue
+            if offset == 0:
+                log.warning("%s: %s[%s] ends at %s, below this member's position %s: the broker lost the log; "
+                            "reading it again from the start", self.handler.name, tp.topic, tp.partition,
+                            highwater, position)
+            else:
+                log.warning("%s: %s[%s] was read again to %s, the broker's mark is %s: reading again from %s, "
+                            "where the broker has written since", self.handler.name, tp.topic, tp.partition,
+                            position, highwater, offset)
+            try:
+                consumer.seek(tp, offset)
+            except IllegalStateError:
+                continue  # no longer assigned: the next owner reads from the committed offset
+            self.tracker.forget([tp])
+            self.handled_ts.pop(tp, None)
+            self.metrics.rereads.inc()
+
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
+        offsets = self.tracker.committable()
+        if not offsets:
+            return
+        try:
+            await asyncio.wait_for(consumer.commit(offsets), self.settings.consumer_commit_timeout_s)
+            self.tracker.committed(offsets)
+            for series in self.metrics.commits:
+                series.inc()
+        except Exception as exc:
+            # Redelivery after a failed commit is harmless: processed_event dedupes.
+            self.tracker.commit_failed(offsets)
+            log.warning("%s: offset commit failed (%s)", self.handler.name, type(exc).__name__)
+
+    async def _report_progress(self, consumer: AIOKafkaConsumer) -> None:
+        """Tell every shard how far this member has read (see payflow.consumers.progress)."""
+        oldest_waiting: dict[TopicPartition, float] = {}
+        for w in self.processor.deferral.waiting():
+            ts = (w.record.timestamp or 0) / 1000
+            oldest_waiting[w.tp] = min(oldest_waiting.get(w.tp, ts), ts)
+        parts: dict[Any, tuple[bool, float | None]] = {}
+        for tp in consumer.assignment():
+            # No `await consumer.position()`: it can wait on an offset reset and stall this loop.
+            # What this member handled is known locally; the high-water mark comes with each fetch.
+            highwater = consumer.highwater(tp)
+            handled_to = self.tracker.next_offset(tp)
+            if handled_to is None and highwater:
+                try:  # nothing read since joining: where the group left off, if known quickly
+                    handled_to = await asyncio.wait_for(consumer.position(tp), 0.2)
+                except Exception:
+                    handled_to = None
+            if tp in oldest_waiting:
+                parts[tp] = (False, oldest_waiting[tp] - 0.001)
+            else:
+                caught_up = highwater is not None and (highwater == 0 or
+                                                       (handled_to is not None and handled_to >= highwater))
+                parts[tp] = (caught_up, self.handled_ts.get(tp))
+        caught_up_to = progress.member_progress(time.time(), parts)
+        if caught_up_to is None:
+            return
+        await asyncio.to_thread(self._write_progress, caught_up_to)
+
+    def _write_progress(self, caught_up_to: float) -> None:
+        conns = self.processor.conns
+        for shard in range(self.config.shard_count):
+            if self.processor.deferral.is_down(shard, time.monotonic()):
+                continue
+            try:
+                progress.record(conns.get(shard, "side"), self.handler.name, self.config.vm, caught_up_to)
+            except Exception as exc:
+                conns.drop(shard)
+                log.debug("%s: progress not recorded on shard %s: %s", self.handler.name, shard, exc)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        serve(self.port, {"/health": self.health}, host=self.config.bind_host)
+        app = self.handler.name
+        topics = sorted({TOPIC_BY_EVENT[t] for t in self.handler.event_types})
+        if self.processor.secret is None:
+            log.error("%s: no event secret configured: events are NOT authenticated", app)
+        while not self.stopping.is_set():
+            consumer = make_consumer(self.config.bootstrap_servers, app, topics, self.settings.consumer_fetch_wait_s,
+                                     self.settings.consumer_fetch_min_bytes)
+            self.tracker = OffsetTracker()
+            self.log_ends = self._log_end_watch()
+            self.processor.deferral.clear()
+            self.handled_ts.clear()
+            try:
+                await asyncio.wait_for(consumer.start(), JOIN_TIMEOUT_S)
+                self.connected = True
+                log.info("%s consumer joined group for %s", app, topics)
+                await self._consume(consumer)
+            except Exception as exc:
+                self.connected = False
+                log.warning("%s consumer restarting after %s: %s", app, type(exc).__name__, exc)
+                await asyncio.sleep(1)
+            finally:
+                try:
+                    await asyncio.wait_for(consumer.stop(), 5)
+                except BaseException:
+                    pass
+        log.info("%s consumer stopped", app)
+
+    def health(self) -> tuple[int, Any]:
+        return 200, {"status": "UP", "consumer": self.handler.name, "connected": self.connected,
+                     "processed": self.metrics.processed, "duplicatesSkipped": self.metrics.duplicates,
+                     "parked": self.metrics.parked, "deferred": self.waiting_count}
+
+
+def worker_main(name: str, make_handler: Callable[[PlatformConfig], Handler],
+                port_of: Callable[[PlatformConfig], int]) -> None:
+    """Entry point shared by the consumer workers."""
+    from payflow.common import logging as plog
+    from payflow.config import load_config
+
+    plog.setup(f"payflow.{name}")
+    config = load_config()
+    asyncio.run(ConsumerWorker(config, make_handler(config), port_of(config)).run())

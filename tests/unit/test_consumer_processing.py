@@ -1,0 +1,193 @@
+"""A poll's records through the consumer, against in-memory shards: applied once (processed_event
+dedupes), forged or poison messages parked, one shard down deferring only its own records, and
+offsets that never pass what is committed in the DB."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pymysql
+import pytest
+from aiokafka import TopicPartition
+
+from payflow.config import Settings
+from payflow.consumers import apply
+from payflow.consumers.apply import Outcome
+from payflow.consumers.processing import Processor
+from payflow.consumers.settlement import SettlementHandler
+from payflow.consumers.worker import ConsumerWorker
+from payflow.domain import events
+from payflow.domain.signing import SIGNATURE_HEADER, sign
+from tests.unit.platform_config import two_shard_config
+
+SECRET = b"s" * 32
+TP = TopicPartition("payment.captured", 0)
+
+
+class Shard:
+    """One shard's committed rows, for the statements the consumer and SettlementHandler send."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.processed: set[tuple[str, int]] = set()
+        self.parked: list[tuple[Any, ...]] = []
+        self.settled: list[tuple[Any, ...]] = []
+
+
+class Conn:
+    def __init__(self, shard: Shard) -> None:
+        self.shard = shard
+        self.open = True
+        self.pending: list[tuple[str, tuple[Any, ...]]] = []
+        self.rows: list[tuple[Any, ...]] = []
+        self.rowcount = 0
+
+    def cursor(self) -> Conn:
+        return self
+
+    def __enter__(self) -> Conn:
+        return self
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def _claimed(self) -> set[tuple[str, int]]:
+        return self.shard.processed | {args for kind, args in self.pending if kind == "processed"}
+
+    def execute(self, sql: str, args: tuple[Any, ...]) -> None:
+        if self.shard.down:
+            raise pymysql.err.OperationalError(2013, "Lost connection to server during query")
+        if sql.startswith("INSERT IGNORE INTO processed_event"):
+            self.rowcount = int(args not in self._claimed())
+            self.pending.append(("processed", args))
+        elif sql.startswith("SELECT event_id FROM processed_event"):
+            self.rows = [(e,) for e in args[1:] if (args[0], e) in self.shard.processed]
+        elif sql.startswith("INSERT IGNORE INTO parked_message"):
+            self.pending.append(("parked", args))
+        else:
+            raise AssertionError(sql)
+
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        for row in rows:
+            if sql.startswith("INSERT INTO processed_event"):
+                if row in self._claimed():
+                    raise pymysql.err.IntegrityError(1062, "Duplicate entry")
+                self.pending.append(("processed", row))
+            elif sql.startswith("INSERT INTO settlement"):
+                self.pending.append(("settled", row))
+            else:
+                raise AssertionError(sql)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self.rows
+
+    def commit(self) -> None:
+        for kind, args in self.pending:
+            if kind == "processed":
+                self.shard.processed.add(args)
+            else:
+                getattr(self.shard, kind).append(args)
+        self.pending.clear()
+
+    def rollback(self) -> None:
+        self.pending.clear()
+
+    def close(self) -> None:
+        self.open = False
+
+
+class Conns:
+    def __init__(self, shards: list[Shard]) -> None:
+        self.shards = shards
+        self.dropped: list[int] = []
+
+    def get(self, shard: int, role: str = "apply") -> Conn:
+        if self.shards[shard].down:
+            raise pymysql.err.OperationalError(2003, "Can't connect to MySQL server")
+        return Conn(self.shards[shard])
+
+    def drop(self, shard: int) -> None:
+        self.dropped.append(shard)
+
+
+def record(offset: int, payment_id: int, secret: bytes = SECRET) -> Any:
+    event_id = 1000 + offset
+    value = orjson.dumps({"eventId": event_id, "eventType": events.CAPTURED, "paymentId": payment_id,
+                          "merchantId": f"M{payment_id}", "currency": "EUR", "capturedAmount": 100})
+    headers = [("eventId", str(event_id).encode()), ("eventType", events.CAPTURED.encode()),
+               ("createdAt", b"1700000000.0"),
+               (SIGNATURE_HEADER, sign(secret, event_id, events.CAPTURED, value).encode())]
+    return SimpleNamespace(value=value, headers=headers, offset=offset, timestamp=1_700_000_000_000 + offset)
+
+
+@pytest.fixture
+def shards() -> list[Shard]:
+    return [Shard(), Shard()]
+
+
+@pytest.fixture
+def processor(tmp_path: Path, shards: list[Shard], monkeypatch: pytest.MonkeyPatch) -> Processor:
+    monkeypatch.setattr(apply, "time", SimpleNamespace(sleep=lambda s: None))  # apply's back-offs only
+    p = Processor(two_shard_config(tmp_path), SettlementHandler(), SECRET)
+    p.conns = Conns(shards)  # type: ignore[assignment]
+    return p
+
+
+def outcomes(handled: list[Any]) -> list[tuple[int, Outcome]]:
+    return [(h.record.offset, h.outcome) for h in handled]
+
+
+def test_a_batch_is_applied_once_and_its_redelivery_is_skipped(processor: Processor, shards: list[Shard]) -> None:
+    batch = [(TP, record(0, 1)), (TP, record(1, 2)), (TP, record(2, 3))]  # payments 1, 3 on shard 0
+    assert outcomes(processor.handle_batch(batch)) == [(0, Outcome.APPLIED), (2, Outcome.APPLIED),
+                                                       (1, Outcome.APPLIED)]
+    assert len(shards[0].settled) == 2 and len(shards[1].settled) == 1
+    assert {h.outcome for h in processor.handle_batch(batch)} == {Outcome.DUPLICATE}
+    assert processor.handle(TP, record(1, 2)).outcome is Outcome.DUPLICATE
+    assert len(shards[0].settled) == 2 and len(shards[1].settled) == 1
+
+
+def test_forged_and_poison_messages_are_parked_and_never_applied(processor: Processor, shards: list[Shard]) -> None:
+    forged = record(0, 1, secret=b"not the stack's secret")
+    poison = record(1, 2)
+    poison.value = poison.value.replace(b'"capturedAmount":100', b'"capturedAmount":"lots"')
+    poison.headers[-1] = (SIGNATURE_HEADER, sign(SECRET, 1001, events.CAPTURED, poison.value).encode())
+    handled = processor.handle_batch([(TP, forged), (TP, poison), (TP, record(2, 4))])
+    assert outcomes(handled) == [(0, Outcome.PARKED), (1, Outcome.PARKED), (2, Outcome.APPLIED)]
+    reasons = [row[5] for row in shards[0].parked]  # parked on this member's own shard
+    assert reasons[0].startswith("bad signature")
+    assert reasons[1].startswith("failed 3 times: ValueError")
+    assert shards[1].settled == [("M4", shards[1].settled[0][1], "EUR", 100, 0, 100)]
+    assert ("settlement", 1000) not in shards[0].processed and ("settlement", 1001) not in shards[1].processed
+
+
+def test_one_shard_down_defers_only_its_records_in_order(processor: Processor, shards: list[Shard]) -> None:
+    shards[0].down = True
+    batch = [(TP, record(0, 1)), (TP, record(1, 2)), (TP, record(2, 3))]
+    assert sorted(outcomes(processor.handle_batch(batch))) == [(0, Outcome.DEFERRED), (1, Outcome.APPLIED),
+                                                               (2, Outcome.DEFERRED)]
+    # a later record of shard 0 queues behind the waiting ones even once the shard is back
+    shards[0].down = False
+    assert processor.handle(TP, record(3, 5)).outcome is Outcome.DEFERRED
+    assert processor.retry_waiting() == []  # still inside the back-off
+    time.sleep(0.25)
+    assert outcomes(processor.retry_waiting()) == [(0, Outcome.APPLIED), (2, Outcome.APPLIED),
+                                                   (3, Outcome.APPLIED)]
+    assert len(processor.deferral) == 0 and len(shards[0].settled) == 3
+
+
+def test_offsets_never_pass_a_record_not_yet_committed_in_the_db(tmp_path: Path, shards: list[Shard],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    worker = ConsumerWorker(two_shard_config(tmp_path, Settings()), SettlementHandler(), port=0, secret=SECRET)
+    worker.processor.conns = Conns(shards)  # type: ignore[assignment]
+    shards[0].down = True
+    worker._took(worker.processor.handle_batch([(TP, record(0, 1)), (TP, record(1, 2))]))
+    assert worker.tracker.committable() == {TP: 0}  # offset 1 is applied, offset 0 is not
+    shards[0].down = False
+    time.sleep(0.25)
+    worker._took(worker.processor.retry_waiting(), retried=True)
+    assert worker.tracker.committable() == {TP: 2}
+    assert (worker.metrics.processed, worker.waiting_count) == (2, 0)

@@ -102,3 +102,27 @@ def test_batch_dispatch_goes_through_the_protocol() -> None:
     assert isinstance(LedgerHandler(), BatchHandler)
     assert isinstance(SettlementHandler(), BatchHandler)
     assert not isinstance(RefundHandler(Settings()), BatchHandler)
+
+
+def test_a_lock_that_stays_taken_parks_the_event_instead_of_stalling_the_loop(monkeypatch):
+    """Lock waits and deadlocks are rerun with a growing backoff, but a bounded number of times: a
+    lock held for minutes must not keep the poll loop past the group's max poll interval."""
+    import pymysql
+
+    from payflow.consumers import apply
+
+    slept: list[float] = []
+    monkeypatch.setattr(apply.time, "sleep", slept.append)
+    calls = 0
+
+    def locked() -> bool:
+        nonlocal calls
+        calls += 1
+        if calls > 100:  # the unbounded loop this test guards against
+            raise AssertionError("still retrying a held lock after 100 attempts")
+        raise pymysql.err.OperationalError(1205, "Lock wait timeout exceeded")
+
+    result = apply.attempt(locked, max_attempts=3, what="event 1")
+    assert result.outcome is apply.Outcome.PARKED
+    assert calls == apply.LOCK_RETRIES + 1
+    assert slept == sorted(slept) and slept[-1] <= 1.0

@@ -120,14 +120,23 @@ class Verdict:
     delay_s: float = 0.0  # before the retry
 
 
-def judge(exc: BaseException, attempts: int, max_attempts: int) -> Verdict:
-    """What to do after an apply raised `exc`, `attempts` failed attempts having been counted before.
-    Only the driver's errors can mean an unavailable shard; anything else the handler raises counts."""
+# A deadlock or lock wait is not the event's fault, but a lock held for long must not stall the poll
+# loop past the group's max poll interval: this many reruns (backoff 0.05 s doubling to 1 s, each
+# wait itself bounded by the session's innodb_lock_wait_timeout), then the event is parked.
+LOCK_RETRIES = 8
+
+
+def judge(exc: BaseException, attempts: int, max_attempts: int, lock_retries: int = 0) -> Verdict:
+    """What to do after an apply raised `exc`, `attempts` failed attempts and `lock_retries` lock
+    conflicts having been counted before. Only the driver's errors can mean an unavailable shard;
+    anything else the handler raises counts."""
     if isinstance(exc, pymysql.err.OperationalError | pymysql.err.InterfaceError):
         if is_unavailable_error(exc):
             return Verdict(Step.DEFER, attempts)
         if (exc.args[0] if exc.args else None) in _RETRY_CODES:
-            return Verdict(Step.RETRY_NOW, attempts, 0.05)
+            if lock_retries >= LOCK_RETRIES:
+                return Verdict(Step.PARK, attempts)
+            return Verdict(Step.RETRY_NOW, attempts, min(0.05 * 2**lock_retries, 1.0))
     attempts += 1
     if attempts >= max_attempts:
         return Verdict(Step.PARK, attempts)
@@ -145,13 +154,14 @@ def attempt(run: Callable[[], bool], max_attempts: int, what: str) -> Attempted:
     """Run an apply (`run`, False for a duplicate) until it succeeds, its shard is found
     unavailable, or it has failed `max_attempts` times; sleeps between tries. `what` names the
     event in the log."""
-    attempts = 0
+    attempts = lock_retries = 0
     while True:
         try:
             return Attempted(Outcome.APPLIED if run() else Outcome.DUPLICATE)
         except Exception as exc:
-            verdict = judge(exc, attempts, max_attempts)
+            verdict = judge(exc, attempts, max_attempts, lock_retries)
             attempts = verdict.attempts
+            lock_retries += verdict.step is Step.RETRY_NOW
             if verdict.step is Step.DEFER:
                 return Attempted(Outcome.DEFERRED, exc)
             if verdict.step is Step.PARK:

@@ -12,6 +12,9 @@ from payflow.config import PlatformConfig
 from payflow.db.pool import direct_connect
 
 Role = Literal["apply", "side"]
+# A lock wait ends after this long (MariaDB's default is 50 s); the apply then reruns a bounded
+# number of times (payflow.consumers.apply.LOCK_RETRIES) and parks the event.
+CONSUMER_LOCK_WAIT_S = 2
 
 
 class ShardConnections:
@@ -22,7 +25,8 @@ class ShardConnections:
     def get(self, shard: int, role: Role = "apply") -> pymysql.Connection[Any]:
         conn = self._conns.get((shard, role))
         if conn is None:
-            conn = direct_connect(self.config.shards[shard], self.config.shard_count, self.config.settings)
+            conn = direct_connect(self.config.shards[shard], self.config.shard_count, self.config.settings,
+                                  lock_wait_s=CONSUMER_LOCK_WAIT_S)
             self._conns[(shard, role)] = conn
         return conn
 

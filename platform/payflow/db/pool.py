@@ -136,27 +136,39 @@ def is_unavailable_error(exc: BaseException) -> bool:
     return isinstance(exc, OSError | TimeoutError)
 
 
-def session_arguments(shard: ShardConfig, shard_count: int) -> dict[str, Any]:
+def session_arguments(shard: ShardConfig, shard_count: int, lock_nowait: bool = False,
+                      lock_wait_s: int | None = None) -> dict[str, Any]:
     """What every connection to a shard shares, whichever driver opens it (both take these keyword
     names): where the shard listens, who logs in, utf8mb4, READ COMMITTED, and ids stamped with
-    the shard (auto-increment offset = its index) so ids never collide across shards."""
+    the shard (auto-increment offset = its index) so ids never collide across shards.
+
+    `lock_nowait`: a row or metadata lock that is taken fails at once (error 1205) instead of
+    waiting. MariaDB counts lock waits in whole seconds, and the ingest's answer bound is shorter
+    (0.8 s): a wait would end as a read timeout, which is how a lost shard looks, and one hot row
+    would open the whole shard's breaker. The ingest reruns the transaction a few times with a short
+    backoff instead (PaymentService), then answers that one request 429. `lock_wait_s`: a bounded
+    wait in whole seconds (the workers: their poll loop must not sit in one lock for 50 s)."""
     increment, offset = auto_increment_settings(shard.index, shard_count)
     where: dict[str, Any] = ({"unix_socket": str(shard.unix_socket)} if shard.unix_socket is not None
                              else {"host": shard.host, "port": shard.port})
+    locks = (", innodb_lock_wait_timeout=0, lock_wait_timeout=0" if lock_nowait else
+             f", innodb_lock_wait_timeout={int(lock_wait_s)}, lock_wait_timeout={int(lock_wait_s)}"
+             if lock_wait_s is not None else "")
     return {**where, "user": shard.user, "password": shard.password(), "database": shard.database,
             "charset": "utf8mb4",
             "init_command": (f"SET SESSION auto_increment_increment={increment}, auto_increment_offset={offset}, "
-                             "tx_isolation='READ-COMMITTED'")}
+                             f"tx_isolation='READ-COMMITTED'{locks}")}
 
 
 def direct_connect(shard: ShardConfig, shard_count: int, settings: Settings, autocommit: bool = False,
-                   timeout_s: float | None = None) -> Connection:
+                   timeout_s: float | None = None, lock_wait_s: int | None = None) -> Connection:
     """A plain PyMySQL connection in READ COMMITTED, ids stamped with its shard. It refuses
     multi-statements: only the ingest's pool (`timed_connect`) sends them."""
     read = timeout_s if timeout_s is not None else settings.db_read_timeout_s
     write = timeout_s if timeout_s is not None else settings.db_write_timeout_s
-    return pymysql.connect(**session_arguments(shard, shard_count), connect_timeout=min(settings.db_connect_timeout_s,
-                           read), read_timeout=read, write_timeout=write, autocommit=autocommit)
+    return pymysql.connect(**session_arguments(shard, shard_count, lock_wait_s=lock_wait_s),
+                           connect_timeout=min(settings.db_connect_timeout_s, read), read_timeout=read,
+                           write_timeout=write, autocommit=autocommit)
 
 
 class TimedConnection(MySQLdb.connections.Connection):
@@ -206,7 +218,7 @@ def timed_connect(shard: ShardConfig, shard_count: int, settings: Settings, time
     helper thread and the caller waits for it at most the bound (a late connection is closed)."""
     bound = min(settings.db_connect_timeout_s, timeout_s)
     whole_s = max(1, math.ceil(timeout_s))
-    arguments = session_arguments(shard, shard_count)
+    arguments = session_arguments(shard, shard_count, lock_nowait=True)
     outcome: list[TimedConnection | BaseException] = []
     abandoned = threading.Event()
     lock = threading.Lock()

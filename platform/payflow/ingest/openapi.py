@@ -33,7 +33,7 @@ def _post(model: str, *codes: int, with_id: bool = True) -> dict[str, Any]:
         "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
                         "schema": {"type": "string", "minLength": 1, "maxLength": 64,
                                    "pattern": "^[A-Za-z0-9_.:-]+$"}}],
-        "responses": _responses(400, 413, 415, 503, 504, *codes),
+        "responses": _responses(400, 413, 415, 429, 503, 504, *codes),
     }
     if with_id:
         op["parameters"].append(_payment_id_param())

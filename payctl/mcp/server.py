@@ -21,6 +21,7 @@ from payctl.errors import PayctlError
 from payctl.loadtest import history
 from payctl.mcp import tools
 from payctl.mcp.tools import Answer, ToolContext
+from payflow.domain.sharding import MERCHANT_ID_MAX_LENGTH, MERCHANT_ID_PATTERN
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
 DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=False)
@@ -29,7 +30,8 @@ LOAD_FILES = {"report.md": "text/markdown", "report.json": "application/json", "
 CHAOS_FILES = {"journal.json": "application/json", "report.md": "text/markdown"}
 NAME = re.compile(r"^[A-Za-z0-9_.-]{1,120}$")
 
-Merchant = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$", description="merchant id, e.g. MERCHANT-42")]
+Merchant = Annotated[str, Field(min_length=1, max_length=MERCHANT_ID_MAX_LENGTH, pattern=MERCHANT_ID_PATTERN,
+                                description="merchant id, e.g. MERCHANT-42")]
 Limit = Annotated[int, Field(ge=1, le=500, description="at most this many rows")]
 Minutes = Annotated[int, Field(ge=1, le=1440, description="window in minutes")]
 

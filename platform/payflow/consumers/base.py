@@ -29,13 +29,15 @@ from prometheus_client import Counter, Gauge, Histogram
 from payflow.common.http import serve
 from payflow.common.metrics import LAG_BUCKETS
 from payflow.config import PlatformConfig
-from payflow.consumers import inbox, parking, progress
+from payflow.consumers import progress
 from payflow.consumers.offsets import LogEndWatch, OffsetTracker
 from payflow.db.pool import direct_connect, is_unavailable_error
 from payflow.domain.events import TOPIC_BY_EVENT
 from payflow.domain.sharding import shard_for_id
 from payflow.domain.signing import SIGNATURE_HEADER, verify
 from payflow.kafka.clients import make_consumer
+from payflow.store import inbox, parking
+from payflow.store import progress as progress_store
 
 log = logging.getLogger("payflow.consumer")
 
@@ -548,7 +550,7 @@ class ConsumerWorker:
             if time.monotonic() < self.shard_retry_at.get(shard, 0.0):
                 continue
             try:
-                progress.record(self._conn(shard, "side"), self.handler.name, self.config.vm, caught_up_to)
+                progress_store.record(self._conn(shard, "side"), self.handler.name, self.config.vm, caught_up_to)
             except Exception as exc:
                 self._drop(shard)
                 log.debug("%s: progress not recorded on shard %s: %s", self.handler.name, shard, exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from payflow.domain.sharding import MERCHANT_ID_MAX_LENGTH, MERCHANT_ID_PATTERN
 from payflow.ingest.schemas import MODELS, RESPONSE_MODELS
 
 
@@ -68,8 +69,8 @@ def build_openapi(currencies: list[str]) -> dict[str, Any]:
                     "parameters": [
                         _payment_id_param(),
                         {"name": "merchantId", "in": "query", "required": True,
-                         "schema": {"type": "string", "minLength": 1, "maxLength": 32,
-                                    "pattern": "^[A-Za-z0-9_-]+$"}},
+                         "schema": {"type": "string", "minLength": 1, "maxLength": MERCHANT_ID_MAX_LENGTH,
+                                    "pattern": MERCHANT_ID_PATTERN}},
                     ],
                     "responses": _responses(400, 404, 503),
                 }

@@ -42,9 +42,9 @@ from payctl.stack.topology import Topology
 from payflow.config import load_config
 from payflow.db.pool import ShardPools, commit, execute_together
 from payflow.domain import events, payment
-from payflow.ingest import idempotency_store
 from payflow.ingest.service import PaymentService, _now, payment_json
-from payflow.outbox import store as outbox_store
+from payflow.store import idempotency as idempotency_store
+from payflow.store import outbox as outbox_store
 
 CLK = os.sysconf("SC_CLK_TCK")
 MERCHANT = "MERCHANT-2"  # shard1

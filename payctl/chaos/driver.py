@@ -36,7 +36,7 @@ from payctl.stack.backend import Backend
 from payctl.stack.paths import StatePaths
 from payctl.stack.probes import relay_breaker
 from payctl.stack.shards import shard_connection
-from payflow.outbox import audit
+from payflow.store import queries as audit
 
 
 class StackDriver:

@@ -8,8 +8,8 @@ import pymysql
 
 from payctl.stack.shards import shard_connection
 from payctl.stack.topology import Topology
-from payflow.outbox import audit
-from payflow.outbox.store import OutboxStore
+from payflow.store import parking
+from payflow.store.outbox import OutboxStore
 
 
 def outbox_stats(topo: Topology) -> list[dict[str, Any]]:
@@ -23,4 +23,4 @@ def outbox_stats(topo: Topology) -> list[dict[str, Any]]:
 
 def _parked(conn: pymysql.Connection[Any]) -> int:
     with conn.cursor() as cur:
-        return audit.parked_count(cur)
+        return parking.count(cur)

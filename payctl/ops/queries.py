@@ -1,12 +1,12 @@
 """Read-only questions about the shards' data, for the MCP server and the console.
 
-Every query here is a fixed, parameterised SELECT run inside `START TRANSACTION READ ONLY` (MariaDB
-refuses any write in it), scoped to one merchant where the data belongs to one, and capped at
-MAX_ROWS. Arguments are checked first; a bad one is a UsageError naming the field."""
+Every query is a fixed, parameterised SELECT of `payflow.store`, run here inside `START TRANSACTION
+READ ONLY` (MariaDB refuses any write in it), scoped to one merchant where the data belongs to one,
+and capped at MAX_ROWS. Arguments are checked first; a bad one is a UsageError naming the field."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
@@ -19,6 +19,8 @@ from payctl.stack.shards import shard_connection
 from payctl.stack.topology import Topology
 from payflow.domain.payment import Status
 from payflow.domain.sharding import is_merchant_id, shard_for_merchant
+from payflow.store import ledger, outbox, progress, queries
+from payflow.store import payments as payment_store
 
 MAX_ROWS = 500
 DEFAULT_ROWS = 50
@@ -66,10 +68,10 @@ def _read_only(topo: Topology, vm_name: str) -> Iterator[pymysql.cursors.DictCur
             conn.rollback()
 
 
-def _select(topo: Topology, vm_name: str, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
+def _select(topo: Topology, vm_name: str,
+            read: Callable[[pymysql.cursors.DictCursor], list[dict[str, Any]]]) -> list[dict[str, Any]]:
     with _read_only(topo, vm_name) as cur:
-        cur.execute(sql, args)
-        return [{k: _plain(v) for k, v in row.items()} for row in cur.fetchall()]
+        return [{k: _plain(v) for k, v in row.items()} for row in read(cur)]
 
 
 def merchant_vm(topo: Topology, merchant_id: str) -> tuple[str, str]:
@@ -86,30 +88,15 @@ def payments(topo: Topology, merchant_id: str, status: str | None = None, min_am
     check_limit(limit)
     if min_amount is not None and (not isinstance(min_amount, int) or min_amount < 0):
         raise UsageError(f"min_amount: {min_amount!r} must be a whole number ≥ 0")
-    where: list[str] = ["merchant_id = %s"]
-    args: list[Any] = [merchant_id]
-    if wanted is not None:
-        where.append("status = %s")
-        args.append(wanted)
-    if min_amount is not None:
-        where.append("amount >= %s")
-        args.append(min_amount)
-    if since is not None:
-        where.append("created_at >= %s")
-        args.append(since)
-    sql = ("SELECT payment_id, merchant_id, amount, captured_amount, refunded_amount, currency, status, "
-           "idempotency_key, created_at, updated_at FROM payment WHERE " + " AND ".join(where)
-           + " ORDER BY created_at DESC, payment_id DESC LIMIT %s")
-    rows = _select(topo, vm, sql, (*args, limit + 1))
+    rows = _select(topo, vm,
+                   lambda cur: payment_store.of_merchant(cur, merchant_id, wanted, min_amount, since, limit + 1))
     return {"merchant_id": merchant_id, "shard": shard, "rows": rows[:limit], "truncated": len(rows) > limit}
 
 
 def ledger_aggregates(topo: Topology, merchant_id: str) -> dict[str, Any]:
     """Σ per account, direction and currency for one merchant, and whether debits equal credits."""
     vm, shard = merchant_vm(topo, merchant_id)
-    rows = _select(topo, vm, "SELECT account, direction, currency, COUNT(*) AS entries, SUM(amount) AS total "
-                             "FROM ledger_entry WHERE merchant_id = %s GROUP BY account, direction, currency "
-                             "ORDER BY account, direction, currency LIMIT %s", (merchant_id, MAX_ROWS))
+    rows = _select(topo, vm, lambda cur: ledger.merchant_totals(cur, merchant_id, MAX_ROWS))
     debit = sum(int(r["total"]) for r in rows if r["direction"] == "DEBIT")
     credit = sum(int(r["total"]) for r in rows if r["direction"] == "CREDIT")
     return {"merchant_id": merchant_id, "shard": shard, "accounts": rows, "debit_total": debit,
@@ -123,11 +110,7 @@ def stuck_events(topo: Topology, older_than_s: float = 60.0, limit: int = DEFAUL
         raise UsageError(f"older_than_s: {older_than_s!r} must be ≥ 0 seconds")
     out = []
     for i, vm in enumerate(topo.vms):
-        rows = _select(topo, vm.name,
-                       "SELECT event_id, event_type, aggregate_id AS payment_id, retry_count, dead, last_error, "
-                       "created_at, next_attempt_at, TIMESTAMPDIFF(MICROSECOND, created_at, NOW(6)) / 1e6 AS age_s "
-                       "FROM outbox_event WHERE published = 0 AND created_at < NOW(6) - INTERVAL %s MICROSECOND "
-                       "ORDER BY event_id LIMIT %s", (int(older_than_s * 1e6), limit))
+        rows = _select(topo, vm.name, lambda cur: outbox.stuck(cur, older_than_s, limit))
         out.append({"shard": topo.shard_name(i), "vm": vm.name, "stuck": rows})
     return out
 
@@ -137,14 +120,8 @@ def duplicate_idempotency(topo: Topology, merchant_id: str, limit: int = DEFAULT
     expired, or a defect), and the acquirer refunds asked for more than once (retries it deduped)."""
     vm, shard = merchant_vm(topo, merchant_id)
     check_limit(limit)
-    keys = _select(topo, vm, "SELECT idempotency_key, COUNT(*) AS payments, MIN(payment_id) AS first_payment_id, "
-                             "MAX(payment_id) AS last_payment_id FROM payment WHERE merchant_id = %s "
-                             "GROUP BY idempotency_key HAVING COUNT(*) > 1 ORDER BY payments DESC LIMIT %s",
-                   (merchant_id, limit))
-    refunds = _select(topo, vm, "SELECT r.refund_id, r.payment_id, a.acquirer_key, a.requests, a.succeeded "
-                                "FROM refund_request r JOIN acquirer_refund a ON a.acquirer_key = r.acquirer_key "
-                                "WHERE r.merchant_id = %s AND a.requests > 1 ORDER BY a.requests DESC LIMIT %s",
-                      (merchant_id, limit))
+    keys = _select(topo, vm, lambda cur: payment_store.reused_keys(cur, merchant_id, limit))
+    refunds = _select(topo, vm, lambda cur: queries.repeated_refund_requests(cur, merchant_id, limit))
     return {"merchant_id": merchant_id, "shard": shard, "reused_keys": keys, "repeated_refund_requests": refunds}
 
 
@@ -152,8 +129,6 @@ def consumer_progress(topo: Topology) -> list[dict[str, Any]]:
     """How far each consumer group member has read (per shard's copy), and how many seconds behind."""
     out = []
     for i, vm in enumerate(topo.vms):
-        rows = _select(topo, vm.name, "SELECT consumer, member, caught_up_to, updated_at, "
-                                      "TIMESTAMPDIFF(MICROSECOND, caught_up_to, NOW(6)) / 1e6 AS behind_s "
-                                      "FROM consumer_progress ORDER BY consumer, member LIMIT %s", (MAX_ROWS,))
+        rows = _select(topo, vm.name, lambda cur: progress.members(cur, MAX_ROWS))
         out += [{"shard": topo.shard_name(i), **r} for r in rows]
     return out

@@ -14,9 +14,9 @@ from payctl.stack.shards import shard_connection
 from payctl.stack.topology import Topology
 from payflow.domain import events, invariants
 from payflow.domain.events import CONSUMERS_BY_EVENT
-from payflow.outbox import audit
-from payflow.outbox import store as outbox_store
-from payflow.outbox.audit import OutboxRow
+from payflow.store import outbox as outbox_store
+from payflow.store import queries
+from payflow.store.queries import OutboxRow
 
 __all__ = ["OutboxRow", "ShardReport", "analyze_shard", "reconcile", "redrive", "summarize"]
 
@@ -120,7 +120,7 @@ def parse_since(text: str, now: datetime) -> datetime | None:
                          "write e.g. 30m, 24h, 7d, 2026-11-25T00:00:00 or all") from None
 
 
-def check_invariants(report: ShardReport, snap: audit.ShardSnapshot) -> None:
+def check_invariants(report: ShardReport, snap: queries.ShardSnapshot) -> None:
     """Pure: the per-payment and per-merchant-day invariants, on what is settled enough to judge.
     A payment with a ledger event still in flight or missing is judged by `missing` instead; a
     settlement day is judged only when it lies wholly inside the window and nothing is in flight."""
@@ -163,7 +163,7 @@ def reconcile(topo: Topology, repair: bool = False, grace_s: float = 10.0,
     for i, vm in enumerate(topo.vms):
         shard = topo.shard_name(i)
         with shard_connection(topo, vm.name) as conn, conn.cursor() as cur:
-            snap = audit.read_snapshot(cur, since)
+            snap = queries.read_snapshot(cur, since)
         report = analyze_shard(shard, snap.outbox, snap.processed, snap.postings_per_event, snap.balance_per_payment,
                                snap.settlement_net, topo.settings.consumers, grace_s)
         report.parked = snap.parked

@@ -10,7 +10,7 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from payflow.outbox.publisher import encode, headers
-from payflow.outbox.store import OutboxEvent
+from payflow.store.outbox import OutboxEvent
 
 
 def relayed_record(stack: Any, event_id: int, secret: bytes | None, offset: int = 0,

@@ -12,7 +12,7 @@ import pymysql
 import pytest
 
 from payflow.domain import events
-from payflow.outbox.store import OutboxStore, append
+from payflow.store.outbox import OutboxStore, append
 
 pytestmark = pytest.mark.integration
 DB = "outbox_store_check"

@@ -10,7 +10,7 @@ import pytest
 
 from payctl.stack import render
 from payflow.db.pool import direct_connect
-from payflow.retention import prune_once
+from payflow.store.retention import prune_once
 
 pytestmark = pytest.mark.integration
 

@@ -27,8 +27,8 @@ from payflow.db.pool import (
     timed_connect,
 )
 from payflow.domain import events
-from payflow.ingest import idempotency_store
-from payflow.outbox import store as outbox_store
+from payflow.store import idempotency as idempotency_store
+from payflow.store import outbox as outbox_store
 
 
 def _connect(stack, multi: bool = True, timeout_s: float = 2.0):

@@ -3,8 +3,8 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
+from payflow.common.backoff import is_dead, retry_delay
 from payflow.domain import events
-from payflow.outbox.backoff import is_dead, retry_delay
 
 
 @given(amount=st.integers(1, 10**12), captured=st.integers(0, 10**12))
@@ -32,7 +32,7 @@ def test_backoff_grows_and_is_capped():
 
 
 def test_redrive_watermark_never_skips_what_a_consumer_lacks():
-    from payflow.outbox.store import next_watermark
+    from payflow.store.outbox import next_watermark
 
     assert next_watermark(0, first_missing=None, newest_settled=41) == 42  # everything settled is processed
     assert next_watermark(0, first_missing=17, newest_settled=41) == 17  # stop at the first missing event

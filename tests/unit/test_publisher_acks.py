@@ -14,7 +14,7 @@ from payflow.config import Settings
 from payflow.domain import events
 from payflow.outbox.breaker import TrackedBreaker
 from payflow.outbox.publisher import BreakerPublisher
-from payflow.outbox.store import OutboxEvent
+from payflow.store.outbox import OutboxEvent
 
 ACK, REJECT, SILENT, LOST = "ack", "reject", "silent", "lost"
 

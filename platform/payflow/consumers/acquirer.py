@@ -2,8 +2,8 @@
 on: requests carry an idempotency key (the same key never executes twice, it returns the first
 answer), and a refund can be looked up by its key after a crash.
 
-Its record lives in `acquirer_refund` on the payment's shard, written on its own autocommit
-connection, as an external system's would be: nothing the worker rolls back undoes it. Latency
+Its record lives in `acquirer_refund` on the payment's shard (`payflow.store.acquirer`), committed
+on its own, as an external system's would be: nothing the worker rolls back undoes it. Latency
 and the rate of transient errors (nothing executed, safe to retry with the same key) are settings."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import pymysql
 
 from payflow.config import Settings
+from payflow.store import acquirer
 
 
 class AcquirerUnavailable(Exception):
@@ -35,30 +36,19 @@ class SimulatedAcquirer:
         self.executions = 0  # refunds this instance actually executed (tests read it)
 
     def lookup(self, conn: pymysql.Connection[Any], key: str) -> AcquirerAnswer | None:
-        with conn.cursor() as cur:
-            cur.execute("SELECT succeeded FROM acquirer_refund WHERE acquirer_key=%s", (key,))
-            row = cur.fetchone()
-        conn.commit()
-        return None if row is None else AcquirerAnswer(bool(row[0]), replayed=True)
+        succeeded = acquirer.outcome(conn, key)
+        return None if succeeded is None else AcquirerAnswer(succeeded, replayed=True)
 
     def refund(self, conn: pymysql.Connection[Any], key: str, amount: int) -> AcquirerAnswer:
         """Execute the refund once per key; a repeated key returns the first answer."""
-        with conn.cursor() as cur:
-            cur.execute("UPDATE acquirer_refund SET requests=requests+1 WHERE acquirer_key=%s", (key,))
-            if cur.rowcount:
-                cur.execute("SELECT succeeded FROM acquirer_refund WHERE acquirer_key=%s", (key,))
-                row = cur.fetchone()
-                conn.commit()
-                return AcquirerAnswer(bool(row[0]) if row else False, replayed=True)
-        conn.commit()
+        earlier = acquirer.repeat_request(conn, key)
+        if earlier is not None:
+            return AcquirerAnswer(earlier, replayed=True)
         time.sleep(self.settings.acquirer_latency_ms / 1000)
         if self.rng.random() < self.settings.acquirer_failure_rate:
             raise AcquirerUnavailable(f"acquirer did not answer for {key}")
         try:
-            with conn.cursor() as cur:
-                cur.execute("INSERT INTO acquirer_refund (acquirer_key, amount, succeeded) VALUES (%s, %s, 1)",
-                            (key, amount))
-            conn.commit()
+            acquirer.record_executed(conn, key, amount)
         except pymysql.err.IntegrityError:
             # Another worker executed this key first (a rebalance): its answer stands.
             conn.rollback()

@@ -16,9 +16,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import pymysql
 
-from payflow.consumers import inbox
 from payflow.consumers.decode import Event
 from payflow.db.pool import is_unavailable_error
+from payflow.store import inbox
 
 log = logging.getLogger("payflow.consumer")
 

@@ -9,6 +9,7 @@ from prometheus_client import Counter
 
 from payflow.consumers.base import Event, worker_main
 from payflow.domain.events import LEDGER_EVENTS, is_balanced, postings_for
+from payflow.store import ledger
 
 ENTRIES = Counter("ledger_entries", "ledger postings written", ["application"])
 
@@ -27,7 +28,7 @@ class LedgerHandler:
         self.apply_many(cur, [event])
 
     def apply_many(self, cur: pymysql.cursors.Cursor, events: list[Event]) -> None:
-        rows = []
+        rows: list[ledger.Posting] = []
         for event in events:
             postings = postings_for(event.event_type, event.payload)
             if not is_balanced(postings):
@@ -36,9 +37,7 @@ class LedgerHandler:
             rows += [(event.event_id, event.payment_id, p["merchantId"], x.account, x.direction, x.amount,
                       p["currency"]) for x in postings]
         if rows:
-            cur.executemany(
-                "INSERT INTO ledger_entry (event_id, payment_id, merchant_id, account, direction, amount, currency) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s)", rows)
+            ledger.insert_many(cur, rows)
             ENTRIES.labels("ledger").inc(len(rows))
 
 

@@ -14,13 +14,14 @@ from typing import Any
 from aiokafka import ConsumerRecord, TopicPartition
 
 from payflow.config import PlatformConfig
-from payflow.consumers import apply, parking
+from payflow.consumers import apply
 from payflow.consumers.apply import BatchHandler, Handler, Outcome
 from payflow.consumers.connections import ShardConnections
 from payflow.consumers.decode import Event, Rejection, decode
 from payflow.consumers.deferral import Deferral
 from payflow.consumers.metrics import ConsumerMetrics
 from payflow.db.pool import is_unavailable_error
+from payflow.store import parking
 
 log = logging.getLogger("payflow.consumer")
 

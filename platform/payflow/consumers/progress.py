@@ -1,4 +1,4 @@
-"""The one writer of `consumer_progress`: how far a consumer group member has read, as a time.
+"""How far a consumer group member has read, as a time (its row is `payflow.store.progress`).
 
 Per partition, a member has handled every record before its position; if its position is at the
 high-water mark it is caught up to now, else to the timestamp of the last record it handled (or
@@ -7,10 +7,7 @@ The relay re-drives an event for a consumer only if every live member has read p
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
-
-import pymysql
 
 
 def member_progress(now: float, partitions: dict[Any, tuple[bool, float | None]]) -> float | None:
@@ -26,13 +23,3 @@ def member_progress(now: float, partitions: dict[Any, tuple[bool, float | None]]
         else:
             values.append(handled)
     return min(values)
-
-
-def record(conn: pymysql.Connection[Any], consumer: str, member: str, caught_up_to: float) -> None:
-    with conn.cursor() as cur:
-        cur.execute(
-            "INSERT INTO consumer_progress (consumer, member, caught_up_to, updated_at) VALUES (%s, %s, %s, NOW(6)) "
-            "ON DUPLICATE KEY UPDATE caught_up_to=VALUES(caught_up_to), updated_at=NOW(6)",
-            (consumer, member, datetime.fromtimestamp(caught_up_to)),
-        )
-    conn.commit()

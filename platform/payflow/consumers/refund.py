@@ -12,13 +12,13 @@ from typing import Any
 
 import pymysql
 
+from payflow.common.backoff import retry_delay
 from payflow.config import Settings
 from payflow.consumers.acquirer import AcquirerAnswer, AcquirerUnavailable, SimulatedAcquirer
 from payflow.consumers.base import Event, worker_main
-from payflow.db.rows import PAYMENT_COLUMNS, as_mapping, balances_of
 from payflow.domain import events, payment
-from payflow.outbox import store as outbox_store
-from payflow.outbox.backoff import retry_delay
+from payflow.store import outbox, payments, refunds
+from payflow.store.payments import balances_of
 
 
 class RefundHandler:
@@ -33,10 +33,7 @@ class RefundHandler:
         refund_id = int(event.payload["refundId"])
         amount = int(event.payload["refundAmount"])
         key = f"refund-{refund_id}"
-        with side.cursor() as cur:
-            cur.execute("UPDATE refund_request SET status='SUBMITTED', acquirer_key=%s "
-                        "WHERE refund_id=%s AND status IN ('PENDING', 'SUBMITTED')", (key, refund_id))
-        side.commit()
+        refunds.mark_submitted(side, refund_id, key)
         # In doubt (a crash or a lost commit after an earlier call): ask before asking again.
         answer: AcquirerAnswer | None = self.acquirer.lookup(side, key)
         attempts = 0
@@ -52,24 +49,16 @@ class RefundHandler:
         refund_id = int(event.payload["refundId"])
         amount = int(event.payload["refundAmount"])
         succeeded = bool(prepared["succeeded"])
-        cur.execute(f"SELECT {PAYMENT_COLUMNS} FROM payment WHERE payment_id=%s FOR UPDATE", (event.payment_id,))
-        values = cur.fetchone()
-        if values is None:
+        row = payments.load(cur, event.payment_id, lock=True)
+        if row is None:
             raise ValueError(f"payment {event.payment_id} of refund {refund_id} not found")
-        row = as_mapping(PAYMENT_COLUMNS, values)
         after = payment.complete_refund(balances_of(row), amount, succeeded)
-        cur.execute(
-            "UPDATE payment SET status=%s, refunded_amount=%s, refund_pending_amount=%s WHERE payment_id=%s",
-            (str(after.status), after.refunded, after.refund_pending, event.payment_id),
-        )
-        cur.execute(
-            "UPDATE refund_request SET status=%s, attempts=%s WHERE refund_id=%s",
-            ("SUCCEEDED" if succeeded else "FAILED", prepared["attempts"], refund_id),
-        )
+        payments.refund_completed(cur, event.payment_id, after)
+        refunds.record_outcome(cur, refund_id, succeeded, prepared["attempts"])
         if succeeded:
             payload = events.payload(after, event.payment_id, row["merchant_id"], row["currency"],
                                      refundId=refund_id, refundAmount=amount)
-            outbox_store.append(cur, event.payment_id, events.REFUNDED, payload)
+            outbox.append(cur, event.payment_id, events.REFUNDED, payload)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ import pymysql
 
 from payflow.consumers.base import Event, worker_main
 from payflow.domain import events
+from payflow.store import settlement
 
 
 class SettlementHandler:
@@ -32,12 +33,7 @@ class SettlementHandler:
             key = (str(p["merchantId"]), day, str(p["currency"]))
             g, r = folded.get(key, (0, 0))
             folded[key] = (g + gross, r + refunded)
-        cur.executemany(
-            "INSERT INTO settlement (merchant_id, settlement_date, currency, gross_captured, refunded, net) "
-            "VALUES (%s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE gross_captured=gross_captured+VALUES("
-            "gross_captured), refunded=refunded+VALUES(refunded), net=net+VALUES(net)",
-            [(m, d, c, g, r, g - r) for (m, d, c), (g, r) in sorted(folded.items())],
-        )
+        settlement.add(cur, [(m, d, c, g, r) for (m, d, c), (g, r) in sorted(folded.items())])
 
 
 def main() -> None:

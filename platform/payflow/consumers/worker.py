@@ -9,7 +9,7 @@ dedupes it. Three things never stall a partition:
 - a poison message (undecodable, or failing every attempt): parked after a bounded number of tries;
 - a forged or altered message (signature does not verify): parked at once, never applied.
 The loop also reads a partition again when the broker lost its log (LogEndWatch) and reports how
-far this member has read (payflow.consumers.progress)."""
+far this member has read (payflow.store.progress)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from payflow.consumers.offsets import LogEndWatch, OffsetTracker
 from payflow.consumers.processing import Handled, Processor
 from payflow.domain.events import TOPIC_BY_EVENT
 from payflow.kafka.clients import make_consumer
+from payflow.store import progress as progress_store
 
 log = logging.getLogger("payflow.consumer")
 
@@ -208,7 +209,7 @@ class ConsumerWorker:
             if self.processor.deferral.is_down(shard, time.monotonic()):
                 continue
             try:
-                progress.record(conns.get(shard, "side"), self.handler.name, self.config.vm, caught_up_to)
+                progress_store.record(conns.get(shard, "side"), self.handler.name, self.config.vm, caught_up_to)
             except Exception as exc:
                 conns.drop(shard)
                 log.debug("%s: progress not recorded on shard %s: %s", self.handler.name, shard, exc)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import zlib
 
-# The one statement of the merchant-id rule (DESIGN.md §2); request models and OpenAPI use it.
+# The one statement of the merchant-id rule (DESIGN.md §2): the request models, the OpenAPI
+# document's query parameter, and payctl's read-only queries and MCP tools use it.
 MERCHANT_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 MERCHANT_ID_MAX_LENGTH = 32
 

@@ -32,13 +32,12 @@ from payflow.db.pool import (
     is_duplicate_key,
     is_retryable_conflict,
 )
-from payflow.db.rows import PAYMENT_COLUMNS, as_mapping, balances_of
 from payflow.domain import events, payment
 from payflow.domain.payment import Balances, TransitionError
 from payflow.domain.sharding import shard_for_id, shard_for_merchant
-from payflow.ingest import idempotency_store
 from payflow.ingest.errors import ApiError, from_transition, not_found
-from payflow.outbox import store as outbox_store
+from payflow.store import idempotency, ledger, outbox, payments, refunds
+from payflow.store.payments import balances_of
 
 
 @dataclass
@@ -149,8 +148,8 @@ class PaymentService:
                 writes.clear()
                 outcome = Outcome(err.http_status, err.body(), headers=err.headers)
             if key is not None:
-                writes.append(idempotency_store.store_statement(merchant_id, key, operation, request_hash,
-                                                                outcome.status, orjson.dumps(outcome.body)))
+                writes.append(idempotency.store_statement(merchant_id, key, operation, request_hash,
+                                                           outcome.status, orjson.dumps(outcome.body)))
             try:
                 execute_together(cur, writes)
             except INTEGRITY_ERRORS as exc:
@@ -165,9 +164,9 @@ class PaymentService:
                 request_hash: str) -> Outcome | None:
         """The stored answer for a known key; None when the key had expired (it is then forgotten)."""
         ttl = self.settings.idempotency_ttl_s
-        stored = idempotency_store.read(cur, merchant_id, key, ttl)
+        stored = idempotency.read(cur, merchant_id, key, ttl)
         if stored is not None and stored.expired:
-            idempotency_store.forget(cur, merchant_id, key, ttl)
+            idempotency.forget(cur, merchant_id, key, ttl)
             conn.commit()
             return None
         conn.rollback()
@@ -191,14 +190,9 @@ class PaymentService:
             except TransitionError as err:
                 raise from_transition(err) from err
             now = _now()
-            cur.execute(
-                "INSERT INTO payment (merchant_id, amount, currency, status, idempotency_key, created_at, updated_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (merchant_id, amount, currency, str(b.status), key, now, now),
-            )
-            payment_id = int(cur.lastrowid)
-            writes.append(outbox_store.append_statement(payment_id, events.AUTHORIZED,
-                                                        events.payload(b, payment_id, merchant_id, currency)))
+            payment_id = payments.insert(cur, merchant_id, amount, currency, b, key, now)
+            writes.append(outbox.append_statement(payment_id, events.AUTHORIZED,
+                                                  events.payload(b, payment_id, merchant_id, currency)))
             row = {"payment_id": payment_id, "merchant_id": merchant_id, "currency": currency,
                    "created_at": now, "updated_at": now}
             return Outcome(200, payment_json(row, b, "Payment authorized"))
@@ -206,15 +200,10 @@ class PaymentService:
         return self._execute(shard, merchant_id, key, "authorize", request_hash, action)
 
     def _load(self, cur: Cursor, payment_id: int, merchant_id: str, lock: bool = False) -> dict[str, Any]:
-        cur.execute(
-            f"SELECT {PAYMENT_COLUMNS} FROM payment WHERE payment_id=%s AND merchant_id=%s"
-            + (" FOR UPDATE" if lock else ""),
-            (payment_id, merchant_id),
-        )
-        values = cur.fetchone()
-        if values is None:
+        row = payments.load(cur, payment_id, merchant_id, lock)
+        if row is None:
             raise not_found(payment_id=payment_id)
-        return as_mapping(PAYMENT_COLUMNS, values)
+        return row
 
     def _transition(
         self,
@@ -241,10 +230,9 @@ class PaymentService:
     def capture(self, payment_id: int, merchant_id: str, amount: int | None, key: str | None, h: str) -> Outcome:
         def change(cur: Cursor, writes: list[Statement], row: dict[str, Any], now: datetime) -> tuple[Balances, str]:
             b = payment.capture(balances_of(row), amount)
-            writes.append(("UPDATE payment SET status=%s, captured_amount=%s, updated_at=%s WHERE payment_id=%s",
-                           (str(b.status), b.captured, now, payment_id)))
-            writes.append(outbox_store.append_statement(payment_id, events.CAPTURED,
-                                                        events.payload(b, payment_id, merchant_id, row["currency"])))
+            writes.append(payments.captured_statement(payment_id, b, now))
+            writes.append(outbox.append_statement(payment_id, events.CAPTURED,
+                                                  events.payload(b, payment_id, merchant_id, row["currency"])))
             return b, "Payment captured"
 
         return self._transition(payment_id, merchant_id, key, "capture", h, change)
@@ -252,10 +240,9 @@ class PaymentService:
     def cancel(self, payment_id: int, merchant_id: str, key: str | None, h: str) -> Outcome:
         def change(cur: Cursor, writes: list[Statement], row: dict[str, Any], now: datetime) -> tuple[Balances, str]:
             b = payment.cancel(balances_of(row))
-            writes.append(("UPDATE payment SET status=%s, updated_at=%s WHERE payment_id=%s",
-                           (str(b.status), now, payment_id)))
-            writes.append(outbox_store.append_statement(payment_id, events.CANCELLED,
-                                                        events.payload(b, payment_id, merchant_id, row["currency"])))
+            writes.append(payments.cancelled_statement(payment_id, b, now))
+            writes.append(outbox.append_statement(payment_id, events.CANCELLED,
+                                                  events.payload(b, payment_id, merchant_id, row["currency"])))
             return b, "Payment cancelled"
 
         return self._transition(payment_id, merchant_id, key, "cancel", h, change)
@@ -266,16 +253,11 @@ class PaymentService:
         def change(cur: Cursor, writes: list[Statement], row: dict[str, Any], now: datetime) -> tuple[Balances, str]:
             b, requested = payment.request_refund(balances_of(row), amount)
             # The refund's id goes into the event, so its INSERT runs now; the rest goes together.
-            cur.execute(
-                "INSERT INTO refund_request (payment_id, merchant_id, amount, reason, status) "
-                "VALUES (%s, %s, %s, %s, 'PENDING')",
-                (payment_id, merchant_id, requested, reason),
-            )
-            writes.append(("UPDATE payment SET status=%s, refund_pending_amount=%s, updated_at=%s WHERE payment_id=%s",
-                           (str(b.status), b.refund_pending, now, payment_id)))
-            data = events.payload(b, payment_id, merchant_id, row["currency"], refundId=int(cur.lastrowid),
+            refund_id = refunds.insert(cur, payment_id, merchant_id, requested, reason)
+            writes.append(payments.refund_requested_statement(payment_id, b, now))
+            data = events.payload(b, payment_id, merchant_id, row["currency"], refundId=refund_id,
                                   refundAmount=requested, reason=reason)
-            writes.append(outbox_store.append_statement(payment_id, events.REFUND_REQUESTED, data))
+            writes.append(outbox.append_statement(payment_id, events.REFUND_REQUESTED, data))
             return b, "Refund requested"
 
         return self._transition(payment_id, merchant_id, key, "refund", h, change)
@@ -284,19 +266,14 @@ class PaymentService:
         shard = self.shard_of_payment(payment_id, merchant_id)
         with self.pools.connect(shard) as conn, conn.cursor() as cur:
             row = self._load(cur, payment_id, merchant_id)
-            cur.execute(
-                "SELECT event_id, account, direction, amount, currency, created_at FROM ledger_entry "
-                "WHERE payment_id=%s ORDER BY entry_id",
-                (payment_id,),
-            )
-            entries = cur.fetchall()
+            entries = ledger.of_payment(cur, payment_id)
             conn.rollback()
-        ledger = [
+        postings = [
             {"eventId": int(e[0]), "account": e[1], "direction": e[2], "amount": int(e[3]), "currency": e[4],
              "createdAt": _iso(e[5])}
             for e in entries
         ]
-        return payment_json(row, balances_of(row), "OK", ledger)
+        return payment_json(row, balances_of(row), "OK", postings)
 
     def readiness(self) -> dict[str, bool]:
         return self.pools.ready()

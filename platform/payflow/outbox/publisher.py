@@ -22,7 +22,7 @@ from payflow.domain.events import DLQ_TOPIC
 from payflow.domain.signing import SIGNATURE_HEADER, sign
 from payflow.kafka.clients import ensure_topics, make_producer
 from payflow.outbox.breaker import TrackedBreaker
-from payflow.outbox.store import OutboxEvent
+from payflow.store.outbox import OutboxEvent
 
 log = logging.getLogger("payflow.relay")
 

@@ -10,13 +10,13 @@ import logging
 import time
 from collections.abc import Callable
 
+from payflow.common.backoff import is_dead, retry_delay
 from payflow.common.faults import FaultHooks
 from payflow.config import Settings
 from payflow.outbox import metrics
-from payflow.outbox.backoff import is_dead, retry_delay
 from payflow.outbox.breaker import TrackedBreaker
 from payflow.outbox.publisher import BreakerPublisher
-from payflow.outbox.store import OutboxStore
+from payflow.store.outbox import OutboxStore
 
 log = logging.getLogger("payflow.relay")
 
@@ -100,13 +100,3 @@ def pause_after_tick(leased: int, batch_size: int, interval_s: float, tick_s: fl
         return 0.0
     return max(0.0, interval_s - tick_s)
 
-
-def main() -> None:
-    # Kept so `python -m payflow.outbox.relay` (older configs) still starts the relay process.
-    from payflow.outbox.relay_process import main as process_main
-
-    process_main()
-
-
-if __name__ == "__main__":
-    main()

@@ -8,7 +8,6 @@ import signal
 import time
 from typing import Any
 
-from payflow import retention
 from payflow.common import logging as plog
 from payflow.common.faults import FaultHooks
 from payflow.common.http import serve
@@ -18,7 +17,8 @@ from payflow.outbox import metrics
 from payflow.outbox.breaker import TrackedBreaker
 from payflow.outbox.publisher import BreakerPublisher
 from payflow.outbox.relay import PublishLoop, pause_after_tick
-from payflow.outbox.store import OutboxStats, OutboxStore
+from payflow.store import retention
+from payflow.store.outbox import OutboxStats, OutboxStore
 
 log = plog.setup("payflow.relay")
 

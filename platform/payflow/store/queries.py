@@ -1,7 +1,8 @@
-"""Read-only snapshots of one shard: what reconcile and the chaos probes read. Never writes.
+"""Read-only reads that span tables: the snapshot of one shard that reconcile and the chaos probes
+check, and the cross-table questions payctl asks. Never writes.
 
-Every read is bounded by `since` (an event/payment creation time) and served by an index, so a
-reconcile of the last day never loads a year of rows."""
+Every snapshot read is bounded by `since` (an event/payment creation time) and served by an index,
+so a reconcile of the last day never loads a year of rows."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from pymysql.cursors import Cursor
+from pymysql.cursors import Cursor, DictCursor
 
 from payflow.domain.invariants import PaymentFacts, SettlementKey
 from payflow.domain.payment import Status
+from payflow.store import parking
 
 _EPOCH = datetime(1970, 1, 1)
 
@@ -79,7 +81,7 @@ def read_snapshot(cur: Cursor, since: datetime | None = None) -> ShardSnapshot:
                 (start.date(),))
     settlement = {(str(m), d if isinstance(d, date) else date.fromisoformat(str(d)), str(c)): int(n)
                   for m, d, c, n in cur.fetchall()}
-    return ShardSnapshot(outbox, processed, postings, balances, sum(settlement.values()), parked_count(cur),
+    return ShardSnapshot(outbox, processed, postings, balances, sum(settlement.values()), parking.count(cur),
                          payments, nets, settlement, since)
 
 
@@ -99,8 +101,10 @@ def payments_without_event_count(cur: Cursor) -> int:
     return int(row[0] or 0) if row else 0
 
 
-def parked_count(cur: Cursor) -> int:
-    """Messages consumers parked (poison, forged, altered) on this shard."""
-    cur.execute("SELECT COUNT(*) FROM parked_message")
-    row = cur.fetchone()
-    return int(row[0] or 0) if row else 0
+def repeated_refund_requests(cur: DictCursor, merchant_id: str, limit: int) -> list[dict[str, Any]]:
+    """One merchant's refunds the acquirer was asked for more than once (retries it deduped)."""
+    cur.execute("SELECT r.refund_id, r.payment_id, a.acquirer_key, a.requests, a.succeeded "
+                "FROM refund_request r JOIN acquirer_refund a ON a.acquirer_key = r.acquirer_key "
+                "WHERE r.merchant_id = %s AND a.requests > 1 ORDER BY a.requests DESC LIMIT %s",
+                (merchant_id, limit))
+    return list(cur.fetchall())

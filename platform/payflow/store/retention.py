@@ -11,9 +11,7 @@ import pymysql
 from pymysql.cursors import Cursor
 
 from payflow.config import Settings
-from payflow.consumers import inbox
-from payflow.ingest import idempotency_store
-from payflow.outbox import store
+from payflow.store import idempotency, inbox, outbox
 
 
 @dataclass(frozen=True)
@@ -27,9 +25,9 @@ def prune_once(conn: pymysql.Connection[Any], settings: Settings, max_batches: i
     """Up to `max_batches` batches of each kind, each committed on its own."""
     totals = [0, 0, 0]
     steps: list[tuple[Callable[[Cursor, float, int], int], float]] = [
-        (idempotency_store.prune_expired, settings.idempotency_ttl_s),
+        (idempotency.prune_expired, settings.idempotency_ttl_s),
         (inbox.prune, settings.processed_retention_s),
-        (store.prune_published, settings.outbox_retention_s),
+        (outbox.prune_published, settings.outbox_retention_s),
     ]
     for index, (step, keep_s) in enumerate(steps):
         for _ in range(max_batches):

@@ -1,5 +1,5 @@
-"""The one home of `idempotency_record` statements: store a key with its answer, read it back,
-expire it (Stripe semantics: a key is remembered for `idempotency_ttl_s`, 24 h by default).
+"""`idempotency_record`: store a key with its answer, read it back, expire it (Stripe semantics: a
+key is remembered for `idempotency_ttl_s`, 24 h by default).
 
 The record is inserted last in the payment's transaction, together with the answer (in the same
 round trip as the transaction's other writes): a concurrent duplicate blocks on the primary key

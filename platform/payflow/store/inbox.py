@@ -1,4 +1,5 @@
-"""The one home of `processed_event` statements: the consumers' inbox (dedupe) and its pruning."""
+"""`processed_event`: the consumers' inbox (dedupe) and its pruning. The relay's re-drive and
+reconcile read it too, beside the events (`payflow.store.outbox`, `payflow.store.queries`)."""
 
 from __future__ import annotations
 

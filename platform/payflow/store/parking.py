@@ -1,6 +1,6 @@
-"""The one writer of `parked_message`: messages a consumer will not apply (undecodable, forged or
-altered, or failing every attempt) are kept here for an operator and then skipped, so one bad
-message never stalls a partition."""
+"""`parked_message`: messages a consumer will not apply (undecodable, forged or altered, or failing
+every attempt) are kept here for an operator and then skipped, so one bad message never stalls a
+partition."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pymysql
+from pymysql.cursors import Cursor
 
 
 @dataclass(frozen=True)
@@ -32,3 +33,10 @@ def park(conn: pymysql.Connection[Any], msg: ParkedMessage) -> None:
              msg.raw_value[:1_000_000] if msg.raw_value is not None else None),
         )
     conn.commit()
+
+
+def count(cur: Cursor) -> int:
+    """Messages consumers parked (poison, forged, altered) on this shard."""
+    cur.execute("SELECT COUNT(*) FROM parked_message")
+    row = cur.fetchone()
+    return int(row[0] or 0) if row else 0

@@ -1,5 +1,6 @@
-"""The one home of every statement that writes `outbox_event`: append (ingest, refund worker),
-lease, mark, release, re-drive, and the relay's stats. Nobody else writes SQL on this table."""
+"""`outbox_event`: append (ingest, refund worker), lease, mark, release, re-drive, prune, and the
+relay's stats. The re-drive also reads `processed_event` and `consumer_progress` (which events a
+consumer lacks, and whether every live member has read past them) in the same statement."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import orjson
 import pymysql
-from pymysql.cursors import Cursor
+from pymysql.cursors import Cursor, DictCursor
 
 from payflow.domain import events
 from payflow.domain.events import CONSUMERS_BY_EVENT
@@ -99,6 +100,15 @@ def read_stats(cur: Cursor, count_published: bool = True) -> OutboxStats:
     pending, age_us = pending_row if pending_row else (0, None)
     return OutboxStats(int(pending or 0), int(dead_row[0] if dead_row else 0), published,
                        (int(age_us) / 1e6) if age_us is not None else 0.0)
+
+
+def stuck(cur: DictCursor, older_than_s: float, limit: int) -> list[dict[str, Any]]:
+    """Unpublished (or dead) events created more than `older_than_s` ago (read-only; payctl)."""
+    cur.execute("SELECT event_id, event_type, aggregate_id AS payment_id, retry_count, dead, last_error, "
+                "created_at, next_attempt_at, TIMESTAMPDIFF(MICROSECOND, created_at, NOW(6)) / 1e6 AS age_s "
+                "FROM outbox_event WHERE published = 0 AND created_at < NOW(6) - INTERVAL %s MICROSECOND "
+                "ORDER BY event_id LIMIT %s", (int(older_than_s * 1e6), limit))
+    return list(cur.fetchall())
 
 
 # A member's progress row counts while it is this fresh; events must be this much older than it.

@@ -156,7 +156,7 @@ def _program(svc: ServiceSpec, topo: Topology, paths: StatePaths, bins: Binaries
     if svc.kind == "console":
         cmd = shlex.join(wsgi_server_command("payctl.console.app:create_app_from_env", svc.port, 1, 8, host=host))
         env = (f'PAYCTL_CONSOLE_TOPOLOGY="{paths.topology_json}",PAYCTL_CONSOLE_REPORTS="{paths.reports}",'
-               'PYTHONUNBUFFERED="1"')
+               f'PAYCTL_CONSOLE_STATE_DIR="{paths.root}",PYTHONUNBUFFERED="1"')
         return Program(svc.name, cmd, root, env, stopwaitsecs=5)
     assert svc.vm is not None
     env = f'PAYFLOW_CONFIG="{paths.service_config(svc.vm)}",PYTHONUNBUFFERED="1"'

@@ -14,17 +14,21 @@ from werkzeug.serving import make_server
 
 from payctl.console.app import ConsoleSources, create_app
 from payctl.console.jobs import JobRunner
+from payctl.console.settings import Guard
 from tests.console.fakes import BREAKERS, FakeBackend, FakeMetrics, fake_chaos, fake_load
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run"]
 
+CONSOLE_PORT = 18092  # fixed: the console serves only Host names with its own port
+OTHER_SITE_PORT = 18093
+
 pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Debian's chromium is not installed")
 
 
-def serve(sources: ConsoleSources) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, create_app(sources), threaded=True)
+def serve(sources: ConsoleSources, port: int = CONSOLE_PORT) -> Iterator[str]:
+    server = make_server("127.0.0.1", port, create_app(sources, Guard(port=port)), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

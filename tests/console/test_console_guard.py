@@ -293,3 +293,22 @@ def test_a_cancelled_worker_before_its_job_ends_reports_cancelled(tmp_path: Path
 
 def test_job_conflicts_are_payctl_errors() -> None:
     assert issubclass(JobConflict, PayctlError)
+
+
+# -- payctl console --token -----------------------------------------------------------------------
+def test_payctl_console_prints_the_token_beyond_loopback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from payctl.cli.app import create_app as cli_app
+    from payctl.console.settings import ensure_token
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PAYCTL_CONFIG", raising=False)
+    result = CliRunner().invoke(cli_app(), ["console", "--token"])
+    assert result.exit_code == 0 and "no token" in result.output
+    (tmp_path / "stack.toml").write_text('shared_host = "10.20.0.2"\n')
+    result = CliRunner().invoke(cli_app(), ["console", "--token"])
+    assert result.exit_code == 1 and "no token yet" in result.output
+    token = ensure_token(token_file(tmp_path / ".payctl"))
+    result = CliRunner().invoke(cli_app(), ["console", "--token"])
+    assert result.exit_code == 0 and result.output.strip() == token

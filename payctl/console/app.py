@@ -1,23 +1,30 @@
 """The console's Flask app (factory; nothing happens at import time).
 
 Everything it shows comes through `ConsoleSources`: the stack's Backend and the payctl.ops functions,
-Prometheus (prometheus-api-client), the reports folder, and the job runner. Tests pass fakes."""
+Prometheus (prometheus-api-client), the reports folder, and the job runner. Tests pass fakes.
+
+It answers only requests addressed to it (`Guard`): a Host header naming it (loopback names or its
+configured host, with its port; anything else, e.g. a rebound DNS name, gets 421), and for anything
+that changes state (POST, PUT, PATCH, DELETE) an Origin (or, without one, a Referer) of its own, a
+JSON body (a cross-site form cannot send one), and the stack's token when it listens beyond loopback
+(payctl.console.settings)."""
 
 from __future__ import annotations
 
-import json
-import os
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, jsonify, request, send_from_directory
 
 from payctl.assets import k6_dir
 from payctl.chaos import runner as chaos_runner
-from payctl.console.actions import chaos_action, load_action
-from payctl.console.jobs import JobRunner, parse_request
+from payctl.console.actions import in_worker
+from payctl.console.jobs import JobConflict, JobRunner, parse_request
+from payctl.console.settings import ConsoleEnv, ConsoleLimits, Guard, console_env
 from payctl.errors import PayctlError
 from payctl.loadtest import history
 from payctl.ops import metrics
@@ -39,12 +46,13 @@ class ConsoleSources:
     experiments: Callable[[], list[dict[str, Any]]] = field(default=chaos_runner.list_experiments)
 
 
-def sources_for(backend: Backend, reports: Path) -> ConsoleSources:
-    """The real sources of a stack."""
+def sources_for(backend: Backend, env: ConsoleEnv, limits: ConsoleLimits) -> ConsoleSources:
+    """The real sources of a stack; jobs run in worker processes given the console's files."""
     topo = backend.topo
-    return ConsoleSources(backend=backend, metrics=metrics.Prometheus.for_topology(topo), reports=reports,
-                          jobs=JobRunner(load_action(backend, reports), chaos_action(backend, reports)),
-                          breakers=lambda: breaker_rows(topo))
+    jobs = JobRunner(in_worker("load", env.environ(), env.state_dir), in_worker("chaos", env.environ(), env.state_dir),
+                     limits=limits)
+    return ConsoleSources(backend=backend, metrics=metrics.Prometheus.for_topology(topo), reports=env.reports,
+                          jobs=jobs, breakers=lambda: breaker_rows(topo))
 
 
 def _link(reports: Path, path: Path) -> str | None:
@@ -79,12 +87,56 @@ def runs(reports: Path) -> list[dict[str, Any]]:
     return out
 
 
-def create_app(src: ConsoleSources) -> Flask:
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else url.lower()
+
+
+def refusal(guard: Guard) -> tuple[Response, int] | None:
+    """Why the current request must not be answered (a JSON error and its status), or None."""
+    host = request.headers.get("Host", "").lower()
+    if host not in guard.allowed_hosts:
+        return jsonify({"error": f"host: '{host}' is not this console's address",
+                        "hint": f"open http://127.0.0.1:{guard.port}/"}), 421
+    if request.method in SAFE_METHODS:
+        return None
+    origin = request.headers.get("Origin")
+    source = origin if origin is not None else request.headers.get("Referer")
+    if source is not None and _origin(source) not in guard.allowed_origins:
+        what = "origin" if origin is not None else "referer"
+        return jsonify({"error": f"{what}: '{source}' is another site; the console takes actions only from "
+                                 "its own page"}), 403
+    if request.mimetype != "application/json":
+        return jsonify({"error": f"content-type: '{request.mimetype or 'none'}' is not application/json"}), 415
+    if guard.token is not None:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), guard.token.encode()):
+            return jsonify({"error": "authorization: this console listens beyond loopback and needs its token",
+                            "hint": "`payctl console --token` prints it"}), 401
+    return None
+
+
+def create_app(src: ConsoleSources, guard: Guard) -> Flask:
     app = Flask("payctl.console", static_folder=str(STATIC), static_url_path="/static")
+
+    @app.before_request
+    def _guard() -> tuple[Response, int] | None:
+        return refusal(guard)
+
+    @app.errorhandler(JobConflict)
+    def _conflict(err: JobConflict) -> tuple[Response, int]:
+        return jsonify({"error": err.message, "hint": err.hint}), 409
 
     @app.errorhandler(PayctlError)
     def _payctl_error(err: PayctlError) -> tuple[Response, int]:
         return jsonify({"error": str(err)}), 400
+
+    @app.errorhandler(404)
+    def _not_found(_err: Exception) -> tuple[Response, int]:
+        return jsonify({"error": f"not found: {request.path}"}), 404
 
     @app.get("/")
     def index() -> Response:
@@ -93,6 +145,12 @@ def create_app(src: ConsoleSources) -> Flask:
     @app.get("/health")
     def health() -> Response:
         return jsonify({"status": "UP"})
+
+    @app.get("/api/config")
+    def config() -> Response:
+        limits = src.jobs.limits
+        return jsonify({"token_required": guard.token is not None, "max_rate": limits.max_rate,
+                        "max_duration_s": limits.max_duration_s, "queue": limits.queue})
 
     @app.get("/api/status")
     def status() -> Response:
@@ -130,9 +188,16 @@ def create_app(src: ConsoleSources) -> Flask:
 
     @app.post("/api/jobs")
     def submit() -> tuple[Response, int]:
-        req = parse_request(request.get_json(silent=True))
+        req = parse_request(request.get_json(silent=True), src.jobs.limits)
         job = src.jobs.submit(req)
         return jsonify(job.as_dict()), 202
+
+    @app.post("/api/jobs/<job_id>/cancel")
+    def cancel(job_id: str) -> tuple[Response, int]:
+        found = src.jobs.cancel(job_id)
+        if found is None:
+            abort(404)
+        return jsonify(found), 202
 
     @app.get("/api/jobs/<job_id>")
     def job(job_id: str) -> Response:
@@ -149,11 +214,10 @@ def create_app(src: ConsoleSources) -> Flask:
 
 
 def create_app_from_env() -> Flask:
-    """The console as the stack runs it: topology and reports folder from the environment."""
+    """The console as the stack runs it: its files from the environment payctl renders
+    (payctl.console.settings), every one absolute."""
     from payctl.stack.backend import backend_for
-    from payctl.stack.topology import Topology
 
-    topo = Topology.model_validate(json.loads(Path(os.environ["PAYCTL_CONSOLE_TOPOLOGY"]).read_text()))
-    reports = Path(os.environ.get("PAYCTL_CONSOLE_REPORTS", "reports"))
-    reports.mkdir(parents=True, exist_ok=True)
-    return create_app(sources_for(backend_for(topo), reports))
+    env = console_env()
+    env.reports.mkdir(parents=True, exist_ok=True)
+    return create_app(sources_for(backend_for(env.topology), env, ConsoleLimits.from_env()), env.guard())

@@ -228,6 +228,8 @@ class EnvFiles:
     metrics_multiproc: Callable[[str], str]  # vm -> its ingest's prometheus_client folder
     console_topology: str
     console_reports: str
+    # absolute: the console runs inside the state folder and must not resolve it again from there
+    console_state_dir: str | None = None
 
 
 def environment(svc: PlannedService, files: EnvFiles) -> dict[str, str]:
@@ -238,6 +240,8 @@ def environment(svc: PlannedService, files: EnvFiles) -> dict[str, str]:
     if "console_files" in svc.env:
         env["PAYCTL_CONSOLE_TOPOLOGY"] = files.console_topology
         env["PAYCTL_CONSOLE_REPORTS"] = files.console_reports
+        if files.console_state_dir is not None:
+            env["PAYCTL_CONSOLE_STATE_DIR"] = files.console_state_dir
     env["PYTHONUNBUFFERED"] = "1"
     if "metrics_multiproc" in svc.env:
         env["PROMETHEUS_MULTIPROC_DIR"] = files.metrics_multiproc(_vm(svc))

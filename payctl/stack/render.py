@@ -139,7 +139,8 @@ def _program(svc: PlannedService, topo: Topology, paths: StatePaths, bins: Binar
 def _env_files(paths: StatePaths) -> EnvFiles:
     return EnvFiles(payflow_config=lambda vm: str(paths.service_config(vm)),
                     metrics_multiproc=lambda vm: str(paths.prom_multiproc(vm)),
-                    console_topology=str(paths.topology_json), console_reports=str(paths.reports))
+                    console_topology=str(paths.topology_json), console_reports=str(paths.reports),
+                    console_state_dir=str(paths.root))
 
 
 def supervisord_conf(plan: ServicePlan, paths: StatePaths, bins: Binaries) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -61,7 +63,7 @@ class FakeMetrics:
 def fake_load(reports: Path, seconds: float = 0.3) -> Any:
     """A load job that 'runs' for `seconds`, then leaves a report folder and a history entry."""
 
-    def run(req: LoadRequest, progress: Progress) -> dict[str, Any]:
+    def run(req: LoadRequest, progress: Progress, cancel: threading.Event) -> dict[str, Any]:
         folder = reports / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{req.scenario}"
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(3):
@@ -80,7 +82,7 @@ def fake_load(reports: Path, seconds: float = 0.3) -> Any:
 
 
 def fake_chaos(reports: Path) -> Any:
-    def run(req: ChaosRequest, progress: Progress) -> dict[str, Any]:
+    def run(req: ChaosRequest, progress: Progress, cancel: threading.Event) -> dict[str, Any]:
         folder = reports / f"chaos-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{req.experiment}"
         folder.mkdir(parents=True)
         progress({"line": "succeeded method: stop kafka", "activities_done": 1, "activities_total": 1})
@@ -90,3 +92,79 @@ def fake_chaos(reports: Path) -> Any:
         return {"folder": str(folder), "passed": True, "status": "completed"}
 
     return run
+
+
+def load_until_cancelled(limit_s: float = 30) -> Any:
+    """A load job that runs until cancelled (or `limit_s`), reporting a tick every 50 ms."""
+
+    def run(req: LoadRequest, progress: Progress, cancel: threading.Event) -> dict[str, Any]:
+        started = time.monotonic()
+        while not cancel.wait(0.05):
+            progress({"elapsed_s": round(time.monotonic() - started, 2), "total_s": req.duration_s})
+            if time.monotonic() - started > limit_s:
+                return {"passed": True}
+        progress({"line": "stopped"})
+        return {"passed": False, "stopped": True}
+
+    return run
+
+
+class LoggingDriver:
+    """A chaos driver that does nothing but write what it does to a file (the test reads it from
+    another process); `wait` really sleeps, background load 'runs' until stopped or closed."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self.loads: set[str] = set()
+
+    def note(self, line: str) -> None:
+        with self.log.open("a") as out:
+            out.write(line + "\n")
+
+    def probe(self, probe: Any, journal: Any) -> Any:
+        return 0
+
+    def act(self, action: Any, journal: Any) -> Any:
+        self.note(f"act {action.type}:{getattr(action, 'service', '')}")
+        if action.type == "background_load":
+            self.loads.add(action.id)
+        elif action.type == "stop_load":
+            self.loads.discard(action.load)
+            self.note(f"load {action.load} stopped")
+        elif action.type == "wait":
+            time.sleep(action.seconds)
+        return {"ok": True}
+
+    def breaker_transitions(self) -> dict[str, list[dict[str, Any]]]:
+        return {}
+
+    def close(self) -> None:
+        for load in sorted(self.loads):
+            self.note(f"load {load} stopped")
+        self.loads.clear()
+        self.note("closed")
+
+
+def chaos_in_worker(kind: str, request: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """Worker entry (payctl.console.worker) for tests: the real chaos engine with LoggingDriver, an
+    experiment that starts background load, stops kafka and waits a minute; rollback starts kafka."""
+    from payctl.chaos import engine
+    from payctl.chaos.model import Experiment
+    from payctl.chaos.undo import UndoLog
+
+    reports = Path(os.environ["PAYCTL_CONSOLE_REPORTS"])
+    experiment = Experiment.model_validate({
+        "title": "outage under load",
+        "steady_state": [{"type": "outbox_pending", "tolerance": 0}],
+        "method": [{"id": "bg", "type": "background_load", "rate": 5},
+                   {"type": "stop", "service": "kafka"},
+                   {"type": "wait", "seconds": 60},
+                   {"type": "stop_load", "load": "bg"}],
+        "rollbacks": [{"type": "start", "service": "kafka"}],
+    })
+    undo = UndoLog(run="test", experiment=request["experiment"], path=reports / "undo.json")
+    journal = engine.run(experiment, LoggingDriver(reports / "driver.log"), name=request["experiment"],
+                         listener=lambda rec: progress({"line": f"{rec.status} {rec.phase}: {rec.label}"}),
+                         undo=undo)
+    (reports / "journal.json").write_text(json.dumps(journal.as_dict(), default=str))
+    return {"folder": str(reports), "passed": journal.status == "completed", "status": journal.status}

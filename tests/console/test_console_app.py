@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
 
 from payctl.console.app import ConsoleSources, create_app
 from payctl.console.jobs import JobRunner, parse_request
+from payctl.console.settings import Guard
 from payctl.errors import UsageError
 from payctl.ops import metrics
 from tests.console.fakes import BREAKERS, FakeBackend, FakeMetrics, fake_chaos, fake_load
@@ -21,9 +24,24 @@ def sources(tmp_path: Path) -> ConsoleSources:
                           experiments=lambda: [{"name": "kafka-outage", "title": "Kafka down", "variables": {}}])
 
 
+PORT = 18090
+GUARD = Guard(port=PORT)
+BASE = f"http://127.0.0.1:{PORT}"
+
+
+class ConsoleClient(FlaskClient):
+    """Requests as the page sends them: to the console's own address."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("base_url", BASE)
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def client(sources: ConsoleSources):  # type: ignore[no-untyped-def]
-    return create_app(sources).test_client()
+    app = create_app(sources, GUARD)
+    app.test_client_class = ConsoleClient
+    return app.test_client()
 
 
 def test_page_and_assets_need_no_network(client) -> None:  # type: ignore[no-untyped-def]

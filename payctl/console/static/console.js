@@ -37,12 +37,26 @@ async function loadCatalog() {
   $("#chaos-experiment").innerHTML = cat.experiments.map((e) => `<option value="${esc(e.name)}">${esc(e.name)} — ${esc(e.title)}</option>`).join("");
 }
 
-async function submitJob(body) {
+let CONFIG = {token_required: false, queue: 0};
+
+// Actions are JSON POSTs (the console refuses anything else); beyond loopback they carry the token
+// the user pasted (kept for this tab only).
+function actionHeaders() {
+  const headers = {"content-type": "application/json"};
+  const token = sessionStorage.getItem("payctl-console-token");
+  if (CONFIG.token_required && token) headers.authorization = "Bearer " + token;
+  return headers;
+}
+
+async function postAction(url, body) {
   $("#form-error").textContent = "";
-  try { await getJSON("/api/jobs", {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body)}); }
+  try { await getJSON(url, {method: "POST", headers: actionHeaders(), body: JSON.stringify(body)}); }
   catch (err) { $("#form-error").textContent = err.message; }
   refreshJobs();
 }
+
+const submitJob = (body) => postAction("/api/jobs", body);
+const cancelJob = (id) => postAction(`/api/jobs/${encodeURIComponent(id)}/cancel`, {});
 
 function jobHtml(j) {
   const p = j.progress || {};
@@ -50,14 +64,24 @@ function jobHtml(j) {
   const done = p.total_s ? p.elapsed_s : p.activities_done;
   const bar = total && j.status === "running" ? `<progress max="${total}" value="${Math.min(done || 0, total)}"></progress>` : "";
   const live = p.rps != null ? ` · ${p.rps.toFixed(1)} req/s · ${p.requests ?? 0} requests` : "";
+  const cancel = ["queued", "running"].includes(j.status)
+    ? ` <button type="button" class="cancel" data-cancel="${esc(j.id)}">Cancel</button>` : "";
+  const cls = j.status === "passed" ? "ok" : ["running", "queued", "cancelling"].includes(j.status) ? "warn" : "bad";
   return `<div class="job" data-job="${esc(j.id)}" data-status="${esc(j.status)}"><b>${esc(j.id)}</b> ${esc(j.kind)} ${esc(j.name)}
-    — <span class="${j.status === "passed" ? "ok" : j.status === "running" ? "warn" : "bad"}">${esc(j.status)}</span> ${bar}${live}
+    — <span class="${cls}">${esc(j.status)}</span>${cancel} ${bar}${live}
     ${j.error ? `<div class="error">${esc(j.error)}</div>` : ""}
     ${j.log && j.log.length ? `<pre>${esc(j.log.slice(-8).join("\n"))}</pre>` : ""}</div>`;
 }
 
 async function refreshJobs() {
-  try { $("#jobs").innerHTML = (await getJSON("/api/jobs")).map(jobHtml).join("") || "<p>no jobs yet</p>"; } catch (err) { /* next poll */ }
+  try {
+    const jobs = await getJSON("/api/jobs");
+    const queued = jobs.filter((j) => j.status === "queued").reverse();  // oldest first: the order they run in
+    $("#queue-count").textContent = `${queued.length} / ${CONFIG.queue}`;
+    $("#queue").innerHTML = queued.map((j, i) => `<li data-queued="${esc(j.id)}">${i + 1}. ${esc(j.id)} ${esc(j.kind)} ${esc(j.name)}
+      <button type="button" class="cancel" data-cancel="${esc(j.id)}">Cancel</button></li>`).join("");
+    $("#jobs").innerHTML = jobs.filter((j) => j.status !== "queued").map(jobHtml).join("") || "<p>no jobs yet</p>";
+  } catch (err) { /* next poll */ }
 }
 
 async function refreshRuns() {
@@ -103,6 +127,18 @@ async function refreshCharts() {
 }
 
 async function main() {
+  CONFIG = await getJSON("/api/config");
+  $('input[name="rate"]').max = CONFIG.max_rate;
+  $("#limits").textContent = `at most ${CONFIG.max_rate}/s for ${CONFIG.max_duration_s} s`;
+  if (CONFIG.token_required) {
+    $("#token-box").hidden = false;
+    $("#token").value = sessionStorage.getItem("payctl-console-token") || "";
+    $("#token").addEventListener("change", (ev) => sessionStorage.setItem("payctl-console-token", ev.target.value.trim()));
+  }
+  document.addEventListener("click", (ev) => {
+    const id = ev.target.dataset && ev.target.dataset.cancel;
+    if (id) cancelJob(id);
+  });
   $("#load-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const f = new FormData(ev.target);

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 import httpx
 from pydantic import Field, field_validator, model_validator
 
+from payctl.atomic import write_atomic
 from payctl.chaos import broker_faults, poison
 from payctl.chaos.activity import ID_PATTERN, SERVICE_PATTERN, Activity, ActivityFailed, ProbeBase, Tolerance
 from payctl.chaos.fault_kind import FaultKind, ProbeKind, check_kinds, type_tags
@@ -168,10 +169,7 @@ def _arm_fault(d: StackDriver, a: ArmFaultAction) -> Any:
     if a.delay_ms is None:
         path.touch()
         return {"armed": str(path)}
-    # written whole then renamed: the process never reads half a number
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(str(a.delay_ms))
-    tmp.replace(path)
+    write_atomic(path, str(a.delay_ms))  # the process never reads half a number
     return {"armed": str(path), "delay_ms": a.delay_ms}
 
 

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from payctl.atomic import write_atomic
 from payctl.chaos.fault_kind import TARGET_FIELDS
 from payctl.chaos.kinds import UNDO_TYPE
 from payctl.stack.supervisor import process_alive
@@ -107,13 +108,7 @@ class UndoLog:
     def save(self) -> None:
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        with tmp.open("w") as f:
-            json.dump(self.as_dict(), f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(self.path)
+        write_atomic(self.path, json.dumps(self.as_dict(), indent=2), durable=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], path: Path | None = None) -> UndoLog:

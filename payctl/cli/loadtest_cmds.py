@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from payctl.atomic import write_atomic
 from payctl.cli.context import load
 from payctl.cli.options import (
     REPORTS,
@@ -251,11 +252,8 @@ def trend_cmd(
     t = trend.build(history.read(history.index_path(reports)), scenario=scenario, rate=rate, window=window,
                     k=mad_k, consecutive=fail_after)
     page = trend.to_html(t)
-    out.mkdir(parents=True, exist_ok=True)
     target = out / "trend.html"
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(page)
-    tmp.replace(target)
+    write_atomic(target, page)
     marked = [{"run": r.entry.run, "status": {m: r.status[m] for m in r.regressed}} for r in t.runs if r.regressed]
     if json_out:
         print_json({"written": str(target), "runs": len(t.runs), "marked": marked})

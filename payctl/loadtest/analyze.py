@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from payctl.atomic import write_atomic
 from payctl.errors import UsageError
 from payctl.loadtest import history, mad, render
 from payctl.loadtest.apdex import DEFAULT_T_MS
@@ -98,9 +99,7 @@ def write_reports(report: dict[str, Any], out_dir: Path, stem: str = "report") -
     for fmt, text in (("md", render.to_markdown(report)), ("json", render.to_json(report)),
                       ("html", render.to_html(report)), ("junit", to_junit([report]))):
         target = out_dir / f"{stem}.{SUFFIX[fmt]}"
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(target)
+        write_atomic(target, text)
         written.append(target)
     return written
 

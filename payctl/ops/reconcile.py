@@ -88,10 +88,7 @@ def analyze_shard(
             elif actual < expected:
                 report.missing_postings.append(row.event_id)
         if row.event_id in processed.get("settlement", set()):
-            if row.event_type == events.CAPTURED:
-                report.settlement_expected_net += int(row.payload["capturedAmount"])
-            elif row.event_type == events.REFUNDED:
-                report.settlement_expected_net -= int(row.payload.get("refundAmount", 0))
+            report.settlement_expected_net += events.settlement_effect(row.event_type, row.payload).net
     for payment_id, (debit, credit) in sorted(balance_per_payment.items()):
         report.ledger_debits += debit
         report.ledger_credits += credit
@@ -143,10 +140,7 @@ def check_invariants(report: ShardReport, snap: queries.ShardSnapshot) -> None:
             if not whole(day):
                 continue
             key = (str(r.payload["merchantId"]), day, str(r.payload["currency"]))
-            if r.event_type == events.CAPTURED:
-                expected[key] = expected.get(key, 0) + int(r.payload["capturedAmount"])
-            elif r.event_type == events.REFUNDED:
-                expected[key] = expected.get(key, 0) - int(r.payload.get("refundAmount", 0))
+            expected[key] = expected.get(key, 0) + events.settlement_effect(r.event_type, r.payload).net
         actual = {k: v for k, v in snap.settlement.items() if whole(k[1])}
         violations += invariants.check_settlement(expected, actual)
         if snap.since is not None:  # the shard-wide total is only comparable over whole days

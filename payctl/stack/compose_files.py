@@ -6,11 +6,10 @@ only when its text changed."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from payctl.atomic import write_atomic
 from payctl.errors import EnvironmentProblem, UsageError
 from payctl.stack.compose_render import ComposeFiles
 
@@ -57,16 +56,7 @@ def write(files: ComposeFiles, out: Path) -> list[Written]:
 
 def _write_atomic(target: Path, text: str) -> None:
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(target, text)
     except OSError as exc:
         raise EnvironmentProblem(f"cannot write {target}: {exc.strerror or exc}",
                                  "check the folder's permissions or choose another --out") from exc

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
+from payctl.atomic import write_atomic
 from payctl.errors import EnvironmentProblem, UsageError
 from payctl.stack import mariadb, owned, render, shards
 from payctl.stack.backend import ServiceStatus
@@ -293,8 +294,4 @@ class LocalBackend:
 
 
 def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.chmod(0o600)
-    tmp.replace(path)
+    write_atomic(path, text, mode=0o600)

@@ -135,3 +135,13 @@ def test_load_test_planning(tmp_path: Path):
     cmd = p.command("k6")
     assert "RATE=5" in cmd and "DURATION=2s" in cmd and any(a.startswith("json=") for a in cmd)
     assert p.folder.parent == tmp_path.resolve() and not p.folder.exists()
+
+
+def test_settlement_effect_is_the_one_rule_for_consumer_and_reconcile():
+    from payflow.domain import events
+
+    captured = {"capturedAmount": 700, "amount": 1000}
+    assert events.settlement_effect(events.CAPTURED, captured) == events.SettlementEffect(gross=700)
+    refunded = events.settlement_effect(events.REFUNDED, {"refundAmount": 300})
+    assert refunded.net == -300 and refunded.refunded == 300
+    assert events.settlement_effect(events.AUTHORIZED, {"amount": 5}).net == 0

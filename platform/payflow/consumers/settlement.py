@@ -28,11 +28,10 @@ class SettlementHandler:
         for event in events_:
             p = event.payload
             day = datetime.fromtimestamp(event.created_at or datetime.now(UTC).timestamp(), UTC).date()
-            gross = int(p["capturedAmount"]) if event.event_type == events.CAPTURED else 0
-            refunded = int(p.get("refundAmount", 0)) if event.event_type == events.REFUNDED else 0
+            effect = events.settlement_effect(event.event_type, p)
             key = (str(p["merchantId"]), day, str(p["currency"]))
             g, r = folded.get(key, (0, 0))
-            folded[key] = (g + gross, r + refunded)
+            folded[key] = (g + effect.gross, r + effect.refunded)
         settlement.add(cur, [(m, d, c, g, r) for (m, d, c), (g, r) in sorted(folded.items())])
 
 

@@ -71,6 +71,28 @@ def postings_for(event_type: str, payload: dict[str, Any]) -> list[Posting]:
     return []
 
 
+@dataclass(frozen=True)
+class SettlementEffect:
+    """What one event adds to its merchant-day's settlement row."""
+
+    gross: int = 0
+    refunded: int = 0
+
+    @property
+    def net(self) -> int:
+        return self.gross - self.refunded
+
+
+def settlement_effect(event_type: str, payload: dict[str, Any]) -> SettlementEffect:
+    """The settlement consumer folds exactly this in; reconcile expects exactly this (zero for the
+    events settlement ignores)."""
+    if event_type == CAPTURED:
+        return SettlementEffect(gross=int(payload["capturedAmount"]))
+    if event_type == REFUNDED:
+        return SettlementEffect(refunded=int(payload.get("refundAmount", 0)))
+    return SettlementEffect()
+
+
 def is_balanced(postings: list[Posting]) -> bool:
     debit = sum(p.amount for p in postings if p.direction == "DEBIT")
     credit = sum(p.amount for p in postings if p.direction == "CREDIT")

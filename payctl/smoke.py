@@ -18,6 +18,7 @@ from payctl.loadtest.grade import Grade
 from payctl.loadtest.junit import Case, Suite, report_suite, to_xml
 from payctl.loadtest.session import run_and_analyze
 from payctl.loadtest.step_summary import to_markdown as load_markdown
+from payctl.markdown import table
 from payctl.ops import schema
 from payctl.ops.reconcile import reconcile
 from payctl.stack import owned
@@ -84,9 +85,9 @@ def junit(result: SmokeResult) -> str:
 
 def step_summary(result: SmokeResult) -> str:
     """The concise Markdown for a CI job's summary page (pure)."""
-    lines = [f"## payctl smoke: {'✅ passed' if result.passed else '❌ failed'}", "",
-             "| step | status | seconds | detail |", "|---|---|---:|---|"]
-    lines += [f"| {s.name} | {s.status} | {s.seconds:.1f} | {s.detail.replace('|', '/')} |" for s in result.steps]
+    lines = [f"## payctl smoke: {'✅ passed' if result.passed else '❌ failed'}", ""]
+    lines += table(["step", "status", "seconds", "detail"],
+                   [(s.name, s.status, f"{s.seconds:.1f}", s.detail) for s in result.steps], align=["", "", "r", ""])
     text = "\n".join(lines) + "\n\n"
     if result.load_report is not None:
         text += load_markdown(result.load_report, "k6 smoke")

@@ -6,6 +6,8 @@ import json
 import time
 from typing import Any
 
+from payctl.markdown import table
+
 PHASES = ("steady_state_before", "method", "steady_state_after", "verify", "rollbacks",
           "steady_state_after_rollbacks")
 
@@ -34,9 +36,8 @@ def to_markdown(journal: dict[str, Any]) -> str:
     lines = [f"# Chaos: {exp['title']}", "",
              f"**Result: {journal['status'].upper()}**" + (f" — {journal['reason']}" if journal.get("reason") else ""),
              "", f"- started {_clock(journal['start'])}, took {journal['duration_s']:.1f}s",
-             f"- variables: `{json.dumps(exp['variables'])}`", "", "## Activities", "",
-             "| phase | activity | status | took | output |", "|---|---|---|---|---|"]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows(journal)]
+             f"- variables: `{json.dumps(exp['variables'])}`", "", "## Activities", ""]
+    lines += table(["phase", "activity", "status", "took", "output"], rows(journal))
     lines += ["", "## Breaker transitions observed", ""]
     for relay, transitions in journal.get("breaker_transitions", {}).items():
         seq = " → ".join(f"{t.get('to', '?')} @{_clock(t.get('at'))}" for t in transitions) or "none"

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from payctl.loadtest.charts import line_chart
+from payctl.markdown import table
 
 _env = Environment(loader=PackageLoader("payctl", "templates"), autoescape=select_autoescape(["html", "j2"]))
 STATS = ("avg", "min", "med", "p90", "p95", "p99", "max")
@@ -156,33 +157,25 @@ def _comparison_table(r: dict[str, Any]) -> Table:
 
 
 def to_markdown(r: dict[str, Any]) -> str:
-    lines = [f"# Load test report — grade **{r['grade']['grade']}**", "", f"> {r['grade']['reason']}", "",
-             "| | |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in overview_rows(r)]
-    lines += ["", "## Latency (ms)", "", "| operation | " + " | ".join(STATS) + " |",
-              "|---" * (len(STATS) + 1) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in latency_rows(r)]
-    lines += ["", f"## {apdex_title(r)}", "", "| " + " | ".join(APDEX_COLUMNS) + " |",
-              "|---" * len(APDEX_COLUMNS) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in apdex_rows(r)]
+    lines = [f"# Load test report — grade **{r['grade']['grade']}**", "", f"> {r['grade']['reason']}", ""]
+    lines += table(["", ""], overview_rows(r))
+    lines += ["", "## Latency (ms)", "", *table(["operation", *STATS], latency_rows(r))]
+    lines += ["", f"## {apdex_title(r)}", "", *table(APDEX_COLUMNS, apdex_rows(r))]
     if r["checks"]:
-        lines += ["", "## Checks", "", "| check | passes | fails | ok |", "|---|---|---|---|"]
-        lines += [f"| {c['name']} | {c['passes']} | {c['fails']} | {'✔' if c['ok'] else '✘'} |" for c in r["checks"]]
+        checks = [(c["name"], c["passes"], c["fails"], "✔" if c["ok"] else "✘") for c in r["checks"]]
+        lines += ["", "## Checks", "", *table(["check", "passes", "fails", "ok"], checks)]
     if r["thresholds"]:
-        lines += ["", "## Thresholds", "", "| metric | expression | observed | result |", "|---|---|---|---|"]
-        lines += [f"| {t['metric']} | `{t['expression']}` | {fmt(t['observed'], digits=3)} | "
-                  f"{'pass' if t['ok'] else '**FAIL**'} |" for t in r["thresholds"]]
+        thresholds = [(t["metric"], f"`{t['expression']}`", fmt(t["observed"], digits=3),
+                       "pass" if t["ok"] else "**FAIL**") for t in r["thresholds"]]
+        lines += ["", "## Thresholds", "", *table(["metric", "expression", "observed", "result"], thresholds)]
     if r["comparison"] is not None:
-        lines += ["", f"## Against baseline `{r['baseline']}`", "", "| metric | baseline | current | change | |",
-                  "|---|---|---|---|---|"]
-        for d in r["comparison"]:
-            change = "—" if d["change_pct"] is None else f"{d['change_pct']:+.1f}%"
-            lines.append(f"| {d['metric']} | {fmt(d['baseline'], digits=4)} | {fmt(d['current'], digits=4)} | "
-                         f"{change} | {'**REGRESSION**' if d['regression'] else 'ok'} |")
+        deltas = [(d["metric"], fmt(d["baseline"], digits=4), fmt(d["current"], digits=4),
+                   "—" if d["change_pct"] is None else f"{d['change_pct']:+.1f}%",
+                   "**REGRESSION**" if d["regression"] else "ok") for d in r["comparison"]]
+        lines += ["", f"## Against baseline `{r['baseline']}`", "",
+                  *table(["metric", "baseline", "current", "change", ""], deltas)]
     if r.get("history"):
-        lines += ["", f"## {history_title(r)}", "", "| " + " | ".join(HISTORY_COLUMNS) + " |",
-                  "|---" * len(HISTORY_COLUMNS) + "|"]
-        lines += ["| " + " | ".join(row) + " |" for row in history_rows(r)]
+        lines += ["", f"## {history_title(r)}", "", *table(HISTORY_COLUMNS, history_rows(r))]
     v = r["verdict"]
     lines += ["", f"**Verdict: {'PASS' if v['pass'] else 'FAIL'}** (minimum grade {v['min_grade']})", ""]
     return "\n".join(lines)

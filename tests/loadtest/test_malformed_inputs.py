@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.cli_inprocess import run_payctl
+from tests.mutations import damaged_bytes, mutated_document
 
 DATA = Path(__file__).parent / "data"
 
@@ -218,3 +221,28 @@ def test_a_damaged_run_json(tmp_path, plan, place, expected):
     (folder / "run.json").write_text(json.dumps(plan))
     r = run_payctl("loadtest", "compare", "--history", "3", "--reports", str(tmp_path), str(folder / "summary.json"))
     assert_one_line(r, folder / "run.json", place, expected)
+
+
+# -- property: any damage to one line of a real-shaped index -----------------------------------
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data(), st.sampled_from(["history", "trend", "compare"]))
+def test_any_damage_to_the_index_is_shown_or_named_in_one_line(tmp_path_factory, data, command):
+    reports = tmp_path_factory.mktemp("reports")
+    lines = [json.dumps(entry(n)).encode() for n in range(5)]
+    i = data.draw(st.integers(0, len(lines) - 1))
+    if data.draw(st.booleans()):
+        lines[i] = data.draw(damaged_bytes(lines[i]))
+    else:
+        lines[i] = json.dumps(data.draw(mutated_document(json.loads(lines[i])))).encode()
+    index = reports / "history.jsonl"
+    index.write_bytes(b"\n".join(lines) + b"\n")
+    args = {"history": ["loadtest", "history", "--json"],
+            "trend": ["loadtest", "trend", "--out", str(reports / "trend")],
+            "compare": ["loadtest", "compare", "--history", "3", "--format", "json"]}[command]
+    r = run_payctl(*args, "--reports", str(reports))
+    if r.code == 2:
+        assert len(r.lines) == 1 and r.lines[0].startswith("error: "), r.stderr
+        # compare reads the newest run's folder, which these entries only name
+        assert str(index) in r.stderr or command == "compare", r.stderr
+    else:
+        assert r.code == 0 and r.stderr == "", r

@@ -1,10 +1,16 @@
-"""The journal: every activity with status, start, end and output (JSON-serialisable)."""
+"""The journal: every activity with status, start, end and output (JSON-serialisable), and the
+reader of the summary fields of a saved one."""
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
+
+from payctl.errors import UsageError
 
 SCHEMA = "payctl.chaos.journal/v1"
 
@@ -61,3 +67,39 @@ class Journal:
 
     def exit_code(self) -> int:
         return {"completed": 0, "deviated": 1}.get(self.status, 2)
+
+
+# A saved journal's fields a run listing shows: name → (what it must be, its JSON types).
+_SUMMARY_FIELDS: dict[str, tuple[str, tuple[type, ...]]] = {
+    "status": ("a string", (str,)), "start": ("a number", (int, float)),
+    "duration_s": ("a number", (int, float)), "reason": ("a string or null", (str, type(None))),
+}
+
+
+def read_summary(path: Path) -> dict[str, Any]:
+    """A saved journal (journal.json), its summary fields checked: UsageError
+    `FILE: <place>: expected <what>` when it is damaged."""
+    def damaged(place: str, what: str) -> UsageError:
+        return UsageError(f"{path}: {place}: expected {what}")
+
+    try:
+        data = json.loads(path.read_bytes().decode())
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise damaged(f"byte {exc.start}", "UTF-8 text") from None
+    except (ValueError, RecursionError):
+        raise damaged("top level", "a JSON object (the file is not valid JSON)") from None
+    if not isinstance(data, dict):
+        raise damaged("top level", "a JSON object")
+    experiment = data.get("experiment")
+    if not isinstance(experiment, dict):
+        raise damaged("experiment", "an object")
+    if not isinstance(experiment.get("title"), str | None):
+        raise damaged("experiment.title", "a string")
+    for name, (what, types) in _SUMMARY_FIELDS.items():
+        value = data.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, types)
+                                  or (isinstance(value, float) and not math.isfinite(value))):
+            raise damaged(name, what)
+    return data

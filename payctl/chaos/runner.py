@@ -11,7 +11,7 @@ from typing import Any
 from payctl.assets import chaos_dir
 from payctl.chaos import engine
 from payctl.chaos.driver import StackDriver
-from payctl.chaos.journal import Journal
+from payctl.chaos.journal import Journal, read_summary
 from payctl.chaos.model import Experiment, Scalar, load_experiment, network_fault_kinds, uses_network
 from payctl.chaos.report import to_markdown
 from payctl.chaos.undo import UndoLog
@@ -83,9 +83,9 @@ def list_runs(reports_root: Path) -> list[dict[str, Any]]:
         if not journal.is_file():
             continue
         try:
-            data = json.loads(journal.read_text())
-        except (OSError, ValueError):
-            continue
+            data = read_summary(journal)
+        except UsageError:
+            continue  # a damaged journal is left out of the listing
         parts = folder.name.split("-", 3)
         runs.append({"run": folder.name, "folder": str(folder), "name": parts[3] if len(parts) == 4 else folder.name,
                      "title": data.get("experiment", {}).get("title"),

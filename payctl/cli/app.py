@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from payctl.cli import (
     chaos_cmds,
@@ -55,7 +56,8 @@ def main() -> None:
         # standalone_mode=False hands typer.Exit codes back as the return value
         result = app(standalone_mode=False)
     except PayctlError as err:
-        err_console().print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        # escaped: file names and keys quoted from a damaged file are text, not rich markup
+        err_console().print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(err.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

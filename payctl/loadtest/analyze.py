@@ -85,11 +85,26 @@ def analyze_history(current: Path | None, *, reports_root: Path, window: int, k:
 
 
 def _run_json(folder: Path) -> dict[str, Any]:
+    """The run's plan (scenario, rate) when the folder has one; a damaged one is named, not guessed around."""
+    path = folder / "run.json"
     try:
-        doc = json.loads((folder / "run.json").read_text())
-    except (OSError, ValueError):
+        doc = json.loads(path.read_bytes())
+    except FileNotFoundError:
         return {}
-    return doc if isinstance(doc, dict) else {}
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read ({exc.strerror})") from exc
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: top level: expected UTF-8 JSON") from None
+    except (ValueError, RecursionError):
+        raise UsageError(f"{path}: top level: expected a JSON object (the file is not valid JSON)") from None
+    if not isinstance(doc, dict):
+        raise UsageError(f"{path}: top level: expected a JSON object")
+    scenario, rate = doc.get("scenario"), doc.get("rate")
+    if scenario is not None and not isinstance(scenario, str):
+        raise UsageError(f"{path}: scenario: expected a string")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate <= 0):
+        raise UsageError(f"{path}: rate: expected a positive integer")
+    return doc
 
 
 def write_reports(report: dict[str, Any], out_dir: Path, stem: str = "report") -> list[Path]:

@@ -22,7 +22,8 @@ SCHEMA = "payctl.loadtest.history/v1"
 
 
 class HistoryEntry(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    # NaN or infinity from a damaged line would poison every median and chart built on it
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True, allow_inf_nan=False)
 
     schema_: str = Field(default=SCHEMA, alias="schema")
     run: str
@@ -87,32 +88,48 @@ def append(index: Path, entry: HistoryEntry) -> None:
 
 
 def read(index: Path) -> list[HistoryEntry]:
-    """Every entry, oldest first; an absent index is an empty history."""
+    """Every entry, oldest first; an absent index is an empty history. A damaged line is named:
+    `FILE: line N[, field 'x']: expected …`."""
     try:
-        text = index.read_text()
+        data = index.read_bytes()
     except FileNotFoundError:
         return []
     except OSError as exc:
         raise UsageError(f"{index}: cannot read the history index ({exc.strerror})") from exc
     entries = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
+    for number, raw in enumerate(data.splitlines(), 1):
+        if not raw.strip():
             continue
         try:
+            line = raw.decode()
+        except UnicodeDecodeError:
+            raise _damaged(index, f"line {number}", "UTF-8 text") from None
+        try:
             doc = json.loads(line)
-        except ValueError:
-            raise UsageError(f"{index}: line {number} is not JSON",
-                             "each line is one run; remove or repair the line") from None
+        except (ValueError, RecursionError):
+            raise _damaged(index, f"line {number}", "a JSON object (the line is not valid JSON)") from None
         if not isinstance(doc, dict):
-            raise UsageError(f"{index}: line {number} is not a JSON object")
+            raise _damaged(index, f"line {number}", "a JSON object")
         try:
             entries.append(HistoryEntry.model_validate(doc))
         except ValidationError as exc:
             err = exc.errors()[0]
             field = ".".join(str(p) for p in err["loc"]) or "?"
-            raise UsageError(f"{index}: line {number}, field '{field}': {err['msg']}",
-                             "each line is one run; remove or repair the line") from None
+            raise _damaged(index, f"line {number}, field {json.dumps(field)[1:-1]!r}", _expectation(err["msg"])) \
+                from None
     return entries
+
+
+def _damaged(index: Path, place: str, what: str) -> UsageError:
+    return UsageError(f"{index}: {place}: expected {what}", "each line is one run; remove or repair the line")
+
+
+def _expectation(msg: str) -> str:
+    """pydantic's 'Input should be a valid integer, …' → 'a valid integer, …'."""
+    for prefix in ("Input should be ", "Input should "):
+        if msg.startswith(prefix):
+            return msg[len(prefix):]
+    return "a value" if msg == "Field required" else msg[:1].lower() + msg[1:]
 
 
 def git_state(cwd: Path | None = None) -> tuple[str | None, bool | None]:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import re
+import zlib
 from array import array
 from collections import defaultdict
 from collections.abc import Iterator
@@ -36,6 +38,26 @@ def _problem(path: Path, what: str) -> NotK6Output:
     return NotK6Output(f"{path}: {what}", "pass a file written by k6 (--summary-export, handleSummary or --out json)")
 
 
+def _expected(path: Path, place: str, what: str) -> NotK6Output:
+    """`FILE: <place>: expected <what>`: place is a JSON path (`metrics.http_reqs.values.count`) or a line."""
+    return _problem(path, f"{place}: expected {what}")
+
+
+def _key(name: object) -> str:
+    """A key from the file as a path segment: quoted when it would break the one-line message."""
+    text = str(name)
+    if not text or not text.isprintable() or len(text) > 80:
+        return json.dumps(text[:80])
+    return text
+
+
+def _at(place: str, name: object) -> str:
+    return f"{place}[{name}]" if isinstance(name, int) else f"{place}.{_key(name)}" if place else _key(name)
+
+
+_DAMAGED = (OSError, EOFError, zlib.error)  # a truncated or corrupt gzip stream, a failing disk
+
+
 def _open(path: Path) -> IO[bytes]:
     try:
         raw = path.open("rb")
@@ -52,8 +74,8 @@ def detect(path: Path) -> str:
     with _open(path) as fh:
         try:
             head = fh.read(4096)
-        except (OSError, EOFError) as exc:
-            raise _problem(path, f"unreadable compressed data ({exc})") from exc
+        except _DAMAGED as exc:
+            raise _expected(path, "byte 0", f"readable gzip data ({exc})") from exc
     text = head.lstrip()
     if not text:
         raise _problem(path, "the file is empty")
@@ -84,49 +106,55 @@ def parse(path: Path, target_rate: float | None = None, apdex_t_ms: float = DEFA
 # -- summary shapes --------------------------------------------------------------------------
 def _load_json(path: Path) -> Any:
     with _open(path) as fh:
-        data = fh.read(MAX_SUMMARY_BYTES + 1)
+        try:
+            data = fh.read(MAX_SUMMARY_BYTES + 1)
+        except _DAMAGED as exc:
+            raise _expected(path, "the whole file", f"readable gzip data ({exc})") from exc
     if len(data) > MAX_SUMMARY_BYTES:
         raise _problem(path, "too large for a k6 summary and not an NDJSON stream")
     try:
         return json.loads(data)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}"
+        what = exc.msg[len("Expecting "):] if exc.msg.startswith("Expecting ") else f"valid JSON ({exc.msg})"
         if exc.pos >= len(data.rstrip()) - 1:
-            raise _problem(path, f"truncated JSON (ends unexpectedly at {where})") from exc
-        raise _problem(path, f"invalid JSON at {where}: {exc.msg}") from exc
+            raise _expected(path, where, f"{what}: truncated JSON, the file ends too early") from exc
+        raise _expected(path, where, what) from exc
     except UnicodeDecodeError as exc:
-        raise _problem(path, "not text") from exc
+        raise _expected(path, f"byte {exc.start}", "UTF-8 text") from exc
+    except RecursionError as exc:
+        raise _expected(path, "the whole file", "JSON nested less deeply") from exc
 
 
 def _parse_summary(path: Path) -> LoadSummary:
     doc = _load_json(path)
-    if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict):
-        raise _problem(path, "no 'metrics' object: not a k6 summary")
+    if not isinstance(doc, dict):
+        raise _expected(path, "top level", "a JSON object (a k6 summary)")
+    if not isinstance(doc.get("metrics"), dict):
+        raise _expected(path, "metrics", "an object (no 'metrics' object: not a k6 summary)")
     metrics: dict[str, Any] = doc["metrics"]
     if not metrics:
-        raise _problem(path, "the 'metrics' object is empty")
+        raise _expected(path, "metrics", "at least one metric (the 'metrics' object is empty)")
     nested = any(isinstance(m, dict) and isinstance(m.get("values"), dict) for m in metrics.values())
     shape = "handle-summary" if nested else "summary-export"
+    # Every metric is checked up front, so what follows reads numbers (or None) only.
+    stats = {name: _metric_stats(path, name, m, nested) for name, m in metrics.items()}
 
-    def values(name: str) -> dict[str, Any] | None:
-        m = metrics.get(name)
-        if not isinstance(m, dict):
-            return None
-        v = m.get("values") if nested else m
-        return v if isinstance(v, dict) else None
+    def values(name: str) -> dict[str, float | None] | None:
+        return stats.get(name)
 
     s = LoadSummary(source=str(path), shape=shape)
     reqs = values("http_reqs")
     if reqs:
         s.requests = _int(reqs.get("count"))
-        s.throughput_rps = _float(reqs.get("rate"))
+        s.throughput_rps = reqs.get("rate")
     iters = values("iterations")
     if iters:
         s.iterations = _int(iters.get("count"))
-        s.achieved_rate = _float(iters.get("rate"))
-    duration_ms = (doc.get("state") or {}).get("testRunDurationMs") if nested else None
+        s.achieved_rate = iters.get("rate")
+    duration_ms = _run_duration_ms(path, doc.get("state")) if nested else None
     if duration_ms is not None:
-        s.duration_s = float(duration_ms) / 1000
+        s.duration_s = duration_ms / 1000
     elif s.requests and s.throughput_rps:
         s.duration_s = s.requests / s.throughput_rps
     dropped = values("dropped_iterations")
@@ -134,11 +162,10 @@ def _parse_summary(path: Path) -> LoadSummary:
     s.dropped_iterations = _int(dropped.get("count")) if dropped else (0 if s.iterations is not None else None)
     target = values(TARGET_RATE_METRIC)
     if target:
-        s.target_rate = _float(target.get("value", target.get("max")))
+        s.target_rate = target.get("value", target.get("max"))
     failed = values("http_req_failed")
     if failed:
-        rate = failed.get("rate", failed.get("value"))
-        s.failure_rate = _float(rate)
+        s.failure_rate = failed.get("rate", failed.get("value"))
         # In k6's Rate, `passes` counts true values: for http_req_failed that is FAILED requests.
         s.failed_requests = _int(failed.get("passes"))
     duration = values("http_req_duration")
@@ -156,59 +183,117 @@ def _parse_summary(path: Path) -> LoadSummary:
             v = values(name)
             if v:
                 s.per_operation[trend.group("op")] = _latency(v, None)
-    s.checks = _checks(doc.get("root_group"))
+    s.checks = _checks(path, doc.get("root_group"), "root_group")
     for name, m in metrics.items():
-        raw_thresholds = m.get("thresholds") if isinstance(m, dict) else None
-        if not isinstance(raw_thresholds, dict):
+        raw_thresholds = m.get("thresholds")
+        if raw_thresholds is None:
             continue
-        stats = _stat_map(values(name) or {})
+        place = _at(_at("metrics", name), "thresholds")
+        if not isinstance(raw_thresholds, dict):
+            raise _expected(path, place, "an object of threshold verdicts")
+        stat_map = _stat_map(stats[name])
         for expression, verdict in raw_thresholds.items():
-            # summary-export: true means the threshold was CROSSED; handleSummary: {"ok": bool}
-            ok = bool(verdict.get("ok")) if isinstance(verdict, dict) else not bool(verdict)
-            s.thresholds.append(ThresholdResult(name, expression, ok, th.observed_value(expression, stats)))
+            ok = _threshold_ok(path, _at(place, expression), verdict)
+            s.thresholds.append(ThresholdResult(name, expression, ok, th.observed_value(expression, stat_map)))
     return s
 
 
-def _stat_map(v: dict[str, Any]) -> dict[str, float | None]:
-    out: dict[str, float | None] = {k: _float(x) for k, x in v.items() if isinstance(x, int | float)}
+def _metric_stats(path: Path, name: str, m: Any, nested: bool) -> dict[str, float | None]:
+    """One metric's statistics; each must be a finite number (null: absent)."""
+    place = _at("metrics", name)
+    if not isinstance(m, dict):
+        raise _expected(path, place, "an object")
+    if nested:
+        place = _at(place, "values")
+        m = m.get("values")
+        if not isinstance(m, dict):
+            raise _expected(path, place, "an object of statistics")
+    # summary-export keeps the thresholds beside the statistics
+    return {k: _number(path, _at(place, k), x) for k, x in m.items() if nested or k != "thresholds"}
+
+
+def _number(path: Path, place: str, x: Any) -> float | None:
+    if x is None:
+        return None
+    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+        raise _expected(path, place, "a number")
+    return float(x)
+
+
+def _run_duration_ms(path: Path, state: Any) -> float | None:
+    if state is None:
+        return None
+    if not isinstance(state, dict):
+        raise _expected(path, "state", "an object")
+    return _number(path, "state.testRunDurationMs", state.get("testRunDurationMs"))
+
+
+def _threshold_ok(path: Path, place: str, verdict: Any) -> bool:
+    """summary-export: true means the threshold was CROSSED; handleSummary: {"ok": bool}."""
+    if isinstance(verdict, bool):
+        return not verdict
+    if isinstance(verdict, dict) and isinstance(verdict.get("ok"), bool):
+        return bool(verdict["ok"])
+    raise _expected(path, place, 'true, false or {"ok": true|false}')
+
+
+def _stat_map(v: dict[str, float | None]) -> dict[str, float | None]:
+    out: dict[str, float | None] = {k: x for k, x in v.items() if x is not None}
     if "value" in out and "rate" not in out:
         out["rate"] = out["value"]
     return out
 
 
-def _latency(v: dict[str, Any], count: int | None) -> Latency:
-    return Latency(avg=_float(v.get("avg")), min=_float(v.get("min")), med=_float(v.get("med")),
-                   p90=_float(v.get("p(90)")), p95=_float(v.get("p(95)")), p99=_float(v.get("p(99)")),
-                   max=_float(v.get("max")), count=count)
+def _latency(v: dict[str, float | None], count: int | None) -> Latency:
+    return Latency(avg=v.get("avg"), min=v.get("min"), med=v.get("med"), p90=v.get("p(90)"), p95=v.get("p(95)"),
+                   p99=v.get("p(99)"), max=v.get("max"), count=count)
 
 
-def _checks(group: Any) -> list[CheckResult]:
-    out: list[CheckResult] = []
+def _children(path: Path, place: str, items: Any) -> list[tuple[str, Any]]:
+    """A list or an object of objects (k6 writes either), as (place, item); null is empty."""
+    if items is None:
+        return []
+    if isinstance(items, list):
+        pairs = [(f"{place}[{i}]", item) for i, item in enumerate(items)]
+    elif isinstance(items, dict):
+        pairs = [(_at(place, k), item) for k, item in items.items()]
+    else:
+        raise _expected(path, place, "a list or an object")
+    for where, item in pairs:
+        if not isinstance(item, dict):
+            raise _expected(path, where, "an object")
+    return pairs
+
+
+def _checks(path: Path, group: Any, place: str) -> list[CheckResult]:
+    if group is None:
+        return []
     if not isinstance(group, dict):
-        return out
-    checks = group.get("checks") or []
-    items = checks.values() if isinstance(checks, dict) else checks
-    for c in items:
-        if isinstance(c, dict) and "name" in c:
-            out.append(CheckResult(str(c["name"]), int(c.get("passes", 0)), int(c.get("fails", 0))))
-    groups = group.get("groups") or []
-    for sub in groups.values() if isinstance(groups, dict) else groups:
-        out.extend(_checks(sub))
+        raise _expected(path, place, "an object")
+    out: list[CheckResult] = []
+    for where, c in _children(path, _at(place, "checks"), group.get("checks")):
+        if not isinstance(c.get("name"), str):
+            raise _expected(path, _at(where, "name"), "a string")
+        counts = [_int(_number(path, _at(where, k), c.get(k, 0))) or 0 for k in ("passes", "fails")]
+        out.append(CheckResult(c["name"], counts[0], counts[1]))
+    for where, sub in _children(path, _at(place, "groups"), group.get("groups")):
+        out.extend(_checks(path, sub, where))
     return out
 
 
-def _float(x: Any) -> float | None:
-    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
-
-
-def _int(x: Any) -> int | None:
-    return int(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
+def _int(x: float | None) -> int | None:
+    return None if x is None else int(x)
 
 
 # -- raw NDJSON -----------------------------------------------------------------------------
 def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
     with _open(path) as fh:
-        yield from enumerate(fh, 1)
+        number = 0
+        try:
+            for number, line in enumerate(fh, 1):
+                yield number, line
+        except _DAMAGED as exc:
+            raise _expected(path, f"line {number + 1}", f"readable gzip data ({exc})") from exc
 
 
 _SECOND_CACHE: dict[str, float] = {}
@@ -216,6 +301,9 @@ _METRIC_NAME = re.compile(rb'"metric":\s*"([^"]+)"')
 _IS_POINT = re.compile(rb'"type":\s*"Point"')
 _WANTED = {b"http_req_duration", b"http_reqs", b"http_req_failed", b"iterations", b"dropped_iterations",
            b"checks", TARGET_RATE_METRIC.encode()}
+# A run's points span seconds to hours; a stray timestamp years away would make a timeline of
+# billions of seconds.
+MAX_SPAN_S = 31 * 24 * 3600
 
 
 def _parse_time(value: str) -> float:
@@ -229,6 +317,66 @@ def _parse_time(value: str) -> float:
         _SECOND_CACHE[head] = base
     digits = frac.rstrip("Z")
     return base + (float("0." + digits) if digits.isdigit() else 0.0)
+
+
+class _Line:
+    """One parsed NDJSON line; its accessors name the line and field of a malformed value."""
+
+    def __init__(self, path: Path, number: int, data: dict[str, Any]) -> None:
+        self.path, self.number, self.data = path, number, data
+
+    def problem(self, field: str, what: str) -> NotK6Output:
+        return _expected(self.path, f"line {self.number}, {field}", what)
+
+    def value(self) -> float:
+        x = self.data.get("value")
+        if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+            raise self.problem("data.value", "a number")
+        return float(x)
+
+    def time(self) -> float:
+        x = self.data.get("time")
+        try:
+            if isinstance(x, str):
+                return _parse_time(x)
+        except (ValueError, OverflowError):
+            pass
+        raise self.problem("data.time", "an RFC 3339 time")
+
+    def tags(self) -> dict[str, Any]:
+        tags = self.data.get("tags")
+        if tags is None:
+            return {}
+        if not isinstance(tags, dict):
+            raise self.problem("data.tags", "an object")
+        return tags
+
+
+def _item(path: Path, number: int, line: bytes) -> dict[str, Any]:
+    try:
+        item = json.loads(line)
+    except UnicodeDecodeError as exc:
+        raise _expected(path, f"line {number}", "UTF-8 JSON (the line holds other bytes)") from exc
+    except (ValueError, RecursionError) as exc:
+        raise _expected(path, f"line {number}", "a JSON object (the line is not valid JSON: truncated stream?)") \
+            from exc
+    if not isinstance(item, dict):
+        raise _expected(path, f"line {number}", "a JSON object")
+    return item
+
+
+def _declared_thresholds(path: Path, number: int, data: Any) -> tuple[str, list[str]] | None:
+    """A Metric line's name and threshold expressions, when it declares any."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise _expected(path, f"line {number}, data", "an object")
+    thresholds = data.get("thresholds")
+    if not thresholds:
+        return None
+    if not isinstance(thresholds, list) or not all(isinstance(t, str) for t in thresholds):
+        raise _expected(path, f"line {number}, data.thresholds", "a list of strings")
+    return str(data.get("name")), thresholds
 
 
 def _parse_raw(path: Path, apdex_t_ms: float = DEFAULT_T_MS) -> LoadSummary:
@@ -255,27 +403,29 @@ def _parse_raw(path: Path, apdex_t_ms: float = DEFAULT_T_MS) -> LoadSummary:
         if found and found.group(1) not in _WANTED and not found.group(1).startswith(b"payment_") \
                 and _IS_POINT.search(line, 0, 200):
             continue
-        try:
-            item = json.loads(line)
-        except ValueError as exc:
-            raise _problem(path, f"line {number} is not valid JSON (truncated stream?)") from exc
+        item = _item(path, number, line)
         kind = item.get("type")
         if kind == "Metric":
-            data = item.get("data") or {}
-            if data.get("thresholds"):
-                declared[str(data.get("name"))] = list(data["thresholds"])
+            thresholds = _declared_thresholds(path, number, item.get("data"))
+            if thresholds:
+                declared[thresholds[0]] = thresholds[1]
             continue
         if kind != "Point":
             continue
         metric = item.get("metric")
-        data = item["data"]
+        data = item.get("data")
+        if not isinstance(data, dict):
+            raise _expected(path, f"line {number}, data", "an object")
+        point = _Line(path, number, data)
         if metric == "http_req_duration":
-            ts = _parse_time(data["time"])
+            ts = point.time()
             first_ts = ts if first_ts is None else min(first_ts, ts)
             last_ts = ts if last_ts is None else max(last_ts, ts)
-            value = float(data["value"])
+            if last_ts - first_ts > MAX_SPAN_S:
+                raise point.problem("data.time", f"a time within {MAX_SPAN_S // 86400} days of the run's others")
+            value = point.value()
             durations.append(value)
-            tags = data.get("tags") or {}
+            tags = point.tags()
             op = str(tags.get("op", "-"))
             per_op[op].append(value)
             per_second[int(ts)].append(value)
@@ -283,25 +433,26 @@ def _parse_raw(path: Path, apdex_t_ms: float = DEFAULT_T_MS) -> LoadSummary:
             apdex_all.add(value, ok)
             apdex_op.setdefault(op, ApdexCounter(apdex_t_ms)).add(value, ok)
         elif metric == "http_reqs":
-            requests += int(data["value"])
+            requests += int(point.value())
         elif metric == "http_req_failed":
-            if data["value"]:
+            if point.value():
                 failed += 1
-                failures_per_second[int(_parse_time(data["time"]))] += 1
+                failures_per_second[int(point.time())] += 1
             failed_values += 1
         elif metric == "iterations":
-            iterations += int(data["value"])
+            iterations += int(point.value())
         elif metric == "dropped_iterations":
-            dropped += int(data["value"])
+            dropped += int(point.value())
         elif metric == TARGET_RATE_METRIC:
-            target_rate = float(data["value"])
+            target_rate = point.value()
         elif metric == "checks":
-            name = str((data.get("tags") or {}).get("check", "?"))
+            name = str(point.tags().get("check", "?"))
             counts = checks.setdefault(name, [0, 0])
-            counts[0 if data["value"] else 1] += 1
+            counts[0 if point.value() else 1] += 1
         elif isinstance(metric, str) and _OP_TREND.match(metric):
-            custom_trends[metric].append(float(data["value"]))
-            apdex_trend.setdefault(metric, ApdexCounter(apdex_t_ms)).add(float(data["value"]))
+            value = point.value()
+            custom_trends[metric].append(value)
+            apdex_trend.setdefault(metric, ApdexCounter(apdex_t_ms)).add(value)
     if first_ts is None and requests == 0:
         raise _problem(path, "the stream holds no HTTP request points")
     s = LoadSummary(source=str(path), shape="raw-ndjson", requests=requests)

@@ -1,7 +1,9 @@
 """What each MCP tool answers, as plain functions over a `ToolContext` returning (summary, data).
 
 The data is the same document the CLI prints with `--json` for the same question, so an assistant
-and a script read one shape. Nothing here writes to a shard except `chaos_run` with confirm=True."""
+and a script read one shape. The summary is payctl's own words: counts, states and names payctl
+validated, never free text read from the database or a report (that stays in the data). Nothing here
+changes the stack except `chaos_run`, which the server calls only once the user consented."""
 
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ Answer = tuple[str, Any]
 # A run folder under the reports root (load test or chaos): the tools and the resource URIs accept no other
 # name, so none reaches outside that folder.
 RUN_RE = re.compile(r"^[A-Za-z0-9_.-]{1,120}$")
+PATH_RULE = ("resource paths must stay inside their run folder under the reports folder (a run is a plain name: "
+             "no '.', '..', '/' or absolute path; no symlink leading out), checked on the resolved paths")
 
 
 @dataclass
@@ -52,7 +56,7 @@ def system_health(ctx: ToolContext) -> Answer:
 
 def breaker_status(ctx: ToolContext) -> Answer:
     rows = breaker_rows(ctx.topo)
-    return "; ".join(f"{r['relay']} {r['state']}" for r in rows), rows
+    return "; ".join(f"{r['relay']} {r.get('state', '?')}" for r in rows), rows
 
 
 def breaker_diagnose(ctx: ToolContext) -> Answer:
@@ -145,10 +149,25 @@ def loadtest_runs(ctx: ToolContext, scenario: str | None, rate: int | None, limi
     return f"{len(entries)} recorded run(s)", data
 
 
+def run_path(reports: Path, run: str, *parts: str, field: str) -> Path:
+    """reports/run/parts with every symlink resolved, refused (naming the rule) unless the run is a plain
+    name and the resolved path stays inside the resolved run folder, itself inside (not at) the resolved root."""
+    refused = UsageError(f"{field}: '{run}{'/' if parts else ''}{'/'.join(parts)}' is refused: {PATH_RULE}")
+    if not RUN_RE.match(run) or run in (".", "..") or any(p in ("", ".", "..") or "/" in p or "\\" in p
+                                                             for p in parts):
+        raise refused
+    root = reports.resolve()
+    folder = (root / run).resolve()
+    if folder == root or not folder.is_relative_to(root):
+        raise refused
+    path = folder.joinpath(*parts).resolve()
+    if not path.is_relative_to(folder):
+        raise refused
+    return path
+
+
 def run_folder(ctx: ToolContext, run: str, field: str) -> Path:
-    if not RUN_RE.match(run):
-        raise UsageError(f"{field}: '{run}' is not a run name", "use a `run` from loadtest_runs")
-    folder = ctx.reports.resolve() / run
+    folder = run_path(ctx.reports, run, field=field)
     if not folder.is_dir():
         raise UsageError(f"{field}: no run '{run}' under {ctx.reports}", "list them with loadtest_runs")
     return folder
@@ -182,10 +201,16 @@ def chaos_runs(ctx: ToolContext) -> Answer:
     return f"{len(runs)} recorded chaos run(s)", runs
 
 
-def chaos_run(ctx: ToolContext, name: str, variables: dict[str, Scalar], confirm: bool) -> Answer:
+def chaos_question(name: str, variables: dict[str, Scalar]) -> str:
+    """What the user is asked before `chaos_run`; validates the request first (a bad one is never asked)."""
+    stem, experiment = chaos_runner.prepare(name, variables)
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(variables.items())) or "the experiment's defaults"
+    return (f"Run the chaos experiment '{stem}' ({experiment.title}) against the live stack, with {shown}? "
+            f"It injects real faults ({len(experiment.method)} step(s)) and takes minutes.")
+
+
+def chaos_run(ctx: ToolContext, name: str, variables: dict[str, Scalar]) -> Answer:
     stem, experiment = chaos_runner.prepare(name, variables)  # validates before anything runs
-    if not confirm:
-        raise UsageError(f"confirm: running '{stem}' breaks the stack on purpose; call again with confirm: true")
     journal, folder = chaos_runner.execute(stem, experiment, ctx.backend, ctx.reports)
     data = {"folder": str(folder), "journal": journal.as_dict()}
-    return f"{stem}: {journal.status}" + (f" — {journal.reason}" if journal.reason else ""), data
+    return f"{stem}: {journal.status}" + (" (reason in the data)" if journal.reason else ""), data

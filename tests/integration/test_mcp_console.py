@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from mcp.client import Client
-from mcp.client.stdio import StdioServerParameters
 
 from payctl.ops.metrics import CHARTS, Prometheus
 from tests.console.test_console_browser import CHROMIUM, run_smoke_from_the_page
+from tests.mcp.support import serve_params
 
 pytestmark = pytest.mark.integration
 
@@ -65,9 +64,7 @@ def _cli_json(stack: Any, *args: str) -> Any:
 def test_mcp_answers_match_the_cli(stack: Any) -> None:
     _traffic(stack)
     reports = stack.backend.paths.reports
-    params = StdioServerParameters(command=sys.executable, args=["-m", "payctl.cli.app", "--config",
-                                                                  str(stack.config_file), "mcp", "serve",
-                                                                  "--reports", str(reports)])
+    params = serve_params(stack.config_file, "--reports", str(reports))
 
     async def scenario() -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -85,8 +82,10 @@ def test_mcp_answers_match_the_cli(stack: Any) -> None:
                 out[name] = result.structured_content
             bad = await client.call_tool("db_payments", {"merchant_id": "MERCHANT-1", "status": "LOST"})
             assert bad.is_error and "status" in bad.content[0].text
-            refused = await client.call_tool("chaos_run", {"name": "kafka-outage"})
-            assert refused.is_error and "confirm" in refused.content[0].text
+            # this client has no elicitation and the server no --allow-destructive: refused, a confirm
+            # argument notwithstanding
+            refused = await client.call_tool("chaos_run", {"name": "kafka-outage", "confirm": True})
+            assert refused.is_error and "--allow-destructive" in refused.content[0].text
         return out
 
     mcp = asyncio.run(asyncio.wait_for(scenario(), 120))

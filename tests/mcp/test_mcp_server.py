@@ -4,41 +4,20 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 from mcp.client import Client
-from mcp.client.stdio import StdioServerParameters
 
-from payctl.loadtest import history
-from payctl.mcp import tools
 from payctl.mcp.server import build_server
 from payctl.mcp.tools import ToolContext
 from payctl.stack.topology import Topology, dump_toml
-from tests.console.fakes import BREAKERS, FakeBackend, FakeMetrics
+from tests.console.fakes import BREAKERS
+from tests.mcp.support import serve_params
 
 EXPECTED_TOOLS = {"system_health", "breaker_status", "breaker_diagnose", "breaker_failure_pattern", "kafka_overview",
                   "db_payments", "db_ledger_summary", "db_outbox_status", "db_duplicate_idempotency", "db_reconcile",
                   "loadtest_runs", "loadtest_analyze", "loadtest_compare", "chaos_list", "chaos_runs", "chaos_run"}
-
-
-@pytest.fixture
-def ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ToolContext:
-    monkeypatch.setattr(tools, "breaker_rows", lambda topo: BREAKERS)
-    run = tmp_path / "20260101-000000-smoke"
-    run.mkdir()
-    (run / "report.md").write_text("# smoke report\n")
-    history.append(history.index_path(tmp_path), history.HistoryEntry(
-        run=run.name, folder=str(run), scenario="smoke", rate=5, duration_s=5, vus=5, started="2026-01-01T00:00:00",
-        grade="GOOD", passed=True))
-    chaos = tmp_path / "chaos-20260101-000100-kafka-outage"
-    chaos.mkdir()
-    (chaos / "journal.json").write_text(json.dumps({"experiment": {"title": "Kafka down"}, "status": "completed",
-                                                    "start": 1.0, "duration_s": 2.0}))
-    return ToolContext(backend=FakeBackend(), reports=tmp_path, metrics=FakeMetrics())
 
 
 def run(coro: Any) -> Any:
@@ -71,13 +50,14 @@ def test_tools_resources_and_errors_in_memory(ctx: ToolContext) -> None:
                                       ("breaker_failure_pattern", {"minutes": 0}, "minutes"),
                                       ("loadtest_analyze", {"run": "../../etc"}, "run"),
                                       ("loadtest_compare", {"baseline": "x", "current": "y"}, "current"),
-                                      ("chaos_run", {"name": "/etc/passwd", "confirm": True}, "name")]:
+                                      ("chaos_run", {"name": "/etc/passwd"}, "name")]:
                 result = await client.call_tool(name, args)
                 assert result.is_error, (name, args)
                 text = result.content[0].text
                 assert field in text and "Traceback" not in text, text
+            # no elicitation on this client and no --allow-destructive: refused, saying why
             refused = await client.call_tool("chaos_run", {"name": "kafka-outage"})
-            assert refused.is_error and "confirm: running" in refused.content[0].text
+            assert refused.is_error and "--allow-destructive" in refused.content[0].text
 
             resources = {str(r.uri) for r in (await client.list_resources()).resources}
             assert "payctl://loadtest/20260101-000000-smoke/report.md" in resources
@@ -88,21 +68,20 @@ def test_tools_resources_and_errors_in_memory(ctx: ToolContext) -> None:
     run(scenario())
 
 
-def test_stdio_server_lists_tools_and_refuses_unconfirmed_chaos(tmp_path: Path) -> None:
+def test_stdio_server_lists_tools_and_refuses_chaos_without_consent(tmp_path: Path) -> None:
     """The real CLI entry point over stdio, on a topology whose stack is not running."""
     topo = Topology(state_dir=tmp_path / "state").with_port_offset(7000)
     config = tmp_path / "stack.toml"
     config.write_text(dump_toml(topo))
-    params = StdioServerParameters(command=sys.executable, cwd=str(tmp_path),
-                                   args=["-m", "payctl.cli.app", "--config", str(config), "mcp", "serve"])
+    params = serve_params(config)
 
     async def scenario() -> None:
         async with Client(params) as client:
             assert {t.name for t in (await client.list_tools()).tools} == EXPECTED_TOOLS
             health = await client.call_tool("system_health", {})
             assert not health.is_error and health.content[0].text.startswith("0/")
-            refused = await client.call_tool("chaos_run", {"name": "kafka-outage"})
-            assert refused.is_error and "confirm" in refused.content[0].text
+            refused = await client.call_tool("chaos_run", {"name": "kafka-outage", "confirm": True})
+            assert refused.is_error and "--allow-destructive" in refused.content[0].text
             bad = await client.call_tool("db_ledger_summary", {})
             assert bad.is_error and "merchant_id" in bad.content[0].text
 

@@ -11,7 +11,7 @@ import time
 from aiokafka.admin import AIOKafkaAdminClient
 
 from payflow.domain.events import ALL_TOPICS
-from payflow.kafka.clients import ensure_topics
+from payflow.kafka.topics import ensure_topics
 
 
 def lose_logs(bootstrap: str, timeout_s: float = 30.0) -> dict[str, object]:

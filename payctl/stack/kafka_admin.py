@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from payctl.errors import EnvironmentProblem
-from payflow.kafka.clients import ensure_topics
+from payflow.kafka.topics import ensure_topics
 
 
 def create_topics(bootstrap: str, attempts: int = 20) -> list[str]:

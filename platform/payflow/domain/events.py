@@ -23,6 +23,8 @@ TOPIC_BY_EVENT = {
 }
 DLQ_TOPIC = "payment.dlq"
 ALL_TOPICS = (*TOPIC_BY_EVENT.values(), DLQ_TOPIC)
+# Partitions per topic (the key is the payment id: order per payment, spread over the members)
+TOPIC_PARTITIONS = 4
 
 # Which consumer cares about which event (also what reconcile expects each to have processed).
 LEDGER_EVENTS = frozenset({AUTHORIZED, CAPTURED, CANCELLED, REFUNDED})

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
-
-from payflow.domain.events import ALL_TOPICS
 
 log = logging.getLogger("payflow.kafka")
-PARTITIONS = 4
 
 
 def make_producer(bootstrap: str, timeout_s: float) -> AIOKafkaProducer:
@@ -55,20 +49,3 @@ def make_consumer(bootstrap: str, group: str, topics: list[str], fetch_wait_s: f
     )
 
 
-async def ensure_topics(bootstrap: str, topics: tuple[str, ...] = ALL_TOPICS, timeout_s: float = 10) -> list[str]:
-    """Create missing topics; returns the ones created. A broker restart loses them all."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
-    await asyncio.wait_for(admin.start(), timeout_s)
-    try:
-        existing = set(await asyncio.wait_for(admin.list_topics(), timeout_s))
-        missing = [t for t in topics if t not in existing]
-        if missing:
-            try:
-                await asyncio.wait_for(
-                    admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in missing]), timeout_s
-                )
-            except TopicAlreadyExistsError:
-                pass
-        return missing
-    finally:
-        await admin.close()

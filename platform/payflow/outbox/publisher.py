@@ -20,7 +20,8 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError
 from payflow.config import Settings
 from payflow.domain.events import DLQ_TOPIC
 from payflow.domain.signing import SIGNATURE_HEADER, sign
-from payflow.kafka.clients import ensure_topics, make_producer
+from payflow.kafka.clients import make_producer
+from payflow.kafka.topics import ensure_topics
 from payflow.outbox.breaker import TrackedBreaker
 from payflow.store.outbox import OutboxEvent
 

@@ -22,9 +22,10 @@ from werkzeug.serving import make_server
 from payctl.console.app import ConsoleSources, create_app
 from payctl.console.jobs import JobRunner
 from payctl.console.settings import Guard
+from tests.browser import BROWSER
 from tests.console.fakes import BREAKERS, FakeBackend, FakeMetrics, fake_chaos, fake_load, load_until_cancelled
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = BROWSER
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run"]
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+from tests.browser import BROWSER
 
 
 def payctl(*args: str) -> subprocess.CompletedProcess[str]:
@@ -68,10 +71,9 @@ def test_html_is_self_contained_with_charts(k6_outputs, tmp_path):
 
 
 def test_html_renders_charts_in_headless_chromium(k6_outputs, tmp_path):
-    import shutil
 
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian chromium is required for this test (./run install installs it)"
+    chromium = BROWSER
+    assert Path(chromium).exists(), "Debian chromium is required for this test (./run install installs it)"
     payctl("loadtest", "analyze", str(k6_outputs.raw_gz), "--out", str(tmp_path), "--format", "json")
     page = tmp_path / "report.html"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

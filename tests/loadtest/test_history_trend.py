@@ -17,6 +17,7 @@ import pytest
 from payctl.loadtest import history
 from payctl.loadtest.grade import Grade
 from payctl.loadtest.session import LoadSession, run_and_analyze
+from tests.browser import BROWSER
 from tests.loadtest.conftest import HealthyHandler, serve
 
 SCRIPT = """
@@ -190,7 +191,7 @@ def test_trend_page_marks_regressed_runs_and_renders_in_chromium(recorded: Recor
                    "--scenario", "nothing")
     assert empty.returncode == 2 and "no run" in empty.stderr
 
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    chromium = BROWSER
     assert Path(chromium).exists(), "Debian chromium is required for this test (./run install installs it)"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+import payctl
 from payctl.cli import (
     chaos_cmds,
     compose_cmds,
@@ -34,9 +35,17 @@ REGISTRARS: tuple[Callable[[typer.Typer], None], ...] = (
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"payctl {payctl.__version__}")
+        raise typer.Exit(0)
+
+
 def _global(
     ctx: typer.Context,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="topology file (default ./stack.toml)")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="print payctl's version and exit")] = False,
 ) -> None:
     ctx.obj = CliState(config=config)
 

@@ -94,7 +94,8 @@ def kafka_outage(ctx: typer.Context, var: VarOpt = None, dry_run: DryRunOpt = Fa
 
 
 def recover_cmd(ctx: typer.Context, json_out: JsonOpt = False,
-                timeout: Annotated[float, typer.Option("--timeout", help="seconds to wait for every service "
+                timeout: Annotated[float, typer.Option("--timeout", min=1, max=3600,
+                    help="seconds to wait for every service "
                                                                          "to be healthy")] = 60.0) -> None:
     """Revert what interrupted or failed runs left (from their undo logs), then check every service
     is healthy; exit 0 healthy, 1 not."""

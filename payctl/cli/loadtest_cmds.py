@@ -69,7 +69,8 @@ def analyze(
     out: Annotated[Path | None, typer.Option("--out", help="write report.md/.json/.html/.junit.xml here")] = None,
     min_grade: MinGradeOpt = "FAIR",
     max_regression: MaxRegressionOpt = "10%",
-    target_rate: Annotated[float | None, typer.Option(help="target arrival rate if the file lacks it")] = None,
+    target_rate: Annotated[float | None, typer.Option(min=0.001, max=1_000_000,
+        help="target arrival rate if the file lacks it")] = None,
     apdex_t: ApdexOpt = ApdexDefault,
 ) -> None:
     """Turn k6 output into a graded report; exit 1 on a failing verdict or a regression."""
@@ -95,7 +96,8 @@ def compare(
         help="BASELINE CURRENT (k6 outputs); with --history: [CURRENT] (a k6 output or run folder; "
              "default: the newest recorded run)")] = None,
     history_n: Annotated[int | None, typer.Option(
-        "--history", help="judge against the last N recorded runs of the same scenario and rate")] = None,
+        "--history", min=1, max=1000,
+        help="judge against the last N recorded runs of the same scenario and rate")] = None,
     max_regression: MaxRegressionOpt = "10%",
     fmt: FormatOpt = "table",
     reports: ReportsOpt = REPORTS,
@@ -166,9 +168,9 @@ def _live_fields(live: LiveProgress) -> dict[str, Any]:
 def run_cmd(
     ctx: typer.Context,
     scenario: Annotated[str, typer.Argument(help="authorize | full-flow | smoke | path/to/script.js")],
-    rate: Annotated[int, typer.Option(help="iterations per second (open model)")] = 20,
+    rate: Annotated[int, typer.Option(min=1, max=100_000, help="iterations per second (open model)")] = 20,
     duration: Annotated[str, typer.Option(help="k6 duration, e.g. 30s, 2m")] = "30s",
-    vus: Annotated[int, typer.Option(help="pre-allocated VUs")] = 20,
+    vus: Annotated[int, typer.Option(min=1, max=20_000, help="pre-allocated VUs")] = 20,
     base_url: Annotated[str | None, typer.Option(help="default: the gateway of the topology")] = None,
     raw: Annotated[bool, typer.Option("--raw", help="also keep k6's per-request stream (charts, Apdex)")] = False,
     min_grade: MinGradeOpt = "FAIR",
@@ -217,7 +219,7 @@ def history_cmd(
     scenario: ScenarioOpt = None,
     rate: RateOpt = None,
     reports: ReportsOpt = REPORTS,
-    limit: Annotated[int, typer.Option(help="show the newest N runs (0: all)")] = 0,
+    limit: Annotated[int, typer.Option(min=0, help="show the newest N runs (0: all)")] = 0,
     json_out: JsonOpt = False,
 ) -> None:
     """List recorded runs (reports/history.jsonl), oldest first."""
@@ -242,7 +244,8 @@ def trend_cmd(
     scenario: ScenarioOpt = None,
     rate: RateOpt = None,
     reports: ReportsOpt = REPORTS,
-    window: Annotated[int, typer.Option("--history", help="judge each run against the N runs before it")] = 10,
+    window: Annotated[int, typer.Option("--history", min=1, max=1000,
+        help="judge each run against the N runs before it")] = 10,
     mad_k: MadKOpt = mad.DEFAULT_K,
     fail_after: FailAfterOpt = mad.DEFAULT_CONSECUTIVE,
     json_out: JsonOpt = False,

@@ -16,7 +16,7 @@ from payctl.stack.backend import backend_for
 def serve(
     ctx: typer.Context,
     transport: Annotated[str, typer.Option(help="stdio (default) or http (streamable HTTP on 127.0.0.1)")] = "stdio",
-    port: Annotated[int, typer.Option(help="port for --transport http")] = 8765,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port for --transport http")] = 8765,
     reports: ReportsOpt = REPORTS,
     allow_destructive: Annotated[bool, typer.Option(
         "--allow-destructive",

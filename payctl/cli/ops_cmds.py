@@ -63,7 +63,8 @@ def outbox_status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
 def reconcile(
     ctx: typer.Context,
     repair: Annotated[bool, typer.Option("--repair", help="re-drive missing and dead events")] = False,
-    grace: Annotated[float, typer.Option(help="seconds a published event may still be in flight")] = 10.0,
+    grace: Annotated[float, typer.Option(min=0, max=3600,
+        help="seconds a published event may still be in flight")] = 10.0,
     since: Annotated[str, typer.Option(help="window of events to check: 30m, 24h, 7d, an ISO time, or all")] = "24h",
     json_out: JsonOpt = False,
 ) -> None:

@@ -18,9 +18,10 @@ def smoke(
     keep: Annotated[bool, typer.Option("--keep", help="leave the smoke stack running if all passed")] = False,
     json_out: JsonOpt = False,
     report: Annotated[Path, typer.Option("--report", help="where the report folder goes")] = REPORTS,
-    port_offset: Annotated[int, typer.Option(help="shift every port so smoke runs beside a dev stack")] = 3000,
+    port_offset: Annotated[int, typer.Option(min=0, max=40_000,
+        help="shift every port so smoke runs beside a dev stack")] = 3000,
     min_grade: MinGradeOpt = "GOOD",
-    max_p95_ms: Annotated[float | None, typer.Option(help="extra gate: p95 latency budget")] = None,
+    max_p95_ms: Annotated[float | None, typer.Option(min=0, help="extra gate: p95 latency budget")] = None,
 ) -> None:
     """The CI smoke job: doctor, up, k6 smoke, kafka-outage, reconcile, down — exit 0 only if all pass.
 

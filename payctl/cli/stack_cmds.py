@@ -73,19 +73,27 @@ def down(
 
 
 def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
-    """Every service: VM, pid, port, healthy, uptime; breaker state of each relay."""
-    rows = [s.as_dict() for s in backend_for(load(ctx)).status()]
+    """Every service: VM, pid, port, healthy, uptime; breaker state of each relay. Exit 1 when the
+    stack is not running at all."""
+    be = backend_for(load(ctx))
+    rows = [s.as_dict() for s in be.status()]
+    running = be.is_up()
     if json_out:
         print_json(rows)
     else:
         render_status(rows)
+        if not running:
+            console().print(f"the stack is not running (state folder {be.topo.state_path()}); start it with "
+                            "`payctl up`", highlight=False)
+    if not running:
+        raise typer.Exit(1)
 
 
 def logs(
     ctx: typer.Context,
     service: str,
     follow: Annotated[bool, typer.Option("-f", "--follow")] = False,
-    lines: Annotated[int, typer.Option("-n", help="lines to show")] = 50,
+    lines: Annotated[int, typer.Option("-n", min=1, max=1_000_000, help="lines to show")] = 50,
 ) -> None:
     """Show (or follow) one service's log."""
     path = backend_for(load(ctx)).log_path(service)
@@ -103,11 +111,16 @@ def service_verb(verb: str, doc: str) -> Callable[..., None]:
 
     def command(ctx: typer.Context, service: str, json_out: JsonOpt = False) -> None:
         be = backend_for(load(ctx))
-        getattr(be, verb)(service)
+        changed = getattr(be, verb)(service)
+        # start/stop answer False when the service already was in that state
+        done = changed is not False
         if json_out:
-            print_json({"service": service, "action": verb, "ok": True})
-        else:
+            print_json({"service": service, "action": verb, "ok": True, "changed": done})
+        elif done:
             console().print(f"{verb}: {service} ✔")
+        else:
+            console().print(f"{verb}: {service} was already {'running' if verb == 'start' else 'stopped'}; "
+                            "nothing to do")
 
     command.__doc__ = doc
     return command

@@ -121,16 +121,22 @@ class ComposeBackend:
             out.append(ServiceStatus(svc.name, svc.kind, svc.vm, svc.port, state, pid, None, healthy, detail))
         return out
 
-    def start(self, name: str, wait: bool = True) -> None:
+    def start(self, name: str, wait: bool = True) -> bool:
+        if self._container(name).status == "running":
+            return False
         self._container(name).start()
         if wait:
             deadline = time.monotonic() + 60
             svc = self._known(name)
             while time.monotonic() < deadline and not probe(svc, self.topo, self.paths)[0]:
                 time.sleep(0.2)
+        return True
 
-    def stop(self, name: str) -> None:
+    def stop(self, name: str) -> bool:
+        if self._container(name).status not in ("running", "paused", "restarting"):
+            return False
         self._container(name).stop(timeout=10)
+        return True
 
     def pause(self, name: str) -> None:
         self._container(name).pause()

@@ -223,7 +223,10 @@ class LocalBackend:
             i = info.get(svc.name, {})
             state = i.get("statename", "ABSENT")
             running = state in ("RUNNING", "STARTING")
-            healthy, detail = probe(svc, self.topo, self.paths) if running else (False, state.lower())
+            if running and _frozen(int(i["pid"])):
+                healthy, detail = False, "paused (SIGSTOP): not answering"
+            else:
+                healthy, detail = probe(svc, self.topo, self.paths) if running else (False, state.lower())
             breaker = (relay_breaker(svc.port, host=self.topo.address_of(svc)).get("state")
                        if svc.kind == "relay" and running else None)
             return ServiceStatus(
@@ -247,9 +250,19 @@ class LocalBackend:
         if not self.sup.is_running():
             raise EnvironmentProblem("the stack is not running", "start it with `payctl up`")
 
-    def start(self, name: str, wait: bool = True) -> None:
+    def _state(self, name: str) -> str:
+        return str(self.sup.info().get(name, {}).get("statename", "ABSENT"))
+
+    def _require_running(self, name: str, verb: str) -> None:
+        state = self._state(name)
+        if state not in ("RUNNING", "STARTING"):
+            raise UsageError(f"cannot {verb} {name}: it is {state.lower()}", f"start it first: `payctl start {name}`")
+
+    def start(self, name: str, wait: bool = True) -> bool:
         svc = self._known(name)
         self._require_running_stack()
+        if self._state(name) == "RUNNING":
+            return False
         self.sup.start(name)
         if wait:
             self._wait(svc, 60)
@@ -258,25 +271,32 @@ class LocalBackend:
         if svc.kind == "kafka":
             # The in-memory broker comes back empty: recreate the topics straight away.
             create_topics(self.topo.kafka_bootstrap)
+        return True
 
-    def stop(self, name: str) -> None:
+    def stop(self, name: str) -> bool:
         self._known(name)
         self._require_running_stack()
+        if self._state(name) not in ("RUNNING", "STARTING", "BACKOFF"):
+            return False
         self.sup.stop(name)
+        return True
 
     def pause(self, name: str) -> None:
         self._known(name)
         self._require_running_stack()
+        self._require_running(name, "pause")
         self.sup.signal(name, "STOP")
 
     def resume(self, name: str) -> None:
         self._known(name)
         self._require_running_stack()
+        self._require_running(name, "resume")
         self.sup.signal(name, "CONT")
 
     def kill(self, name: str) -> int:
         self._known(name)
         self._require_running_stack()
+        self._require_running(name, "kill")
         return self.sup.kill9(name)
 
     def log_path(self, name: str) -> Path:
@@ -295,3 +315,11 @@ class LocalBackend:
 
 def _write_private(path: Path, text: str) -> None:
     write_atomic(path, text, mode=0o600)
+
+
+def _frozen(pid: int) -> bool:
+    """A process stopped by SIGSTOP (state T in /proc): supervisor still calls it RUNNING."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+    except (OSError, IndexError):
+        return False

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from payctl.errors import PayctlError
 from payctl.stack import shards
 from payctl.stack.paths import StatePaths
 from payctl.stack.plan import PlannedService
@@ -65,7 +66,20 @@ def probe(svc: PlannedService, topo: Topology, paths: StatePaths) -> tuple[bool,
             return True, str(detail)
         return False, f"HTTP {status}"
     except Exception as exc:
-        return False, type(exc).__name__
+        return False, describe(exc)
+
+
+def describe(exc: BaseException) -> str:
+    """Why a probe failed, in words an operator reads (not an exception class name)."""
+    if isinstance(exc, TimeoutError | socket.timeout | httpx.TimeoutException):
+        return "not answering (timed out)"
+    if isinstance(exc, ConnectionRefusedError | httpx.ConnectError):
+        return "refusing connections"
+    if isinstance(exc, PayctlError) and exc.__cause__ is not None:
+        return describe(exc.__cause__)
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"unreachable ({exc.strerror.lower()})"
+    return "not answering"
 
 
 def gateway_servers(port: int, timeout: float = 1.0, host: str = "127.0.0.1") -> dict[str, str]:

@@ -283,12 +283,3 @@ def test_outages_are_told_apart_from_rejections():
     assert not is_unreachable(MessageSizeTooLargeError())
     assert not is_unreachable(EventRejected("cannot encode"))
     assert not is_unreachable(ValueError("bad"))
-
-
-def test_member_progress_is_the_slowest_partition_and_now_when_caught_up():
-    from payflow.consumers.progress import member_progress
-
-    assert member_progress(100.0, {}) is None
-    assert member_progress(100.0, {"a": (True, 10.0), "b": (True, None)}) == 100.0
-    assert member_progress(100.0, {"a": (True, 10.0), "b": (False, 42.0), "c": (False, 50.0)}) == 42.0
-    assert member_progress(100.0, {"a": (False, None)}) is None  # records to read, none read: no claim

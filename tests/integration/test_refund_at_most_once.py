@@ -30,7 +30,7 @@ def _refund_record(stack: Any, config: PlatformConfig, merchant: str, amount: in
     event_id = stack.query(0, "SELECT event_id FROM outbox_event WHERE aggregate_id=%s AND "
                               "event_type='PaymentRefundRequested'", (pid,))[0][0]
     tp, record = relayed_record(stack, event_id, config.event_secret())
-    event = decode(record, config.event_secret(), config.shard_count)
+    event = decode(record, config.event_secret(), config.shard_count, time.time(), 3600)
     assert isinstance(event, Event)
     return tp, record, event
 

@@ -59,14 +59,14 @@ def _check(worker: ConsumerWorker, consumer: AnsweringConsumer, after_ms: int) -
 def test_a_member_past_the_end_for_the_grace_reads_from_the_start_and_forgets_the_old_log(tmp_path: Path) -> None:
     worker = _worker(tmp_path)
     worker.tracker.seen(TP, 29)
-    worker.handled_ts[TP] = 1.0
+    worker.log_marks.observe(TP, 30, at=1.0)
     consumer = AnsweringConsumer(position=30, highwater=5)
     _check(worker, consumer, 0)
     _check(worker, consumer, 1_500)  # answers 1.5 s apart: not yet (milliseconds, not seconds)
     assert consumer.seeks == []
     _check(worker, consumer, 600)
     assert consumer.seeks == [(TP, 0)]
-    assert worker.tracker.next_offset(TP) is None and TP not in worker.handled_ts
+    assert worker.tracker.next_offset(TP) is None and worker.log_marks.read_through(TP, 30) is None
 
 
 def test_not_while_records_of_the_partition_wait_for_their_shard(tmp_path: Path) -> None:

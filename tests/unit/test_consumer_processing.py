@@ -26,6 +26,7 @@ from tests.unit.platform_config import two_shard_config
 
 SECRET = b"s" * 32
 TP = TopicPartition("payment.captured", 0)
+NOW = time.time()  # records are created and signed now: young enough to be applied
 
 
 class Shard:
@@ -117,10 +118,14 @@ def record(offset: int, payment_id: int, secret: bytes = SECRET) -> Any:
     event_id = 1000 + offset
     value = orjson.dumps({"eventId": event_id, "eventType": events.CAPTURED, "paymentId": payment_id,
                           "merchantId": f"M{payment_id}", "currency": "EUR", "capturedAmount": 100})
-    headers = [("eventId", str(event_id).encode()), ("eventType", events.CAPTURED.encode()),
-               ("createdAt", b"1700000000.0"),
-               (SIGNATURE_HEADER, sign(secret, event_id, events.CAPTURED, value).encode())]
-    return SimpleNamespace(value=value, headers=headers, offset=offset, timestamp=1_700_000_000_000 + offset)
+    return SimpleNamespace(value=value, headers=signed_headers(event_id, value, secret), offset=offset,
+                           timestamp=int(NOW * 1000) + offset)
+
+
+def signed_headers(event_id: int, value: bytes, secret: bytes = SECRET) -> list[tuple[str, bytes]]:
+    fields = {"eventId": str(event_id).encode(), "eventType": events.CAPTURED.encode(),
+              "createdAt": str(NOW).encode(), "signedAt": str(int(NOW * 1000)).encode()}
+    return [*fields.items(), (SIGNATURE_HEADER, sign(secret, fields, value).encode())]
 
 
 @pytest.fixture
@@ -154,7 +159,7 @@ def test_forged_and_poison_messages_are_parked_and_never_applied(processor: Proc
     forged = record(0, 1, secret=b"not the stack's secret")
     poison = record(1, 2)
     poison.value = poison.value.replace(b'"capturedAmount":100', b'"capturedAmount":"lots"')
-    poison.headers[-1] = (SIGNATURE_HEADER, sign(SECRET, 1001, events.CAPTURED, poison.value).encode())
+    poison.headers = signed_headers(1001, poison.value)
     handled = processor.handle_batch([(TP, forged), (TP, poison), (TP, record(2, 4))])
     assert outcomes(handled) == [(0, Outcome.PARKED), (1, Outcome.PARKED), (2, Outcome.APPLIED)]
     reasons = [row[5] for row in shards[0].parked]  # parked on this member's own shard

@@ -1,8 +1,9 @@
 """A Kafka record's bytes and headers -> the event it carries, or why it must be parked (pure).
 
-The relay signs every event it publishes (payflow.domain.signing) over the id, the type and the
-exact bytes of the value; a record that does not verify, does not parse, or whose headers and value
-disagree is a `Rejection`. A decoded `Event` carries the shard that owns its payment, worked out
+The relay signs every event it publishes (payflow.domain.signing) over every header read here and
+the exact bytes of the value; a record that does not verify, does not parse, whose headers and value
+disagree, or that is too old for the inbox to deduplicate (signed or created longer ago than
+`max_age_s`: "expired") is a `Rejection`. A decoded `Event` carries the shard that owns its payment, worked out
 here once and used by everything downstream."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, Protocol
 import orjson
 
 from payflow.domain.sharding import shard_for_id
-from payflow.domain.signing import SIGNATURE_HEADER, verify
+from payflow.domain.signing import SIGNED_AT_HEADER, verify
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,12 @@ class Record(Protocol):
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
-def decode(record: Record, secret: bytes | None, shard_count: int) -> Event | Rejection:
-    """The event in a record, after checking the relay's signature over its exact bytes (no check
-    when `secret` is None: an unauthenticated stack)."""
-    headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
+def decode(record: Record, secret: bytes | None, shard_count: int, now: float, max_age_s: float) -> Event | Rejection:
+    """The event in a record, after checking the relay's signature over its headers and exact bytes
+    (no check when `secret` is None: an unauthenticated stack) and its age against `max_age_s`
+    (`payflow.domain.signing.max_event_age_s`), with `now` from this host's clock (epoch seconds)."""
+    raw = dict(record.headers or ())
+    headers = {k: v.decode(errors="replace") for k, v in raw.items()}
     event_id: int | None = None
     try:
         event_id = int(headers["eventId"])
@@ -62,10 +65,16 @@ def decode(record: Record, secret: bytes | None, shard_count: int) -> Event | Re
         payment_id = int(body["paymentId"])
         created = headers.get("createdAt")
         created_at = float(created) if created else None
+        signed = headers.get(SIGNED_AT_HEADER)
+        signed_at = int(signed) / 1000 if signed else None
     except (KeyError, ValueError, TypeError, UnicodeDecodeError, orjson.JSONDecodeError) as exc:
         return Rejection(f"undecodable: {type(exc).__name__}: {exc}", event_id)
-    if secret is not None and not verify(secret, event_id, event_type, record.value, headers.get(SIGNATURE_HEADER)):
+    if secret is not None and not verify(secret, raw, record.value):
         return Rejection("bad signature: not published by this stack's relay, or altered", event_id)
+    for what, at in (("signed", signed_at), ("created", created_at)):
+        if at is not None and now - at > max_age_s:
+            return Rejection(f"expired: {what} {now - at:.0f} s ago, beyond {max_age_s:.0f} s: the inbox may "
+                             "no longer know whether it was applied", event_id)
     if body.get("eventId") not in (None, event_id) or body.get("eventType") not in (None, event_type):
         return Rejection("headers and value disagree", event_id)
     try:

@@ -21,6 +21,7 @@ from payflow.consumers.decode import Event, Rejection, decode
 from payflow.consumers.deferral import Deferral
 from payflow.consumers.metrics import ConsumerMetrics
 from payflow.db.pool import is_unavailable_error
+from payflow.domain.signing import max_event_age_s
 from payflow.store import parking
 
 log = logging.getLogger("payflow.consumer")
@@ -51,6 +52,7 @@ class Processor:
         # Batching is for the handlers that implement the batch protocol, decided once.
         self.batch: BatchHandler | None = handler if isinstance(handler, BatchHandler) else None
         self.secret = secret
+        self.max_age_s = max_event_age_s(config.settings.processed_retention_s, config.settings.outbox_retention_s)
         self.should_stop = should_stop
         self.conns = ShardConnections(config)
         self.deferral: Deferral[Waiting] = Deferral()
@@ -94,7 +96,7 @@ class Processor:
 
     def _decode(self, tp: TopicPartition, record: ConsumerRecord[Any, Any]) -> Event | Handled:
         """The event to apply, or what became of a record that has none (parked or ignored)."""
-        decoded = decode(record, self.secret, self.config.shard_count)
+        decoded = decode(record, self.secret, self.config.shard_count, time.time(), self.max_age_s)
         if isinstance(decoded, Rejection):
             self._park(tp, record, decoded.event_id, decoded.reason, 1)
             return Handled(tp, record, Outcome.PARKED, None)

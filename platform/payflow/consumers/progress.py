@@ -1,25 +1,64 @@
-"""How far a consumer group member has read, as a time (its row is `payflow.store.progress`).
+"""How far a consumer group member has read, as a duration on its own clock (pure; its row is
+`payflow.store.progress`, where the shard turns the duration into a time: NOW(6) minus it).
 
-Per partition, a member has handled every record before its position; if its position is at the
-high-water mark it is caught up to now, else to the timestamp of the last record it handled (or
-just before its oldest deferred record). The member's progress is the minimum over its partitions.
-The relay re-drives an event for a consumer only if every live member has read past it."""
+Per partition, the broker reports its log end with each fetch answer; once a member has handled
+every record below an end reported at time t, every event published before t has been read. The
+member is as far as its slowest partition; what it reports is how long ago that was, so a host in
+another time zone or with a skewed clock reports the same thing. The relay re-drives an event for
+a consumer only if every live member has read past it (payflow.store.outbox)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Hashable, Iterable
+from typing import Generic, TypeVar
+
+P = TypeVar("P", bound=Hashable)
 
 
-def member_progress(now: float, partitions: dict[Any, tuple[bool, float | None]]) -> float | None:
-    """Pure: `partitions` maps each assigned partition to (caught_up, time handled through)."""
+class LogMarks(Generic[P]):
+    """Per partition, the log ends the broker reported and when (one clock of this host)."""
+
+    def __init__(self) -> None:
+        self._marks: dict[P, list[tuple[int, float]]] = {}
+
+    def observe(self, partition: P, end: int, at: float) -> None:
+        marks = self._marks.setdefault(partition, [])
+        if marks and marks[-1][0] >= end:
+            # The same end seen again (or a lower one, which only a lost log shows; the member then
+            # reads again and forgets the partition): nothing before this end is newer.
+            if marks[-1][0] == end:
+                marks[-1] = (end, max(at, marks[-1][1]))
+            return
+        marks.append((end, at))
+
+    def read_through(self, partition: P, handled_to: int) -> float | None:
+        """When the newest log end `handled_to` (one past the last record handled, nothing before it
+        waiting) has reached was reported; None when none has been reached (no claim)."""
+        marks = self._marks.get(partition, [])
+        reached = [i for i, (end, _) in enumerate(marks) if end <= handled_to]
+        if not reached:
+            return None
+        del marks[:reached[-1]]  # older marks can never be the answer again
+        return marks[0][1]
+
+    def forget(self, partitions: Iterable[P]) -> None:
+        for p in partitions:
+            self._marks.pop(p, None)
+
+    def keep_only(self, owned: set[P]) -> None:
+        self.forget([p for p in self._marks if p not in owned])
+
+
+def member_read_through(partitions: dict[P, float | None]) -> float | None:
+    """The slowest partition's time; None when there is none or one has no claim."""
     if not partitions:
         return None
-    values: list[float] = []
-    for caught_up, handled in partitions.values():
-        if caught_up:
-            values.append(now)
-        elif handled is None:
-            return None  # records to read and none read yet: no claim can be made
-        else:
-            values.append(handled)
-    return min(values)
+    values = list(partitions.values())
+    if any(v is None for v in values):
+        return None
+    return min(v for v in values if v is not None)
+
+
+def behind_s(now: float, read_through: float) -> float:
+    """How long ago `read_through` was, on the clock both were read from."""
+    return max(0.0, now - read_through)

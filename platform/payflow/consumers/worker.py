@@ -57,7 +57,7 @@ class ConsumerWorker:
         self.tracker: OffsetTracker[TopicPartition] = OffsetTracker()
         self.log_ends = self._log_end_watch()
         self.next_log_end_check = 0.0
-        self.handled_ts: dict[TopicPartition, float] = {}  # timestamp of the last record handled
+        self.log_marks: progress.LogMarks[TopicPartition] = progress.LogMarks()  # on time.monotonic()
         self.next_progress = 0.0
         self.next_commit = 0.0
 
@@ -76,14 +76,13 @@ class ConsumerWorker:
                 self.tracker.defer(h.tp, h.record.offset)
             else:
                 self.tracker.seen(h.tp, h.record.offset)
-                if h.record.timestamp is not None and h.record.timestamp > 0:
-                    self.handled_ts[h.tp] = max(self.handled_ts.get(h.tp, 0.0), h.record.timestamp / 1000)
             self.metrics.count(h.outcome, h.event)
 
     def forget_revoked(self, assigned: set[TopicPartition]) -> None:
         """After a rebalance, drop what we hold for partitions we no longer own."""
         self.processor.keep_only(assigned)
         self.tracker.keep_only(assigned)
+        self.log_marks.keep_only(assigned)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         paused = False
@@ -158,7 +157,7 @@ class ConsumerWorker:
             except IllegalStateError:
                 continue  # no longer assigned: the next owner reads from the committed offset
             self.tracker.forget([tp])
-            self.handled_ts.pop(tp, None)
+            self.log_marks.forget([tp])
             self.metrics.rereads.inc()
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
@@ -176,40 +175,42 @@ class ConsumerWorker:
             log.warning("%s: offset commit failed (%s)", self.handler.name, type(exc).__name__)
 
     async def _report_progress(self, consumer: AIOKafkaConsumer) -> None:
-        """Tell every shard how far this member has read (see payflow.consumers.progress)."""
-        oldest_waiting: dict[TopicPartition, float] = {}
+        """Tell every shard how long ago this member had read everything (payflow.consumers.progress).
+        Only durations on this host's clocks: the fetch answer's time (wall clock, aiokafka's) is
+        turned into a monotonic one at once, and the shard computes the time from the duration."""
+        oldest_waiting: dict[TopicPartition, int] = {}
         for w in self.processor.deferral.waiting():
-            ts = (w.record.timestamp or 0) / 1000
-            oldest_waiting[w.tp] = min(oldest_waiting.get(w.tp, ts), ts)
-        parts: dict[Any, tuple[bool, float | None]] = {}
+            oldest_waiting[w.tp] = min(oldest_waiting.get(w.tp, w.record.offset), w.record.offset)
+        wall, mono = time.time(), time.monotonic()
+        parts: dict[TopicPartition, float | None] = {}
         for tp in consumer.assignment():
             # No `await consumer.position()`: it can wait on an offset reset and stall this loop.
             # What this member handled is known locally; the high-water mark comes with each fetch.
             highwater = consumer.highwater(tp)
+            answered_ms = consumer.last_poll_timestamp(tp)
+            if highwater is not None and answered_ms:
+                self.log_marks.observe(tp, highwater, mono - max(0.0, wall - answered_ms / 1000))
             handled_to = self.tracker.next_offset(tp)
             if handled_to is None and highwater:
                 try:  # nothing read since joining: where the group left off, if known quickly
                     handled_to = await asyncio.wait_for(consumer.position(tp), 0.2)
                 except Exception:
                     handled_to = None
-            if tp in oldest_waiting:
-                parts[tp] = (False, oldest_waiting[tp] - 0.001)
-            else:
-                caught_up = highwater is not None and (highwater == 0 or
-                                                       (handled_to is not None and handled_to >= highwater))
-                parts[tp] = (caught_up, self.handled_ts.get(tp))
-        caught_up_to = progress.member_progress(time.time(), parts)
-        if caught_up_to is None:
+            if tp in oldest_waiting:  # everything before the oldest waiting record is handled
+                handled_to = oldest_waiting[tp]
+            parts[tp] = self.log_marks.read_through(tp, handled_to or 0)
+        read_through = progress.member_read_through(parts)
+        if read_through is None:
             return
-        await asyncio.to_thread(self._write_progress, caught_up_to)
+        await asyncio.to_thread(self._write_progress, progress.behind_s(time.monotonic(), read_through))
 
-    def _write_progress(self, caught_up_to: float) -> None:
+    def _write_progress(self, behind_s: float) -> None:
         conns = self.processor.conns
         for shard in range(self.config.shard_count):
             if self.processor.deferral.is_down(shard, time.monotonic()):
                 continue
             try:
-                progress_store.record(conns.get(shard, "side"), self.handler.name, self.config.vm, caught_up_to)
+                progress_store.record(conns.get(shard, "side"), self.handler.name, self.config.vm, behind_s)
             except Exception as exc:
                 conns.drop(shard)
                 log.debug("%s: progress not recorded on shard %s: %s", self.handler.name, shard, exc)
@@ -229,7 +230,7 @@ class ConsumerWorker:
             self.tracker = OffsetTracker()
             self.log_ends = self._log_end_watch()
             self.processor.deferral.clear()
-            self.handled_ts.clear()
+            self.log_marks = progress.LogMarks()
             try:
                 await asyncio.wait_for(consumer.start(), JOIN_TIMEOUT_S)
                 self.connected = True

@@ -19,7 +19,7 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from payflow.config import Settings
 from payflow.domain.events import DLQ_TOPIC
-from payflow.domain.signing import SIGNATURE_HEADER, sign
+from payflow.domain.signing import SIGNATURE_HEADER, SIGNED_AT_HEADER, sign
 from payflow.kafka.clients import make_producer
 from payflow.kafka.topics import ensure_topics
 from payflow.outbox.breaker import TrackedBreaker
@@ -63,14 +63,19 @@ def encode(event: OutboxEvent) -> bytes:
         raise EventRejected(f"cannot encode event {event.event_id}: {exc}") from exc
 
 
-def headers(event: OutboxEvent, value: bytes, secret: bytes | None) -> list[tuple[str, bytes]]:
-    out = [
-        ("eventId", str(event.event_id).encode()),
-        ("eventType", event.event_type.encode()),
-        ("createdAt", str(event.created_at.timestamp()).encode()),
-    ]
+def headers(event: OutboxEvent, value: bytes, secret: bytes | None,
+            signed_at: float | None = None) -> list[tuple[str, bytes]]:
+    """The record's headers, signed (when there is a secret) at `signed_at` (epoch seconds; now
+    when None): every publish, a re-drive or a backlog too, is signed afresh."""
+    fields = {
+        "eventId": str(event.event_id).encode(),
+        "eventType": event.event_type.encode(),
+        "createdAt": str(event.created_at.timestamp()).encode(),
+        SIGNED_AT_HEADER: str(int((time.time() if signed_at is None else signed_at) * 1000)).encode(),
+    }
+    out = list(fields.items())
     if secret is not None:
-        out.append((SIGNATURE_HEADER, sign(secret, event.event_id, event.event_type, value).encode()))
+        out.append((SIGNATURE_HEADER, sign(secret, fields, value).encode()))
     return out
 
 

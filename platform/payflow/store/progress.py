@@ -1,23 +1,26 @@
-"""`consumer_progress`: how far each consumer group member has read, as a time (computed by
-`payflow.consumers.progress.member_progress`). The relay's re-drive reads it
+"""`consumer_progress`: how far each consumer group member has read, as a time of the shard's
+clock: the member reports how long ago it had read everything (`payflow.consumers.progress`), the
+shard subtracts that from NOW(6), so the time compares with the relay's published_at (also NOW(6))
+whatever the member's host clock or time zone. The relay's re-drive reads it
 (`payflow.store.outbox`) and re-sends an event for a consumer only if every live member has read
 past it."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import pymysql
 from pymysql.cursors import DictCursor
 
 
-def record(conn: pymysql.Connection[Any], consumer: str, member: str, caught_up_to: float) -> None:
+def record(conn: pymysql.Connection[Any], consumer: str, member: str, behind_s: float) -> None:
+    """The member has read every event published more than `behind_s` seconds ago."""
     with conn.cursor() as cur:
         cur.execute(
-            "INSERT INTO consumer_progress (consumer, member, caught_up_to, updated_at) VALUES (%s, %s, %s, NOW(6)) "
+            "INSERT INTO consumer_progress (consumer, member, caught_up_to, updated_at) "
+            "VALUES (%s, %s, NOW(6) - INTERVAL %s MICROSECOND, NOW(6)) "
             "ON DUPLICATE KEY UPDATE caught_up_to=VALUES(caught_up_to), updated_at=NOW(6)",
-            (consumer, member, datetime.fromtimestamp(caught_up_to)),
+            (consumer, member, int(behind_s * 1e6)),
         )
     conn.commit()
 

@@ -1,0 +1,123 @@
+"""A consumer's progress is a duration measured on its own clock; the shard turns it into a time
+(NOW(6) minus it), so a host in another time zone or with a skewed clock reports the same thing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+
+from payflow.consumers import worker as worker_module
+from payflow.consumers.progress import LogMarks, behind_s, member_read_through
+from payflow.consumers.settlement import SettlementHandler
+from payflow.consumers.worker import ConsumerWorker
+from payflow.store import progress as progress_store
+from tests.unit.platform_config import two_shard_config
+
+TP = TopicPartition("payment.captured", 0)
+
+
+def test_a_partition_is_read_through_the_last_log_end_it_has_reached() -> None:
+    marks: LogMarks[str] = LogMarks()
+    assert marks.read_through("p", 0) is None  # nothing observed: no claim
+    marks.observe("p", 0, at=5.0)
+    assert marks.read_through("p", 0) == 5.0  # an empty log: read through when it was seen empty
+    marks.observe("p", 10, at=10.0)
+    marks.observe("p", 20, at=20.0)
+    marks.observe("p", 30, at=30.0)
+    assert marks.read_through("p", 9) == 5.0
+    assert marks.read_through("p", 25) == 20.0  # every record the broker had at 20.0 is handled
+    assert marks.read_through("p", 30) == 30.0
+    marks.observe("p", 30, at=40.0)  # the same end seen again later: caught up until then
+    assert marks.read_through("p", 30) == 40.0
+    marks.forget(["p"])
+    assert marks.read_through("p", 30) is None
+
+
+def test_a_member_is_as_far_as_its_slowest_partition_and_behind_is_a_duration() -> None:
+    assert member_read_through({}) is None
+    assert member_read_through({"a": 10.0, "b": None}) is None
+    assert member_read_through({"a": 10.0, "b": 42.0}) == 10.0
+    assert behind_s(100.0, 70.0) == 30.0
+    assert behind_s(100.0, 101.0) == 0.0
+
+
+class Cursor:
+    def __init__(self, sink: list[tuple[str, Any]]) -> None:
+        self.sink = sink
+
+    def __enter__(self) -> Cursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def execute(self, sql: str, args: Any) -> None:
+        self.sink.append((sql, args))
+
+
+class Conn:
+    def __init__(self) -> None:
+        self.sink: list[tuple[str, Any]] = []
+
+    def cursor(self) -> Cursor:
+        return Cursor(self.sink)
+
+    def commit(self) -> None: ...
+
+
+def test_the_shard_computes_the_time_from_the_duration() -> None:
+    conn = Conn()
+    progress_store.record(conn, "ledger", "vm1", 1.5)  # type: ignore[arg-type]
+    [(sql, args)] = conn.sink
+    assert "NOW(6) - INTERVAL %s MICROSECOND" in sql and 1_500_000 in args
+
+
+class Consumer:
+    """A member 30 s behind on its one partition: the broker's log end it has reached was reported
+    30 s ago (this host's wall clock), a newer end is not reached yet."""
+
+    def __init__(self, worker: ConsumerWorker) -> None:
+        self.worker = worker
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TP}
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return 20
+
+    def last_poll_timestamp(self, tp: TopicPartition) -> int:
+        return int(worker_module.time.time() * 1000)  # aiokafka reads the host's (skewed) wall clock
+
+
+def _reported_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, skew_s: float, tz: str) -> float:
+    monkeypatch.setenv("TZ", tz)
+    time.tzset()
+    real_time = time.time
+    monkeypatch.setattr(worker_module, "time", SimpleNamespace(time=lambda: real_time() + skew_s,
+                                                              monotonic=time.monotonic))
+    worker = ConsumerWorker(two_shard_config(tmp_path), SettlementHandler(), port=0, secret=b"s")
+    written: list[float] = []
+    monkeypatch.setattr(worker, "_write_progress", written.append)
+    worker.tracker.seen(TP, 9)  # handled through offset 9 (next: 10)
+    worker.log_marks.observe(TP, 10, at=time.monotonic() - 30)
+    asyncio.run(worker._report_progress(Consumer(worker)))  # type: ignore[arg-type]
+    [behind] = written
+    return behind
+
+
+@pytest.mark.parametrize(("skew_s", "tz"), [(0.0, "Pacific/Kiritimati"), (14 * 3600.0, "UTC"),
+                                            (-14 * 3600.0, "Pacific/Pago_Pago")])
+def test_the_reported_progress_does_not_depend_on_the_hosts_clock_or_zone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, skew_s: float, tz: str) -> None:
+    try:
+        behind = _reported_behind(tmp_path, monkeypatch, skew_s, tz)
+    finally:
+        os.environ.pop("TZ", None)
+        time.tzset()
+    assert 29.0 <= behind <= 31.0

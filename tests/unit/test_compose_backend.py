@@ -23,7 +23,8 @@ def backend() -> tuple[ComposeBackend, mock.MagicMock]:
 def test_service_actions_map_to_container_calls():
     be, client = backend()
     container = client.containers.get.return_value
-    be.stop("kafka")
+    container.status = "running"
+    assert be.stop("kafka") is True
     be.pause("kafka")
     be.resume("kafka")
     be.kill("ingest-vm1")
@@ -32,6 +33,17 @@ def test_service_actions_map_to_container_calls():
     container.pause.assert_called_once_with()
     container.unpause.assert_called_once_with()
     container.kill.assert_called_once_with(signal="SIGKILL")
+
+
+def test_stop_of_a_stopped_container_and_start_of_a_running_one_do_nothing():
+    be, client = backend()
+    container = client.containers.get.return_value
+    container.status = "exited"
+    assert be.stop("kafka") is False
+    container.stop.assert_not_called()
+    container.status = "running"
+    assert be.start("kafka", wait=False) is False
+    container.start.assert_not_called()
 
 
 def test_unknown_service_is_a_usage_error():

@@ -140,8 +140,11 @@ class StackDriver:
         return {name: [t for t in snapshot.get("transitions", []) if t["at"] >= self.started]
                 for name, snapshot in self._relays("all")}
 
-    def close(self) -> None:
+    def stop_loads(self) -> None:
         for gen in self.loads.values():
             gen.stop()
+
+    def close(self) -> None:
+        self.stop_loads()
         self.client.close()
 

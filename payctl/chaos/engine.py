@@ -32,6 +32,7 @@ class Driver(Protocol):
     def probe(self, probe: Probe, journal: Journal) -> Any: ...
     def act(self, action: Any, journal: Journal) -> Any: ...
     def breaker_transitions(self) -> dict[str, list[dict[str, Any]]]: ...
+    def stop_loads(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -148,6 +149,13 @@ def run(experiment: Experiment, driver: Driver, name: str = "", listener: Listen
         journal.status = "failed"
         journal.reason = f"{type(exc).__name__}: {exc}"
     finally:
+        if journal.status in ("interrupted", "failed", "deviated"):
+            # The method never reached its own stop_load: stop the background load first, so the
+            # rollbacks and the steady state after them are judged on a stack nobody is loading.
+            try:
+                driver.stop_loads()
+            except BaseException as exc:  # a second Ctrl-C here must not skip the rollbacks
+                journal.reason = f"{journal.reason}; stopping the load: {type(exc).__name__}: {exc}"
         if method_started or journal.status in ("interrupted", "failed"):
             _rollback(experiment, driver, journal, emit, undo)
         undo.finish()

@@ -41,6 +41,9 @@ class FakeDriver:
     def breaker_transitions(self):
         return {"relay-vm1": []}
 
+    def stop_loads(self):
+        self.actions.append("stop_loads")
+
     def close(self):
         self.closed = True
 
@@ -118,7 +121,7 @@ def test_interrupt_rolls_back():
     driver = InterruptOnce(probes={"outbox_pending": 0})
     journal = engine.run(experiment(), driver)
     assert journal.status == "interrupted" and journal.exit_code() == 2
-    assert driver.actions == ["stop:kafka", "start:kafka", "resume:kafka"]  # method stopped, rollbacks ran
+    assert driver.actions == ["stop:kafka", "stop_loads", "start:kafka", "resume:kafka"]  # load stopped, then rollbacks
     assert [r.status for r in journal.rollbacks] == ["succeeded", "succeeded"]
     assert driver.closed
 
@@ -128,7 +131,7 @@ def test_interrupt_during_rollbacks_still_runs_the_rest():
     journal = engine.run(experiment(), driver)
     assert journal.status == "interrupted"
     assert [r.status for r in journal.rollbacks] == ["error", "error", "error"]
-    assert driver.actions == ["stop:kafka", "start:kafka", "resume:kafka", "start:kafka"]
+    assert driver.actions == ["stop:kafka", "stop_loads", "start:kafka", "resume:kafka", "start:kafka"]
     assert [e["status"] for e in journal.undo] == ["failed"]
 
 
@@ -214,3 +217,21 @@ def test_outage_transition_pattern():
     assert any("expected HALF_OPEN→CLOSED" in p for p in check_outage_transitions(stuck, 10, 20))
     old = [t("CLOSED", "OPEN", 1), t("OPEN", "HALF_OPEN", 2), t("HALF_OPEN", "CLOSED", 3), *good]
     assert check_outage_transitions(old, 10, 20) == []
+
+
+@pytest.mark.parametrize("raise_on", [KeyboardInterrupt, RuntimeError])
+def test_an_interrupted_or_failed_run_stops_its_load_before_the_rollbacks(raise_on):
+    """Ctrl-C (or an error) mid-method: the background load stops first, so the rollbacks and the
+    steady state after them are judged on a quiet stack, not under a load nobody stops."""
+    driver = FakeDriver(probes={"outbox_pending": 0}, fail_on="kafka", raise_on=raise_on)
+    journal = engine.run(experiment(), driver, name="t")
+    assert journal.status in ("interrupted", "failed")
+    assert "stop_loads" in driver.actions
+    first_rollback = driver.actions.index("start:kafka", 1)
+    assert driver.actions.index("stop_loads") < first_rollback, driver.actions
+
+
+def test_a_run_that_completes_leaves_its_loads_to_the_experiment():
+    driver = FakeDriver(probes={"outbox_pending": 0})
+    engine.run(experiment(), driver, name="t")
+    assert "stop_loads" not in driver.actions

@@ -138,10 +138,13 @@ class LoggingDriver:
     def breaker_transitions(self) -> dict[str, list[dict[str, Any]]]:
         return {}
 
-    def close(self) -> None:
+    def stop_loads(self) -> None:
         for load in sorted(self.loads):
             self.note(f"load {load} stopped")
         self.loads.clear()
+
+    def close(self) -> None:
+        self.stop_loads()
         self.note("closed")
 
 

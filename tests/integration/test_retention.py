@@ -54,9 +54,10 @@ def test_prune_deletes_only_what_is_past_retention_in_batches(stack):
         pruned = prune_once(conn, settings)
     finally:
         conn.close()
-    assert pruned.outbox == len(old_ids)
-    assert pruned.processed >= len(old_ids)  # ledger + settlement rows of those events
-    assert pruned.idempotency == 2
+    assert pruned.deleted["outbox"] == len(old_ids)
+    assert pruned.deleted["processed"] >= len(old_ids)  # ledger + settlement rows of those events
+    assert pruned.deleted["idempotency"] == 2
+    assert pruned.caught_up
     assert not stack.query(0, f"SELECT 1 FROM outbox_event WHERE event_id IN ({marks})")
     assert not stack.query(0, f"SELECT 1 FROM processed_event WHERE event_id IN ({marks})")
     young = ",".join(map(str, pids[3:]))

@@ -3,6 +3,8 @@ reconcile read it too, beside the events (`payflow.store.outbox`, `payflow.store
 
 from __future__ import annotations
 
+from typing import Any
+
 from pymysql.cursors import Cursor
 
 
@@ -13,10 +15,15 @@ def claim(cur: Cursor, consumer: str, event_id: int) -> bool:
     return bool(cur.rowcount)
 
 
+def prune_statement(older_than_s: float, batch: int) -> tuple[str, tuple[Any, ...]]:
+    """The DELETE of up to `batch` inbox rows older than the retention, oldest first (ix_processed_at)."""
+    return ("DELETE FROM processed_event WHERE processed_at < NOW(6) - INTERVAL %s MICROSECOND "
+            "ORDER BY processed_at LIMIT %s", (int(older_than_s * 1e6), batch))
+
+
 def prune(cur: Cursor, older_than_s: float, batch: int) -> int:
     """Delete up to `batch` inbox rows older than the retention; the caller commits."""
-    cur.execute("DELETE FROM processed_event WHERE processed_at < NOW(6) - INTERVAL %s MICROSECOND LIMIT %s",
-                (int(older_than_s * 1e6), batch))
+    cur.execute(*prune_statement(older_than_s, batch))
     return int(cur.rowcount)
 
 

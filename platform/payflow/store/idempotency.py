@@ -60,9 +60,3 @@ def prune_statement(ttl_s: float, batch: int) -> tuple[str, tuple[Any, ...]]:
     batch reads about the rows it deletes, however many keys are still live."""
     return ("DELETE FROM idempotency_record WHERE created_at < NOW(6) - INTERVAL %s MICROSECOND "
             "ORDER BY created_at LIMIT %s", (int(ttl_s * 1e6), batch))
-
-
-def prune_expired(cur: Cursor, ttl_s: float, batch: int) -> int:
-    """Delete up to `batch` expired keys; the caller commits."""
-    cur.execute(*prune_statement(ttl_s, batch))
-    return int(cur.rowcount)

@@ -1,4 +1,4 @@
-"""`processed_event`: the consumers' inbox (dedupe) and its pruning. The relay's re-drive and
+"""`processed_event`: the consumers' inbox (dedupe) and its pruning statement. The relay's re-drive and
 reconcile read it too, beside the events (`payflow.store.outbox`, `payflow.store.queries`)."""
 
 from __future__ import annotations
@@ -19,12 +19,6 @@ def prune_statement(older_than_s: float, batch: int) -> tuple[str, tuple[Any, ..
     """The DELETE of up to `batch` inbox rows older than the retention, oldest first (ix_processed_at)."""
     return ("DELETE FROM processed_event WHERE processed_at < NOW(6) - INTERVAL %s MICROSECOND "
             "ORDER BY processed_at LIMIT %s", (int(older_than_s * 1e6), batch))
-
-
-def prune(cur: Cursor, older_than_s: float, batch: int) -> int:
-    """Delete up to `batch` inbox rows older than the retention; the caller commits."""
-    cur.execute(*prune_statement(older_than_s, batch))
-    return int(cur.rowcount)
 
 
 def already_processed(cur: Cursor, consumer: str, event_ids: list[int]) -> set[int]:

@@ -82,12 +82,6 @@ def prune_statement(older_than_s: float, batch: int) -> tuple[str, tuple[Any, ..
             "ORDER BY created_at LIMIT %s", (int(older_than_s * 1e6), batch))
 
 
-def prune_published(cur: Cursor, older_than_s: float, batch: int) -> int:
-    """Delete up to `batch` published rows past the retention; the caller commits."""
-    cur.execute(*prune_statement(older_than_s, batch))
-    return int(cur.rowcount)
-
-
 def first_event_id(cur: Cursor) -> int:
     """Where the table begins (the primary key's first entry: one index read); 0 when empty."""
     cur.execute("SELECT COALESCE(MIN(event_id), 0) FROM outbox_event")

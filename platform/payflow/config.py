@@ -92,8 +92,22 @@ class Settings(BaseModel):
     idempotency_ttl_s: float = Field(default=24 * 3600.0, ge=60)
     outbox_retention_s: float = Field(default=7 * 24 * 3600.0, gt=0)
     processed_retention_s: float = Field(default=8 * 24 * 3600.0, gt=0)
+    # The acquirer's record of a refund is kept while a redelivered refund event could still ask
+    # for it: its request must be final, and the row older than the inbox's retention (checked below).
+    acquirer_refund_retention_s: float = Field(default=9 * 24 * 3600.0, gt=0)
+    # A consumer group member's progress row that has not been written for this long belongs to a
+    # member that is gone (the re-drive ignores rows older than two minutes already).
+    progress_retention_s: float = Field(default=7 * 24 * 3600.0, ge=600, le=365 * 24 * 3600)
+    # Pruning keeps pace with the insert rate: a pass deletes batch after batch (each its own short
+    # transaction, `prune_pause_s` apart so foreground writes get the locks and the log in between)
+    # until every table has fewer expired rows than a batch, or its time budget is spent; a pass
+    # that ran out of budget is followed by another after a pause instead of `prune_interval_s`.
+    # Batches start at `prune_batch` rows and grow up to `prune_batch_max` while they stay quick.
     prune_batch: int = Field(default=500, ge=1, le=100_000)
+    prune_batch_max: int = Field(default=5000, ge=1, le=100_000)
     prune_interval_s: float = Field(default=60.0, gt=0, le=24 * 3600)
+    prune_pass_budget_s: float = Field(default=20.0, gt=0, le=600)
+    prune_pause_s: float = Field(default=0.02, ge=0, le=10)
     acquirer_latency_ms: int = Field(default=20, ge=0, le=60_000)
     acquirer_failure_rate: float = Field(default=0.0, ge=0, le=1)
     refund_max_attempts: int = Field(default=5, ge=1)
@@ -127,6 +141,14 @@ class Settings(BaseModel):
                 f"processed_retention_s ({self.processed_retention_s:g} s) must be at least outbox_retention_s + "
                 f"relay_redrive_after_s ({window:g} s): an event re-driven after its inbox row was pruned "
                 "would be applied twice")
+        if self.acquirer_refund_retention_s < self.processed_retention_s:
+            raise ValueError(
+                f"acquirer_refund_retention_s ({self.acquirer_refund_retention_s:g} s) must be at least "
+                f"processed_retention_s ({self.processed_retention_s:g} s): a refund event redelivered while "
+                "its inbox row is kept would find no record of the refund and execute it again")
+        if self.prune_batch_max < self.prune_batch:
+            raise ValueError(f"prune_batch_max ({self.prune_batch_max}) must be at least prune_batch "
+                             f"({self.prune_batch})")
         if self.relay_backoff_max_s < self.relay_backoff_base_s:
             raise ValueError(f"relay_backoff_max_s ({self.relay_backoff_max_s:g}) must be at least "
                              f"relay_backoff_base_s ({self.relay_backoff_base_s:g})")

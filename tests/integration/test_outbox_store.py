@@ -207,3 +207,15 @@ def test_in_an_outage_a_lease_reads_the_due_rows_not_the_deferred_ones(stack: An
     leased, read = _lease_counting_rows(stack, 200)
     assert leased == due
     assert read < 500, f"a lease of the 10 due rows read {read} rows"
+
+
+def test_a_restarted_relays_watermark_starts_where_the_table_begins(stack: Any, outbox: Any) -> None:
+    """Watermarks live in the relay's memory: after a restart they used to start at id 0, below
+    every row retention had already deleted, and stay there while no row was settled."""
+    pruned = _insert_events(outbox, 100, created_s_ago=120, processed_by="ledger", first_aggregate=1000)
+    with outbox.cursor() as cur:  # retention deleted the old rows
+        cur.execute(f"DELETE FROM {DB}.outbox_event WHERE event_id <= %s", (pruned[-1],))
+    young = _insert_events(outbox, 10, created_s_ago=10, processed_by=None, first_aggregate=2000)
+    watermarks: dict[str, int] = {}
+    assert OutboxStore(_connect(stack)).redrive_unprocessed(30, ["ledger", "settlement"], watermarks) == 0
+    assert watermarks == {"ledger": young[0], "settlement": young[0]}

@@ -54,11 +54,158 @@ def test_prune_deletes_only_what_is_past_retention_in_batches(stack):
         pruned = prune_once(conn, settings)
     finally:
         conn.close()
-    assert pruned.outbox == len(old_ids)
-    assert pruned.processed >= len(old_ids)  # ledger + settlement rows of those events
-    assert pruned.idempotency == 2
+    assert pruned.deleted["outbox"] == len(old_ids)
+    assert pruned.deleted["processed"] >= len(old_ids)  # ledger + settlement rows of those events
+    assert pruned.deleted["idempotency"] == 2
+    assert pruned.caught_up
     assert not stack.query(0, f"SELECT 1 FROM outbox_event WHERE event_id IN ({marks})")
     assert not stack.query(0, f"SELECT 1 FROM processed_event WHERE event_id IN ({marks})")
     young = ",".join(map(str, pids[3:]))
     assert len(stack.query(0, f"SELECT 1 FROM outbox_event WHERE aggregate_id IN ({young})")) == 2
     assert int(stack.query(0, "SELECT COUNT(*) FROM idempotency_record")[0][0]) == keys_before - 2
+
+
+def _shard_settings(stack) -> tuple:
+    config = render.platform_config(stack.backend.plan, stack.backend.paths, "vm1")
+    return config, config.settings
+
+
+def test_one_pass_clears_a_backlog_larger_than_the_old_twenty_batches(stack):
+    """30,000 expired inbox rows (a minute and a half of a busy shard's inserts into one table): the
+    old pass removed at most 20 batches of 500 per table and left 20,000; one pass now deletes
+    until fewer than a batch are left."""
+    config, settings = _shard_settings(stack)
+    backlog = 30_000
+    stack.query(0, "INSERT INTO processed_event (consumer, event_id, processed_at) "
+                   f"SELECT 'retention-backlog', seq, NOW(6) - INTERVAL 9 DAY FROM seq_1_to_{backlog}")
+    conn: pymysql.Connection = direct_connect(config.shards[0], 2, settings)
+    try:
+        pruned = prune_once(conn, settings)
+    finally:
+        conn.close()
+    keep_us = int(settings.processed_retention_s * 1e6)
+    expired = int(stack.query(0, "SELECT COUNT(*) FROM processed_event WHERE processed_at < "
+                                 "NOW(6) - INTERVAL %s MICROSECOND", (keep_us,))[0][0])
+    assert expired < settings.prune_batch, f"{expired} expired rows left after one pass ({pruned})"
+    assert pruned.caught_up
+
+
+COPY = "retention_check"
+TABLES = ("idempotency_record", "outbox_event", "processed_event", "acquirer_refund", "refund_request",
+          "consumer_progress")
+
+
+@pytest.fixture()
+def copy_db(stack):
+    """Copies of the pruned tables (indexes included) in their own database, filled with expired and
+    live rows, out of the live services' way."""
+    admin = pymysql.connect(unix_socket=str(stack.backend.paths.db_socket("vm1")), user="root", autocommit=True)
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {COPY}")
+        cur.execute(f"CREATE DATABASE {COPY}")
+        for table in TABLES:
+            cur.execute(f"CREATE TABLE {COPY}.{table} LIKE {stack.topo.database}.{table}")
+    try:
+        yield admin
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {COPY}")
+        admin.close()
+
+
+def _fill(admin, live: int, expired: int) -> None:
+    """`live` young rows and `expired` rows 30 days old in every pruned table; every refund final."""
+    with admin.cursor() as cur:
+        for count, age in ((live, "INTERVAL 1 SECOND"), (expired, "INTERVAL 30 DAY")):
+            start = f"(SELECT COALESCE(MAX(event_id), 0) FROM {COPY}.outbox_event)"
+            cur.execute(f"SET @base = {start}")
+            cur.execute(f"INSERT INTO {COPY}.idempotency_record (merchant_id, idem_key, operation, request_hash, "
+                        f"created_at) SELECT 'M', CONCAT('k', @base + seq), 'authorize', '', NOW(6) - {age} "
+                        f"FROM {COPY}.seq_1_to_{count}")
+            cur.execute(f"INSERT INTO {COPY}.outbox_event (aggregate_type, aggregate_id, event_type, payload, "
+                        f"published, created_at) SELECT 'payment', seq, 'payment.authorized', '{{}}', 1, "
+                        f"NOW(6) - {age} FROM {COPY}.seq_1_to_{count}")
+            cur.execute(f"INSERT INTO {COPY}.processed_event (consumer, event_id, processed_at) "
+                        f"SELECT 'ledger', @base + seq, NOW(6) - {age} FROM {COPY}.seq_1_to_{count}")
+            cur.execute(f"INSERT INTO {COPY}.refund_request (payment_id, merchant_id, amount, status, acquirer_key) "
+                        f"SELECT seq, 'M', 1, 'SUCCEEDED', CONCAT('refund-', @base + seq) FROM {COPY}.seq_1_to_{count}")
+            cur.execute(f"INSERT INTO {COPY}.acquirer_refund (acquirer_key, amount, succeeded, created_at) "
+                        f"SELECT CONCAT('refund-', @base + seq), 1, 1, NOW(6) - {age} FROM {COPY}.seq_1_to_{count}")
+            cur.execute(f"INSERT INTO {COPY}.consumer_progress (consumer, member, caught_up_to, updated_at) "
+                        f"SELECT 'ledger', CONCAT('m', @base + seq), NOW(6), NOW(6) - {age} "
+                        f"FROM {COPY}.seq_1_to_{count}")
+        cur.execute(f"ANALYZE TABLE {', '.join(f'{COPY}.{t}' for t in TABLES)}")
+
+
+def _copy_conn(stack) -> pymysql.Connection:
+    return pymysql.connect(unix_socket=str(stack.backend.paths.db_socket("vm1")), user="root", database=COPY,
+                           autocommit=False)
+
+
+# The outbox has two indexes by age (with and without `published` in front): either bounds a batch.
+EXPECTED_INDEX = {"idempotency": {"ix_idem_created"}, "processed": {"ix_processed_at"},
+                  "outbox": {"ix_pub_created", "ix_created"}, "acquirer": {"ix_acquirer_created"},
+                  "progress": {"ix_progress_updated"}}
+
+
+def _rows_read(conn) -> int:
+    with conn.cursor() as cur:
+        cur.execute("SHOW SESSION STATUS WHERE Variable_name IN ('Handler_read_next', 'Handler_read_prev', "
+                    "'Handler_read_key', 'Handler_read_first', 'Handler_read_last', 'Handler_read_rnd_next')")
+        return sum(int(value) for _, value in cur.fetchall())
+
+
+def test_every_retention_delete_reads_an_index_about_a_batch_not_the_table(stack, copy_db):
+    """EXPLAIN names the age index for each step (and the refund's key index for the acquirer's
+    "is the refund final" check); running a batch of 200 reads about 200 rows, with 20,000 live
+    rows and 2,000 expired ones in each table."""
+    from payflow.config import Settings
+    from payflow.store import retention
+    _fill(copy_db, live=20_000, expired=2_000)
+    steps = retention.steps(Settings(idempotency_ttl_s=3600, outbox_retention_s=3600, processed_retention_s=7200,
+                                     acquirer_refund_retention_s=7200, progress_retention_s=3600))
+    assert set(EXPECTED_INDEX) == {step.name for step in steps}
+    conn = _copy_conn(stack)
+    try:
+        for step in steps:
+            sql, args = step.statement(step.keep_s, 200)
+            with conn.cursor(pymysql.cursors.DictCursor) as cur:
+                cur.execute("EXPLAIN " + sql, args)
+                plan = list(cur.fetchall())
+            conn.rollback()
+            assert plan[0]["key"] in EXPECTED_INDEX[step.name] and plan[0]["type"] != "ALL", (step.name, plan)
+            if step.name == "acquirer":
+                assert plan[1]["key"] == "ix_refund_acquirer_key", plan
+            before = _rows_read(conn)
+            with conn.cursor() as cur:
+                cur.execute(sql, args)
+                deleted = cur.rowcount
+            conn.commit()
+            read = _rows_read(conn) - before
+            assert deleted == 200, (step.name, deleted)
+            # the acquirer step also reads each record's request by its key: two reads per row
+            assert read <= (2 if step.name == "acquirer" else 1) * 200 + 50, f"{step.name}: read {read} rows"
+    finally:
+        conn.close()
+
+
+def test_acquirer_records_go_only_once_their_refund_is_final_and_old(stack, copy_db):
+    from payflow.store import acquirer
+    with copy_db.cursor() as cur:
+        cur.execute(f"INSERT INTO {COPY}.refund_request (payment_id, merchant_id, amount, status, acquirer_key) "
+                    "VALUES (1, 'M', 1, 'SUCCEEDED', 'old-final'), (2, 'M', 1, 'SUBMITTED', 'old-open'), "
+                    "(3, 'M', 1, 'FAILED', 'young-final'), (4, 'M', 1, 'FAILED', 'old-failed')")
+        cur.execute(f"INSERT INTO {COPY}.acquirer_refund (acquirer_key, amount, succeeded, created_at) VALUES "
+                    "('old-final', 1, 1, NOW(6) - INTERVAL 10 DAY), ('old-open', 1, 1, NOW(6) - INTERVAL 10 DAY), "
+                    "('young-final', 1, 1, NOW(6)), ('old-failed', 1, 0, NOW(6) - INTERVAL 10 DAY), "
+                    "('old-orphan', 1, 1, NOW(6) - INTERVAL 10 DAY)")
+    conn = _copy_conn(stack)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(*acquirer.prune_statement(9 * 24 * 3600, 100))
+        conn.commit()
+    finally:
+        conn.close()
+    with copy_db.cursor() as cur:
+        cur.execute(f"SELECT acquirer_key FROM {COPY}.acquirer_refund ORDER BY acquirer_key")
+        assert [r[0] for r in cur.fetchall()] == ["old-open", "old-orphan", "young-final"]

@@ -17,6 +17,7 @@ PUBLISH_LAG = Histogram(
     buckets=LAG_BUCKETS,
 )
 REDRIVEN = Counter("outbox_redriven_events", "events re-driven because no consumer processed them", ["shard"])
+PRUNED = Counter("retention_pruned_rows", "rows retention deleted, per retention step", ["shard", "step"])
 
 
 def export_shard(shard: str) -> None:

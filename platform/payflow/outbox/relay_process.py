@@ -38,7 +38,6 @@ class RelayProcess:
         self.db_ok = False
         self.last_stats: OutboxStats | None = None
         self.redrive_watermarks: dict[str, int] = {}
-        self.next_prune = 0.0
         metrics.export_shard(self.shard.name)
 
     def _store(self, role: str) -> OutboxStore:
@@ -69,11 +68,6 @@ class RelayProcess:
                     if redriven:
                         metrics.REDRIVEN.labels(self.shard.name).inc(redriven)
                         log.warning("re-drove %s published-but-unprocessed events", redriven)
-                if time.monotonic() >= self.next_prune:
-                    self.next_prune = time.monotonic() + s.prune_interval_s
-                    pruned = await asyncio.to_thread(retention.prune_once, store.conn, s)
-                    if pruned.idempotency or pruned.processed or pruned.outbox:
-                        log.info("retention pruned %s", pruned)
                 stats = await asyncio.to_thread(store.stats, False)  # backlog only: no count of every row
                 self.last_stats = stats
                 metrics.PENDING.labels(self.shard.name).set(stats.pending)
@@ -82,6 +76,27 @@ class RelayProcess:
                 log.warning("housekeeping failed: %s", exc)
                 self._drop_store("housekeeping")
             await _sleep_or_stop(self.stopping, s.redrive_interval_s)
+
+    async def prune(self) -> None:
+        """Retention on its own connection and task: a long pass (a backlog of expired rows) does
+        not hold up the re-drive or the backlog gauges."""
+        s = self.settings
+        while not self.stopping.is_set():
+            delay = s.prune_interval_s
+            try:
+                store = self._store("retention")
+                pruned = await asyncio.to_thread(retention.prune_once, store.conn, s, stop=self.stopping.is_set)
+                for table, deleted in pruned.deleted.items():
+                    if deleted:
+                        metrics.PRUNED.labels(self.shard.name, table).inc(deleted)
+                if pruned.any:
+                    log.info("retention pruned %s in %s batches%s", pruned.deleted, pruned.batches,
+                             "" if pruned.caught_up else " (behind: next pass soon)")
+                delay = retention.next_pass_in(pruned.caught_up, s)
+            except Exception as exc:
+                log.warning("retention failed: %s", exc)
+                self._drop_store("retention")
+            await _sleep_or_stop(self.stopping, delay)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -94,6 +109,7 @@ class RelayProcess:
         }, host=self.config.bind_host)
         log.info("relay for %s started (bootstrap %s)", self.shard.name, self.config.bootstrap_servers)
         keeper = asyncio.create_task(self.housekeeping())
+        pruner = asyncio.create_task(self.prune())
         while not self.stopping.is_set():
             started = time.monotonic()
             try:
@@ -110,6 +126,7 @@ class RelayProcess:
             if pause > 0:
                 await _sleep_or_stop(self.stopping, pause)
         keeper.cancel()
+        pruner.cancel()
         await self.publisher.close()
         log.info("relay stopped")
 

@@ -32,6 +32,17 @@ def repeat_request(conn: pymysql.Connection[Any], key: str) -> bool | None:
     return bool(row[0]) if row else False
 
 
+def prune_statement(older_than_s: float, batch: int) -> tuple[str, tuple[Any, ...]]:
+    """The DELETE of up to `batch` records older than the retention whose refund request is final
+    (SUCCEEDED or FAILED: the refund worker never asks for its key again), oldest first through
+    ix_acquirer_created; the request is found by its key (ix_refund_acquirer_key). A record whose
+    request is still open, or that no request names, is kept."""
+    return ("DELETE FROM acquirer_refund WHERE created_at < NOW(6) - INTERVAL %s MICROSECOND "
+            "AND EXISTS (SELECT 1 FROM refund_request r WHERE r.acquirer_key = acquirer_refund.acquirer_key "
+            "AND r.status IN ('SUCCEEDED', 'FAILED')) ORDER BY created_at LIMIT %s",
+            (int(older_than_s * 1e6), batch))
+
+
 def record_executed(conn: pymysql.Connection[Any], key: str, amount: int) -> None:
     """Record a refund executed under `key`; pymysql's IntegrityError when another worker recorded
     that key first (the caller rolls back and reads that answer)."""

@@ -55,8 +55,8 @@ def forget(cur: Cursor, merchant_id: str, key: str, ttl_s: float) -> None:
     )
 
 
-def prune_expired(cur: Cursor, ttl_s: float, batch: int) -> int:
-    """Delete up to `batch` expired keys (index on created_at); the caller commits."""
-    cur.execute("DELETE FROM idempotency_record WHERE created_at < NOW(6) - INTERVAL %s MICROSECOND LIMIT %s",
-                (int(ttl_s * 1e6), batch))
-    return int(cur.rowcount)
+def prune_statement(ttl_s: float, batch: int) -> tuple[str, tuple[Any, ...]]:
+    """The DELETE of up to `batch` expired keys, oldest first: read through ix_idem_created, so a
+    batch reads about the rows it deletes, however many keys are still live."""
+    return ("DELETE FROM idempotency_record WHERE created_at < NOW(6) - INTERVAL %s MICROSECOND "
+            "ORDER BY created_at LIMIT %s", (int(ttl_s * 1e6), batch))

@@ -1,7 +1,9 @@
-"""`processed_event`: the consumers' inbox (dedupe) and its pruning. The relay's re-drive and
+"""`processed_event`: the consumers' inbox (dedupe) and its pruning statement. The relay's re-drive and
 reconcile read it too, beside the events (`payflow.store.outbox`, `payflow.store.queries`)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from pymysql.cursors import Cursor
 
@@ -13,11 +15,10 @@ def claim(cur: Cursor, consumer: str, event_id: int) -> bool:
     return bool(cur.rowcount)
 
 
-def prune(cur: Cursor, older_than_s: float, batch: int) -> int:
-    """Delete up to `batch` inbox rows older than the retention; the caller commits."""
-    cur.execute("DELETE FROM processed_event WHERE processed_at < NOW(6) - INTERVAL %s MICROSECOND LIMIT %s",
-                (int(older_than_s * 1e6), batch))
-    return int(cur.rowcount)
+def prune_statement(older_than_s: float, batch: int) -> tuple[str, tuple[Any, ...]]:
+    """The DELETE of up to `batch` inbox rows older than the retention, oldest first (ix_processed_at)."""
+    return ("DELETE FROM processed_event WHERE processed_at < NOW(6) - INTERVAL %s MICROSECOND "
+            "ORDER BY processed_at LIMIT %s", (int(older_than_s * 1e6), batch))
 
 
 def already_processed(cur: Cursor, consumer: str, event_ids: list[int]) -> set[int]:

@@ -75,12 +75,18 @@ def redrive_ids(cur: Cursor, event_ids: list[int]) -> int:
     return int(cur.rowcount)
 
 
-def prune_published(cur: Cursor, older_than_s: float, batch: int) -> int:
-    """Delete up to `batch` published rows older than the retention (index ix_pub_created). DEAD
-    and pending rows are never pruned. The caller commits."""
-    cur.execute("DELETE FROM outbox_event WHERE published=1 AND created_at < NOW(6) - INTERVAL %s MICROSECOND "
-                "ORDER BY created_at LIMIT %s", (int(older_than_s * 1e6), batch))
-    return int(cur.rowcount)
+def prune_statement(older_than_s: float, batch: int) -> tuple[str, tuple[Any, ...]]:
+    """The DELETE of up to `batch` published rows older than the retention, oldest first (index
+    ix_pub_created). DEAD and pending rows are never pruned."""
+    return ("DELETE FROM outbox_event WHERE published=1 AND created_at < NOW(6) - INTERVAL %s MICROSECOND "
+            "ORDER BY created_at LIMIT %s", (int(older_than_s * 1e6), batch))
+
+
+def first_event_id(cur: Cursor) -> int:
+    """Where the table begins (the primary key's first entry: one index read); 0 when empty."""
+    cur.execute("SELECT COALESCE(MIN(event_id), 0) FROM outbox_event")
+    row = cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 def read_stats(cur: Cursor, count_published: bool = True) -> OutboxStats:
@@ -230,11 +236,16 @@ class OutboxStore:
         between the watermark and `older_than_s` ago, never the young part of the table, which it
         used to read three times per consumer on every pass (at 700/s, a quarter of a shard's CPU).
         Creation times and ids may disagree across concurrent inserts: `_lost_scan_top` says why
-        that delays a lost row by at most one interval once the rows after it have aged."""
+        that delays a lost row by at most one interval once the rows after it have aged.
+
+        A consumer with no watermark yet (a relay that just started: they are kept in memory)
+        starts where the table begins, not at id 0: below it retention has deleted every row, and
+        a range read from 0 would step over all of them that InnoDB has not purged yet."""
         total = 0
         with self.conn.cursor() as cur:
             lost_top = _lost_scan_top(cur, older_than_s)
             settled = _newest_created_before(cur, SETTLE_S)
+            table_start = first_event_id(cur) if any(c not in watermarks for c in consumers) else 0
             for consumer in consumers:
                 types = [t for t, cs in CONSUMERS_BY_EVENT.items() if consumer in cs]
                 if not types:
@@ -243,7 +254,7 @@ class OutboxStore:
                 unprocessed = (f"e.event_id >= %s AND e.event_id <= %s AND e.dead=0 AND e.event_type IN ({in_types}) "
                                "AND NOT EXISTS (SELECT 1 FROM processed_event p WHERE p.consumer=%s "
                                "AND p.event_id=e.event_id)")
-                start = watermarks.get(consumer, 0)
+                start = watermarks.get(consumer, table_start)
                 top = lost_top if lost_top is not None else _ID_MAX
                 if top >= start:
                     # Lost, not lagging: every live member of the group has read past it.

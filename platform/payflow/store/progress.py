@@ -25,6 +25,13 @@ def record(conn: pymysql.Connection[Any], consumer: str, member: str, behind_s: 
     conn.commit()
 
 
+def prune_statement(older_than_s: float, batch: int) -> tuple[str, tuple[Any, ...]]:
+    """The DELETE of up to `batch` rows of members not heard from for `older_than_s` (gone: a
+    renamed VM, a removed consumer), oldest first through ix_progress_updated."""
+    return ("DELETE FROM consumer_progress WHERE updated_at < NOW(6) - INTERVAL %s MICROSECOND "
+            "ORDER BY updated_at LIMIT %s", (int(older_than_s * 1e6), batch))
+
+
 def members(cur: DictCursor, limit: int) -> list[dict[str, Any]]:
     """Every member's row with how many seconds it is behind (read-only; payctl)."""
     cur.execute("SELECT consumer, member, caught_up_to, updated_at, "

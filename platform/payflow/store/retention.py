@@ -1,40 +1,139 @@
-"""Retention, run by each relay on its own shard: expired idempotency keys, old inbox rows and old
-published outbox rows are deleted in small batches (short transactions, no long locks)."""
+"""Retention, run by each relay on its own shard: every table that gains rows per payment, event or
+message is pruned once its rows are past their retention, in batches (each its own short
+transaction), as fast as the platform adds them.
+
+The tables, and why each is pruned or kept:
+
+- idempotency_record: a key is remembered for `idempotency_ttl_s`, then deleted.
+- outbox_event: published rows after `outbox_retention_s`; pending and DEAD rows are kept.
+- processed_event: the inbox, after `processed_retention_s` (outlives the outbox: config rule).
+- acquirer_refund: once its refund request is final and it is older than `acquirer_refund_retention_s`.
+- consumer_progress: a member's row not written for `progress_retention_s` (the member is gone).
+- payment, ledger_entry, settlement, refund_request: business records (the money's history, what
+  reconcile and the ledger's balance check read): kept, never pruned here (`KEPT`).
+- parked_message: kept for an operator; its pruning is one more `Step` in `steps`.
+
+A pass runs the steps round-robin, one batch each, `prune_pause_s` apart, until every step found
+fewer expired rows than its batch (caught up) or `prune_pass_budget_s` is spent (behind: the relay
+starts the next pass soon, `next_pass_in`). Batch sizes adapt per table (`next_batch`): they grow
+while a batch is quick and shrink when one holds its locks too long."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pymysql
 from pymysql.cursors import Cursor
 
 from payflow.config import Settings
-from payflow.store import idempotency, inbox, outbox
+from payflow.store import acquirer, idempotency, inbox, outbox, progress
+
+# Business records: one row per payment, entry, day or refund, kept for as long as the money's history is.
+KEPT = ("payment", "ledger_entry", "settlement", "refund_request")
+# Every table that gains rows as the platform runs, for reports (`row_counts`).
+GROWING = ("payment", "ledger_entry", "settlement", "refund_request", "idempotency_record", "outbox_event",
+           "processed_event", "acquirer_refund", "consumer_progress", "parked_message")
+
+# A batch's transaction should hold its row locks and undo about this long at most; quicker
+# batches grow (fewer statements per row), slower ones shrink.
+BATCH_TARGET_S = 0.25
+# After a pass that ran out of budget (more expired rows than it could delete), the next one starts
+# after this pause rather than `prune_interval_s`.
+BEHIND_PAUSE_S = 1.0
+
+Statement = tuple[str, tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
-class Pruned:
-    idempotency: int
-    processed: int
-    outbox: int
+class Step:
+    name: str
+    statement: Callable[[float, int], Statement]  # (retention s, batch) → the DELETE
+    keep_s: float
 
 
-def prune_once(conn: pymysql.Connection[Any], settings: Settings, max_batches: int = 20) -> Pruned:
-    """Up to `max_batches` batches of each kind, each committed on its own."""
-    totals = [0, 0, 0]
-    steps: list[tuple[Callable[[Cursor, float, int], int], float]] = [
-        (idempotency.prune_expired, settings.idempotency_ttl_s),
-        (inbox.prune, settings.processed_retention_s),
-        (outbox.prune_published, settings.outbox_retention_s),
+def steps(settings: Settings) -> list[Step]:
+    """What a pass prunes, in turn."""
+    return [
+        Step("idempotency", idempotency.prune_statement, settings.idempotency_ttl_s),
+        Step("processed", inbox.prune_statement, settings.processed_retention_s),
+        Step("outbox", outbox.prune_statement, settings.outbox_retention_s),
+        Step("acquirer", acquirer.prune_statement, settings.acquirer_refund_retention_s),
+        Step("progress", progress.prune_statement, settings.progress_retention_s),
+        # parked_message: its Step goes here.
     ]
-    for index, (step, keep_s) in enumerate(steps):
-        for _ in range(max_batches):
+
+
+def next_batch(current: int, took_s: float, smallest: int, largest: int) -> int:
+    """The next batch size of a table (pure): doubled after a batch quicker than half the target,
+    halved after one slower than the target, within [smallest, largest]."""
+    if took_s < BATCH_TARGET_S / 2:
+        current *= 2
+    elif took_s > BATCH_TARGET_S:
+        current //= 2
+    return max(smallest, min(largest, current))
+
+
+def next_pass_in(caught_up: bool, settings: Settings) -> float:
+    """Seconds until the next pass (pure): the interval when the last pass caught up, soon when
+    it did not."""
+    return settings.prune_interval_s if caught_up else min(BEHIND_PAUSE_S, settings.prune_interval_s)
+
+
+@dataclass
+class Pruned:
+    deleted: dict[str, int] = field(default_factory=dict)  # step name → rows deleted
+    batches: int = 0
+    caught_up: bool = True  # every step found fewer expired rows than a batch
+
+    @property
+    def any(self) -> bool:
+        return any(self.deleted.values())
+
+
+def prune_once(conn: pymysql.Connection[Any], settings: Settings, *,
+               clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+               stop: Callable[[], bool] = lambda: False) -> Pruned:
+    """One pass: batches round-robin over the steps, each committed on its own, until all are
+    caught up, the budget is spent or `stop()` says so."""
+    deadline = clock() + settings.prune_pass_budget_s
+    pending = steps(settings)
+    batch = {step.name: settings.prune_batch for step in pending}
+    result = Pruned({step.name: 0 for step in pending})
+    while pending:
+        for step in list(pending):
+            size = batch[step.name]
+            started = clock()
             with conn.cursor() as cur:
-                deleted = step(cur, keep_s, settings.prune_batch)
+                deleted = _delete(cur, step.statement(step.keep_s, size))
             conn.commit()
-            totals[index] += deleted
-            if deleted < settings.prune_batch:
+            result.batches += 1
+            result.deleted[step.name] += deleted
+            batch[step.name] = next_batch(size, clock() - started, settings.prune_batch, settings.prune_batch_max)
+            if deleted < size:
+                pending.remove(step)
+            if not pending:
                 break
-    return Pruned(*totals)
+            if clock() >= deadline or stop():
+                result.caught_up = False
+                return result
+            if settings.prune_pause_s:
+                sleep(settings.prune_pause_s)
+    return result
+
+
+def _delete(cur: Cursor, statement: Statement) -> int:
+    cur.execute(*statement)
+    return int(cur.rowcount)
+
+
+def row_counts(cur: Cursor, tables: tuple[str, ...] = GROWING) -> dict[str, int]:
+    """Each table's exact row count (reads every row: for benches and reports, not the services)."""
+    counts = {}
+    for table in tables:
+        cur.execute(f"SELECT COUNT(*) FROM {table}")
+        row = cur.fetchone()
+        counts[table] = int(row[0]) if row else 0
+    return counts

@@ -1,0 +1,146 @@
+"""Retention keeps pace with the insert rate: a pass deletes batch after batch until every table is
+caught up or its time budget is spent, batch sizes adapt to how long a batch takes, and a pass that
+fell behind is followed by another soon. Run against a fake shard and a fake clock."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from payflow.config import Settings
+from payflow.store import retention
+from payflow.store.retention import BATCH_TARGET_S, next_batch, next_pass_in, prune_once
+
+
+def test_batches_grow_while_quick_and_shrink_when_slow_within_bounds() -> None:
+    assert next_batch(500, BATCH_TARGET_S / 10, 500, 5000) == 1000
+    assert next_batch(4000, 0.0, 500, 5000) == 5000  # never past the largest
+    assert next_batch(1000, BATCH_TARGET_S * 0.75, 500, 5000) == 1000  # about right: kept
+    assert next_batch(2000, BATCH_TARGET_S * 3, 500, 5000) == 1000
+    assert next_batch(600, BATCH_TARGET_S * 3, 500, 5000) == 500  # never below the smallest
+
+
+def test_a_pass_that_fell_behind_is_followed_by_another_soon() -> None:
+    settings = Settings(prune_interval_s=60)
+    assert next_pass_in(True, settings) == 60
+    assert next_pass_in(False, settings) < 5
+    assert next_pass_in(False, Settings(prune_interval_s=0.5)) == 0.5  # never later than the interval
+
+
+class FakeShard:
+    """Expired rows per table; each DELETE removes up to its LIMIT and costs `cost_s` per row of
+    the fake clock."""
+
+    def __init__(self, expired: dict[str, int], cost_s: float = 0.0) -> None:
+        self.expired = dict(expired)
+        self.cost_s = cost_s
+        self.now = 0.0
+        self.commits = 0
+        self.statements: list[tuple[str, int]] = []
+        self.rowcount = 0
+
+    def cursor(self) -> FakeShard:
+        return self
+
+    def __enter__(self) -> FakeShard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def execute(self, sql: str, args: tuple[Any, ...]) -> None:
+        table = re.search(r"DELETE FROM (\w+)", sql)
+        assert table and sql.rstrip().endswith("LIMIT %s")
+        limit = int(args[-1])
+        self.rowcount = min(limit, self.expired.get(table.group(1), 0))
+        self.expired[table.group(1)] = self.expired.get(table.group(1), 0) - self.rowcount
+        self.statements.append((table.group(1), limit))
+        self.now += self.rowcount * self.cost_s
+
+    def commit(self) -> None:
+        self.commits += 1
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _prune(shard: FakeShard, **settings: Any) -> retention.Pruned:
+    return prune_once(shard, Settings(**settings), clock=lambda: shard.now,  # type: ignore[arg-type]
+                      sleep=shard.sleep)
+
+
+def test_a_pass_deletes_far_more_than_twenty_batches_and_stops_when_caught_up() -> None:
+    """The old pass stopped after 20 batches per table (10,000 rows at the default batch) whatever
+    the backlog."""
+    shard = FakeShard({"processed_event": 30_000, "outbox_event": 12_345, "idempotency_record": 100}, cost_s=1e-5)
+    pruned = _prune(shard)
+    assert pruned.caught_up
+    assert pruned.deleted["processed"] == 30_000 and pruned.deleted["outbox"] == 12_345
+    assert pruned.deleted["idempotency"] == 100
+    assert shard.commits == pruned.batches == len(shard.statements)  # each batch committed on its own
+    assert max(limit for _, limit in shard.statements) <= 5000
+    assert max(limit for _, limit in shard.statements) > 500  # quick batches grew
+
+
+def test_the_time_budget_ends_a_pass_and_says_it_is_behind() -> None:
+    shard = FakeShard({"processed_event": 10_000_000}, cost_s=BATCH_TARGET_S / 500)  # a batch of 500 is on target
+    pruned = _prune(shard, prune_pass_budget_s=5, prune_pause_s=0.05)
+    assert not pruned.caught_up
+    assert 4.5 <= shard.now <= 5 + BATCH_TARGET_S * 2 + 0.05  # stopped at the budget, within a batch
+    assert {limit for _, limit in shard.statements if _ == "processed_event"} == {500}
+    assert 0 < pruned.deleted["processed"] < 10_000_000
+
+
+def test_slow_batches_shrink_so_no_transaction_holds_its_locks_long() -> None:
+    shard = FakeShard({"outbox_event": 50_000}, cost_s=BATCH_TARGET_S / 200)  # 500 rows take 2.5 targets
+    _prune(shard, prune_batch=100, prune_batch_max=5000, prune_pass_budget_s=600)
+    limits = [limit for table, limit in shard.statements if table == "outbox_event"]
+    assert max(limits) <= 400 and limits[-1] >= 100
+
+
+def test_every_table_gets_batches_while_one_has_a_huge_backlog() -> None:
+    """Round-robin: a table far behind does not use up the budget before the others get a batch."""
+    shard = FakeShard({"processed_event": 10_000_000, "idempotency_record": 3000, "acquirer_refund": 700,
+                       "consumer_progress": 3}, cost_s=1e-4)
+    pruned = _prune(shard, prune_pass_budget_s=10)
+    assert not pruned.caught_up
+    assert shard.expired["idempotency_record"] == shard.expired["acquirer_refund"] == 0
+    assert shard.expired["consumer_progress"] == 0
+
+
+def test_a_pause_separates_batches() -> None:
+    shard = FakeShard({"processed_event": 5000})
+    pruned = _prune(shard, prune_batch=500, prune_batch_max=500, prune_pause_s=0.1)
+    assert pruned.batches >= 11 and shard.now == pytest.approx(0.1 * (pruned.batches - 1))
+
+
+def test_a_stop_request_ends_the_pass() -> None:
+    shard = FakeShard({"processed_event": 10_000_000})
+    pruned = prune_once(shard, Settings(), clock=lambda: shard.now, sleep=shard.sleep,  # type: ignore[arg-type]
+                        stop=lambda: shard.commits >= 3)
+    assert not pruned.caught_up and pruned.batches == 3
+
+
+def test_every_table_that_grows_has_a_retention_or_is_a_business_record() -> None:
+    pruned_tables = {re.search(r"DELETE FROM (\w+)", step.statement(60, 1)[0]).group(1)  # type: ignore[union-attr]
+                     for step in retention.steps(Settings())}
+    assert pruned_tables == {"idempotency_record", "outbox_event", "processed_event", "acquirer_refund",
+                             "consumer_progress"}
+    assert set(retention.GROWING) - pruned_tables - set(retention.KEPT) <= {"parked_message"}
+
+
+def test_new_retention_settings_are_bounded_and_cross_checked() -> None:
+    for field, value in [("prune_pass_budget_s", 0), ("prune_pass_budget_s", 3600), ("prune_pause_s", -1),
+                         ("prune_batch_max", 0), ("progress_retention_s", 10), ("acquirer_refund_retention_s", 0)]:
+        with pytest.raises(ValidationError, match=field):
+            Settings(**{field: value})
+    with pytest.raises(ValidationError, match="prune_batch_max"):
+        Settings(prune_batch=1000, prune_batch_max=500)
+    with pytest.raises(ValidationError, match="acquirer_refund_retention_s"):
+        Settings(acquirer_refund_retention_s=3600)
+    # the soak bench's shortened retentions hold every rule
+    Settings(idempotency_ttl_s=60, outbox_retention_s=60, processed_retention_s=120,
+             acquirer_refund_retention_s=120)

@@ -43,7 +43,9 @@ def _print_version(value: bool) -> None:
 
 def _global(
     ctx: typer.Context,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="topology file (default ./stack.toml)")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="topology file, or the folder holding it (default ./stack.toml; also $PAYCTL_CONFIG)",
+    )] = None,
     version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
                                           help="print payctl's version and exit")] = False,
 ) -> None:

@@ -245,6 +245,8 @@ class Topology(BaseModel):
 
 
 def find_config(explicit: Path | None) -> Path | None:
+    """--config, else $PAYCTL_CONFIG, else ./stack.toml when there is one. Either may name a folder:
+    its stack.toml, or the defaults anchored there when it has none."""
     if explicit is not None:
         return explicit
     env = os.environ.get("PAYCTL_CONFIG")
@@ -255,10 +257,18 @@ def find_config(explicit: Path | None) -> Path | None:
 
 
 def load_topology(path: Path | None = None) -> Topology:
-    """Built-in defaults, overridden by stack.toml when there is one."""
+    """Built-in defaults, overridden by stack.toml when there is one. The state folder is always
+    absolute, anchored at the folder that holds stack.toml (or the folder the defaults apply to),
+    so every service and every command reads the same one from any working folder."""
     source = find_config(path)
+    anchor = Path.cwd()
+    if source is not None and source.is_dir():
+        anchor = source
+        source = source / "stack.toml" if (source / "stack.toml").is_file() else None
     if source is None:
-        return with_running_isolation(Topology())
+        defaults = Topology()
+        state = defaults.state_dir if defaults.state_dir.is_absolute() else anchor / defaults.state_dir
+        return with_running_isolation(defaults.model_copy(update={"state_dir": state.resolve()}))
     try:
         raw = source.read_bytes()
     except OSError as exc:

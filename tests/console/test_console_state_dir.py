@@ -57,7 +57,8 @@ def fresh_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     monkeypatch.chdir(checkout)
     monkeypatch.delenv("PAYCTL_CONFIG", raising=False)
     topo = load_topology().with_port_offset(PORT_OFFSET)
-    assert str(topo.state_dir) == ".payctl"
+    # the defaults' ".payctl", anchored where they apply (the console must not resolve it again)
+    assert topo.state_dir == (checkout / ".payctl").resolve()
     yield topo
 
 

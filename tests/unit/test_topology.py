@@ -77,3 +77,24 @@ def test_relative_state_dir_is_relative_to_the_file(tmp_path: Path):
     topo = load_topology(f)
     assert topo.state_dir == (tmp_path / "state").resolve()
     assert topo.settings.breaker_reset_timeout_s == 3
+
+
+def test_the_state_folder_is_anchored_whatever_the_working_folder(tmp_path, monkeypatch):
+    """Without a stack.toml the defaults apply to the current folder; `--config DIR` anchors them at
+    DIR (its stack.toml when it has one). The state folder is absolute either way, so a process
+    running elsewhere (the console runs inside the state folder) reads the same one."""
+    from payctl.stack.topology import load_topology
+
+    checkout = tmp_path / "checkout"
+    elsewhere = tmp_path / "elsewhere"
+    checkout.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.delenv("PAYCTL_CONFIG", raising=False)
+    monkeypatch.chdir(checkout)
+    assert load_topology().state_dir == (checkout / ".payctl").resolve()
+    monkeypatch.chdir(elsewhere)
+    assert load_topology(checkout).state_dir == (checkout / ".payctl").resolve()
+    (checkout / "stack.toml").write_text('state_dir = "state"\n')
+    assert load_topology(checkout).state_dir == (checkout / "state").resolve()
+    monkeypatch.setenv("PAYCTL_CONFIG", str(checkout))
+    assert load_topology().state_dir == (checkout / "state").resolve()

@@ -171,11 +171,13 @@ class Smoke:
         bad = [s.name for s in self.backend.status() if not s.healthy]
         if bad:
             raise CheckFailed(f"unhealthy: {', '.join(bad)}")
-        rows = schema.status(self.topo)
+        got = schema.status(self.topo)
+        rows = got.answers
         applied = {tuple(r["applied"]) for r in rows}
-        drift = schema.diff(self.topo)
-        if len(applied) != 1 or any(r["pending"] for r in rows) or drift:
-            raise CheckFailed(f"schema differs between shards: {rows} drift={drift}")
+        drift, unavailable = schema.diff(self.topo)
+        if got.partial or unavailable or len(applied) != 1 or any(r["pending"] for r in rows) or drift:
+            raise CheckFailed(f"schema differs between shards: {rows} drift={drift} "
+                              f"unavailable={[u.shard for u in got.unavailable]}")
         return f"{len(services(self.topo))} services healthy; schema {rows[0]['applied']} on every shard"
 
     def loadtest(self) -> str:

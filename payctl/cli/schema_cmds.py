@@ -20,28 +20,40 @@ def apply(ctx: typer.Context, json_out: JsonOpt = False) -> None:
             console().print(f"{vm}: " + (", ".join(applied) if applied else "up to date"))
 
 
+def _versions(values: list[int] | list[str]) -> str:
+    return ", ".join(str(v) for v in values) or "-"
+
+
 def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
-    """Applied and pending migrations per shard."""
-    rows = schema.status(load(ctx))
+    """Applied and pending migrations per shard; a shard that does not answer is marked unavailable
+    (exit 1: a partial answer)."""
+    got = schema.status(load(ctx))
     if json_out:
-        print_json(rows)
+        print_json([*got.answers, *(u.as_json() for u in got.unavailable)])
     else:
-        console().print(table("schema status", ["vm", "shard", "applied", "pending", "modified"],
-                              [[r["vm"], r["shard"], r["applied"], r["pending"] or "-", r["modified"] or "-"]
-                               for r in rows]))
+        rows = [[r["vm"], r["shard"], _versions(r["applied"]), _versions(r["pending"]), _versions(r["modified"])]
+                for r in got.answers]
+        rows += [[u.vm, u.shard, f"unavailable: {u.reason}", "", ""] for u in got.unavailable]
+        console().print(table("schema status", ["vm", "shard", "applied", "pending", "modified"], rows))
+    if got.partial:
+        raise typer.Exit(1)
 
 
 def diff(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Report tables whose definition differs between shards (exit 1 on drift)."""
-    drift = schema.diff(load(ctx))
+    drift, unavailable = schema.diff(load(ctx))
     if json_out:
-        print_json({"drift": drift})
-    elif not drift:
+        print_json({"drift": drift, "unavailable": [u.as_json() for u in unavailable]})
+    elif not drift and not unavailable:
         console().print("[green]no drift: every shard has the same schema[/green]")
     else:
-        console().print(table("schema drift", ["table", "per shard"],
-                              [[d["table"], d["shards"]] for d in drift]))
-    if drift:
+        if drift:
+            console().print(table("schema drift", ["table", "per shard"],
+                                  [[d["table"], "; ".join(f"{k}: {v}" for k, v in d["shards"].items())]
+                                   for d in drift]))
+        for u in unavailable:
+            console().print(f"{u.shard} unavailable, not compared: {u.reason}", highlight=False)
+    if drift or unavailable:
         raise typer.Exit(1)
 
 

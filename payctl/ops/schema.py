@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from payctl.stack.shards import apply_migrations, shard_connection
+import pymysql
+
+from payctl.ops.partial import PerShard, Unavailable, each_shard
+from payctl.stack.shards import apply_migrations
 from payctl.stack.topology import Topology
 from payflow.db import migrations
 
@@ -13,20 +16,21 @@ def apply_all(topo: Topology, vms: list[str] | None = None) -> dict[str, list[st
     return apply_migrations(topo, vms)
 
 
-def status(topo: Topology) -> list[dict[str, Any]]:
+def status(topo: Topology) -> PerShard[dict[str, Any]]:
+    """Applied and pending migrations of every shard that answers."""
     available = migrations.load_migrations()
-    rows = []
-    for i, vm in enumerate(topo.vms):
-        with shard_connection(topo, vm.name) as conn:
-            applied = migrations.read_applied(conn)
+
+    def read(i: int, vm: str, conn: pymysql.Connection[Any]) -> dict[str, Any]:
+        applied = migrations.read_applied(conn)
         p = migrations.plan(available, applied)
-        rows.append({
-            "vm": vm.name, "shard": topo.shard_name(i),
+        return {
+            "vm": vm, "shard": topo.shard_name(i), "available": True,
             "applied": [a.version for a in applied],
             "pending": [m.version for m in p.pending],
             "modified": p.modified, "unknown": p.unknown,
-        })
-    return rows
+        }
+
+    return each_shard(topo, read)
 
 
 def diff_fingerprints(prints: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
@@ -40,9 +44,8 @@ def diff_fingerprints(prints: dict[str, dict[str, str]]) -> list[dict[str, Any]]
     return out
 
 
-def diff(topo: Topology) -> list[dict[str, Any]]:
-    prints = {}
-    for i, vm in enumerate(topo.vms):
-        with shard_connection(topo, vm.name) as conn:
-            prints[topo.shard_name(i)] = migrations.schema_fingerprint(conn, topo.database)
-    return diff_fingerprints(prints)
+def diff(topo: Topology) -> tuple[list[dict[str, Any]], list[Unavailable]]:
+    """Drift between the shards that answer, and the shards that did not."""
+    got = each_shard(topo, lambda i, _vm, conn: (topo.shard_name(i),
+                                                 migrations.schema_fingerprint(conn, topo.database)))
+    return diff_fingerprints(dict(got.answers)), got.unavailable

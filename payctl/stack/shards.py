@@ -34,7 +34,8 @@ def connect(topo: Topology, vm_name: str, connect_timeout_s: int = CONNECT_TIMEO
                                charset="utf8mb4")
     except (OSError, pymysql.err.MySQLError) as exc:
         raise EnvironmentProblem(f"cannot connect to {shard} on port {vm.db_port}: {exc}",
-                                 "is the stack up? run `payctl up`") from exc
+                                 f"`payctl status` shows what runs; start the shard with `payctl start {shard}`, "
+                                 "or the stack with `payctl up`") from exc
 
 
 @contextmanager

@@ -51,3 +51,22 @@ def test_a_paused_service_reads_paused_in_status(stack):
 @pytest.mark.parametrize("verb", ["start", "stop", "pause", "resume", "kill", "logs"])
 def test_an_unknown_service_is_one_line(stack, verb):
     _one_line_exit_2(stack.payctl(verb, "no-such-service"))
+
+
+def test_read_only_commands_answer_for_the_shard_that_works(stack):
+    """shard2 stopped: `schema status` and `schema diff` report shard1, mark shard2 unavailable with
+    the reason, and exit 1 (a partial answer), not 2."""
+    assert stack.payctl("stop", "shard2").returncode == 0
+    try:
+        result = stack.payctl("schema", "status", "--json")
+        assert result.returncode == 1, result.stdout + result.stderr
+        rows = {r["shard"]: r for r in json.loads(result.stdout)}
+        assert rows["shard1"]["available"] and rows["shard1"]["pending"] == []
+        assert rows["shard2"]["available"] is False and "shard2" in rows["shard2"]["error"]
+        text = stack.payctl("schema", "status")
+        assert text.returncode == 1 and "unavailable" in text.stdout and "Traceback" not in text.stderr
+        diff = stack.payctl("schema", "diff", "--json")
+        assert diff.returncode == 1
+        assert [u["shard"] for u in json.loads(diff.stdout)["unavailable"]] == ["shard2"]
+    finally:
+        assert stack.payctl("start", "shard2").returncode == 0

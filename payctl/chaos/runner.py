@@ -41,7 +41,9 @@ def list_experiments() -> list[dict[str, Any]]:
     for path in sorted(chaos_dir().glob("*.yaml"), key=lambda p: p.stem):
         exp, variables = load_experiment(path)
         out.append({"name": path.stem, "title": exp.title, "variables": variables,
-                    "steps": len(exp.method), "file": str(path)})
+                    "steps": len(exp.method), "file": str(path),
+                    # network faults cut links between namespaces: a stack up with --isolation netns only
+                    "needs_netns": uses_network(exp)})
     return out
 
 

@@ -11,7 +11,7 @@ from payctl.chaos import recover as recovery
 from payctl.chaos import runner
 from payctl.chaos.driver import StackDriver
 from payctl.chaos.journal import ActivityRecord
-from payctl.chaos.model import Scalar, parse_var
+from payctl.chaos.model import Scalar, parse_var, uses_network
 from payctl.chaos.report import rows
 from payctl.cli.context import load
 from payctl.cli.options import REPORTS, DryRunOpt, JsonOpt, ReportsOpt, VarOpt
@@ -29,9 +29,11 @@ def list_cmd(json_out: JsonOpt = False) -> None:
     if json_out:
         print_json(items)
         return
-    console().print(table("chaos experiments", ["name", "title", "steps", "variables"],
-                          [[i["name"], i["title"], i["steps"],
+    console().print(table("chaos experiments", ["name", "needs", "title", "steps", "variables"],
+                          [[i["name"], "netns" if i["needs_netns"] else "", i["title"], i["steps"],
                             ", ".join(f"{k}={v}" for k, v in i["variables"].items())] for i in items]))
+    if any(i["needs_netns"] for i in items):
+        console().print("needs netns: runs only on a stack started with `payctl up --isolation netns`")
 
 
 def _run(ctx: typer.Context, name: str, var: list[str] | None, dry_run: bool, json_out: bool,
@@ -50,6 +52,12 @@ def _run(ctx: typer.Context, name: str, var: list[str] | None, dry_run: bool, js
             console().print(f"[bold]{experiment.title}[/bold] — valid; variables {experiment.variables}")
             console().print(table("plan", ["phase", "activity", "type"], [[p["phase"], p["label"], p["type"]]
                                                                           for p in plan]))
+        topo = load(ctx)
+        if uses_network(experiment) and not topo.netns:
+            # valid as a file, but this stack cannot run it: say so before anyone relies on the dry run
+            raise EnvironmentProblem(f"{stem} injects network faults: it needs a stack started with "
+                                     f"--isolation netns (this one: {topo.isolation})",
+                                     "run `payctl down` then `payctl up --isolation netns`")
         return
     backend = backend_for(load(ctx))
 

@@ -34,7 +34,7 @@ async function refreshStatus() {
 async function loadCatalog() {
   const cat = await getJSON("/api/catalog");
   $("#load-scenario").innerHTML = cat.scenarios.map((s) => `<option${s === "smoke" ? " selected" : ""}>${esc(s)}</option>`).join("");
-  $("#chaos-experiment").innerHTML = cat.experiments.map((e) => `<option value="${esc(e.name)}">${esc(e.name)} — ${esc(e.title)}</option>`).join("");
+  $("#chaos-experiment").innerHTML = cat.experiments.map((e) => `<option value="${esc(e.name)}">${esc(e.name)}${e.needs_netns ? " [netns only]" : ""} — ${esc(e.title)}</option>`).join("");
 }
 
 let CONFIG = {token_required: false, queue: 0};

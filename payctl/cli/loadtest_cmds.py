@@ -25,7 +25,7 @@ from payctl.cli.options import (
     ReportsOpt,
     ScenarioOpt,
 )
-from payctl.cli.output import console, err_console, print_json, table
+from payctl.cli.output import PlainProgress, console, err_console, print_json, table
 from payctl.errors import UsageError
 from payctl.loadtest import history, mad, render, step_summary, trend
 from payctl.loadtest import run as runner
@@ -197,9 +197,12 @@ def run_cmd(
         task = progress.add_task("k6", total=None, scenario=scenario, rate=rate,
                                  **_live_fields(LiveProgress(0.0, 0.0)))
 
+        plain = PlainProgress(enabled=not err_console().is_terminal)
+
         def tick(p: runner.RunPlan, live: LiveProgress) -> None:
             progress.update(task, total=p.duration_s, completed=min(live.elapsed_s, p.duration_s),
                             scenario=p.scenario, **_live_fields(live))
+            plain.show(f"k6 {p.scenario} at {p.rate}/s: {live.line()}")
 
         session = run_and_analyze(scenario, rate=rate, duration=duration, vus=vus, base_url=url, raw=raw,
                                   reports_root=reports, min_grade=grade_floor,

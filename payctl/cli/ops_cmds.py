@@ -16,6 +16,7 @@ from payctl.ops.breaker import breaker_rows
 from payctl.ops.outbox import outbox_stats
 from payctl.ops.reconcile import parse_since
 from payctl.ops.reconcile import reconcile as run_reconcile
+from payctl.stack.topology import Topology
 
 
 def _breaker_table(rows: list[dict[str, Any]]) -> Any:
@@ -40,6 +41,10 @@ def breaker_status(ctx: typer.Context, json_out: JsonOpt = False,
     if not watch:
         console().print(_breaker_table(breaker_rows(topo)))
         return
+    if not console().is_terminal:
+        # a log or a pipe: one line per relay when a state changes (and every minute), not a live table
+        _watch_plain(topo)
+        return
     with Live(_breaker_table(breaker_rows(topo)), console=console(), refresh_per_second=2) as live:
         try:
             while True:
@@ -47,6 +52,24 @@ def breaker_status(ctx: typer.Context, json_out: JsonOpt = False,
                 live.update(_breaker_table(breaker_rows(topo)))
         except KeyboardInterrupt:
             pass
+
+
+def _watch_plain(topo: Topology, every_s: float = 1.0, heartbeat_s: float = 60.0) -> None:
+    last: dict[str, str] = {}
+    last_print = time.monotonic()
+    try:
+        while True:
+            rows = breaker_rows(topo)
+            now = time.monotonic()
+            states = {str(r.get("relay")): str(r.get("state")) for r in rows}
+            if states != last or now - last_print >= heartbeat_s:
+                stamp = time.strftime("%H:%M:%S")
+                console().print(f"{stamp} " + " · ".join(f"{k} {v}" for k, v in sorted(states.items())),
+                                highlight=False)
+                last, last_print = states, now
+            time.sleep(every_s)
+    except KeyboardInterrupt:
+        pass
 
 
 def outbox_status(ctx: typer.Context, json_out: JsonOpt = False) -> None:

@@ -6,7 +6,8 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -45,3 +46,20 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
 
 def ok_mark(ok: bool) -> str:
     return "[green]✔[/green]" if ok else "[red]✘[/red]"
+
+
+class PlainProgress:
+    """Progress for a log or a pipe (no terminal, so no live bar): one plain line on stderr at most
+    every `every_s` seconds, so CI logs show a long command moving."""
+
+    def __init__(self, enabled: bool, every_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.enabled = enabled
+        self.every_s = every_s
+        self._clock = clock
+        self._last = float("-inf")
+
+    def show(self, line: str) -> None:
+        now = self._clock()
+        if self.enabled and now - self._last >= self.every_s:
+            self._last = now
+            err_console().print(line, highlight=False, soft_wrap=True)

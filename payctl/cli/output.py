@@ -15,8 +15,9 @@ from rich.table import Table
 
 
 def _width() -> int | None:
-    # Without a terminal rich assumes 80 columns and truncates tables; logs and CI get a wider page.
-    return None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+    # A terminal (or $COLUMNS) says its own width; logs and CI get 100 columns, and every table
+    # folds long cells instead of cutting them (see `table`).
+    return None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 100
 
 
 @functools.cache
@@ -35,12 +36,37 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
+def cell(value: Any) -> str:
+    """A value as people read it in a table: lists and mappings as text, never a Python repr."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {cell(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, list | tuple | set):
+        return ", ".join(cell(v) for v in value) or "-"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.3g}"
+    return str(value)
+
+
+def duration(seconds: float | None) -> str:
+    """12.3 → "12s", 754 → "12m 34s", 7384 → "2h 3m"."""
+    if seconds is None:
+        return ""
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {s % 3600 // 60:02d}m"
+
+
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
     t = Table(title=title, title_justify="left")
     for col in columns:
-        t.add_column(col)
+        t.add_column(col, overflow="fold")  # a narrow page wraps a cell; it never cuts a port or an id
     for row in rows:
-        t.add_row(*["" if v is None else str(v) for v in row])
+        t.add_row(*[cell(v) for v in row])
     return t
 
 

@@ -10,7 +10,7 @@ import typer
 
 from payctl.cli.context import load
 from payctl.cli.options import JsonOpt
-from payctl.cli.output import console, ok_mark, print_json, table
+from payctl.cli.output import console, duration, ok_mark, print_json, table
 from payctl.errors import EnvironmentProblem
 from payctl.ops import doctor as doctor_mod
 from payctl.stack.backend import backend_for
@@ -28,7 +28,7 @@ def render_status(rows: list[dict[str, object]]) -> None:
         "payctl stack",
         ["VM", "service", "pid", "address", "state", "healthy", "uptime", "breaker"],
         [[r["vm"] or "-", r["name"], r["pid"], f"{r['address']}:{r['port']}", r["state"],
-          ok_mark(bool(r["healthy"])) + f" {r['detail']}", r["uptime_s"], r["breaker"] or ""] for r in rows],
+          ok_mark(bool(r["healthy"])) + f" {r['detail']}", duration(r["uptime_s"] if isinstance(r["uptime_s"], int | float) else None), r["breaker"] or ""] for r in rows],
     ))
 
 

@@ -57,3 +57,13 @@ def test_probe_details_are_words(monkeypatch: pytest.MonkeyPatch) -> None:
     assert probes.describe(TimeoutError()) == "not answering (timed out)"
     assert probes.describe(ConnectionRefusedError()) == "refusing connections"
     assert "Error" not in probes.describe(OSError(113, "No route to host"))
+
+
+def test_table_cells_are_text_not_python_reprs() -> None:
+    from payctl.cli.output import cell, duration
+
+    assert cell([1, 2, 3]) == "1, 2, 3"
+    assert cell({"shard1": 0, "shard2": 0}) == "shard1: 0; shard2: 0"
+    assert cell([]) == "-" and cell(None) == ""
+    assert cell(16.315161049999983) == "16.3" and cell(0.004321) == "0.00432"
+    assert duration(12.3) == "12s" and duration(754) == "12m 34s" and duration(7384) == "2h 03m"

@@ -93,6 +93,10 @@ class Settings(BaseModel):
     outbox_retention_s: float = Field(default=7 * 24 * 3600.0, gt=0)
     processed_retention_s: float = Field(default=8 * 24 * 3600.0, gt=0)
     prune_batch: int = Field(default=500, ge=1, le=100_000)
+    # Parked messages: kept this long (replayed ones for an hour), and a flood of forged ones is
+    # stored at most this many per consumer and topic per minute (each member), the rest counted.
+    parked_retention_s: float = Field(default=30 * 24 * 3600.0, gt=0)
+    parked_per_minute: int = Field(default=60, ge=1, le=100_000)
     prune_interval_s: float = Field(default=60.0, gt=0, le=24 * 3600)
     acquirer_latency_ms: int = Field(default=20, ge=0, le=60_000)
     acquirer_failure_rate: float = Field(default=0.0, ge=0, le=1)

@@ -72,7 +72,7 @@ class RelayProcess:
                 if time.monotonic() >= self.next_prune:
                     self.next_prune = time.monotonic() + s.prune_interval_s
                     pruned = await asyncio.to_thread(retention.prune_once, store.conn, s)
-                    if pruned.idempotency or pruned.processed or pruned.outbox:
+                    if pruned.idempotency or pruned.processed or pruned.outbox or pruned.parked:
                         log.info("retention pruned %s", pruned)
                 stats = await asyncio.to_thread(store.stats, False)  # backlog only: no count of every row
                 self.last_stats = stats

@@ -285,3 +285,17 @@ def test_offsets_never_pass_a_record_not_yet_committed_in_the_db(tmp_path: Path,
     worker._took(worker.processor.retry_waiting(), retried=True)
     assert worker.tracker.committable() == {TP: 2}
     assert (worker.metrics.processed, worker.waiting_count) == (2, 0)
+
+
+def test_a_payment_listed_at_the_fault_point_fails_every_attempt_also_in_a_batch(
+        tmp_path: Path, shards: list[Shard], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(apply, "time", SimpleNamespace(sleep=lambda s: None))
+    config = two_shard_config(tmp_path).model_copy(update={"fault_dir": tmp_path / "faults"})
+    (tmp_path / "faults" / "settlement-vm1").mkdir(parents=True)
+    (tmp_path / "faults" / "settlement-vm1" / processing.FAIL_PAYMENTS).write_text("2\n")
+    p = Processor(config, SettlementHandler(), SECRET)
+    p.conns = Conns(shards)  # type: ignore[assignment]
+    handled = p.handle_batch([(TP, record(0, 1)), (TP, record(1, 2)), (TP, record(2, 4))])
+    assert sorted(outcomes(handled)) == [(0, Outcome.APPLIED), (1, Outcome.PARKED), (2, Outcome.APPLIED)]
+    assert [(r["kind"], r["event_id"]) for r in parked_rows(shards[1])] == [("poison", 1001)]
+    assert "InjectedFault" in parked_rows(shards[1])[0]["reason"]

@@ -33,13 +33,13 @@ from payflow.store import parking
 
 log = logging.getLogger("payflow.consumer")
 
-# Fault point (payflow.common.faults): while `<fault_dir>/<consumer>-<vm>/fail-events` lists an
-# event id, applying that event fails, so a test can make one event poison and then cure it.
-FAIL_EVENTS = "fail-events"
+# Fault point (payflow.common.faults): while `<fault_dir>/<consumer>-<vm>/fail-payments` lists a
+# payment id, applying its events fails, so a test can make an event poison and then cure it.
+FAIL_PAYMENTS = "fail-payments"
 
 
 class InjectedFault(RuntimeError):
-    """An apply failed on purpose (the FAIL_EVENTS fault point)."""
+    """An apply failed on purpose (the FAIL_PAYMENTS fault point)."""
 
 
 @dataclass(frozen=True)
@@ -165,8 +165,7 @@ class Processor:
         return result.outcome
 
     def _apply(self, event: Event) -> bool:
-        if str(event.event_id) in self.faults.listed(FAIL_EVENTS):
-            raise InjectedFault(f"event {event.event_id} is listed in {FAIL_EVENTS}")
+        self._fail_if_listed([event])
         conn = self.conns.get(event.shard)
         try:
             return apply.apply_one(self.handler, event, conn, lambda: self.conns.get(event.shard, "side"))
@@ -174,7 +173,13 @@ class Processor:
             self.conns.drop(event.shard)
             raise
 
+    def _fail_if_listed(self, events: list[Event]) -> None:
+        listed = self.faults.listed(FAIL_PAYMENTS)
+        if listed and any(str(e.payment_id) in listed for e in events):
+            raise InjectedFault(f"a payment of {[e.event_id for e in events]} is listed in {FAIL_PAYMENTS}")
+
     def _apply_batch(self, handler: BatchHandler, shard: int, events: list[Event]) -> list[bool]:
+        self._fail_if_listed(events)
         conn = self.conns.get(shard)
         try:
             return apply.apply_batch(handler, events, conn)

@@ -70,7 +70,8 @@ def decode(record: Record, secret: bytes | None, shard_count: int) -> Event | Re
     if secret is not None:
         signature = headers.get(SIGNATURE_HEADER)
         if not signature:
-            return Rejection(ParkKind.UNSIGNED, "unsigned: not published by this stack's relay", event_id)
+            return Rejection(ParkKind.UNSIGNED, "unsigned: no signature, so not published by this stack's relay",
+                             event_id)
         if not verify(secret, event_id, event_type, record.value, signature):
             return Rejection(ParkKind.BAD_SIGNATURE, "bad signature: not published by this stack's relay, or altered",
                              event_id)

@@ -1,4 +1,4 @@
-"""breaker status / outbox status / reconcile."""
+"""breaker status / outbox status / outbox replay --parked / reconcile."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from payctl.cli.context import load
 from payctl.cli.options import JsonOpt
 from payctl.cli.output import console, ok_mark, print_json, table
 from payctl.ops.breaker import breaker_rows
-from payctl.ops.outbox import outbox_stats
+from payctl.ops.outbox import outbox_stats, replay_parked
 from payctl.ops.reconcile import parse_since
 from payctl.ops.reconcile import reconcile as run_reconcile
 from payctl.stack.topology import Topology
@@ -83,6 +83,20 @@ def outbox_status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
                             r["published"], r["parked"]] for r in rows]))
 
 
+def outbox_replay(
+    ctx: typer.Context,
+    parked: Annotated[int, typer.Option("--parked", help="the id of a parked event to publish again")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Publish a parked event again once its cause is fixed; failing again parks it again."""
+    result = replay_parked(load(ctx), parked)
+    if json_out:
+        print_json(result)
+        return
+    console().print(f"event {result['eventId']} on {result['shard']}: {result['parkedRowsReplayed']} parked row(s) "
+                    "marked replayed, queued to be published again")
+
+
 def reconcile(
     ctx: typer.Context,
     repair: Annotated[bool, typer.Option("--repair", help="re-drive missing and dead events")] = False,
@@ -98,16 +112,22 @@ def reconcile(
         print_json(result)
     else:
         rows = []
+        parked = [(r["shard"], p) for r in result["shards"] for p in r["parked_events"]]
         for r in result["shards"]:
             missing = {c: ids[:10] for c, ids in r["missing"].items() if ids}
             rows.append([r["shard"], ok_mark(r["clean"]), r["events"], r["pending"],
                          sum(len(v) for v in r["in_flight"].values()), missing or "-",
                          r["duplicate_postings"][:10] or "-", r["unbalanced_payments"][:10] or "-",
                          f"{r['ledger_debits']}/{r['ledger_credits']}", r["dead"][:10] or "-",
-                         len(r["violations"]) or "-", r["parked"] or "-"])
+                         len(r["violations"]) or "-", len(r["parked_events"]) or "-", r["parked"] or "-"])
         console().print(table("reconcile", ["shard", "clean", "events", "pending", "in flight", "missing",
                                             "dup postings", "unbalanced", "Σdebit/Σcredit", "dead", "invariants",
-                                            "parked"], rows))
+                                            "parked events", "parked messages"], rows))
+        if parked:
+            console().print(table("parked events (replay with `payctl outbox replay --parked ID`)",
+                                  ["shard", "event", "consumer", "reason", "parked at"],
+                                  [[sh, p["event_id"], p["consumer"], p["reason"], p["parked_at"]]
+                                   for sh, p in parked[:50]]))
         violations = [(r["shard"], v) for r in result["shards"] for v in r["violations"]]
         if violations:
             console().print(table("invariant violations", ["shard", "rule", "subject", "expected", "actual"],
@@ -122,8 +142,9 @@ def reconcile(
 def register(app: typer.Typer) -> None:
     breaker = typer.Typer(no_args_is_help=True, help="The kafka-publisher circuit breaker of each relay.")
     breaker.command("status")(breaker_status)
-    outbox = typer.Typer(no_args_is_help=True, help="Outbox backlog per shard.")
+    outbox = typer.Typer(no_args_is_help=True, help="Outbox backlog per shard; replay of parked events.")
     outbox.command("status")(outbox_status)
+    outbox.command("replay")(outbox_replay)
     app.add_typer(breaker, name="breaker")
     app.add_typer(outbox, name="outbox")
     app.command()(reconcile)

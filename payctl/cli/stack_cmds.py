@@ -23,12 +23,16 @@ SERVICE_VERBS = (("start", "Start one service and wait until healthy."),
                  ("kill", "kill -9 one service (the supervisor restarts it)."))
 
 
+def _uptime(value: object) -> str:
+    return duration(value) if isinstance(value, int | float) else ""
+
+
 def render_status(rows: list[dict[str, object]]) -> None:
     console().print(table(
         "payctl stack",
         ["VM", "service", "pid", "address", "state", "healthy", "uptime", "breaker"],
         [[r["vm"] or "-", r["name"], r["pid"], f"{r['address']}:{r['port']}", r["state"],
-          ok_mark(bool(r["healthy"])) + f" {r['detail']}", duration(r["uptime_s"] if isinstance(r["uptime_s"], int | float) else None), r["breaker"] or ""] for r in rows],
+          ok_mark(bool(r["healthy"])) + f" {r['detail']}", _uptime(r["uptime_s"]), r["breaker"] or ""] for r in rows],
     ))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from payflow.domain import events, invariants
 from payflow.domain.events import CONSUMERS_BY_EVENT
 from payflow.store import outbox as outbox_store
 from payflow.store import queries
+from payflow.store.parking import ParkedEvent
 from payflow.store.queries import OutboxRow
 
 __all__ = ["OutboxRow", "ShardReport", "analyze_shard", "reconcile", "redrive", "summarize"]
@@ -36,14 +38,17 @@ class ShardReport:
     ledger_credits: int = 0
     settlement_expected_net: int = 0
     settlement_net: int = 0
-    parked: int = 0  # consumer-parked messages: shown for an operator, not a ledger defect
+    # Events a consumer parked (failed every attempt), not replayed: terminal until a person acts
+    # (`outbox replay --parked`), so the shard is not clean while any exist.
+    parked_events: list[dict[str, Any]] = field(default_factory=list)
+    parked: int = 0  # forged or undecodable messages (no event of this shard): shown, not a defect
     violations: list[dict[str, Any]] = field(default_factory=list)  # invariants.Violation as JSON
 
     @property
     def clean(self) -> bool:
         return (not any(self.missing.values()) and not self.duplicate_postings and not self.missing_postings
                 and not self.unbalanced_payments and self.ledger_debits == self.ledger_credits and not self.dead
-                and not self.violations
+                and not self.violations and not self.parked_events
                 and (self.settlement_net == self.settlement_expected_net or bool(self.in_flight.get("settlement"))))
 
     def as_dict(self) -> dict[str, Any]:
@@ -61,9 +66,11 @@ def analyze_shard(
     settlement_net: int,
     consumers: list[str],
     grace_s: float = 10.0,
+    parked_events: Sequence[ParkedEvent] = (),
 ) -> ShardReport:
-    """Pure: classify every event as processed, in flight or missing for each consumer."""
-    report = ShardReport(shard=shard, events=len(outbox))
+    """Pure: classify every event as processed, in flight, missing or parked for each consumer."""
+    report = ShardReport(shard=shard, events=len(outbox), parked_events=[p.as_json() for p in parked_events])
+    parked = {(p.consumer, p.event_id) for p in parked_events}
     for c in consumers:
         report.in_flight[c] = []
         report.missing[c] = []
@@ -73,7 +80,8 @@ def analyze_shard(
         elif not row.published:
             report.pending += 1
         for consumer in CONSUMERS_BY_EVENT.get(row.event_type, ()):
-            if consumer not in consumers or row.event_id in processed.get(consumer, set()):
+            if (consumer not in consumers or row.event_id in processed.get(consumer, set())
+                    or (consumer, row.event_id) in parked):
                 continue
             young = row.published_age_s is not None and row.published_age_s < grace_s
             if (not row.published and not row.dead) or young:
@@ -159,7 +167,7 @@ def reconcile(topo: Topology, repair: bool = False, grace_s: float = 10.0,
         with shard_connection(topo, vm.name) as conn, conn.cursor() as cur:
             snap = queries.read_snapshot(cur, since)
         report = analyze_shard(shard, snap.outbox, snap.processed, snap.postings_per_event, snap.balance_per_payment,
-                               snap.settlement_net, topo.settings.consumers, grace_s)
+                               snap.settlement_net, topo.settings.consumers, grace_s, snap.parked_events)
         report.parked = snap.parked
         check_invariants(report, snap)
         reports.append(report)
@@ -187,6 +195,7 @@ def summarize(reports: list[ShardReport]) -> dict[str, int]:
         totals["duplicate_postings"] += len(r.duplicate_postings)
         totals["missing_postings"] += len(r.missing_postings)
         totals["unbalanced_payments"] += len(r.unbalanced_payments)
+        totals["parked_events"] += len(r.parked_events)
         totals["parked"] += r.parked
         totals["violations"] += len(r.violations)
     return dict(totals)

@@ -105,6 +105,10 @@ class Settings(BaseModel):
     # Batches start at `prune_batch` rows and grow up to `prune_batch_max` while they stay quick.
     prune_batch: int = Field(default=500, ge=1, le=100_000)
     prune_batch_max: int = Field(default=5000, ge=1, le=100_000)
+    # Parked messages: kept this long (replayed ones for an hour), and a flood of forged ones is
+    # stored at most this many per consumer and topic per minute (each member), the rest counted.
+    parked_retention_s: float = Field(default=30 * 24 * 3600.0, gt=0)
+    parked_per_minute: int = Field(default=60, ge=1, le=100_000)
     prune_interval_s: float = Field(default=60.0, gt=0, le=24 * 3600)
     prune_pass_budget_s: float = Field(default=20.0, gt=0, le=600)
     prune_pause_s: float = Field(default=0.02, ge=0, le=10)

@@ -15,6 +15,7 @@ from payflow.consumers.deferral import Deferral, next_backoff
 from payflow.consumers.ledger import LedgerHandler
 from payflow.consumers.refund import RefundHandler
 from payflow.consumers.settlement import SettlementHandler
+from payflow.domain.parking import ParkKind
 
 LOST = pymysql.err.OperationalError(2013, "Lost connection to server during query")
 DEADLOCK = pymysql.err.OperationalError(1213, "Deadlock found when trying to get lock")
@@ -69,7 +70,7 @@ def test_attempt_parks_poison_after_max_attempts_and_defers_on_an_outage() -> No
     run = _Runs(*[ValueError("poison")] * 5)
     parked = apply.attempt(run, Settings().consumer_max_attempts, "ledger: event 1")
     assert (parked.outcome, parked.attempts, run.calls) == (Outcome.PARKED, 3, 3)
-    assert isinstance(parked.error, ValueError)
+    assert isinstance(parked.error, ValueError) and parked.kind is ParkKind.POISON
     deferred = apply.attempt(_Runs(ValueError("x"), LOST), 3, "ledger: event 1")
     assert (deferred.outcome, deferred.error) == (Outcome.DEFERRED, LOST)
 
@@ -125,4 +126,5 @@ def test_a_lock_that_stays_taken_parks_the_event_instead_of_stalling_the_loop(mo
     result = apply.attempt(locked, max_attempts=3, what="event 1")
     assert result.outcome is apply.Outcome.PARKED
     assert calls == apply.LOCK_RETRIES + 1
+    assert result.kind is ParkKind.LOCK_TIMEOUT  # its own closed reason, not "poison"
     assert slept == sorted(slept) and slept[-1] <= 1.0

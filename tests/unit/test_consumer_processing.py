@@ -4,6 +4,8 @@ offsets that never pass what is committed in the DB."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,20 +15,24 @@ import orjson
 import pymysql
 import pytest
 from aiokafka import TopicPartition
+from prometheus_client import REGISTRY
 
 from payflow.config import Settings
-from payflow.consumers import apply
+from payflow.consumers import apply, processing
 from payflow.consumers.apply import Outcome
 from payflow.consumers.processing import Processor
 from payflow.consumers.settlement import SettlementHandler
 from payflow.consumers.worker import ConsumerWorker
 from payflow.domain import events
+from payflow.domain.parking import ParkKind
 from payflow.domain.signing import SIGNATURE_HEADER, sign
 from tests.unit.platform_config import two_shard_config
 
 SECRET = b"s" * 32
 TP = TopicPartition("payment.captured", 0)
 NOW = time.time()  # records are created and signed now: young enough to be applied
+PARKED_COLUMNS = ("consumer", "topic", "kafka_partition", "kafka_offset", "event_id", "kind", "reason", "attempts",
+                  "raw_value", "raw_sha256", "raw_length")
 
 
 class Shard:
@@ -155,6 +161,10 @@ def test_a_batch_is_applied_once_and_its_redelivery_is_skipped(processor: Proces
     assert len(shards[0].settled) == 2 and len(shards[1].settled) == 1
 
 
+def parked_rows(shard: Shard) -> list[dict[str, Any]]:
+    return [dict(zip(PARKED_COLUMNS, row, strict=True)) for row in shard.parked]
+
+
 def test_forged_and_poison_messages_are_parked_and_never_applied(processor: Processor, shards: list[Shard]) -> None:
     forged = record(0, 1, secret=b"not the stack's secret")
     poison = record(1, 2)
@@ -162,11 +172,95 @@ def test_forged_and_poison_messages_are_parked_and_never_applied(processor: Proc
     poison.headers = signed_headers(1001, poison.value)
     handled = processor.handle_batch([(TP, forged), (TP, poison), (TP, record(2, 4))])
     assert outcomes(handled) == [(0, Outcome.PARKED), (1, Outcome.PARKED), (2, Outcome.APPLIED)]
-    reasons = [row[5] for row in shards[0].parked]  # parked on this member's own shard
-    assert reasons[0].startswith("bad signature")
-    assert reasons[1].startswith("failed 3 times: ValueError")
+    # the forged message names no trustworthy event: parked on this member's own shard (shard 0)
+    [forged_row] = parked_rows(shards[0])
+    assert (forged_row["kind"], forged_row["event_id"]) == ("bad_signature", 1000)
+    assert forged_row["reason"].startswith("bad signature")
+    # the authentic poison event is parked on the shard that owns its payment (payment 2: shard 1),
+    # where the relay's re-drive and reconcile look for it
+    [poison_row] = parked_rows(shards[1])
+    assert (poison_row["kind"], poison_row["event_id"]) == ("poison", 1001)
+    assert poison_row["reason"].startswith("failed 3 times: ValueError")
     assert shards[1].settled == [("M4", shards[1].settled[0][1], "EUR", 100, 0, 100)]
     assert ("settlement", 1000) not in shards[0].processed and ("settlement", 1001) not in shards[1].processed
+
+
+def test_a_parked_message_keeps_a_bounded_excerpt_with_the_digest_and_length_of_the_whole(
+        processor: Processor, shards: list[Shard]) -> None:
+    forged = record(0, 1, secret=b"not the stack's secret")
+    forged.value = forged.value[:-1] + b', "pad": "' + b"x" * 1_000_000 + b'"}'
+    assert processor.handle(TP, forged).outcome is Outcome.PARKED
+    [row] = parked_rows(shards[0])
+    assert row["raw_value"] == forged.value[:2048]
+    assert (row["raw_sha256"], row["raw_length"]) == (hashlib.sha256(forged.value).hexdigest(), len(forged.value))
+
+
+def test_the_park_metric_labels_come_from_a_closed_set(processor: Processor) -> None:
+    crafted = record(0, 1)
+    crafted.headers = [("eventId", b"1000"), ("eventType", events.CAPTURED.encode())]
+    crafted.value = b"\x00" + b"attacker-chosen text: " * 10
+    undecodable = record(1, 1)
+    undecodable.value = b"attacker-chosen text"
+    for r in (crafted, undecodable, record(2, 1, secret=b"forged")):
+        assert processor.handle(TP, r).outcome is Outcome.PARKED
+    labels = {s.labels["reason"] for m in REGISTRY.collect() if m.name == "consumer_messages_parked"
+              for s in m.samples if s.labels.get("application") == "settlement"}
+    assert labels and labels <= {k.value for k in ParkKind}, labels
+
+
+def test_parking_is_capped_per_consumer_and_topic_per_minute(tmp_path: Path, shards: list[Shard],
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    p = Processor(two_shard_config(tmp_path, Settings(parked_per_minute=2)), SettlementHandler(), SECRET)
+    p.conns = Conns(shards)  # type: ignore[assignment]
+    other = TopicPartition("payment.refunded", 0)
+    before = _dropped("payment.captured")
+    with caplog.at_level(logging.ERROR, logger="payflow.consumer"):
+        handled = [p.handle(TP, record(i, 1, secret=b"forged")) for i in range(5)]
+        handled.append(p.handle(other, record(9, 1, secret=b"forged")))
+    # beyond the cap nothing is stored, but the records are skipped all the same (the offsets move on)
+    assert {h.outcome for h in handled} == {Outcome.PARKED}
+    assert [(r["topic"], r["kafka_offset"]) for r in parked_rows(shards[0])] == [
+        ("payment.captured", 0), ("payment.captured", 1), ("payment.refunded", 9)]
+    assert _dropped("payment.captured") - before == 3
+    assert len([r for r in caplog.records if "beyond" in r.getMessage()]) == 1
+
+
+def _dropped(topic: str) -> float:
+    return REGISTRY.get_sample_value("consumer_parked_dropped_total",
+                                     {"application": "settlement", "topic": topic}) or 0.0
+
+
+def test_an_authentic_event_is_parked_even_beyond_the_cap(tmp_path: Path, shards: list[Shard],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A parked event is terminal only while its row exists: the cap (against floods of forged
+    messages) never drops one."""
+    monkeypatch.setattr(apply, "time", SimpleNamespace(sleep=lambda s: None))
+    p = Processor(two_shard_config(tmp_path, Settings(parked_per_minute=1)), SettlementHandler(), SECRET)
+    p.conns = Conns(shards)  # type: ignore[assignment]
+    p.handle(TP, record(0, 1, secret=b"forged"))
+    for offset in (1, 3):
+        poison = record(offset, 1)
+        poison.value = poison.value.replace(b'"capturedAmount":100', b'"capturedAmount":"lots"')
+        poison.headers = signed_headers(1000 + offset, poison.value)
+        assert p.handle(TP, poison).outcome is Outcome.PARKED
+    assert [(r["kind"], r["event_id"]) for r in parked_rows(shards[0])] == [
+        ("bad_signature", 1000), ("poison", 1001), ("poison", 1003)]
+
+
+def test_a_poison_event_waits_while_its_own_shard_cannot_take_the_parked_row(
+        processor: Processor, shards: list[Shard], monkeypatch: pytest.MonkeyPatch) -> None:
+    poison = record(1, 2)
+    poison.value = poison.value.replace(b'"capturedAmount":100', b'"capturedAmount":"lots"')
+    poison.headers = signed_headers(1001, poison.value)
+    real_park = processing.parking.park
+
+    def shard_lost(conn: Any, msg: Any) -> None:
+        conn.shard.down = True
+        real_park(conn, msg)
+
+    monkeypatch.setattr(processing.parking, "park", shard_lost)
+    assert processor.handle(TP, poison).outcome is Outcome.DEFERRED
+    assert shards[1].parked == [] and len(processor.deferral) == 1
 
 
 def test_one_shard_down_defers_only_its_records_in_order(processor: Processor, shards: list[Shard]) -> None:
@@ -196,3 +290,17 @@ def test_offsets_never_pass_a_record_not_yet_committed_in_the_db(tmp_path: Path,
     worker._took(worker.processor.retry_waiting(), retried=True)
     assert worker.tracker.committable() == {TP: 2}
     assert (worker.metrics.processed, worker.waiting_count) == (2, 0)
+
+
+def test_a_payment_listed_at_the_fault_point_fails_every_attempt_also_in_a_batch(
+        tmp_path: Path, shards: list[Shard], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(apply, "time", SimpleNamespace(sleep=lambda s: None))
+    config = two_shard_config(tmp_path).model_copy(update={"fault_dir": tmp_path / "faults"})
+    (tmp_path / "faults" / "settlement-vm1").mkdir(parents=True)
+    (tmp_path / "faults" / "settlement-vm1" / processing.FAIL_PAYMENTS).write_text("2\n")
+    p = Processor(config, SettlementHandler(), SECRET)
+    p.conns = Conns(shards)  # type: ignore[assignment]
+    handled = p.handle_batch([(TP, record(0, 1)), (TP, record(1, 2)), (TP, record(2, 4))])
+    assert sorted(outcomes(handled)) == [(0, Outcome.APPLIED), (1, Outcome.PARKED), (2, Outcome.APPLIED)]
+    assert [(r["kind"], r["event_id"]) for r in parked_rows(shards[1])] == [("poison", 1001)]
+    assert "InjectedFault" in parked_rows(shards[1])[0]["reason"]

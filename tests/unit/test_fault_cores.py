@@ -11,6 +11,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSize
 from payflow.consumers.decode import Event, Rejection, decode
 from payflow.consumers.offsets import LogEndWatch, OffsetTracker
 from payflow.db.shard_breaker import ShardBreaker
+from payflow.domain.parking import ParkKind
 from payflow.domain.signing import SIGNATURE_HEADER, sign
 from payflow.outbox.publisher import EventRejected, is_unreachable
 
@@ -254,7 +255,7 @@ def _decode(value: bytes, headers: dict[str, str]) -> Event | Rejection:
 def _rejection(value: bytes, headers: dict[str, str]) -> str:
     decoded = _decode(value, headers)
     assert isinstance(decoded, Rejection)
-    return decoded.reason
+    return f"{decoded.kind}: {decoded.reason}"
 
 
 def test_decode_accepts_signed_events_and_rejects_forged_altered_or_poison():
@@ -264,15 +265,15 @@ def test_decode_accepts_signed_events_and_rejects_forged_altered_or_poison():
     assert isinstance(event, Event)
     assert (event.event_id, event.payment_id, event.created_at, event.shard) == (7, 4, 1.5, 1)
     altered = body.replace(b'"amount": 5', b'"amount": 500')
-    assert _rejection(altered, good).startswith("bad signature")
-    assert _rejection(body, {k: v for k, v in good.items() if k != SIGNATURE_HEADER}).startswith("bad signature")
-    assert _rejection(b"\x00not json", good).startswith("undecodable")
-    assert _rejection(b'{"eventType": "x"}', {"eventType": "x"}).startswith("undecodable")
+    assert _rejection(altered, good).startswith("bad_signature: bad signature")
+    assert _rejection(body, {k: v for k, v in good.items() if k != SIGNATURE_HEADER}).startswith("unsigned: ")
+    assert _rejection(b"\x00not json", good).startswith("undecodable: undecodable")
+    assert _rejection(b'{"eventType": "x"}', {"eventType": "x"}).startswith("undecodable: ")
     no_payment = json.dumps({"eventId": 8, "eventType": "PaymentAuthorized", "paymentId": 0}).encode()
     signed = _signed(no_payment, {"eventId": "8", "eventType": "PaymentAuthorized"})
-    assert _decode(no_payment, signed) == Rejection("undecodable: payment id 0", 8)
+    assert _decode(no_payment, signed) == Rejection(ParkKind.UNDECODABLE, "undecodable: payment id 0", 8)
     mismatched = _signed(body, {"eventId": "9", "eventType": "PaymentAuthorized"})
-    assert _decode(body, mismatched) == Rejection("headers and value disagree", 9)
+    assert _decode(body, mismatched) == Rejection(ParkKind.MISMATCH, "headers and value disagree", 9)
 
 
 def test_outages_are_told_apart_from_rejections():

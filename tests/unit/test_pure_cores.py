@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from payflow.db.migrations import plan as migration_plan
 from payflow.ingest.errors import ApiError
 from payflow.ingest.idempotency import fingerprint, resolve_key
 from payflow.ingest.schemas import AuthorizeRequest, field_errors
+from payflow.store.parking import ParkedEvent
 
 CONSUMERS = ["ledger", "refund", "settlement"]
 
@@ -53,6 +55,20 @@ def test_reconcile_clean_when_everything_matches():
     processed = {"ledger": {1, 2}, "settlement": {2}}
     report = analyze_shard("s", outbox, processed, {1: 2, 2: 4}, {9: (260, 260)}, 60, CONSUMERS)
     assert report.clean and report.settlement_expected_net == 60
+
+
+def test_a_parked_event_is_its_own_category_never_missing_and_never_clean():
+    outbox = [row(1), row(2), row(3)]
+    processed = {"ledger": {1}, "settlement": set()}
+    parked = [ParkedEvent(2, "ledger", "failed 3 times: ValueError: x", datetime(2026, 1, 2, 3, 4, 5))]
+    report = analyze_shard("s", outbox, processed, {1: 2}, {}, 0, CONSUMERS, parked_events=parked)
+    assert report.missing["ledger"] == [3] and report.in_flight["ledger"] == []  # 2 is parked, not missing
+    assert report.parked_events == [{"event_id": 2, "consumer": "ledger", "reason": "failed 3 times: ValueError: x",
+                                     "parked_at": "2026-01-02T03:04:05"}]
+    processed["ledger"].add(3)
+    report = analyze_shard("s", outbox, processed, {1: 2, 3: 2}, {}, 0, CONSUMERS, parked_events=parked)
+    assert not any(report.missing.values()) and not report.clean  # terminal until a person acts
+    assert analyze_shard("s", outbox, {"ledger": {1, 2, 3}}, {1: 2, 2: 2, 3: 2}, {}, 0, CONSUMERS).clean
 
 
 def test_migration_plan_detects_pending_modified_and_unknown():

@@ -21,6 +21,7 @@ from payflow.config import Settings
     ("db_pool_size", 0), ("ingest_db_timeout_s", 0), ("publish_timeout_s", -1),
     ("breaker_fail_max", 0), ("acquirer_failure_rate", 1.5), ("acquirer_latency_ms", -1),
     ("outbox_retention_s", 0), ("processed_retention_s", -1), ("relay_max_retries", 0),
+    ("parked_per_minute", 0), ("parked_per_minute", 100_001), ("parked_retention_s", 0),
 ])
 def test_a_value_out_of_bounds_is_refused_naming_the_setting(field, value):
     with pytest.raises(ValidationError) as err:

@@ -3,7 +3,8 @@ between publish and mark), which timing from outside could only hit by luck.
 
 A hook is armed by creating `<fault_dir>/<service>/<point>`; the process removes the file when it
 fires, so each arming fires once. A delay (`delay_s`) is the other kind: it holds while its file
-exists, and the file holds the milliseconds. Without a fault_dir nothing is ever checked."""
+exists, and the file holds the milliseconds; a list (`listed`) holds the same way, one entry a line.
+Without a fault_dir nothing is ever checked."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class FaultHooks:
     def __init__(self, fault_dir: Path | None, service: str) -> None:
         self.folder = str(fault_dir / service) if fault_dir is not None else None
         self._delays: dict[str, tuple[float, float]] = {}  # point -> (next check, seconds)
+        self._lists: dict[str, tuple[float, frozenset[str]]] = {}  # point -> (next check, lines)
 
     def fire(self, point: str) -> bool:
         """True (and disarmed) when `point` is armed."""
@@ -59,3 +61,20 @@ class FaultHooks:
             seconds = 0.0
         self._delays[point] = (now + DELAY_CHECK_INTERVAL_S, seconds)
         return seconds
+
+    def listed(self, point: str) -> frozenset[str]:
+        """The lines of `point`'s file while it exists (empty when disarmed), e.g. the event ids a
+        consumer must fail; checked at most every DELAY_CHECK_INTERVAL_S, like a delay."""
+        if self.folder is None:
+            return frozenset()
+        now = time.monotonic()
+        cached = self._lists.get(point)
+        if cached is not None and now < cached[0]:
+            return cached[1]
+        try:
+            with open(os.path.join(self.folder, point)) as marker:
+                lines = frozenset(line.strip() for line in marker if line.strip())
+        except OSError:
+            lines = frozenset()
+        self._lists[point] = (now + DELAY_CHECK_INTERVAL_S, lines)
+        return lines

@@ -18,6 +18,7 @@ import pymysql
 
 from payflow.consumers.decode import Event
 from payflow.db.pool import is_unavailable_error
+from payflow.domain.parking import ParkKind
 from payflow.store import inbox
 
 log = logging.getLogger("payflow.consumer")
@@ -148,6 +149,14 @@ class Attempted:
     outcome: Outcome          # APPLIED, DUPLICATE, DEFERRED or PARKED
     error: BaseException | None = None  # why DEFERRED or PARKED
     attempts: int = 0         # failed attempts, when PARKED
+    kind: ParkKind | None = None  # when PARKED: poison, or a lock that stayed taken
+
+
+def park_kind(exc: BaseException) -> ParkKind:
+    """Why an event that failed its last attempt with `exc` is parked."""
+    if isinstance(exc, pymysql.err.OperationalError) and (exc.args[0] if exc.args else None) in _RETRY_CODES:
+        return ParkKind.LOCK_TIMEOUT
+    return ParkKind.POISON
 
 
 def attempt(run: Callable[[], bool], max_attempts: int, what: str) -> Attempted:
@@ -165,7 +174,7 @@ def attempt(run: Callable[[], bool], max_attempts: int, what: str) -> Attempted:
             if verdict.step is Step.DEFER:
                 return Attempted(Outcome.DEFERRED, exc)
             if verdict.step is Step.PARK:
-                return Attempted(Outcome.PARKED, exc, attempts)
+                return Attempted(Outcome.PARKED, exc, attempts, park_kind(exc))
             if verdict.step is Step.RETRY:
                 log.warning("%s failed (%s: %s); attempt %s of %s", what, type(exc).__name__, exc, attempts,
                             max_attempts)

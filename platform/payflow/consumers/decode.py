@@ -14,8 +14,9 @@ from typing import Any, Protocol
 
 import orjson
 
+from payflow.domain.parking import ParkKind
 from payflow.domain.sharding import shard_for_id
-from payflow.domain.signing import SIGNED_AT_HEADER, verify
+from payflow.domain.signing import SIGNATURE_HEADER, SIGNED_AT_HEADER, verify
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,12 @@ class Event:
 
 @dataclass(frozen=True)
 class Rejection:
-    """A record that is not an authentic, well-formed event: parked, never applied."""
+    """A record that is not an authentic, well-formed event: parked, never applied. `reason` is
+    the detail (it may quote what the record's producer chose), `kind` the closed category."""
 
+    kind: ParkKind
     reason: str
-    event_id: int | None = None
+    event_id: int | None = None  # as the record claims it: not to be trusted
 
 
 class Record(Protocol):
@@ -68,17 +71,22 @@ def decode(record: Record, secret: bytes | None, shard_count: int, now: float, m
         signed = headers.get(SIGNED_AT_HEADER)
         signed_at = int(signed) / 1000 if signed else None
     except (KeyError, ValueError, TypeError, UnicodeDecodeError, orjson.JSONDecodeError) as exc:
-        return Rejection(f"undecodable: {type(exc).__name__}: {exc}", event_id)
-    if secret is not None and not verify(secret, raw, record.value):
-        return Rejection("bad signature: not published by this stack's relay, or altered", event_id)
+        return Rejection(ParkKind.UNDECODABLE, f"undecodable: {type(exc).__name__}: {exc}", event_id)
+    if secret is not None:
+        if SIGNATURE_HEADER not in raw:
+            return Rejection(ParkKind.UNSIGNED, "unsigned: no signature, so not published by this stack's relay",
+                             event_id)
+        if not verify(secret, raw, record.value):
+            return Rejection(ParkKind.BAD_SIGNATURE, "bad signature: not published by this stack's relay, or altered",
+                             event_id)
     for what, at in (("signed", signed_at), ("created", created_at)):
         if at is not None and now - at > max_age_s:
-            return Rejection(f"expired: {what} {now - at:.0f} s ago, beyond {max_age_s:.0f} s: the inbox may "
-                             "no longer know whether it was applied", event_id)
+            return Rejection(ParkKind.EXPIRED, f"expired: {what} {now - at:.0f} s ago, beyond {max_age_s:.0f} s: "
+                             "the inbox may no longer know whether it was applied", event_id)
     if body.get("eventId") not in (None, event_id) or body.get("eventType") not in (None, event_type):
-        return Rejection("headers and value disagree", event_id)
+        return Rejection(ParkKind.MISMATCH, "headers and value disagree", event_id)
     try:
         shard = shard_for_id(payment_id, shard_count)
     except ValueError:
-        return Rejection(f"undecodable: payment id {payment_id}", event_id)
+        return Rejection(ParkKind.UNDECODABLE, f"undecodable: payment id {payment_id}", event_id)
     return Event(event_id=event_id, event_type=event_type, payload=body, created_at=created_at, shard=shard)

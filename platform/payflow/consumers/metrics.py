@@ -10,6 +10,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from payflow.common.metrics import LAG_BUCKETS
 from payflow.consumers.apply import Outcome
 from payflow.consumers.decode import Event
+from payflow.domain.parking import ParkKind
 
 COMMITS = Counter("kafka_consumer_coordinator_commit", "offset commits", ["application"])
 # The ledger consumer is the original's consumer-worker: its commits are also counted under that name.
@@ -17,7 +18,10 @@ ORIGINAL_APPLICATION = {"ledger": "consumer-worker"}
 CONSUMED = Counter("kafka_consumer_fetch_manager_records_consumed", "records consumed", ["application"])
 PROCESSED = Counter("consumer_events_processed", "events applied", ["application"])
 DUPLICATES = Counter("consumer_duplicates_skipped", "redelivered events skipped", ["application"])
+# `reason` is a ParkKind value (a closed set): never text a record's producer chose.
 PARKED = Counter("consumer_messages_parked", "messages parked (poison, forged, altered)", ["application", "reason"])
+PARKED_DROPPED = Counter("consumer_parked_dropped", "messages skipped without a parked row: beyond parked_per_minute "
+                         "for their consumer and topic", ["application", "topic"])
 REREADS = Counter("consumer_partitions_reread", "partitions read again (from the start or the last mark): the "
                   "broker's log ended below this member's position", ["application"])
 DEFERRED = Gauge("consumer_deferred_records", "records waiting for their shard", ["application"])
@@ -55,6 +59,9 @@ class ConsumerMetrics:
             self._duplicates.inc()
             self.duplicates += 1
 
-    def count_parked(self, reason: str) -> None:
+    def count_parked(self, kind: ParkKind) -> None:
         self.parked += 1
-        PARKED.labels(self.app, reason.split(":", 1)[0][:40]).inc()
+        PARKED.labels(self.app, kind.value).inc()
+
+    def count_dropped(self, topic: str) -> None:
+        PARKED_DROPPED.labels(self.app, topic).inc()

@@ -1,7 +1,12 @@
 """A poll's records, handled synchronously (the worker loop runs this in a thread): each is
 decoded, then applied on its shard, deferred while that shard is down, or parked (forged,
 undecodable, or failing every attempt). Nothing here touches Kafka: the results say, per record,
-what became of it, and the loop moves its offsets accordingly."""
+what became of it, and the loop moves its offsets accordingly.
+
+An event that fails every attempt is parked on the shard that owns it, next to its outbox row, so
+the relay's re-drive there sees it as terminal. A message with no trustworthy event id is parked
+on this member's own shard, at most `parked_per_minute` per topic; beyond that it is skipped and
+counted."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
 
+from payflow.common.faults import FaultHooks
 from payflow.config import PlatformConfig
 from payflow.consumers import apply
 from payflow.consumers.apply import BatchHandler, Handler, Outcome
@@ -20,11 +26,21 @@ from payflow.consumers.connections import ShardConnections
 from payflow.consumers.decode import Event, Rejection, decode
 from payflow.consumers.deferral import Deferral
 from payflow.consumers.metrics import ConsumerMetrics
+from payflow.consumers.park_limit import ParkLimit
 from payflow.db.pool import is_unavailable_error
+from payflow.domain.parking import ParkKind
 from payflow.domain.signing import max_event_age_s
 from payflow.store import parking
 
 log = logging.getLogger("payflow.consumer")
+
+# Fault point (payflow.common.faults): while `<fault_dir>/<consumer>-<vm>/fail-payments` lists a
+# payment id, applying its events fails, so a test can make an event poison and then cure it.
+FAIL_PAYMENTS = "fail-payments"
+
+
+class InjectedFault(RuntimeError):
+    """An apply failed on purpose (the FAIL_PAYMENTS fault point)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,8 @@ class Processor:
         self.conns = ShardConnections(config)
         self.deferral: Deferral[Waiting] = Deferral()
         self.metrics = metrics if metrics is not None else ConsumerMetrics(handler.name)
+        self.park_limit = ParkLimit(config.settings.parked_per_minute)
+        self.faults = FaultHooks(config.fault_dir, f"{handler.name}-{config.vm}")
 
     def handle_batch(self, items: list[tuple[TopicPartition, ConsumerRecord[Any, Any]]]) -> list[Handled]:
         """A poll's records: decode each, then per shard apply them in one transaction when the
@@ -98,7 +116,7 @@ class Processor:
         """The event to apply, or what became of a record that has none (parked or ignored)."""
         decoded = decode(record, self.secret, self.config.shard_count, time.time(), self.max_age_s)
         if isinstance(decoded, Rejection):
-            self._park(tp, record, decoded.event_id, decoded.reason, 1)
+            self._park_message(tp, record, decoded)
             return Handled(tp, record, Outcome.PARKED, None)
         if decoded.event_type not in self.handler.event_types:
             return Handled(tp, record, Outcome.IGNORED, decoded)
@@ -131,17 +149,25 @@ class Processor:
         attempt fails for another reason (a poison event)."""
         result = apply.attempt(lambda: self._apply(event), self.config.settings.consumer_max_attempts,
                                f"{self.handler.name}: event {event.event_id}")
+        if result.outcome is Outcome.PARKED:
+            error = result.error
+            kind = result.kind or ParkKind.POISON
+            try:
+                self._park(event.shard, tp, record, event.event_id, kind,
+                           f"failed {result.attempts} times: {type(error).__name__}: {error}", result.attempts)
+            except Exception as exc:
+                if not is_unavailable_error(exc):
+                    raise
+                # Not parked until its own shard holds the row: it waits for that shard, in order.
+                result = apply.Attempted(Outcome.DEFERRED, exc)
         if result.outcome is Outcome.DEFERRED:
             self._shard_down(event.shard, result.error)
-        elif result.outcome is Outcome.PARKED:
-            error = result.error
-            self._park(tp, record, event.event_id, f"failed {result.attempts} times: {type(error).__name__}: {error}",
-                       result.attempts)
-        else:
+        elif result.outcome is not Outcome.PARKED:
             self.deferral.up(event.shard)
         return result.outcome
 
     def _apply(self, event: Event) -> bool:
+        self._fail_if_listed([event])
         conn = self.conns.get(event.shard)
         try:
             return apply.apply_one(self.handler, event, conn, lambda: self.conns.get(event.shard, "side"))
@@ -149,7 +175,13 @@ class Processor:
             self.conns.drop(event.shard)
             raise
 
+    def _fail_if_listed(self, events: list[Event]) -> None:
+        listed = self.faults.listed(FAIL_PAYMENTS)
+        if listed and any(str(e.payment_id) in listed for e in events):
+            raise InjectedFault(f"a payment of {[e.event_id for e in events]} is listed in {FAIL_PAYMENTS}")
+
     def _apply_batch(self, handler: BatchHandler, shard: int, events: list[Event]) -> list[bool]:
+        self._fail_if_listed(events)
         conn = self.conns.get(shard)
         try:
             return apply.apply_batch(handler, events, conn)
@@ -163,19 +195,31 @@ class Processor:
         log.warning("%s: %s unavailable (%s); deferring its events for %.1fs", self.handler.name,
                     self.config.shards[shard].name, exc, backoff)
 
-    def _park(self, tp: TopicPartition, record: ConsumerRecord[Any, Any], event_id: int | None, reason: str,
-              attempts: int) -> None:
+    def _park_message(self, tp: TopicPartition, record: ConsumerRecord[Any, Any], rejection: Rejection) -> None:
+        """A record with no trustworthy event id: parked on this member's shard, within the cap."""
+        admission = self.park_limit.admit(tp.topic, time.monotonic())
+        if not admission.store:
+            self.metrics.count_dropped(tp.topic)
+            if admission.log_drop:
+                log.error("%s: more than %s messages to park on %s this minute; skipping the ones beyond "
+                          "without a parked row (counted in consumer_parked_dropped_total)", self.handler.name,
+                          self.park_limit.per_minute, tp.topic)
+            return
+        self._park(self.config.shard_index, tp, record, rejection.event_id, rejection.kind, rejection.reason, 1)
+
+    def _park(self, shard: int, tp: TopicPartition, record: ConsumerRecord[Any, Any], event_id: int | None,
+              kind: ParkKind, reason: str, attempts: int) -> None:
         msg = parking.ParkedMessage(self.handler.name, tp.topic, tp.partition, int(record.offset), event_id,
-                                    reason, attempts, record.value if isinstance(record.value, bytes) else None)
-        local = self.config.shard_index
+                                    kind.value, reason, attempts,
+                                    record.value if isinstance(record.value, bytes) else None)
         try:
-            parking.park(self.conns.get(local, "side"), msg)
+            parking.park(self.conns.get(shard, "side"), msg)
         except Exception:
-            self.conns.drop(local)
+            self.conns.drop(shard)
             raise
-        self.metrics.count_parked(reason)
-        log.error("%s: parked %s[%s]@%s (event %s): %s", self.handler.name, tp.topic, tp.partition, record.offset,
-                  event_id, reason)
+        self.metrics.count_parked(kind)
+        log.error("%s: parked %s[%s]@%s (event %s, %s): %s", self.handler.name, tp.topic, tp.partition, record.offset,
+                  event_id, kind.value, reason)
 
     def keep_only(self, assigned: set[TopicPartition]) -> None:
         """After a rebalance, drop the waiting records of partitions this member no longer owns."""

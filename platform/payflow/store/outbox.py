@@ -1,6 +1,7 @@
-"""`outbox_event`: append (ingest, refund worker), lease, mark, release, re-drive, prune, and the
-relay's stats. The re-drive also reads `processed_event` and `consumer_progress` (which events a
-consumer lacks, and whether every live member has read past them) in the same statement."""
+"""`outbox_event`: append (ingest, refund worker), lease, mark, release, re-drive, requeue, prune,
+and the relay's stats. The re-drive also reads `processed_event`, `parked_message` and
+`consumer_progress` (which events a consumer lacks and has not parked, and whether every live
+member has read past them) in the same statement; the prune keeps events parked and not replayed."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pymysql.cursors import Cursor, DictCursor
 
 from payflow.domain import events
 from payflow.domain.events import CONSUMERS_BY_EVENT
+from payflow.store.parking import EVENT_KIND_VALUES, EVENT_KINDS_SQL
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,12 @@ def redrive_ids(cur: Cursor, event_ids: list[int]) -> int:
 
 def prune_statement(older_than_s: float, batch: int) -> tuple[str, tuple[Any, ...]]:
     """The DELETE of up to `batch` published rows older than the retention, oldest first (index
-    ix_pub_created). DEAD and pending rows are never pruned."""
+    ix_pub_created). DEAD and pending rows are never pruned, nor an event parked and not replayed
+    (a person may still replay it)."""
     return ("DELETE FROM outbox_event WHERE published=1 AND created_at < NOW(6) - INTERVAL %s MICROSECOND "
-            "ORDER BY created_at LIMIT %s", (int(older_than_s * 1e6), batch))
+            "AND NOT EXISTS (SELECT 1 FROM parked_message k WHERE k.event_id=outbox_event.event_id "
+            f"AND k.kind IN ({EVENT_KINDS_SQL}) AND k.replayed_at IS NULL) "
+            "ORDER BY created_at LIMIT %s", (int(older_than_s * 1e6), *EVENT_KIND_VALUES, batch))
 
 
 def first_event_id(cur: Cursor) -> int:
@@ -87,6 +92,16 @@ def first_event_id(cur: Cursor) -> int:
     cur.execute("SELECT COALESCE(MIN(event_id), 0) FROM outbox_event")
     row = cur.fetchone()
     return int(row[0]) if row else 0
+
+
+def requeue(cur: Cursor, event_id: int, created_within_s: float) -> int:
+    """Queue one event to be published again now, with a fresh retry budget (`outbox replay
+    --parked`, in the transaction that marks its parked rows replayed), if it was created within
+    `created_within_s`: an older one may have lost the inbox rows that dedupe it. Rows changed: 0 or 1."""
+    cur.execute("UPDATE outbox_event SET published=0, dead=0, retry_count=0, next_attempt_at=NOW(6) "
+                "WHERE event_id=%s AND created_at >= NOW(6) - INTERVAL %s MICROSECOND",
+                (event_id, int(created_within_s * 1e6)))
+    return int(cur.rowcount)
 
 
 def read_stats(cur: Cursor, count_published: bool = True) -> OutboxStats:
@@ -251,9 +266,13 @@ class OutboxStore:
                 if not types:
                     continue
                 in_types = ",".join(["%s"] * len(types))
+                # A parked event is terminal for its consumer until replayed: neither lost nor missing.
                 unprocessed = (f"e.event_id >= %s AND e.event_id <= %s AND e.dead=0 AND e.event_type IN ({in_types}) "
                                "AND NOT EXISTS (SELECT 1 FROM processed_event p WHERE p.consumer=%s "
-                               "AND p.event_id=e.event_id)")
+                               "AND p.event_id=e.event_id) "
+                               "AND NOT EXISTS (SELECT 1 FROM parked_message k WHERE k.event_id=e.event_id "
+                               f"AND k.consumer=%s AND k.kind IN ({EVENT_KINDS_SQL}) AND k.replayed_at IS NULL)")
+                parked_args = (consumer, *EVENT_KIND_VALUES)
                 start = watermarks.get(consumer, table_start)
                 top = lost_top if lost_top is not None else _ID_MAX
                 if top >= start:
@@ -264,7 +283,7 @@ class OutboxStore:
                         "AND e.published_at < (SELECT MIN(caught_up_to) FROM consumer_progress WHERE consumer=%s "
                         "AND updated_at > NOW(6) - INTERVAL %s MICROSECOND) - INTERVAL %s MICROSECOND "
                         "ORDER BY e.event_id LIMIT %s",
-                        (start, top, *types, consumer, int(older_than_s * 1e6), consumer,
+                        (start, top, *types, consumer, *parked_args, int(older_than_s * 1e6), consumer,
                          int(PROGRESS_FRESH_S * 1e6), int(PROGRESS_MARGIN_S * 1e6), limit),
                     )
                     lost = [int(r[0]) for r in cur.fetchall()]
@@ -281,7 +300,7 @@ class OutboxStore:
                 first_missing = None
                 if settled is not None and settled >= start:
                     cur.execute(f"SELECT e.event_id FROM outbox_event e WHERE {unprocessed} "
-                                "ORDER BY e.event_id LIMIT 1", (start, settled, *types, consumer))
+                                "ORDER BY e.event_id LIMIT 1", (start, settled, *types, consumer, *parked_args))
                     first_missing = cur.fetchone()
                 watermarks[consumer] = next_watermark(
                     start, int(first_missing[0]) if first_missing else None, settled)

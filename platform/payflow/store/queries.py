@@ -38,11 +38,32 @@ class ShardSnapshot:
     postings_per_event: dict[int, int]      # event id → ledger rows
     balance_per_payment: dict[int, tuple[int, int]]  # payment id → (Σdebit, Σcredit)
     settlement_net: int
-    parked: int = 0
+    parked: int = 0  # parked messages that name no event of this shard (forged, undecodable), not replayed
     payments: list[PaymentFacts] = field(default_factory=list)
     account_nets: dict[int, dict[str, int]] = field(default_factory=dict)  # payment → account → net
     settlement: dict[SettlementKey, int] = field(default_factory=dict)
     since: datetime | None = None
+    parked_events: list[parking.ParkedEvent] = field(default_factory=list)
+
+
+def parked_events(cur: Cursor) -> list[parking.ParkedEvent]:
+    """Events of this shard a consumer parked and nobody replayed, whatever their age: each is
+    terminal until a person acts (the table is bounded by retention and the parking cap)."""
+    cur.execute("SELECT k.event_id, k.consumer, k.reason, k.parked_at FROM parked_message k "
+                "JOIN outbox_event e ON e.event_id = k.event_id "
+                f"WHERE k.kind IN ({parking.EVENT_KINDS_SQL}) AND k.replayed_at IS NULL "
+                "ORDER BY k.event_id, k.consumer, k.park_id", parking.EVENT_KIND_VALUES)
+    return [parking.ParkedEvent(int(r[0]), str(r[1]), str(r[2]), r[3]) for r in cur.fetchall()]
+
+
+def parked_message_count(cur: Cursor) -> int:
+    """Parked rows, not replayed, that are not events of this shard: forged, altered or undecodable
+    messages (shown for an operator; they name no outbox event)."""
+    cur.execute("SELECT COUNT(*) FROM parked_message k WHERE k.replayed_at IS NULL AND NOT ("
+                f"k.kind IN ({parking.EVENT_KINDS_SQL}) AND EXISTS (SELECT 1 FROM outbox_event e "
+                "WHERE e.event_id = k.event_id))", parking.EVENT_KIND_VALUES)
+    row = cur.fetchone()
+    return int(row[0] or 0) if row else 0
 
 
 def read_snapshot(cur: Cursor, since: datetime | None = None) -> ShardSnapshot:
@@ -81,8 +102,8 @@ def read_snapshot(cur: Cursor, since: datetime | None = None) -> ShardSnapshot:
                 (start.date(),))
     settlement = {(str(m), d if isinstance(d, date) else date.fromisoformat(str(d)), str(c)): int(n)
                   for m, d, c, n in cur.fetchall()}
-    return ShardSnapshot(outbox, processed, postings, balances, sum(settlement.values()), parking.count(cur),
-                         payments, nets, settlement, since)
+    return ShardSnapshot(outbox, processed, postings, balances, sum(settlement.values()), parked_message_count(cur),
+                         payments, nets, settlement, since, parked_events(cur))
 
 
 def unbalanced_payment_count(cur: Cursor) -> int:

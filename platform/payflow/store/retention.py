@@ -11,7 +11,7 @@ The tables, and why each is pruned or kept:
 - consumer_progress: a member's row not written for `progress_retention_s` (the member is gone).
 - payment, ledger_entry, settlement, refund_request: business records (the money's history, what
   reconcile and the ledger's balance check read): kept, never pruned here (`KEPT`).
-- parked_message: kept for an operator; its pruning is one more `Step` in `steps`.
+- parked_message: after `parked_retention_s` (a replayed row an hour after its replay).
 
 A pass runs the steps round-robin, one batch each, `prune_pause_s` apart, until every step found
 fewer expired rows than its batch (caught up) or `prune_pass_budget_s` is spent (behind: the relay
@@ -29,7 +29,7 @@ import pymysql
 from pymysql.cursors import Cursor
 
 from payflow.config import Settings
-from payflow.store import acquirer, idempotency, inbox, outbox, progress
+from payflow.store import acquirer, idempotency, inbox, outbox, parking, progress
 
 # Business records: one row per payment, entry, day or refund, kept for as long as the money's history is.
 KEPT = ("payment", "ledger_entry", "settlement", "refund_request")
@@ -62,7 +62,7 @@ def steps(settings: Settings) -> list[Step]:
         Step("outbox", outbox.prune_statement, settings.outbox_retention_s),
         Step("acquirer", acquirer.prune_statement, settings.acquirer_refund_retention_s),
         Step("progress", progress.prune_statement, settings.progress_retention_s),
-        # parked_message: its Step goes here.
+        Step("parked", parking.prune_statement, settings.parked_retention_s),
     ]
 
 

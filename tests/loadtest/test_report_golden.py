@@ -1,6 +1,7 @@
 """The report's files and JSON, pinned byte for byte on the committed real k6 samples (tests/loadtest/data)
-and on variants derived from them: report.json/.md/.html/.junit.xml, the step summary, the output of
-`loadtest analyze --format json|md` and `compare --history --format json`, and the MCP tool's structured data.
+and on variants derived from them: report.json/.md/.html/.junit.xml, the step summary, the rich table, the
+output of `loadtest analyze --format json|md|junit` and `compare --history --format json`, and the MCP
+tool's structured data.
 
 The JSON's key order has always been the order in which the report is built, so it is pinned too.
 Regenerate deliberately with `PAYCTL_UPDATE_GOLDEN=1 pytest tests/loadtest/test_report_golden.py` and
@@ -8,6 +9,7 @@ review the diff."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -18,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
-from payctl.loadtest import step_summary
+from payctl.loadtest import render, step_summary
 from payctl.loadtest.analyze import analyze_file, analyze_history, write_reports
 from payctl.loadtest.grade import Grade
 from payctl.loadtest.history import HistoryEntry, append, index_path
@@ -77,9 +80,17 @@ def check(case: str, rendered: dict[str, str]) -> None:
         assert text == expected[name], f"{case}/{name} differs from the golden file"
 
 
+def table_text(report: Any) -> str:
+    """`--format table` as plain text at a fixed width."""
+    console = Console(width=160, color_system=None, force_terminal=False, record=True, file=io.StringIO())
+    console.print(render.to_rich(report))
+    return console.export_text()
+
+
 def written(report: Any, out: Path) -> dict[str, str]:
     files = {p.name: p.read_text() for p in write_reports(report, out)}
     files["step-summary.md"] = step_summary.to_markdown(report, "Load test")
+    files["table.txt"] = table_text(report)
     return files
 
 

@@ -75,8 +75,8 @@ def test_every_run_records_itself(recorded: Recorded):
     for entry, session in zip(entries, recorded.sessions, strict=True):
         assert entry == session.history_entry
         assert entry.scenario == "probe" and entry.rate == 15 and entry.vus == 5 and entry.duration_s == 1
-        assert entry.p95_ms == session.report["latency_ms"]["p95"] and entry.requests == session.report["requests"]
-        assert entry.apdex == session.report["apdex"]["all"]["score"]
+        assert entry.p95_ms == session.report.latency_ms.p95 and entry.requests == session.report.requests
+        assert session.report.apdex.all is not None and entry.apdex == session.report.apdex.all.score
         assert entry.started[:4].isdigit() and "T" in entry.started
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
     if head.returncode == 0:
@@ -110,7 +110,8 @@ def test_compare_history_warns_once_and_fails_on_consecutive_runs(recorded: Reco
     reports = tmp_path / "reports"
     index = history.index_path(reports)
     current = recorded.sessions[-1]
-    p95 = current.report["latency_ms"]["p95"]
+    p95 = current.report.latency_ms.p95
+    assert p95 is not None
     for i in range(6):  # a steady history far below the real run's p95
         history.append(index, synthetic(i, p95 / 4 * (1 + 0.01 * (i % 3)), tmp_path))
     raw = str(current.folder / "raw.ndjson.gz")

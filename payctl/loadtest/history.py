@@ -54,6 +54,12 @@ class HistoryEntry(BaseModel):
     def as_json(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True)
 
+    def summary_line(self) -> str:
+        """The run in one line for people, rounded (the entry and its JSON keep the exact values)."""
+        p95 = "—" if self.p95_ms is None else f"{self.p95_ms:.1f}"
+        errors = "—" if self.error_rate is None else f"{self.error_rate * 100:.2f} %"
+        return f"{self.rate}/s · grade {self.grade} · p95 {p95} ms · errors {errors}"
+
 
 def entry_for(report: LoadReport, *, run: str, folder: Path, scenario: str, rate: int, duration_s: float,
               vus: int, started: str, git: tuple[str | None, bool | None] = (None, None)) -> HistoryEntry:

@@ -144,6 +144,20 @@ def test_compare_history_usage_errors_exit_2(recorded: Recorded, tmp_path: Path)
     assert r.returncode == 2 and "scenario and rate" in r.stderr
 
 
+def test_the_one_line_summary_is_rounded_for_people_and_the_index_stays_exact(tmp_path: Path):
+    entry = synthetic(1, 16.315161049999983, tmp_path).model_copy(update={"error_rate": 0.0})
+    assert entry.summary_line() == "15/s · grade EXCELLENT · p95 16.3 ms · errors 0.00 %"
+    failing = entry.model_copy(update={"p95_ms": 1234.56, "error_rate": 0.16666666666666666})
+    assert failing.summary_line().endswith("p95 1234.6 ms · errors 16.67 %")
+    missing = entry.model_copy(update={"p95_ms": None, "error_rate": None})
+    assert missing.summary_line().endswith("p95 — ms · errors —")
+    index = history.index_path(tmp_path)
+    history.append(index, entry)
+    line = json.loads(index.read_text())
+    assert line["p95_ms"] == 16.315161049999983 and line["error_rate"] == 0.0
+    assert history.read(index) == [entry]
+
+
 def test_a_damaged_index_names_the_line_and_field(tmp_path: Path):
     index = tmp_path / "history.jsonl"
     history.append(index, synthetic(0, 10.0, tmp_path))

@@ -173,4 +173,6 @@ def test_mcp_analyze_returns_the_pinned_document(tmp_path: Path) -> None:
     expected = json.loads((GOLDEN / "summary-export" / "report.json").read_text())
     expected["source"] = str((run / "summary-export.json").resolve())
     assert result.structured_content == expected
+    # the summary is for people: rounded, while the data keeps every digit
+    assert result.content[0].text == f"{run.name}: grade POOR, FAIL, p95 66.0 ms, 16.8 req/s"
     assert list(result.structured_content or {}) == list(expected)  # key order too

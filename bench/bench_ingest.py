@@ -28,9 +28,9 @@ def main() -> None:
                 report = run_and_analyze("authorize", rate=rate, duration="15s", vus=min(400, rate), raw=False,
                                          base_url=f"http://127.0.0.1:{topo.gateway_port}/api",
                                          reports_root=Path(tmp) / "reports").report
-                achieved = report["throughput_rps"] or 0.0
-                print(f"{rate:>9} {achieved:>11.0f} {achieved / rate:>6.2f} {report['latency_ms']['p95']:>8.1f} "
-                      f"{report['failure_rate']:>7.2%} {report['dropped_share'] or 0:>8.1%}")
+                achieved = report.throughput_rps or 0.0
+                print(f"{rate:>9} {achieved:>11.0f} {achieved / rate:>6.2f} {report.latency_ms.p95 or 0:>8.1f} "
+                      f"{report.failure_rate or 0:>7.2%} {report.dropped_share or 0:>8.1%}")
         finally:
             backend.down(purge=True)
 

@@ -176,16 +176,15 @@ def run_step(backend: LocalBackend, flow: str, rate: int, step_s: int, reports: 
     k61 = _k6_cpu_s()
     cpu1 = {k: _cpu_s(v) for k, v in groups.items()}
     r = session.report
-    http_reqs = float(r.get("requests") or 0) or 1.0
+    http_reqs = float(r.requests or 0) or 1.0
     cpu = {k: 1000 * (cpu1[k] - cpu0[k]) / http_reqs for k in groups}
     cpu["k6"] = 1000 * (k61 - k60) / http_reqs
     lag = _p95(lag0[0], lag1[0])
     relay_lag = _p95(lag0[1], lag1[1])
     backlog = sum(int(row["pending"]) for row in outbox_stats(topo))
-    iterations = r.get("achieved_rate") or r.get("throughput_rps") or 0.0
-    return Step(flow, rate, float(iterations), float(r.get("throughput_rps") or 0.0),
-                float(r.get("dropped_share") or 0),
-                float(r.get("failure_rate") or 0), float(r["latency_ms"]["p95"]), float(r["latency_ms"]["p99"]),
+    iterations = r.achieved_rate or r.throughput_rps or 0.0
+    return Step(flow, rate, float(iterations), float(r.throughput_rps or 0.0), float(r.dropped_share or 0),
+                float(r.failure_rate or 0), float(r.latency_ms.p95 or 0.0), float(r.latency_ms.p99 or 0.0),
                 None if lag is None else lag * 1000, None if relay_lag is None else relay_lag * 1000, backlog, cpu,
                 {k: round(_rss_mb(v), 1) for k, v in groups.items()})
 
@@ -228,9 +227,9 @@ def serve_and_load(app: str, rate: int, step_s: int, reports: Path, workers: int
         # read the tree again: a worker that started (or was respawned) during the step counts too
         server_s = sum(_cpu_s([pid]) - before.get(pid, 0.0) for pid in _tree(server.pid, _children()))
         report = session.report
-        requests = float(report.get("requests") or 0) or 1.0
+        requests = float(report.requests or 0) or 1.0
         return ServedLoad(1000 * server_s / requests, 1000 * (k61 - k60) / requests,
-                          float(report.get("throughput_rps") or 0.0), float(report.get("failure_rate") or 0.0))
+                          float(report.throughput_rps or 0.0), float(report.failure_rate or 0.0))
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -16,10 +16,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from bench_knee import _children, _rss_mb, _tree
 
+from payctl.loadtest.report import LoadReport
 from payctl.loadtest.session import run_and_analyze
 from payctl.ops.outbox import outbox_stats
 from payctl.stack.local import LocalBackend
@@ -53,7 +53,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     samples: list[tuple[float, dict[str, float]]] = []
-    report: dict[str, Any] = {}
+    finished: list[LoadReport] = []
     with tempfile.TemporaryDirectory() as tmp:
         backend = LocalBackend(Topology(state_dir=Path(tmp) / "state").with_port_offset(5000))
         backend.up()
@@ -64,7 +64,7 @@ def main() -> None:
                 session = run_and_analyze("authorize", rate=args.rate, duration=f"{args.duration_s}s",
                                           vus=max(50, args.rate // 2), base_url=f"{topo.gateway_url}/api",
                                           raw=False, reports_root=Path(tmp) / "reports")
-                report.update(session.report)
+                finished.append(session.report)
 
             runner = threading.Thread(target=load)
             started = time.monotonic()
@@ -86,9 +86,10 @@ def main() -> None:
         finally:
             backend.down(purge=True)
     half = args.duration_s / 2
+    report = finished[0] if finished else None
+    achieved, p99, failed = (report.throughput_rps, report.latency_ms.p99, report.failure_rate) if report else (0, 0, 0)
     print(f"\nauthorize at {args.rate}/s for {args.duration_s} s: "
-          f"achieved {report.get('throughput_rps', 0):.0f} req/s, "
-          f"p99 {report.get('latency_ms', {}).get('p99', 0):.0f} ms, failed {report.get('failure_rate', 0):.2%}, "
+          f"achieved {achieved or 0:.0f} req/s, p99 {p99 or 0:.0f} ms, failed {failed or 0:.2%}, "
           f"outbox backlog at the end {backlog}")
     print(f"{'service':>16} {'RSS warm MB':>12} {'RSS end MB':>11} {'2nd half MB/min':>16}  verdict")
     rows = []
@@ -107,7 +108,8 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"rate": args.rate, "duration_s": args.duration_s, "rows": rows,
                                          "buffer_pool_fill": pool_fill,
-                                         "samples": samples, "report": report}, indent=2, default=str))
+                                         "samples": samples, "report": report.as_json() if report else {}},
+                                        indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ from payctl.chaos import runner as chaos_runner
 from payctl.errors import CheckFailed, EnvironmentProblem, PayctlError
 from payctl.loadtest.grade import Grade
 from payctl.loadtest.junit import Case, Suite, report_suite, to_xml
+from payctl.loadtest.render import fmt
+from payctl.loadtest.report import LoadReport
 from payctl.loadtest.session import run_and_analyze
 from payctl.loadtest.step_summary import to_markdown as load_markdown
 from payctl.markdown import table
@@ -56,7 +58,7 @@ class SmokeOptions:
 class SmokeResult:
     folder: Path
     steps: list[Step] = field(default_factory=list)
-    load_report: dict[str, Any] | None = None  # the k6 step's graded report, once it ran
+    load_report: LoadReport | None = None  # the k6 step's graded report, once it ran
 
     @property
     def passed(self) -> bool:
@@ -103,19 +105,19 @@ def smoke_topology(base: Topology, state_dir: Path, port_offset: int) -> Topolog
     return topo.with_port_offset(port_offset) if port_offset else topo
 
 
-def gates(report: dict[str, Any], min_grade: Grade, max_p95_ms: float | None) -> list[str]:
+def gates(report: LoadReport, min_grade: Grade, max_p95_ms: float | None) -> list[str]:
     """Why a smoke load test fails its gates (empty = passed). Pure."""
     problems = []
-    failed_checks = [c["name"] for c in report["checks"] if not c["ok"]]
+    failed_checks = [c.name for c in report.checks if not c.ok]
     if failed_checks:
         problems.append(f"failed checks: {', '.join(failed_checks)}")
-    failed_thresholds = [f"{t['metric']} {t['expression']}" for t in report["thresholds"] if not t["ok"]]
+    failed_thresholds = [f"{t.metric} {t.expression}" for t in report.thresholds if not t.ok]
     if failed_thresholds:
         problems.append(f"failed thresholds: {', '.join(failed_thresholds)}")
-    grade = Grade[report["grade"]["grade"]]
+    grade = report.grade.grade
     if grade < min_grade:
-        problems.append(f"grade {grade.name} below {min_grade.name} ({report['grade']['reason']})")
-    p95 = report["latency_ms"]["p95"]
+        problems.append(f"grade {grade.name} below {min_grade.name} ({report.grade.reason})")
+    p95 = report.latency_ms.p95
     if max_p95_ms is not None and (p95 is None or p95 > max_p95_ms):
         problems.append(f"p95 {p95} ms over the {max_p95_ms} ms gate")
     return problems
@@ -191,8 +193,8 @@ class Smoke:
         problems = gates(report, o.min_grade, o.max_p95_ms)
         if problems:
             raise CheckFailed("; ".join(problems))
-        return (f"{report['requests']} requests, grade {report['grade']['grade']}, "
-                f"p95 {report['latency_ms']['p95']:.1f} ms, no failed check or threshold")
+        return (f"{report.requests} requests, grade {report.grade.grade.name}, "
+                f"p95 {fmt(report.latency_ms.p95, ' ms')}, no failed check or threshold")
 
     def _settle(self, timeout_s: float = 90) -> None:
         """Let the load test's events drain before the next experiment checks its steady state."""

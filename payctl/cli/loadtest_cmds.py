@@ -35,6 +35,7 @@ from payctl.loadtest.compare import parse_tolerance
 from payctl.loadtest.grade import parse_grade
 from payctl.loadtest.junit import to_junit
 from payctl.loadtest.live import LiveProgress
+from payctl.loadtest.report import LoadReport
 from payctl.loadtest.session import run_and_analyze
 from payctl.stack.backend import backend_for
 from payctl.stack.binaries import Binaries
@@ -43,7 +44,7 @@ from payctl.stack.topology import Topology
 ApdexDefault = DEFAULT_T_MS
 
 
-def _emit(report: dict[str, Any], fmt: str, out: Path | None, stem: str) -> None:
+def _emit(report: LoadReport, fmt: str, out: Path | None, stem: str) -> None:
     if out is not None:
         for path in write_reports(report, out, stem):
             console().print(f"wrote {path}", highlight=False) if fmt == "table" else None
@@ -57,7 +58,7 @@ def _emit(report: dict[str, Any], fmt: str, out: Path | None, stem: str) -> None
         print(render.to_html(report))
 
 
-def _summarize(report: dict[str, Any], title: str) -> None:
+def _summarize(report: LoadReport, title: str) -> None:
     """Append the concise Markdown to $GITHUB_STEP_SUMMARY when CI set it."""
     step_summary.append(step_summary.to_markdown(report, title))
 
@@ -87,7 +88,7 @@ def analyze(
         reports.append(report)
     if fmt == "junit":
         print(to_junit(reports), end="")
-    if not all(r["verdict"]["pass"] for r in reports):
+    if not all(r.verdict.passed for r in reports):
         raise typer.Exit(1)
 
 
@@ -124,7 +125,7 @@ def compare(
         _summarize(report, "Load test against its history")
         if fmt == "junit":
             print(to_junit([report]), end="")
-        if report["history"]["status"] == "fail":
+        if report.verdict.history == "fail":
             raise typer.Exit(1)
         return
     if len(given) != 2:
@@ -137,7 +138,7 @@ def compare(
     _summarize(report, "Load test against its baseline")
     if fmt == "junit":
         print(to_junit([report]), end="")
-    if report["verdict"]["regression"]:
+    if report.verdict.regression:
         raise typer.Exit(1)
 
 
@@ -210,7 +211,7 @@ def run_cmd(
     _summarize(session.report, f"Load test {session.plan.scenario} at {session.plan.rate}/s")
     if json_out:
         entry = session.history_entry.as_json() if session.history_entry else None
-        print_json({"folder": str(session.folder), "history": entry, "report": session.report})
+        print_json({"folder": str(session.folder), "history": entry, "report": session.report.as_json()})
     else:
         console().print(render.to_rich(session.report))
         console().print(f"report folder: {session.folder}", highlight=False)

@@ -48,8 +48,9 @@ def load_session(backend: Backend, reports: Path, req: LoadRequest, progress: Pr
     session = run_and_analyze(req.scenario, rate=req.rate, duration=req.duration, vus=req.vus,
                               base_url=f"{topo.gateway_url}/api", raw=False,
                               reports_root=reports, stack_state=stack_state, on_tick=tick)
-    progress({"line": f"grade {session.report['grade']['grade']}"})
-    return {"folder": str(session.folder), "passed": session.passed, "grade": session.report["grade"]["grade"],
+    grade = session.report.grade.grade.name
+    progress({"line": f"grade {grade}"})
+    return {"folder": str(session.folder), "passed": session.passed, "grade": grade,
             "report": str(session.folder / "report.html")}
 
 

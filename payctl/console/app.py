@@ -69,8 +69,7 @@ def runs(reports: Path) -> list[dict[str, Any]]:
     for e in history.read(history.index_path(reports)):
         folder = Path(e.folder)
         out.append({"kind": "load", "run": e.run, "name": e.scenario, "started": e.started,
-                    "status": "passed" if e.passed else "failed", "summary":
-                    f"{e.rate}/s · grade {e.grade} · p95 {e.p95_ms} ms · errors {e.error_rate}",
+                    "status": "passed" if e.passed else "failed", "summary": e.summary_line(),
                     "links": {k: v for k, v in (("report", _link(reports, folder / "report.html")),
                                                 ("markdown", _link(reports, folder / "report.md"))) if v}})
     for r in chaos_runner.list_runs(reports):

@@ -15,7 +15,7 @@ from payctl.loadtest.grade import Grade, grade
 from payctl.loadtest.junit import to_junit
 from payctl.loadtest.model import LoadSummary
 from payctl.loadtest.parse import parse
-from payctl.loadtest.report import build
+from payctl.loadtest.report import LoadReport, build
 from payctl.loadtest.run import output_in
 
 FORMATS = ("table", "md", "json", "html", "junit")
@@ -24,7 +24,7 @@ SUFFIX = {"md": "md", "json": "json", "html": "html", "junit": "junit.xml"}
 
 def analyze_file(path: Path, *, baseline: Path | None = None, min_grade: Grade = Grade.FAIR,
                  max_regression: float = 0.10, target_rate: float | None = None,
-                 thresholds_from: Path | None = None, apdex_t_ms: float = DEFAULT_T_MS) -> dict[str, Any]:
+                 thresholds_from: Path | None = None, apdex_t_ms: float = DEFAULT_T_MS) -> LoadReport:
     """`thresholds_from`: a k6 summary of the same run whose threshold verdicts are authoritative
     (the raw stream does not carry sub-metric thresholds such as http_req_duration{op:x})."""
     summary = _parse(path, target_rate, thresholds_from, apdex_t_ms)
@@ -50,7 +50,7 @@ def key_metrics(s: LoadSummary) -> dict[str, float | None]:
 
 def analyze_history(current: Path | None, *, reports_root: Path, window: int, k: float = mad.DEFAULT_K,
                     consecutive: int = mad.DEFAULT_CONSECUTIVE, scenario: str | None = None, rate: int | None = None,
-                    apdex_t_ms: float = DEFAULT_T_MS) -> dict[str, Any]:
+                    apdex_t_ms: float = DEFAULT_T_MS) -> LoadReport:
     """Judge one run (a k6 output, a run folder, or the newest run in the index) against the runs of
     the same scenario and rate recorded before it."""
     mad.check_settings(window, k, consecutive)
@@ -107,7 +107,7 @@ def _run_json(folder: Path) -> dict[str, Any]:
     return doc
 
 
-def write_reports(report: dict[str, Any], out_dir: Path, stem: str = "report") -> list[Path]:
+def write_reports(report: LoadReport, out_dir: Path, stem: str = "report") -> list[Path]:
     """Write md, json, html and JUnit side by side; each file is written whole or not at all."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

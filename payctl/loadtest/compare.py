@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 from payctl.loadtest.model import LoadSummary
 
@@ -22,9 +21,6 @@ class Delta:
     regression: bool
     # The value the current run may not cross (None: not gated, or a statistic is missing).
     limit: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _delta(metric: str, base: float | None, cur: float | None, higher_is_better: bool, tol: float) -> Delta:

@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from payctl.loadtest.grade import MAX_DROPPED_SHARE, MIN_ACHIEVED_SHARE, Grade
+from payctl.loadtest.grade import MAX_DROPPED_SHARE, MIN_ACHIEVED_SHARE
+from payctl.loadtest.report import LoadReport
 from payctl.loadtest.thresholds import parse_expression
 
 
@@ -41,48 +42,47 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.2%}"
 
 
-def threshold_cases(r: dict[str, Any]) -> list[GateCase]:
+def threshold_cases(r: LoadReport) -> list[GateCase]:
     out = []
-    for t in r["thresholds"]:
-        name = f"{t['metric']}: {t['expression']}"
-        parsed = parse_expression(t["expression"])
+    for t in r.thresholds:
+        name = f"{t.metric}: {t.expression}"
+        parsed = parse_expression(t.expression)
         stat = parsed[0] if parsed else "value"
-        limit = f"{parsed[1]} {_num(parsed[2])}" if parsed else t["expression"]
-        msg = "" if t["ok"] else (f"threshold {t['metric']} '{t['expression']}' crossed: observed {stat} "
-                                  f"{_num(t['observed'])}, limit {limit}")
-        out.append(GateCase("threshold", name, bool(t["ok"]), msg))
+        limit = f"{parsed[1]} {_num(parsed[2])}" if parsed else t.expression
+        msg = "" if t.ok else (f"threshold {t.metric} '{t.expression}' crossed: observed {stat} "
+                               f"{_num(t.observed)}, limit {limit}")
+        out.append(GateCase("threshold", name, t.ok, msg))
     return out
 
 
-def check_cases(r: dict[str, Any]) -> list[GateCase]:
-    crossed = [t for t in r["thresholds"] if not t["ok"] and t["metric"].split("{")[0] == "checks"]
-    gate = "; ".join(f"threshold checks '{t['expression']}' crossed (observed {_num(t['observed'])})"
-                     for t in crossed)
+def check_cases(r: LoadReport) -> list[GateCase]:
+    crossed = [t for t in r.thresholds if not t.ok and t.metric.split("{")[0] == "checks"]
+    gate = "; ".join(f"threshold checks '{t.expression}' crossed (observed {_num(t.observed)})" for t in crossed)
     out = []
-    for c in r["checks"]:
-        total = c["passes"] + c["fails"]
-        share = c["fails"] / total if total else 0.0
-        observed = f"check '{c['name']}' failed {c['fails']} of {total} ({share:.2%}); limit 0 failures"
-        if c["ok"]:
-            out.append(GateCase("check", c["name"], True))
+    for c in r.checks:
+        total = c.passes + c.fails
+        share = c.fails / total if total else 0.0
+        observed = f"check '{c.name}' failed {c.fails} of {total} ({share:.2%}); limit 0 failures"
+        if c.ok:
+            out.append(GateCase("check", c.name, True))
         elif crossed:
-            out.append(GateCase("check", c["name"], False, f"{observed}; {gate}"))
+            out.append(GateCase("check", c.name, False, f"{observed}; {gate}"))
         else:
-            out.append(GateCase("check", c["name"], True,
+            out.append(GateCase("check", c.name, True,
                                 note=f"{observed}; not gating: no checks threshold was crossed"))
     return out
 
 
-def _capped_below_minimum(r: dict[str, Any]) -> bool:
-    return bool(r["grade"]["capped"]) and Grade[r["grade"]["grade"]] < Grade[r["verdict"]["min_grade"]]
+def _capped_below_minimum(r: LoadReport) -> bool:
+    return r.grade.capped and r.grade.grade < r.verdict.min_grade
 
 
-def grade_cases(r: dict[str, Any]) -> list[GateCase]:
-    g, minimum = r["grade"]["grade"], r["verdict"]["min_grade"]
-    ok = Grade[g] >= Grade[minimum]
+def grade_cases(r: LoadReport) -> list[GateCase]:
+    g, minimum = r.grade.grade, r.verdict.min_grade
+    ok = g >= minimum
     cases = [GateCase("gate", "grade", ok, "" if ok else
-                      f"gate grade: observed {g}, limit at least {minimum} ({r['grade']['reason']})")]
-    share = r["dropped_share"]
+                      f"gate grade: observed {g.name}, limit at least {minimum.name} ({r.grade.reason})")]
+    share = r.dropped_share
     limit = f"at most {MAX_DROPPED_SHARE:.0%}"
     if share is None:
         cases.append(GateCase("gate", "dropped share", True, note="the input holds no dropped-iteration count"))
@@ -92,7 +92,7 @@ def grade_cases(r: dict[str, Any]) -> list[GateCase]:
         text = f"gate dropped share: observed {_pct(share)} of iterations dropped, limit {limit}"
         cases.append(GateCase("gate", "dropped share", False, text + " (capped the grade below the minimum)")
                      if _capped_below_minimum(r) else GateCase("gate", "dropped share", True, note=text))
-    target, achieved = r["target_rate"], r["achieved_rate"]
+    target, achieved = r.target_rate, r.achieved_rate
     if not target or achieved is None:
         cases.append(GateCase("gate", "achieved rate", True, note="no target or achieved rate in the input"))
     elif achieved >= MIN_ACHIEVED_SHARE * target:
@@ -105,48 +105,48 @@ def grade_cases(r: dict[str, Any]) -> list[GateCase]:
     return cases
 
 
-def regression_cases(r: dict[str, Any]) -> list[GateCase]:
+def regression_cases(r: LoadReport) -> list[GateCase]:
     out = []
-    for d in r["comparison"] or []:
-        if d["limit"] is None and not d["regression"]:
+    for d in r.comparison or []:
+        if d.limit is None and not d.regression:
             continue  # not gated (avg) or a statistic is missing
-        name = f"regression {d['metric']}"
-        if not d["regression"]:
+        name = f"regression {d.metric}"
+        if not d.regression:
             out.append(GateCase("gate", name, True))
             continue
-        side = "at least" if d["higher_is_better"] else "at most"
-        change = "" if d["change_pct"] is None else f", {d['change_pct']:+.1f}%"
+        side = "at least" if d.higher_is_better else "at most"
+        change = "" if d.change_pct is None else f", {d.change_pct:+.1f}%"
         out.append(GateCase("gate", name, False,
-                            f"gate regression {d['metric']}: observed {_num(d['current'], 4)}, limit {side} "
-                            f"{_num(d['limit'], 4)} (baseline {_num(d['baseline'], 4)}{change})"))
+                            f"gate regression {d.metric}: observed {_num(d.current, 4)}, limit {side} "
+                            f"{_num(d.limit, 4)} (baseline {_num(d.baseline, 4)}{change})"))
     return out
 
 
-def history_cases(r: dict[str, Any]) -> list[GateCase]:
-    h = r.get("history")
+def history_cases(r: LoadReport) -> list[GateCase]:
+    h = r.history
     if not h:
         return []
     out = []
-    for m in h["metrics"]:
-        name = f"history {m['metric']}"
-        b = m["band"]
+    for m in h.metrics:
+        name = f"history {m.metric}"
+        b = m.band
         if b is None:
-            out.append(GateCase("gate", name, True, note=f"fewer than {h['min_runs']} earlier runs with a value"))
+            out.append(GateCase("gate", name, True, note=f"fewer than {h.min_runs} earlier runs with a value"))
             continue
-        side = "at least" if m["higher_is_better"] else "at most"
-        text = (f"gate history {m['metric']}: observed {_num(m['current'], 4)}, limit {side} "
-                f"{_num(b['low'] if m['higher_is_better'] else b['high'], 4)} (median {_num(b['median'], 4)} "
-                f"± {h['k']:g}·MAD over {b['runs']} runs); outside on {m['outside_runs']} run(s) in a row")
-        if m["status"] == "fail":
+        side = "at least" if m.higher_is_better else "at most"
+        text = (f"gate history {m.metric}: observed {_num(m.current, 4)}, limit {side} "
+                f"{_num(b.low if m.higher_is_better else b.high, 4)} (median {_num(b.median, 4)} "
+                f"± {h.k:g}·MAD over {b.runs} runs); outside on {m.outside_runs} run(s) in a row")
+        if m.status == "fail":
             out.append(GateCase("gate", name, False, text))
         else:
-            out.append(GateCase("gate", name, True, note=("warning: " + text) if m["status"] == "warn" else ""))
+            out.append(GateCase("gate", name, True, note=("warning: " + text) if m.status == "warn" else ""))
     return out
 
 
-def cases(r: dict[str, Any]) -> list[GateCase]:
+def cases(r: LoadReport) -> list[GateCase]:
     return [*threshold_cases(r), *check_cases(r), *grade_cases(r), *regression_cases(r), *history_cases(r)]
 
 
-def failed(r: dict[str, Any]) -> list[GateCase]:
+def failed(r: LoadReport) -> list[GateCase]:
     return [c for c in cases(r) if not c.ok]

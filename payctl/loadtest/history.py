@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from payctl.errors import UsageError
+from payctl.loadtest.report import LoadReport
 
 INDEX_NAME = "history.jsonl"
 SCHEMA = "payctl.loadtest.history/v1"
@@ -53,17 +54,23 @@ class HistoryEntry(BaseModel):
     def as_json(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True)
 
+    def summary_line(self) -> str:
+        """The run in one line for people, rounded (the entry and its JSON keep the exact values)."""
+        p95 = "—" if self.p95_ms is None else f"{self.p95_ms:.1f}"
+        errors = "—" if self.error_rate is None else f"{self.error_rate * 100:.2f} %"
+        return f"{self.rate}/s · grade {self.grade} · p95 {p95} ms · errors {errors}"
 
-def entry_for(report: dict[str, Any], *, run: str, folder: Path, scenario: str, rate: int, duration_s: float,
+
+def entry_for(report: LoadReport, *, run: str, folder: Path, scenario: str, rate: int, duration_s: float,
               vus: int, started: str, git: tuple[str | None, bool | None] = (None, None)) -> HistoryEntry:
     """The history entry of one graded run (pure)."""
-    apdex = (report.get("apdex") or {}).get("all") or {}
+    apdex = report.apdex.all
     return HistoryEntry(
         run=run, folder=str(folder), scenario=scenario, rate=rate, duration_s=duration_s, vus=vus, started=started,
-        git_commit=git[0], git_dirty=git[1], grade=report["grade"]["grade"], passed=bool(report["verdict"]["pass"]),
-        requests=report["requests"], throughput_rps=report["throughput_rps"], achieved_rate=report["achieved_rate"],
-        dropped_share=report["dropped_share"], p95_ms=report["latency_ms"]["p95"], p99_ms=report["latency_ms"]["p99"],
-        error_rate=report["failure_rate"], apdex=apdex.get("score"))
+        git_commit=git[0], git_dirty=git[1], grade=report.grade.grade.name, passed=report.verdict.passed,
+        requests=report.requests, throughput_rps=report.throughput_rps, achieved_rate=report.achieved_rate,
+        dropped_share=report.dropped_share, p95_ms=report.latency_ms.p95, p99_ms=report.latency_ms.p99,
+        error_rate=report.failure_rate, apdex=apdex.score if apdex else None)
 
 
 def select(entries: Sequence[HistoryEntry], scenario: str | None = None, rate: int | None = None) -> list[HistoryEntry]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from payctl.loadtest.gates import GateCase, cases
+from payctl.loadtest.report import LoadReport
 
 
 @dataclass(frozen=True)
@@ -38,14 +38,14 @@ def _case(c: GateCase) -> Case:
     return Case(f"payctl.loadtest.{c.kind}", c.name, c.ok, c.message, c.kind, c.note)
 
 
-def report_suite(r: dict[str, Any], name: str | None = None) -> Suite:
+def report_suite(r: LoadReport, name: str | None = None) -> Suite:
     """The suite of one graded report."""
-    lat = r["latency_ms"]
-    props = {"grade": r["grade"]["grade"], "grade_reason": r["grade"]["reason"],
-             "verdict": "PASS" if r["verdict"]["pass"] else "FAIL", "min_grade": r["verdict"]["min_grade"],
-             "requests": r["requests"], "throughput_rps": r["throughput_rps"], "p95_ms": lat["p95"],
-             "p99_ms": lat["p99"], "error_rate": r["failure_rate"], "shape": r["shape"]}
-    return Suite(name or r["source"], [_case(c) for c in cases(r)], float(r["duration_s"] or 0.0),
+    lat = r.latency_ms
+    props: dict[str, str | float | None] = {
+        "grade": r.grade.grade.name, "grade_reason": r.grade.reason, "verdict": "PASS" if r.verdict.passed else "FAIL",
+        "min_grade": r.verdict.min_grade.name, "requests": r.requests, "throughput_rps": r.throughput_rps,
+        "p95_ms": lat.p95, "p99_ms": lat.p99, "error_rate": r.failure_rate, "shape": r.shape}
+    return Suite(name or r.source, [_case(c) for c in cases(r)], float(r.duration_s or 0.0),
                  {k: "" if v is None else str(v) for k, v in props.items()})
 
 
@@ -71,6 +71,6 @@ def to_xml(suites: Sequence[Suite], name: str = "payctl") -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def to_junit(reports: Sequence[dict[str, Any]]) -> str:
+def to_junit(reports: Sequence[LoadReport]) -> str:
     """One suite per report (per input file)."""
     return to_xml([report_suite(r) for r in reports], name="payctl loadtest")

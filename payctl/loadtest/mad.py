@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import Literal
 
 from payctl.errors import UsageError
 
@@ -24,7 +24,8 @@ ABS_FLOOR = {"error_rate": 0.001}
 # metric → higher is better
 METRICS: dict[str, bool] = {"p95_ms": False, "p99_ms": False, "throughput_rps": True, "error_rate": False}
 
-STATUS_ORDER = ("insufficient", "ok", "warn", "fail")
+Status = Literal["insufficient", "ok", "warn", "fail"]
+STATUS_ORDER: tuple[Status, ...] = ("insufficient", "ok", "warn", "fail")
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,7 @@ class MadResult:
     band: Band | None
     outside: bool
     outside_runs: int  # how many runs in a row, ending with the current one, fell outside
-    status: str  # ok | warn | fail | insufficient
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    status: Status
 
 
 def band(values: Sequence[float], k: float, metric: str) -> Band:
@@ -85,13 +83,13 @@ def judge(metric: str, prior: Sequence[float | None], current: float | None, *, 
 
 
 def statuses(metric: str, series: Sequence[float | None], *, window: int, k: float = DEFAULT_K,
-             consecutive: int = DEFAULT_CONSECUTIVE) -> list[str]:
+             consecutive: int = DEFAULT_CONSECUTIVE) -> list[Status]:
     """The status every run in `series` had when it was the newest (for the trend page)."""
     return [judge(metric, series[:i], series[i], window=window, k=k, consecutive=consecutive).status
             for i in range(len(series))]
 
 
-def worst(results: Sequence[MadResult]) -> str:
+def worst(results: Sequence[MadResult]) -> Status:
     return max((r.status for r in results), key=STATUS_ORDER.index, default="insufficient")
 
 
@@ -117,14 +115,8 @@ class HistoryGate:
     results: list[MadResult]
 
     @property
-    def status(self) -> str:
+    def status(self) -> Status:
         return worst(self.results)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"scenario": self.scenario, "rate": self.rate, "window": self.window, "k": self.k,
-                "consecutive": self.consecutive, "min_runs": MIN_BASELINE, "baseline_runs": self.baseline_runs,
-                "status": self.status,
-                "metrics": [{**r.as_dict(), "higher_is_better": METRICS[r.metric]} for r in self.results]}
 
 
 def gate(scenario: str, rate: int, prior: Sequence[Mapping[str, float | None]], current: Mapping[str, float | None],

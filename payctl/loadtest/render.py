@@ -1,4 +1,4 @@
-"""Render a report dict as a rich table, Markdown, JSON or one self-contained HTML file."""
+"""Render a `LoadReport` as a rich table, Markdown, JSON or one self-contained HTML file."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from payctl.loadtest.charts import line_chart
+from payctl.loadtest.grade import Grade
+from payctl.loadtest.report import ApdexRow, DeltaRow, LatencyStats, LoadReport
 from payctl.markdown import table
 
 _env = Environment(loader=PackageLoader("payctl", "templates"), autoescape=select_autoescape(["html", "j2"]))
@@ -29,22 +31,26 @@ def pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.2%}"
 
 
-def overview_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
+def overview_rows(r: LoadReport) -> list[tuple[str, str]]:
     return [
-        ("source", f"{r['source']} ({r['shape']})"),
-        ("requests", fmt(r["requests"])),
-        ("duration", fmt(r["duration_s"], " s")),
-        ("throughput", fmt(r["throughput_rps"], " req/s")),
-        ("arrival rate (achieved / target)", f"{fmt(r['achieved_rate'], '/s')} / {fmt(r['target_rate'], '/s')}"),
-        ("dropped iterations", f"{fmt(r['dropped_iterations'])} ({pct(r['dropped_share'])})"),
-        ("failed requests", f"{fmt(r['failed_requests'])} ({pct(r['failure_rate'])})"),
+        ("source", f"{r.source} ({r.shape})"),
+        ("requests", fmt(r.requests)),
+        ("duration", fmt(r.duration_s, " s")),
+        ("throughput", fmt(r.throughput_rps, " req/s")),
+        ("arrival rate (achieved / target)", f"{fmt(r.achieved_rate, '/s')} / {fmt(r.target_rate, '/s')}"),
+        ("dropped iterations", f"{fmt(r.dropped_iterations)} ({pct(r.dropped_share)})"),
+        ("failed requests", f"{fmt(r.failed_requests)} ({pct(r.failure_rate)})"),
     ]
 
 
-def latency_rows(r: dict[str, Any]) -> list[list[str]]:
-    rows = [["all", *[fmt(r["latency_ms"][k]) for k in STATS]]]
-    for op, lat in r["per_operation"].items():
-        rows.append([op, *[fmt(lat[k]) for k in STATS]])
+def _stats(lat: LatencyStats) -> list[str]:
+    return [fmt(getattr(lat, k)) for k in STATS]
+
+
+def latency_rows(r: LoadReport) -> list[list[str]]:
+    rows = [["all", *_stats(r.latency_ms)]]
+    for op, lat in r.per_operation.items():
+        rows.append([op, *_stats(lat)])
     return rows
 
 
@@ -52,43 +58,42 @@ APDEX_COLUMNS = ("operation", "Apdex", "rating", "satisfied", "tolerating", "fru
 HISTORY_COLUMNS = ("metric", "median", "MAD", "band", "current", "outside in a row", "status")
 
 
-def apdex_title(r: dict[str, Any]) -> str:
-    t = (r.get("apdex") or {}).get("t_ms")
-    return f"Apdex (T = {fmt(t, ' ms', digits=0)}; tolerating ≤ 4T; failed requests are frustrated)"
+def apdex_title(r: LoadReport) -> str:
+    return f"Apdex (T = {fmt(r.apdex.t_ms, ' ms', digits=0)}; tolerating ≤ 4T; failed requests are frustrated)"
 
 
-def apdex_rows(r: dict[str, Any]) -> list[list[str]]:
+def apdex_rows(r: LoadReport) -> list[list[str]]:
     """Overall and per operation; `—` when the input holds no per-request data (summaries)."""
-    a = r.get("apdex") or {}
 
-    def row(name: str, x: dict[str, Any] | None) -> list[str]:
+    def row(name: str, x: ApdexRow | None) -> list[str]:
         if x is None:
             return [name, "—", "needs the raw stream (--raw)", "—", "—", "—", "—"]
-        return [name, fmt(x["score"], digits=2), x["rating"], fmt(x["satisfied"]), fmt(x["tolerating"]),
-                fmt(x["frustrated"]), fmt(x["samples"])]
+        return [name, fmt(x.score, digits=2), x.rating, fmt(x.satisfied), fmt(x.tolerating),
+                fmt(x.frustrated), fmt(x.samples)]
 
-    ops = a.get("per_operation") or {op: None for op in r["per_operation"]}
-    return [row("all", a.get("all")), *[row(op, x) for op, x in ops.items()]]
+    ops = r.apdex.per_operation or dict.fromkeys(r.per_operation)
+    return [row("all", r.apdex.all), *[row(op, x) for op, x in ops.items()]]
 
 
-def history_rows(r: dict[str, Any]) -> list[list[str]]:
-    h = r.get("history") or {"metrics": []}
+def history_rows(r: LoadReport) -> list[list[str]]:
     rows = []
-    for m in h["metrics"]:
-        b = m["band"] or {}
-        band = f"{fmt(b['low'], digits=4)} … {fmt(b['high'], digits=4)}" if b else "—"
-        rows.append([m["metric"], fmt(b.get("median"), digits=4), fmt(b.get("mad"), digits=4), band,
-                     fmt(m["current"], digits=4), str(m["outside_runs"]), m["status"]])
+    for m in r.history.metrics if r.history else []:
+        b = m.band
+        band = f"{fmt(b.low, digits=4)} … {fmt(b.high, digits=4)}" if b else "—"
+        rows.append([m.metric, fmt(b.median if b else None, digits=4), fmt(b.mad if b else None, digits=4), band,
+                     fmt(m.current, digits=4), str(m.outside_runs), m.status])
     return rows
 
 
-def history_title(r: dict[str, Any]) -> str:
-    h = r["history"]
-    return (f"against {h['baseline_runs']} earlier run(s) of {h['scenario']} at {h['rate']}/s "
-            f"(median ± {h['k']:g}·MAD; {h['consecutive']} in a row outside fails) — {h['status'].upper()}")
+def history_title(r: LoadReport) -> str:
+    h = r.history
+    if h is None:
+        return ""
+    return (f"against {h.baseline_runs} earlier run(s) of {h.scenario} at {h.rate}/s "
+            f"(median ± {h.k:g}·MAD; {h.consecutive} in a row outside fails) — {h.status.upper()}")
 
 
-def to_rich(r: dict[str, Any]) -> Group:
+def to_rich(r: LoadReport) -> Group:
     parts: list[Any] = []
     overview = Table(title="load test", title_justify="left", show_header=False)
     overview.add_column("", style="bold")
@@ -108,95 +113,95 @@ def to_rich(r: dict[str, Any]) -> Group:
     for row in apdex_rows(r):
         apdex.add_row(*row)
     parts.append(apdex)
-    if r["checks"]:
+    if r.checks:
         checks = Table(title="checks", title_justify="left")
         for col in ("check", "passes", "fails", ""):
             checks.add_column(col)
-        for c in r["checks"]:
-            checks.add_row(c["name"], str(c["passes"]), str(c["fails"]), "✔" if c["ok"] else "✘")
+        for c in r.checks:
+            checks.add_row(c.name, str(c.passes), str(c.fails), "✔" if c.ok else "✘")
         parts.append(checks)
-    if r["thresholds"]:
+    if r.thresholds:
         ths = Table(title="thresholds", title_justify="left")
         for col in ("metric", "expression", "observed", "result"):
             ths.add_column(col)
-        for t in r["thresholds"]:
-            ths.add_row(t["metric"], t["expression"], fmt(t["observed"], digits=3),
-                        "[green]pass[/green]" if t["ok"] else "[red]FAIL[/red]")
+        for t in r.thresholds:
+            ths.add_row(t.metric, t.expression, fmt(t.observed, digits=3),
+                        "[green]pass[/green]" if t.ok else "[red]FAIL[/red]")
         parts.append(ths)
-    if r["comparison"] is not None:
-        parts.append(_comparison_table(r))
-    if r.get("history"):
+    if r.comparison is not None:
+        parts.append(_comparison_table(r, r.comparison))
+    if r.history:
         hist = Table(title=history_title(r), title_justify="left")
         for col in HISTORY_COLUMNS:
             hist.add_column(col)
         status_colour = {"fail": "red", "warn": "yellow", "ok": "green"}
         for row in history_rows(r):
-            c = status_colour.get(row[-1])
-            hist.add_row(*row[:-1], f"[{c}]{row[-1]}[/{c}]" if c else row[-1])
+            colour = status_colour.get(row[-1])
+            hist.add_row(*row[:-1], f"[{colour}]{row[-1]}[/{colour}]" if colour else row[-1])
         parts.append(hist)
-    g = r["grade"]
-    colour = {"EXCELLENT": "green", "GOOD": "green", "FAIR": "yellow"}.get(g["grade"], "red")
-    parts.append(Text.from_markup(f"grade: [bold {colour}]{g['grade']}[/] — {g['reason']}"))
-    v = r["verdict"]
+    g = r.grade
+    grade_colour = {Grade.EXCELLENT: "green", Grade.GOOD: "green", Grade.FAIR: "yellow"}.get(g.grade, "red")
+    parts.append(Text.from_markup(f"grade: [bold {grade_colour}]{g.grade.name}[/] — {g.reason}"))
+    verdict = r.verdict
     parts.append(Text.from_markup(
-        f"verdict: {'[green]PASS[/green]' if v['pass'] else '[red]FAIL[/red]'} (min grade {v['min_grade']}"
-        f", failed thresholds {v['failed_thresholds']}, regression {'yes' if v['regression'] else 'no'})"))
+        f"verdict: {'[green]PASS[/green]' if verdict.passed else '[red]FAIL[/red]'} (min grade "
+        f"{verdict.min_grade.name}, failed thresholds {verdict.failed_thresholds}, "
+        f"regression {'yes' if verdict.regression else 'no'})"))
     return Group(*parts)
 
 
-def _comparison_table(r: dict[str, Any]) -> Table:
-    t = Table(title=f"vs baseline {r['baseline']}", title_justify="left")
+def _comparison_table(r: LoadReport, comparison: list[DeltaRow]) -> Table:
+    t = Table(title=f"vs baseline {r.baseline}", title_justify="left")
     for col in ("metric", "baseline", "current", "change", "regression"):
         t.add_column(col)
-    for d in r["comparison"]:
-        change = "—" if d["change_pct"] is None else f"{d['change_pct']:+.1f}%"
-        digits = 4 if d["metric"] == "error_rate" else 1
-        t.add_row(d["metric"], fmt(d["baseline"], digits=digits), fmt(d["current"], digits=digits), change,
-                  "[red]REGRESSION[/red]" if d["regression"] else "ok")
+    for d in comparison:
+        change = "—" if d.change_pct is None else f"{d.change_pct:+.1f}%"
+        digits = 4 if d.metric == "error_rate" else 1
+        t.add_row(d.metric, fmt(d.baseline, digits=digits), fmt(d.current, digits=digits), change,
+                  "[red]REGRESSION[/red]" if d.regression else "ok")
     return t
 
 
-def to_markdown(r: dict[str, Any]) -> str:
-    lines = [f"# Load test report — grade **{r['grade']['grade']}**", "", f"> {r['grade']['reason']}", ""]
+def to_markdown(r: LoadReport) -> str:
+    lines = [f"# Load test report — grade **{r.grade.grade.name}**", "", f"> {r.grade.reason}", ""]
     lines += table(["", ""], overview_rows(r))
     lines += ["", "## Latency (ms)", "", *table(["operation", *STATS], latency_rows(r))]
     lines += ["", f"## {apdex_title(r)}", "", *table(APDEX_COLUMNS, apdex_rows(r))]
-    if r["checks"]:
-        checks = [(c["name"], c["passes"], c["fails"], "✔" if c["ok"] else "✘") for c in r["checks"]]
+    if r.checks:
+        checks = [(c.name, c.passes, c.fails, "✔" if c.ok else "✘") for c in r.checks]
         lines += ["", "## Checks", "", *table(["check", "passes", "fails", "ok"], checks)]
-    if r["thresholds"]:
-        thresholds = [(t["metric"], f"`{t['expression']}`", fmt(t["observed"], digits=3),
-                       "pass" if t["ok"] else "**FAIL**") for t in r["thresholds"]]
+    if r.thresholds:
+        thresholds = [(t.metric, f"`{t.expression}`", fmt(t.observed, digits=3),
+                       "pass" if t.ok else "**FAIL**") for t in r.thresholds]
         lines += ["", "## Thresholds", "", *table(["metric", "expression", "observed", "result"], thresholds)]
-    if r["comparison"] is not None:
-        deltas = [(d["metric"], fmt(d["baseline"], digits=4), fmt(d["current"], digits=4),
-                   "—" if d["change_pct"] is None else f"{d['change_pct']:+.1f}%",
-                   "**REGRESSION**" if d["regression"] else "ok") for d in r["comparison"]]
-        lines += ["", f"## Against baseline `{r['baseline']}`", "",
+    if r.comparison is not None:
+        deltas = [(d.metric, fmt(d.baseline, digits=4), fmt(d.current, digits=4),
+                   "—" if d.change_pct is None else f"{d.change_pct:+.1f}%",
+                   "**REGRESSION**" if d.regression else "ok") for d in r.comparison]
+        lines += ["", f"## Against baseline `{r.baseline}`", "",
                   *table(["metric", "baseline", "current", "change", ""], deltas)]
-    if r.get("history"):
+    if r.history:
         lines += ["", f"## {history_title(r)}", "", *table(HISTORY_COLUMNS, history_rows(r))]
-    v = r["verdict"]
-    lines += ["", f"**Verdict: {'PASS' if v['pass'] else 'FAIL'}** (minimum grade {v['min_grade']})", ""]
+    v = r.verdict
+    lines += ["", f"**Verdict: {'PASS' if v.passed else 'FAIL'}** (minimum grade {v.min_grade.name})", ""]
     return "\n".join(lines)
 
 
-def to_json(r: dict[str, Any]) -> str:
-    return json.dumps(r, indent=2)
+def to_json(r: LoadReport) -> str:
+    return json.dumps(r.as_json(), indent=2)
 
 
-def to_html(r: dict[str, Any]) -> str:
+def to_html(r: LoadReport) -> str:
     charts = []
-    if r["timeline"]:
-        tl = r["timeline"]
+    if r.timeline:
+        tl = r.timeline
         charts.append(("Throughput (requests per second)", line_chart(
-            {"requests/s": [(p["second"], p["requests"]) for p in tl],
-             "failures/s": [(p["second"], p["failures"]) for p in tl]}, y_label="req/s")))
+            {"requests/s": [(p.second, p.requests) for p in tl],
+             "failures/s": [(p.second, p.failures) for p in tl]}, y_label="req/s")))
         charts.append(("Latency percentiles over time (ms)", line_chart(
-            {name: [(p["second"], p[key]) for p in tl if p[key] is not None]
-             for name, key in (("p50", "p50"), ("p95", "p95"), ("p99", "p99"))}, y_label="ms")))
+            {name: [(p.second, value) for p in tl if (value := getattr(p, name)) is not None]
+             for name in ("p50", "p95", "p99")}, y_label="ms")))
     return _env.get_template("loadtest_report.html.j2").render(
         r=r, overview=overview_rows(r), latency=latency_rows(r), stats=STATS, charts=charts, fmt=fmt,
         apdex_title=apdex_title(r), apdex_columns=APDEX_COLUMNS, apdex=apdex_rows(r),
-        history_title=history_title(r) if r.get("history") else "", history_columns=HISTORY_COLUMNS,
-        history=history_rows(r))
+        history_title=history_title(r), history_columns=HISTORY_COLUMNS, history=history_rows(r))

@@ -17,6 +17,7 @@ from payctl.loadtest.analyze import analyze_file, write_reports
 from payctl.loadtest.apdex import DEFAULT_T_MS
 from payctl.loadtest.grade import Grade
 from payctl.loadtest.live import LiveProgress
+from payctl.loadtest.report import LoadReport
 
 # Called about four times a second while k6 runs, with the plan and the live progress.
 Tick = Callable[[run.RunPlan, LiveProgress], None]
@@ -28,12 +29,12 @@ class LoadSession:
 
     plan: run.RunPlan
     folder: Path
-    report: dict[str, Any]
+    report: LoadReport
     history_entry: history.HistoryEntry | None = None
 
     @property
     def passed(self) -> bool:
-        return bool(self.report["verdict"]["pass"])
+        return self.report.verdict.passed
 
 
 def _no_state() -> Any:

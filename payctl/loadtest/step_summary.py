@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from payctl.loadtest.gates import failed
 from payctl.loadtest.render import fmt, pct
+from payctl.loadtest.report import LoadReport
 
 ENV = "GITHUB_STEP_SUMMARY"
 
@@ -19,40 +19,39 @@ def _ms(value: float | None) -> str:
     return fmt(value, " ms")
 
 
-def to_markdown(r: dict[str, Any], title: str = "Load test") -> str:
-    v = r["verdict"]
-    mark = "✅ PASS" if v["pass"] else "❌ FAIL"
-    lat = r["latency_ms"]
-    apdex = (r.get("apdex") or {}).get("all") or {}
-    lines = [f"### {title}: {mark} — grade **{r['grade']['grade']}**", "",
-             f"`{r['source']}` · {r['grade']['reason']}", "",
+def to_markdown(r: LoadReport, title: str = "Load test") -> str:
+    mark = "✅ PASS" if r.verdict.passed else "❌ FAIL"
+    lat = r.latency_ms
+    apdex = r.apdex.all
+    lines = [f"### {title}: {mark} — grade **{r.grade.grade.name}**", "",
+             f"`{r.source}` · {r.grade.reason}", "",
              "| requests | throughput | achieved / target | p95 | p99 | errors | dropped | Apdex |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|",
-             f"| {fmt(r['requests'])} | {fmt(r['throughput_rps'], '/s')} | "
-             f"{fmt(r['achieved_rate'], '/s')} / {fmt(r['target_rate'], '/s')} | {_ms(lat['p95'])} | "
-             f"{_ms(lat['p99'])} | {pct(r['failure_rate'])} | {pct(r['dropped_share'])} | "
-             f"{fmt(apdex.get('score'), digits=2)} |"]
+             f"| {fmt(r.requests)} | {fmt(r.throughput_rps, '/s')} | "
+             f"{fmt(r.achieved_rate, '/s')} / {fmt(r.target_rate, '/s')} | {_ms(lat.p95)} | "
+             f"{_ms(lat.p99)} | {pct(r.failure_rate)} | {pct(r.dropped_share)} | "
+             f"{fmt(apdex.score if apdex else None, digits=2)} |"]
     bad = failed(r)
     if bad:
         lines += ["", "**Failed gates**", ""] + [f"- {c.message}" for c in bad]
-    if r["comparison"] is not None:
-        lines += ["", f"**Against baseline** `{r['baseline']}`", "", "| metric | baseline | current | change | |",
+    if r.comparison is not None:
+        lines += ["", f"**Against baseline** `{r.baseline}`", "", "| metric | baseline | current | change | |",
                   "|---|---:|---:|---:|---|"]
-        for d in r["comparison"]:
-            change = "—" if d["change_pct"] is None else f"{d['change_pct']:+.1f}%"
-            lines.append(f"| {d['metric']} | {fmt(d['baseline'], digits=4)} | {fmt(d['current'], digits=4)} | "
-                         f"{change} | {'🔴 regression' if d['regression'] else 'ok'} |")
-    h = r.get("history")
+        for d in r.comparison:
+            change = "—" if d.change_pct is None else f"{d.change_pct:+.1f}%"
+            lines.append(f"| {d.metric} | {fmt(d.baseline, digits=4)} | {fmt(d.current, digits=4)} | "
+                         f"{change} | {'🔴 regression' if d.regression else 'ok'} |")
+    h = r.history
     if h:
-        lines += ["", f"**Against the last {h['window']} runs** of {h['scenario']} at {h['rate']}/s "
-                      f"(median ± {h['k']:g}·MAD, fail after {h['consecutive']} in a row)", "",
+        lines += ["", f"**Against the last {h.window} runs** of {h.scenario} at {h.rate}/s "
+                      f"(median ± {h.k:g}·MAD, fail after {h.consecutive} in a row)", "",
                   "| metric | median | band | current | |", "|---|---:|---:|---:|---|"]
         icon = {"ok": "ok", "warn": "🟠 outside once", "fail": "🔴 regression", "insufficient": "too few runs"}
-        for m in h["metrics"]:
-            b = m["band"]
-            band = "—" if b is None else f"{fmt(b['low'], digits=4)} … {fmt(b['high'], digits=4)}"
-            lines.append(f"| {m['metric']} | {fmt(b['median'] if b else None, digits=4)} | {band} | "
-                         f"{fmt(m['current'], digits=4)} | {icon[m['status']]} |")
+        for m in h.metrics:
+            b = m.band
+            band = "—" if b is None else f"{fmt(b.low, digits=4)} … {fmt(b.high, digits=4)}"
+            lines.append(f"| {m.metric} | {fmt(b.median if b else None, digits=4)} | {band} | "
+                         f"{fmt(m.current, digits=4)} | {icon[m.status]} |")
     return "\n".join(lines) + "\n\n"
 
 

@@ -74,6 +74,8 @@ def _answer(fn: Callable[[], Answer]) -> CallToolResult:
         summary, data = fn()
     except PayctlError as err:
         raise ToolError(str(err)) from None
+    if isinstance(data, BaseModel):  # a typed result (e.g. a load-test report) becomes JSON here, at the edge
+        data = data.model_dump(mode="json", by_alias=True)
     structured = json.loads(json.dumps(data if isinstance(data, dict) else {"items": data}, default=str))
     return CallToolResult(content=[TextContent(type="text", text=summary),
                                    TextContent(type="text", text=fence(structured))],

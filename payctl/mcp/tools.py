@@ -1,9 +1,10 @@
 """What each MCP tool answers, as plain functions over a `ToolContext` returning (summary, data).
 
 The data is the same document the CLI prints with `--json` for the same question, so an assistant
-and a script read one shape. The summary is payctl's own words: counts, states and names payctl
-validated, never free text read from the database or a report (that stays in the data). Nothing here
-changes the stack except `chaos_run`, which the server calls only once the user consented."""
+and a script read one shape; a typed model (a load-test report) is turned into that JSON by the server.
+The summary is payctl's own words, rounded for people: counts, states and names payctl validated,
+never free text read from the database or a report (that stays in the data). Nothing here changes
+the stack except `chaos_run`, which the server calls only once the user consented."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from payctl.loadtest import history
 from payctl.loadtest.analyze import analyze_file
 from payctl.loadtest.compare import parse_tolerance
 from payctl.loadtest.grade import parse_grade
+from payctl.loadtest.render import fmt
 from payctl.loadtest.run import output_in
 from payctl.ops import kafka, metrics, queries
 from payctl.ops.breaker import breaker_rows, diagnose
@@ -175,8 +177,8 @@ def run_folder(ctx: ToolContext, run: str, field: str) -> Path:
 
 def loadtest_analyze(ctx: ToolContext, run: str) -> Answer:
     report = analyze_file(output_in(run_folder(ctx, run, "run")))
-    return (f"{run}: grade {report['grade']['grade']}, {'PASS' if report['verdict']['pass'] else 'FAIL'}, "
-            f"p95 {report['latency_ms']['p95']} ms, {report['throughput_rps']} req/s"), report
+    return (f"{run}: grade {report.grade.grade.name}, {'PASS' if report.verdict.passed else 'FAIL'}, "
+            f"p95 {fmt(report.latency_ms.p95, ' ms')}, {fmt(report.throughput_rps, ' req/s')}"), report
 
 
 def loadtest_compare(ctx: ToolContext, baseline: str, current: str, max_regression: str) -> Answer:
@@ -187,7 +189,7 @@ def loadtest_compare(ctx: ToolContext, baseline: str, current: str, max_regressi
     report = analyze_file(output_in(run_folder(ctx, current, "current")),
                           baseline=output_in(run_folder(ctx, baseline, "baseline")), max_regression=tol,
                           min_grade=parse_grade("POOR"))
-    regressed = report["verdict"]["regression"]
+    regressed = report.verdict.regression
     return f"{current} vs {baseline}: {'REGRESSION' if regressed else 'no regression'}", report
 
 

@@ -78,6 +78,7 @@ def test_load_job_runs_and_lands_in_history(client, sources) -> None:  # type: i
     assert job["status"] == "passed" and job["progress"]["requests"] == 20 and job["folder"]
     runs = client.get("/api/runs").get_json()
     assert runs[0]["kind"] == "load" and runs[0]["links"]["report"].endswith("/report.html")
+    assert runs[0]["summary"] == "5/s · grade GOOD · p95 12.0 ms · errors 0.00 %"  # rounded for people
     assert "Load test smoke" in client.get(runs[0]["links"]["report"]).get_data(as_text=True)
 
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from payctl.loadtest.analyze import analyze_file
 from payctl.loadtest.grade import Grade
+from payctl.loadtest.report import CheckRow, GradeInfo, ThresholdRow
 from payctl.smoke import gates
 from payctl.stack.plan import services
 from payctl.stack.probes import port_free
@@ -40,9 +42,12 @@ def test_failing_gate_names_the_step_and_tears_down(tmp_path: Path):
 
 
 def test_gates_are_pure_and_name_what_failed():
-    report = {"checks": [{"name": "authorize status 200", "ok": False}],
-              "thresholds": [{"metric": "checks", "expression": "rate>0.99", "ok": False}],
-              "grade": {"grade": "FAIR", "reason": "p95 250 ms > 200 ms"}, "latency_ms": {"p95": 250.0}}
+    sample = analyze_file(Path(__file__).parents[1] / "loadtest" / "data" / "summary-export.json")
+    report = sample.model_copy(update={
+        "checks": [CheckRow(name="authorize status 200", passes=9, fails=1, ok=False)],
+        "thresholds": [ThresholdRow(metric="checks", expression="rate>0.99", observed=0.9, ok=False)],
+        "grade": GradeInfo(grade=Grade.FAIR, reason="p95 250 ms > 200 ms", capped=False),
+        "latency_ms": sample.latency_ms.model_copy(update={"p95": 250.0})})
     problems = gates(report, Grade.GOOD, 100.0)
     assert len(problems) == 4
     assert "authorize status 200" in problems[0] and "rate>0.99" in problems[1] and "FAIR" in problems[2]

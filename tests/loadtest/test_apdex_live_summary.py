@@ -38,21 +38,22 @@ def test_apdex_counts_satisfied_tolerating_frustrated():
 
 def test_apdex_per_operation_from_the_raw_stream(k6_outputs):
     report = analyze_file(k6_outputs.raw_gz, apdex_t_ms=100.0)
-    a = report["apdex"]
-    assert a["t_ms"] == 100.0 and set(a["per_operation"]) >= {"authorize", "get"}
+    a = report.apdex
+    assert a.t_ms == 100.0 and set(a.per_operation) >= {"authorize", "get"}
     # the server sleeps 1–20 ms: answered requests are (nearly all) satisfied, every 409 is frustrated
-    overall = a["all"]
-    assert overall["samples"] == report["requests"]
-    assert overall["samples"] == sum(x["samples"] for x in a["per_operation"].values())
-    assert overall["frustrated"] >= report["failed_requests"] > 0
-    assert overall["satisfied"] >= 0.8 * overall["samples"] and overall["rating"] in ("good", "excellent", "fair")
-    strict = analyze_file(k6_outputs.raw_gz, apdex_t_ms=0.5)["apdex"]["all"]
-    assert strict["score"] < overall["score"]
+    overall = a.all
+    assert overall is not None and overall.samples == report.requests
+    assert overall.samples == sum(x.samples for x in a.per_operation.values() if x is not None)
+    assert report.failed_requests is not None and overall.frustrated >= report.failed_requests > 0
+    assert overall.satisfied >= 0.8 * overall.samples and overall.rating in ("good", "excellent", "fair")
+    strict = analyze_file(k6_outputs.raw_gz, apdex_t_ms=0.5).apdex.all
+    assert strict is not None and strict.score is not None and overall.score is not None
+    assert strict.score < overall.score
 
 
 def test_summaries_show_apdex_as_missing_not_guessed(k6_outputs):
     report = analyze_file(k6_outputs.summary_export)
-    assert report["apdex"]["all"] is None and report["apdex"]["t_ms"] == 100.0
+    assert report.apdex.all is None and report.apdex.t_ms == 100.0
     md = payctl("loadtest", "analyze", str(k6_outputs.summary_export), "--format", "md", "--apdex-t", "50")
     assert "## Apdex (T = 50 ms" in md.stdout and "needs the raw stream" in md.stdout
     raw_md = payctl("loadtest", "analyze", str(k6_outputs.raw_gz), "--format", "md")
@@ -90,7 +91,8 @@ def test_a_run_reports_live_numbers_while_k6_runs(tmp_path: Path):
     assert not (tmp_path / "reports" / "history.jsonl").exists()
     counted = [p for p in seen if p.requests]
     assert counted, "k6's REST API never answered while it ran"
-    assert counted[-1].requests <= session.report["requests"] and any(p.rps for p in counted)
+    assert session.report.requests is not None
+    assert counted[-1].requests <= session.report.requests and any(p.rps for p in counted)
     assert "--address" in session.plan.command("k6") and (session.folder / "report.junit.xml").exists()
 
 

@@ -76,8 +76,8 @@ def test_every_run_records_itself(recorded: Recorded):
     for entry, session in zip(entries, recorded.sessions, strict=True):
         assert entry == session.history_entry
         assert entry.scenario == "probe" and entry.rate == 15 and entry.vus == 5 and entry.duration_s == 1
-        assert entry.p95_ms == session.report["latency_ms"]["p95"] and entry.requests == session.report["requests"]
-        assert entry.apdex == session.report["apdex"]["all"]["score"]
+        assert entry.p95_ms == session.report.latency_ms.p95 and entry.requests == session.report.requests
+        assert session.report.apdex.all is not None and entry.apdex == session.report.apdex.all.score
         assert entry.started[:4].isdigit() and "T" in entry.started
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
     if head.returncode == 0:
@@ -111,7 +111,8 @@ def test_compare_history_warns_once_and_fails_on_consecutive_runs(recorded: Reco
     reports = tmp_path / "reports"
     index = history.index_path(reports)
     current = recorded.sessions[-1]
-    p95 = current.report["latency_ms"]["p95"]
+    p95 = current.report.latency_ms.p95
+    assert p95 is not None
     for i in range(6):  # a steady history far below the real run's p95
         history.append(index, synthetic(i, p95 / 4 * (1 + 0.01 * (i % 3)), tmp_path))
     raw = str(current.folder / "raw.ndjson.gz")
@@ -142,6 +143,20 @@ def test_compare_history_usage_errors_exit_2(recorded: Recorded, tmp_path: Path)
     shutil.copy(recorded.sessions[0].folder / "summary.json", loose)
     r = payctl("loadtest", "compare", "--history", "5", "--reports", str(recorded.reports), str(loose))
     assert r.returncode == 2 and "scenario and rate" in r.stderr
+
+
+def test_the_one_line_summary_is_rounded_for_people_and_the_index_stays_exact(tmp_path: Path):
+    entry = synthetic(1, 16.315161049999983, tmp_path).model_copy(update={"error_rate": 0.0})
+    assert entry.summary_line() == "15/s · grade EXCELLENT · p95 16.3 ms · errors 0.00 %"
+    failing = entry.model_copy(update={"p95_ms": 1234.56, "error_rate": 0.16666666666666666})
+    assert failing.summary_line().endswith("p95 1234.6 ms · errors 16.67 %")
+    missing = entry.model_copy(update={"p95_ms": None, "error_rate": None})
+    assert missing.summary_line().endswith("p95 — ms · errors —")
+    index = history.index_path(tmp_path)
+    history.append(index, entry)
+    line = json.loads(index.read_text())
+    assert line["p95_ms"] == 16.315161049999983 and line["error_rate"] == 0.0
+    assert history.read(index) == [entry]
 
 
 def test_a_damaged_index_names_the_line_and_field(tmp_path: Path):

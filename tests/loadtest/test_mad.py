@@ -6,6 +6,7 @@ import pytest
 
 from payctl.errors import UsageError
 from payctl.loadtest import mad
+from payctl.loadtest.report import HistorySection
 
 STEADY = [100.0, 104.0, 98.0, 101.0, 99.0, 103.0, 97.0, 102.0, 100.0, 101.0]
 
@@ -85,8 +86,9 @@ def test_gate_judges_every_metric_and_reports_the_worst():
     assert {r.metric: r.status for r in g.results} == {"p95_ms": "warn", "p99_ms": "ok", "throughput_rps": "ok",
                                                         "error_rate": "ok"}
     assert g.status == "warn" and g.baseline_runs == 5
-    doc = g.as_dict()
-    assert doc["metrics"][2]["higher_is_better"] is True and doc["k"] == mad.DEFAULT_K
+    section = HistorySection.of(g)
+    assert section.metrics[2].higher_is_better is True and section.k == mad.DEFAULT_K
+    assert section.status == "warn" and section.min_runs == mad.MIN_BASELINE
 
 
 @pytest.mark.parametrize(("window", "k", "consecutive", "needle"),

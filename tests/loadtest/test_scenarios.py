@@ -7,6 +7,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from payctl.loadtest.grade import Grade
+from payctl.loadtest.report import LoadReport
 from payctl.loadtest.session import run_and_analyze
 from tests.loadtest.conftest import serve
 
@@ -29,8 +30,8 @@ def _answering(body: bytes) -> type[BaseHTTPRequestHandler]:
     return Answer
 
 
-def _checks(report: dict) -> dict[str, tuple[int, int]]:
-    return {c["name"]: (c["passes"], c["fails"]) for c in report["checks"]}
+def _checks(report: LoadReport) -> dict[str, tuple[int, int]]:
+    return {c.name: (c.passes, c.fails) for c in report.checks}
 
 
 def test_authorize_scenario_records_what_the_report_needs(tmp_path: Path):
@@ -41,8 +42,8 @@ def test_authorize_scenario_records_what_the_report_needs(tmp_path: Path):
     checks = _checks(report)
     assert checks["authorize status 200"][1] == 0 and checks["authorize status 200"][0] >= 30
     assert checks["authorize returns AUTHORIZED"] == checks["authorize status 200"]
-    assert report["target_rate"] == 20  # recorded once per VU, read as the gauge's value
-    assert "authorize" in report["per_operation"]  # from the http_req_duration{op:authorize} threshold
+    assert report.target_rate == 20  # recorded once per VU, read as the gauge's value
+    assert "authorize" in report.per_operation  # from the http_req_duration{op:authorize} threshold
 
 
 def test_a_200_that_is_not_json_fails_the_authorize_check_instead_of_throwing(tmp_path: Path):

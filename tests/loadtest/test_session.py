@@ -54,14 +54,14 @@ def test_session_runs_k6_grades_and_writes_reports(tmp_path: Path, base_url: str
     for name in ("report.md", "report.json", "report.html", "summary.json", "raw.ndjson.gz", "run.json", "k6.log"):
         assert (session.folder / name).exists(), name
     assert json.loads((session.folder / "stack-state.json").read_text()) == {"probe": "state"}
-    assert json.loads((session.folder / "report.json").read_text()) == json.loads(json.dumps(session.report))
+    assert json.loads((session.folder / "report.json").read_text()) == session.report.as_json()
     run_json = json.loads((session.folder / "run.json").read_text())
     assert {"scenario", "script", "rate", "duration", "vus", "base_url", "raw", "started", "command"} <= set(run_json)
-    assert session.report["shape"] == "raw-ndjson" and session.report["target_rate"] == 10
+    assert session.report.shape == "raw-ndjson" and session.report.target_rate == 10
     # thresholds come from k6's summary.json (the raw stream has no sub-metric thresholds)
-    assert any("op:authorize" in t["metric"] for t in session.report["thresholds"])
+    assert any("op:authorize" in t.metric for t in session.report.thresholds)
     assert ticks and all(p is session.plan for p, _ in ticks)
-    assert session.passed == session.report["verdict"]["pass"]
+    assert session.passed == session.report.verdict.passed
 
 
 def test_invalid_plan_fails_before_the_stack_is_asked(tmp_path: Path):

@@ -32,7 +32,9 @@ def make_topology(state_dir: Path) -> Topology:
                         redrive_interval_s=1.0, publish_timeout_s=1.0, acquirer_latency_ms=5,
                         relay_max_retries=4, relay_backoff_base_s=0.2, relay_backoff_max_s=1.0,
                         # CI machines are shared: a slower DB answer than the 0.8 s default is not an outage
-                        ingest_db_timeout_s=1.5, consumer_log_lost_grace_s=1.0)
+                        ingest_db_timeout_s=1.5, consumer_log_lost_grace_s=1.0,
+                        # a revocation is waited for in test_merchant_auth
+                        api_key_cache_ttl_s=3.0)
     return Topology(state_dir=state_dir, settings=settings).with_port_offset(PORT_OFFSET)
 
 

@@ -23,7 +23,12 @@ SERVICE_VERBS = (("start", "Start one service and wait until healthy."),
                  ("kill", "kill -9 one service (the supervisor restarts it)."))
 
 
-def render_status(rows: list[dict[str, object]]) -> None:
+AUTH_OFF = 'API authentication: OFF (api_auth = "off"): any caller acts as any merchant'
+
+
+def render_status(rows: list[dict[str, object]], api_auth: str = "on") -> None:
+    if api_auth == "off":
+        console().print(AUTH_OFF, style="bold red", markup=False)
     console().print(table(
         "payctl stack",
         ["VM", "service", "pid", "address", "state", "healthy", "uptime", "breaker"],
@@ -53,7 +58,7 @@ def up(
     if json_out:
         print_json(rows)
     else:
-        render_status(rows)
+        render_status(rows, topo.settings.api_auth)
         console().print(f"gateway: {topo.gateway_url}/api/payments/…")
 
 
@@ -74,11 +79,12 @@ def down(
 
 def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Every service: VM, pid, port, healthy, uptime; breaker state of each relay."""
-    rows = [s.as_dict() for s in backend_for(load(ctx)).status()]
+    topo = load(ctx)
+    rows = [s.as_dict() for s in backend_for(topo).status()]
     if json_out:
         print_json(rows)
     else:
-        render_status(rows)
+        render_status(rows, topo.settings.api_auth)
 
 
 def logs(

@@ -25,3 +25,13 @@ def test_the_gateway_is_a_trusted_proxy_of_the_ingest():
     assert "10.203.0.2" in Topology(isolation="netns").platform_settings(True).auth_trusted_proxies
     mine = Topology(settings=Settings(auth_trusted_proxies=["10.0.0.1"]), isolation="netns")
     assert mine.platform_settings(True).auth_trusted_proxies == ["10.0.0.1"]
+
+
+def test_status_says_when_authentication_is_off(capsys):
+    from payctl.cli.stack_cmds import AUTH_OFF, render_status
+
+    render_status([], "off")
+    assert "API authentication: OFF" in capsys.readouterr().out
+    render_status([], "on")
+    assert "API authentication" not in capsys.readouterr().out
+    assert AUTH_OFF.startswith("API authentication: OFF")

@@ -73,38 +73,38 @@ def test_the_cache_reads_a_merchant_once_per_ttl_and_a_revocation_lands_within_i
     key = api_keys.issue("MERCHANT-2")
     auth, lookups, clock = _auth([StoredKey(key.key_id, key.secret_hash)])
     for _ in range(50):
-        assert auth.authenticate(f"Bearer {key.token}", "1.2.3.4") == "MERCHANT-2"
+        assert auth.authenticate(f"Bearer {key.token}", lambda: "1.2.3.4") == "MERCHANT-2"
     assert lookups.calls == 1
     lookups.keys = []  # revoked
     clock[0] += 29
-    assert auth.authenticate(f"Bearer {key.token}", "1.2.3.4") == "MERCHANT-2"
+    assert auth.authenticate(f"Bearer {key.token}", lambda: "1.2.3.4") == "MERCHANT-2"
     clock[0] += 1
     with pytest.raises(AuthFailed) as failed:
-        auth.authenticate(f"Bearer {key.token}", "1.2.3.4")
+        auth.authenticate(f"Bearer {key.token}", lambda: "1.2.3.4")
     assert failed.value.reason is Failure.INVALID
 
 
 def test_a_new_key_works_at_once_and_unknown_ids_are_looked_up_at_most_once_a_refresh():
     old, new = api_keys.issue("MERCHANT-2"), api_keys.issue("MERCHANT-2")
     auth, lookups, clock = _auth([StoredKey(old.key_id, old.secret_hash)], limit=1000)
-    auth.authenticate(f"Bearer {old.token}", "s")
+    auth.authenticate(f"Bearer {old.token}", lambda: "s")
     lookups.keys.append(StoredKey(new.key_id, new.secret_hash))
     for _ in range(20):
         with pytest.raises(AuthFailed):
-            auth.authenticate(f"Bearer {new.token}", "s")  # within refresh_s: not looked up again
+            auth.authenticate(f"Bearer {new.token}", lambda: "s")  # within refresh_s: not looked up again
     assert lookups.calls == 1
     clock[0] += 1
-    assert auth.authenticate(f"Bearer {new.token}", "s") == "MERCHANT-2"
+    assert auth.authenticate(f"Bearer {new.token}", lambda: "s") == "MERCHANT-2"
     assert lookups.calls == 2
 
 
 def test_a_key_whose_grace_ended_is_refused_before_the_cache_expires():
     key = api_keys.issue("MERCHANT-2")
     auth, _, clock = _auth([StoredKey(key.key_id, key.secret_hash, valid_for_s=5)])
-    assert auth.authenticate(f"Bearer {key.token}", "s") == "MERCHANT-2"
+    assert auth.authenticate(f"Bearer {key.token}", lambda: "s") == "MERCHANT-2"
     clock[0] += 5
     with pytest.raises(AuthFailed):
-        auth.authenticate(f"Bearer {key.token}", "s")
+        auth.authenticate(f"Bearer {key.token}", lambda: "s")
 
 
 def test_failures_per_source_are_limited_then_forgiven_after_the_window():
@@ -113,15 +113,15 @@ def test_failures_per_source_are_limited_then_forgiven_after_the_window():
     reasons = []
     for header in (None, "Bearer nonsense", "Bearer " + key.token[:-1] + "x"):
         with pytest.raises(AuthFailed) as failed:
-            auth.authenticate(header, "6.6.6.6")
+            auth.authenticate(header, lambda: "6.6.6.6")
         reasons.append(failed.value.reason)
     assert reasons == [Failure.MISSING, Failure.MALFORMED, Failure.INVALID]
     with pytest.raises(AuthFailed) as failed:
-        auth.authenticate(f"Bearer {key.token}", "6.6.6.6")  # even a good key: the source is blocked
+        auth.authenticate(f"Bearer {key.token}", lambda: "6.6.6.6")  # even a good key: the source is blocked
     assert (failed.value.reason, failed.value.retry_after_s) == (Failure.RATE_LIMITED, 10)
-    assert auth.authenticate(f"Bearer {key.token}", "7.7.7.7") == "MERCHANT-2"  # another source is not
+    assert auth.authenticate(f"Bearer {key.token}", lambda: "7.7.7.7") == "MERCHANT-2"  # another source is not
     clock[0] += 10
-    assert auth.authenticate(f"Bearer {key.token}", "6.6.6.6") == "MERCHANT-2"
+    assert auth.authenticate(f"Bearer {key.token}", lambda: "6.6.6.6") == "MERCHANT-2"
 
 
 def test_the_limiter_and_the_cache_stay_bounded():

@@ -19,6 +19,7 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 PREFIX = "pf"
 KEY_ID_HEX = 16
@@ -39,10 +40,9 @@ class IssuedKey:
     secret_hash: bytes
 
 
-@dataclass(frozen=True)
-class PresentedKey:
+class PresentedKey(NamedTuple):
     """What a request's Authorization header claims: the merchant and key it names, and the hash of
-    the whole key (compared with the stored one)."""
+    the whole key (compared with the stored one). A tuple: one is made per request."""
 
     merchant_id: str
     key_id: str
@@ -79,10 +79,19 @@ def parse_token(token: str) -> PresentedKey | None:
 
 
 def parse_authorization(header: str | None) -> PresentedKey | None:
-    """The key of an `Authorization: Bearer <key>` header; None when absent or not a key."""
-    if not header or header[:7].lower() != _BEARER:
+    """The key of an `Authorization: Bearer <key>` header; None when absent or not a key. Written
+    flat (no helper calls): it runs on every API request."""
+    if not header or not (header.startswith("Bearer ") or header[:7].lower() == _BEARER):
         return None
-    return parse_token(header[7:].strip())
+    token = header[7:]
+    m = _TOKEN.match(token)
+    if m is None:
+        token = token.strip()
+        m = _TOKEN.match(token)
+        if m is None:
+            return None
+    merchant_id, key_id, _ = m.groups()
+    return PresentedKey(merchant_id, key_id, hashlib.sha256(token.encode()).digest())
 
 
 def matches(presented: PresentedKey, stored: Iterable[StoredKey]) -> bool:

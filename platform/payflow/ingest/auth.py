@@ -13,13 +13,14 @@ Time is passed in (monotonic seconds), so both are tested without waiting."""
 
 from __future__ import annotations
 
+import hmac
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from payflow.domain.api_keys import PresentedKey, StoredKey, matches, parse_authorization
+from payflow.domain.api_keys import PresentedKey, StoredKey, parse_authorization
 
 
 class Failure(StrEnum):
@@ -42,7 +43,7 @@ class AuthFailed(Exception):
 @dataclass(frozen=True)
 class _Entry:
     fetched_at: float
-    keys: tuple[tuple[StoredKey, float | None], ...]  # each key with its end in this process's clock
+    keys: dict[str, tuple[bytes, float | None]]  # key id → (hash, its end in this process's clock)
 
 
 class KeyCache:
@@ -57,7 +58,8 @@ class KeyCache:
 
     def _fetch(self, merchant_id: str, now: float) -> _Entry:
         keys = self._lookup(merchant_id)  # may raise ShardUnavailable: the caller answers 503
-        entry = _Entry(now, tuple((k, None if k.valid_for_s is None else now + k.valid_for_s) for k in keys))
+        entry = _Entry(now, {k.key_id: (k.secret_hash, None if k.valid_for_s is None else now + k.valid_for_s)
+                             for k in keys})
         with self._lock:
             self._entries.pop(merchant_id, None)
             while len(self._entries) >= self._max:
@@ -65,15 +67,17 @@ class KeyCache:
             self._entries[merchant_id] = entry
         return entry
 
-    def _stale(self, entry: _Entry, key_id: str, now: float) -> bool:
-        age = now - entry.fetched_at
-        return age >= self._ttl_s or (age >= self._refresh_s and all(k.key_id != key_id for k, _ in entry.keys))
-
     def verify(self, presented: PresentedKey, now: float) -> bool:
+        """True when the presented key is one of its merchant's usable keys (the same rule as
+        payflow.domain.api_keys.matches, over the cached entry: this runs on every request)."""
         entry = self._entries.get(presented.merchant_id)
-        if entry is None or self._stale(entry, presented.key_id, now):
+        if entry is None or now - entry.fetched_at >= self._ttl_s or (
+                presented.key_id not in entry.keys and now - entry.fetched_at >= self._refresh_s):
             entry = self._fetch(presented.merchant_id, now)
-        return matches(presented, (k for k, end in entry.keys if end is None or now < end))
+        found = entry.keys.get(presented.key_id)
+        if found is None or (found[1] is not None and now >= found[1]):
+            return False
+        return hmac.compare_digest(found[0], presented.secret_hash)
 
 
 class FailureLimiter:
@@ -83,6 +87,11 @@ class FailureLimiter:
         self._max = max_sources
         self._windows: dict[str, tuple[float, int]] = {}  # source → (window start, failures)
         self._lock = threading.Lock()
+
+    @property
+    def tracking(self) -> dict[str, tuple[float, int]]:
+        """The sources that failed lately; empty (falsy) in the usual case: nothing to look up."""
+        return self._windows
 
     def retry_after(self, source: str, now: float) -> int | None:
         """Whole seconds until `source` may try again, or None when it is not blocked."""
@@ -110,19 +119,22 @@ class Authenticator:
         self.limiter = limiter
         self._clock = clock
 
-    def authenticate(self, authorization: str | None, source: str) -> str:
+    def authenticate(self, authorization: str | None, source: Callable[[], str]) -> str:
+        """`source` gives the caller's address; it is asked only when some source has failed lately
+        or this request fails (the hot path of a good key does not compute it)."""
         now = self._clock()
-        wait = self.limiter.retry_after(source, now)
-        if wait is not None:
-            raise AuthFailed(Failure.RATE_LIMITED, wait)
+        if self.limiter.tracking:
+            wait = self.limiter.retry_after(source(), now)
+            if wait is not None:
+                raise AuthFailed(Failure.RATE_LIMITED, wait)
         presented = parse_authorization(authorization)
         if presented is None:
             reason = Failure.MISSING if not authorization or not authorization.lower().startswith("bearer ") \
                 else Failure.MALFORMED
-            self.limiter.record_failure(source, now)
+            self.limiter.record_failure(source(), now)
             raise AuthFailed(reason)
         if not self.cache.verify(presented, now):
-            self.limiter.record_failure(source, now)
+            self.limiter.record_failure(source(), now)
             raise AuthFailed(Failure.INVALID)
         return presented.merchant_id
 

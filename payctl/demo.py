@@ -8,6 +8,7 @@ import uuid
 import httpx
 
 from payctl.cli.output import console, table
+from payctl.ops.merchants import MerchantKeys
 from payctl.stack.topology import load_topology
 from payflow.domain.sharding import shard_for_id
 
@@ -16,9 +17,11 @@ def main() -> None:
     topo = load_topology()
     base = f"{topo.gateway_url}/api/payments"
     rows = []
-    with httpx.Client(timeout=5) as client:
+    merchants = ("MERCHANT-2", "MERCHANT-3", "MERCHANT-42", "MERCHANT-7")
+    # each request carries its merchant's API key (issued by payctl on first use)
+    with httpx.Client(timeout=5, auth=MerchantKeys(topo, preload=merchants)) as client:
         created = []
-        for merchant in ("MERCHANT-2", "MERCHANT-3", "MERCHANT-42", "MERCHANT-7"):
+        for merchant in merchants:
             resp = client.post(f"{base}/authorize", json={
                 "merchantId": merchant, "amount": 1000, "currency": "KRW", "idempotencyKey": uuid.uuid4().hex})
             resp.raise_for_status()

@@ -21,7 +21,7 @@ from payctl.loadtest.report import LoadReport
 from payctl.loadtest.session import run_and_analyze
 from payctl.loadtest.step_summary import to_markdown as load_markdown
 from payctl.markdown import table
-from payctl.ops import schema
+from payctl.ops import merchants, schema
 from payctl.ops.reconcile import reconcile
 from payctl.stack import owned
 from payctl.stack.binaries import Binaries
@@ -187,7 +187,8 @@ class Smoke:
         session = run_and_analyze("smoke", rate=o.k6_rate, duration=o.k6_duration, vus=10,
                                   base_url=f"{self.topo.gateway_url}/api", raw=True,
                                   reports_root=self.folder / "loadtest", min_grade=o.min_grade,
-                                  stack_state=lambda: [s.as_dict() for s in self.backend.status()])
+                                  stack_state=lambda: [s.as_dict() for s in self.backend.status()],
+                                  k6_env=merchants.k6_env(self.topo), api_auth=self.topo.settings.api_auth)
         report = session.report
         self.result.load_report = report
         problems = gates(report, o.min_grade, o.max_p95_ms)

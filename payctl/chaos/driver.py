@@ -30,6 +30,7 @@ from payctl.chaos.model import (
     ServiceHealthyProbe,
 )
 from payctl.chaos.transitions import check_outage_transitions
+from payctl.ops.merchants import MerchantKeys
 from payctl.ops.outbox import outbox_stats
 from payctl.ops.reconcile import reconcile
 from payctl.stack.backend import Backend
@@ -45,7 +46,9 @@ class StackDriver:
         self.topo = backend.topo
         self.gateway = self.topo.gateway_url
         self.api = f"{self.gateway}/api"
-        self.client = httpx.Client(timeout=10)
+        # requests carry the key of the merchant they name (the chaos merchants' keys issued once)
+        self.auth = MerchantKeys(self.topo, preload=[f"MERCHANT-{i}" for i in range(200)])
+        self.client = httpx.Client(timeout=10, auth=self.auth)
         self.loads: dict[str, LoadGenerator] = {}
         self.parked_before: dict[str, int] = {}  # inject_poison id → parked count just before it
         self.started = time.time()

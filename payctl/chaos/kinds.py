@@ -106,7 +106,7 @@ class BackgroundLoadAction(Activity):
 
 
 def _background_load(d: StackDriver, a: BackgroundLoadAction) -> Any:
-    gen = LoadGenerator(d.api, a.rate, a.duration_s, a.merchants)
+    gen = LoadGenerator(d.api, a.rate, a.duration_s, a.merchants, auth=d.auth)
     d.loads[a.id] = gen
     gen.start()
     return {"started": a.id, "rate": a.rate, "duration_s": a.duration_s}

@@ -30,7 +30,7 @@ def merchant_for(i: int, merchants: str) -> tuple[str, str]:
 
 class LoadGenerator:
     def __init__(self, base_url: str, rate: float, duration_s: float | None = None, merchants: str = "both",
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, auth: httpx.Auth | None = None) -> None:
         # enough workers that a slow answer (a hung shard's timeout) does not delay the schedule
         workers = workers or max(16, min(64, int(rate / 2)))
         self.base_url = base_url
@@ -41,7 +41,7 @@ class LoadGenerator:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
-        self._client = httpx.Client(timeout=10, limits=httpx.Limits(max_connections=workers))
+        self._client = httpx.Client(timeout=10, limits=httpx.Limits(max_connections=workers), auth=auth)
         self._thread = threading.Thread(target=self._schedule, daemon=True)
         self.started_at = 0.0
 

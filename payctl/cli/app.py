@@ -19,6 +19,7 @@ from payctl.cli import (
     console_cmds,
     loadtest_cmds,
     mcp_cmds,
+    merchant_cmds,
     ops_cmds,
     schema_cmds,
     smoke_cmds,
@@ -31,6 +32,7 @@ from payctl.errors import PayctlError
 # In help order.
 REGISTRARS: tuple[Callable[[typer.Typer], None], ...] = (
     stack_cmds.register, compose_cmds.register, smoke_cmds.register, schema_cmds.register, ops_cmds.register,
+    merchant_cmds.register,
     loadtest_cmds.register, chaos_cmds.register, console_cmds.register, mcp_cmds.register,
 )
 

@@ -37,6 +37,7 @@ from payctl.loadtest.junit import to_junit
 from payctl.loadtest.live import LiveProgress
 from payctl.loadtest.report import LoadReport
 from payctl.loadtest.session import run_and_analyze
+from payctl.ops import merchants
 from payctl.stack.backend import backend_for
 from payctl.stack.binaries import Binaries
 from payctl.stack.topology import Topology
@@ -207,7 +208,8 @@ def run_cmd(
 
         session = run_and_analyze(scenario, rate=rate, duration=duration, vus=vus, base_url=url, raw=raw,
                                   reports_root=reports, min_grade=grade_floor,
-                                  stack_state=lambda: _stack_state(topo), on_tick=tick, apdex_t_ms=t_ms)
+                                  stack_state=lambda: _stack_state(topo), on_tick=tick, apdex_t_ms=t_ms,
+                                  k6_env=merchants.k6_env(topo), api_auth=topo.settings.api_auth)
     _summarize(session.report, f"Load test {session.plan.scenario} at {session.plan.rate}/s")
     if json_out:
         entry = session.history_entry.as_json() if session.history_entry else None

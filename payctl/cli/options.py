@@ -13,6 +13,7 @@ FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table | md | jso
 MinGradeOpt = Annotated[str, typer.Option("--min-grade", help="lowest passing grade")]
 MaxRegressionOpt = Annotated[str, typer.Option("--max-regression", help="tolerated regression, e.g. 10%")]
 ReportsOpt = Annotated[Path, typer.Option("--reports", help="where report folders and journals go")]
+MerchantArg = Annotated[str, typer.Argument(help="merchant id, e.g. MERCHANT-42")]
 VarOpt = Annotated[list[str] | None, typer.Option("--var", help="override a variable: key=value")]
 
 ApdexOpt = Annotated[float, typer.Option("--apdex-t", min=0.001, help="Apdex target time T in ms (tolerating ≤ 4T)")]

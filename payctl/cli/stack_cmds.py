@@ -23,11 +23,16 @@ SERVICE_VERBS = (("start", "Start one service and wait until healthy."),
                  ("kill", "kill -9 one service (the supervisor restarts it)."))
 
 
+AUTH_OFF = 'API authentication: OFF (api_auth = "off"): any caller acts as any merchant'
+
+
 def _uptime(value: object) -> str:
     return duration(value) if isinstance(value, int | float) else ""
 
 
-def render_status(rows: list[dict[str, object]]) -> None:
+def render_status(rows: list[dict[str, object]], api_auth: str = "on") -> None:
+    if api_auth == "off":
+        console().print(AUTH_OFF, style="bold red", markup=False)
     console().print(table(
         "payctl stack",
         ["VM", "service", "pid", "address", "state", "healthy", "uptime", "breaker"],
@@ -57,7 +62,7 @@ def up(
     if json_out:
         print_json(rows)
     else:
-        render_status(rows)
+        render_status(rows, topo.settings.api_auth)
         console().print(f"gateway: {topo.gateway_url}/api/payments/…")
 
 
@@ -79,13 +84,14 @@ def down(
 def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Every service: VM, pid, port, healthy, uptime; breaker state of each relay. Exit 1 when the
     stack is not running at all."""
-    be = backend_for(load(ctx))
+    topo = load(ctx)
+    be = backend_for(topo)
     rows = [s.as_dict() for s in be.status()]
     running = be.is_up()
     if json_out:
         print_json(rows)
     else:
-        render_status(rows)
+        render_status(rows, topo.settings.api_auth)
         if not running:
             console().print(f"the stack is not running (state folder {be.topo.state_path()}); start it with "
                             "`payctl up`", highlight=False)

@@ -27,6 +27,7 @@ from payctl.errors import EnvironmentProblem
 from payctl.loadtest.live import LiveProgress
 from payctl.loadtest.run import RunPlan
 from payctl.loadtest.session import run_and_analyze
+from payctl.ops import merchants
 from payctl.stack.backend import Backend, backend_for
 
 WORKER_ENTRY = "payctl.console.actions:run_from_env"
@@ -47,7 +48,8 @@ def load_session(backend: Backend, reports: Path, req: LoadRequest, progress: Pr
 
     session = run_and_analyze(req.scenario, rate=req.rate, duration=req.duration, vus=req.vus,
                               base_url=f"{topo.gateway_url}/api", raw=False,
-                              reports_root=reports, stack_state=stack_state, on_tick=tick)
+                              reports_root=reports, stack_state=stack_state, on_tick=tick,
+                              k6_env=merchants.k6_env(topo), api_auth=topo.settings.api_auth)
     grade = session.report.grade.grade.name
     progress({"line": f"grade {grade}"})
     return {"folder": str(session.folder), "passed": session.passed, "grade": grade,

@@ -31,8 +31,13 @@ def pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.2%}"
 
 
+AUTH_OFF = "API authentication: OFF"
+
+
 def overview_rows(r: LoadReport) -> list[tuple[str, str]]:
+    auth = [("API authentication", "OFF (api_auth = \"off\")")] if r.api_auth == "off" else []
     return [
+        *auth,
         ("source", f"{r.source} ({r.shape})"),
         ("requests", fmt(r.requests)),
         ("duration", fmt(r.duration_s, " s")),
@@ -164,6 +169,8 @@ def _comparison_table(r: LoadReport, comparison: list[DeltaRow]) -> Table:
 
 def to_markdown(r: LoadReport) -> str:
     lines = [f"# Load test report — grade **{r.grade.grade.name}**", "", f"> {r.grade.reason}", ""]
+    if r.api_auth == "off":  # numbers without the key check are not comparable: said first
+        lines += [f"**{AUTH_OFF}**", ""]
     lines += table(["", ""], overview_rows(r))
     lines += ["", "## Latency (ms)", "", *table(["operation", *STATS], latency_rows(r))]
     lines += ["", f"## {apdex_title(r)}", "", *table(APDEX_COLUMNS, apdex_rows(r))]

@@ -187,10 +187,15 @@ class LoadReport(_Doc):
     apdex: ApdexSection
     history: HistorySection | None
     timeline: list[TimelineRow]
+    # "on"/"off" for a run against a stack (payctl loadtest run); None for a file analyzed on its own
+    api_auth: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        """The JSON document (schema v1), keys in their stable order."""
-        return self.model_dump(mode="json")
+        """The JSON document (schema v1), keys in their stable order ("api_auth" only for a run)."""
+        doc = self.model_dump(mode="json")
+        if doc["api_auth"] is None:
+            del doc["api_auth"]
+        return doc
 
 
 def build(s: LoadSummary, verdict: Verdict, min_grade: Grade,

@@ -4,10 +4,11 @@ report folder (k6's summaries in both JSON shapes, optional raw stream, stack st
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -113,8 +114,10 @@ def output_in(folder: Path) -> Path:
     raise UsageError(f"{folder} holds no k6 output ({', '.join(OUTPUTS)})", "pass a `payctl loadtest run` folder")
 
 
-def execute(p: RunPlan, stack_state: Any, on_tick: Callable[[LiveProgress], None] = lambda _e: None) -> Path:
-    """Run k6; returns the summary file to analyze. The folder keeps whatever k6 wrote. While k6
+def execute(p: RunPlan, stack_state: Any, on_tick: Callable[[LiveProgress], None] = lambda _e: None,
+            env: Mapping[str, str] | None = None) -> Path:
+    """Run k6; returns the summary file to analyze. The folder keeps whatever k6 wrote. `env` is
+    added to k6's environment only (secrets go there, never into the command or run.json). While k6
     runs, `on_tick` gets the elapsed time about four times a second and, once a second, k6's own
     request count, request rate and error rate (from its REST API)."""
     k6 = Binaries.discover().require("k6")
@@ -128,7 +131,8 @@ def execute(p: RunPlan, stack_state: Any, on_tick: Callable[[LiveProgress], None
     latest = LiveProgress(0.0, p.duration_s)
     next_poll = POLL_S
     with (p.folder / "k6.log").open("w") as log:
-        proc = subprocess.Popen(p.command(k6), stdout=log, stderr=subprocess.STDOUT, cwd=p.folder)
+        proc = subprocess.Popen(p.command(k6), stdout=log, stderr=subprocess.STDOUT, cwd=p.folder,
+                                env={**os.environ, **env} if env else None)
         try:
             while proc.poll() is None:
                 elapsed = time.monotonic() - started

@@ -6,7 +6,7 @@ differ only in their arguments and in what they do with the result."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -48,20 +48,23 @@ def _no_tick(_plan: run.RunPlan, _progress: LiveProgress) -> None:
 def run_and_analyze(scenario: str, *, rate: int, duration: str, vus: int, base_url: str, raw: bool,
                     reports_root: Path, min_grade: Grade = Grade.FAIR,
                     stack_state: Callable[[], Any] = _no_state, on_tick: Tick = _no_tick,
-                    apdex_t_ms: float = DEFAULT_T_MS, record_history: bool = True) -> LoadSession:
+                    apdex_t_ms: float = DEFAULT_T_MS, record_history: bool = True,
+                    k6_env: Mapping[str, str] | None = None, api_auth: str = "on") -> LoadSession:
     """Validate the plan (before anything runs), record `stack_state()` beside k6's output, run k6,
     grade its summary, write report.md/.json/.html/.junit.xml into the run's folder and append the
     run to `<reports_root>/history.jsonl`.
 
     Threshold verdicts come from k6's own summary.json when k6 wrote one (the raw stream lacks the
-    sub-metric thresholds)."""
+    sub-metric thresholds). `k6_env` reaches k6's environment only (the merchants' key file);
+    `api_auth` "off" is written into the report, which then says so on a line of its own."""
     p = run.plan(scenario, rate=rate, duration=duration, vus=vus, base_url=base_url, raw=raw,
                  reports_root=reports_root)
     started = datetime.now().astimezone().isoformat(timespec="seconds")
-    summary = run.execute(p, stack_state(), on_tick=lambda live: on_tick(p, live))
+    summary = run.execute(p, stack_state(), on_tick=lambda live: on_tick(p, live), env=k6_env)
     k6_summary = p.folder / "summary.json"
     report = analyze_file(summary, min_grade=min_grade, target_rate=float(p.rate),
                           thresholds_from=k6_summary if k6_summary.exists() else None, apdex_t_ms=apdex_t_ms)
+    report = report.model_copy(update={"api_auth": api_auth})
     write_reports(report, p.folder)
     entry = None
     if record_history:

@@ -75,7 +75,8 @@ def _answer(fn: Callable[[], Answer]) -> CallToolResult:
     except PayctlError as err:
         raise ToolError(str(err)) from None
     if isinstance(data, BaseModel):  # a typed result (e.g. a load-test report) becomes JSON here, at the edge
-        data = data.model_dump(mode="json", by_alias=True)
+        to_json = getattr(data, "as_json", None)
+        data = to_json() if callable(to_json) else data.model_dump(mode="json", by_alias=True)
     structured = json.loads(json.dumps(data if isinstance(data, dict) else {"items": data}, default=str))
     return CallToolResult(content=[TextContent(type="text", text=summary),
                                    TextContent(type="text", text=fence(structured))],

@@ -93,6 +93,7 @@ class ComposeBackend:
 
     def up(self, vm: str | None = None, progress: Callable[[str], None] = lambda _m: None,
            timeout_s: float = 120) -> None:
+        self.topo.check_api_auth()  # before anything starts
         _ = self.client  # fail fast without an engine
         file = compose_file()
         check_current(self.topo, file.parent)

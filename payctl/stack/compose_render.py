@@ -164,11 +164,16 @@ def _commented(text: str) -> str:
 def platform_config(plan: ServicePlan, vm_name: str) -> PlatformConfig:
     """One VM's services' config: shards at their VMs' addresses, secrets under /run/secrets."""
     topo = plan.topology
-    return plan_platform_config(
+    config = plan_platform_config(
         plan, vm_name, vm_address=lambda vm: vm_address(topo, vm), secrets=CONTAINER_STATE,
         # the compose stack's broker is Kafka (IMAGES), or the user's own
         bootstrap=_bootstrap(topo), broker_is_tansu=False,
     )
+    if "auth_trusted_proxies" in topo.settings.model_fields_set:
+        return config
+    # the gateway container is the peer whose X-Forwarded-For the ingest believes
+    proxies = [*config.settings.auth_trusted_proxies, shared_address("gateway")]
+    return config.model_copy(update={"settings": config.settings.model_copy(update={"auth_trusted_proxies": proxies})})
 
 
 def _bootstrap(topo: Topology) -> str:

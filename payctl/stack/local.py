@@ -78,6 +78,7 @@ class LocalBackend:
 
     # -- up -----------------------------------------------------------------------------------
     def up(self, vm: str | None = None, progress: Progress = lambda _m: None, timeout_s: float = 60) -> None:
+        self.topo.check_api_auth()  # before anything starts
         if self.topo.netns:
             require_netns_support()
         missing = self.bins.missing(needed_binaries(self.topo))

@@ -80,6 +80,11 @@ class StatePaths:
         """The stack's HMAC key for events (shared by every relay and consumer)."""
         return self.root / "secrets" / "event.key"
 
+    @property
+    def client_keys_file(self) -> Path:
+        """API keys payctl issued for its own clients (load tests, demo, smoke): never in a report."""
+        return self.root / "secrets" / "client-keys.json"
+
     def mariadb_dir(self, vm: str) -> Path:
         return self.root / vm / "mariadb"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tomllib
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, ip_address
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -201,12 +201,29 @@ class Topology(BaseModel):
         return not self.netns and self.vm_address(shard_vm) == self.vm_address(client_vm)
 
     def platform_settings(self, broker_is_tansu: bool) -> Settings:
-        """The settings the services get. The consumers' log-end watch exists for the local broker
+        """The settings the services get: the gateway's address among the ingest's trusted proxies,
+        unless the user listed them. The consumers' log-end watch exists for the local broker
         (tansu answers a fetch past a log's end with nothing); against Kafka, which answers "out of
         range", it is off unless the user set it."""
-        if broker_is_tansu or "consumer_log_lost_grace_s" in self.settings.model_fields_set:
-            return self.settings
-        return self.settings.model_copy(update={"consumer_log_lost_grace_s": None})
+        settings = self.settings
+        if "auth_trusted_proxies" not in settings.model_fields_set:
+            # the gateway reaches the ingest from the shared services' address
+            proxies = list(dict.fromkeys([*settings.auth_trusted_proxies, self.shared_address]))
+            settings = settings.model_copy(update={"auth_trusted_proxies": proxies})
+        if broker_is_tansu or "consumer_log_lost_grace_s" in settings.model_fields_set:
+            return settings
+        return settings.model_copy(update={"consumer_log_lost_grace_s": None})
+
+    def check_api_auth(self) -> None:
+        """`api_auth = "off"` only where nobody but this machine reaches the gateway or an ingest:
+        every address the stack listens on must be loopback (UsageError otherwise)."""
+        if self.settings.api_auth == "on":
+            return
+        addresses = [self.shared_address, *(self.vm_address(vm.name) for vm in self.vms)]
+        exposed = [a for a in addresses if not ip_address(a).is_loopback]
+        if exposed:
+            raise UsageError(f'api_auth = "off" is only allowed on a loopback gateway, but this stack listens on '
+                             f'{exposed[0]}: set api_auth = "on" (or remove it)')
 
     def shard_name(self, index: int) -> str:
         return f"shard{index + 1}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -118,6 +118,27 @@ class Settings(BaseModel):
     consumers: list[str] = Field(default_factory=lambda: list(KNOWN_CONSUMERS))
     redrive_interval_s: float = Field(default=5.0, gt=0, le=3600)
     breaker_enabled: bool = True
+    # Merchant authentication (DESIGN §3). "off" exists only to run the original platform's
+    # unmodified k6 scripts, and payctl refuses it unless the gateway listens on loopback.
+    api_auth: Literal["on", "off"] = "on"
+    # How long an ingest process trusts the keys it read for a merchant: a revocation (or a rotation
+    # grace ending) takes effect within this time. Each process reads a merchant's keys at most once
+    # per period while the keys it holds answer; a key it does not hold is looked up again after
+    # api_key_refresh_s (a key issued a moment ago works at once).
+    api_key_cache_ttl_s: float = Field(default=30.0, ge=1, le=300)
+    api_key_refresh_s: float = Field(default=1.0, ge=0.1, le=60)
+    api_key_cache_merchants: int = Field(default=100_000, ge=100, le=10_000_000)
+    # After a rotation the replaced keys stay valid this long, so clients can switch over.
+    api_key_grace_s: float = Field(default=24 * 3600.0, ge=0, le=30 * 24 * 3600)
+    # Failed authentications per source address: more than `auth_fail_limit` in a window of
+    # `auth_fail_window_s` answers 429 until the window ends. At most `auth_fail_sources`
+    # addresses are tracked per process (the oldest forgotten first): memory stays bounded.
+    auth_fail_limit: int = Field(default=20, ge=1, le=100_000)
+    auth_fail_window_s: float = Field(default=10.0, ge=1, le=3600)
+    auth_fail_sources: int = Field(default=4096, ge=16, le=1_000_000)
+    # Peers whose X-Forwarded-For names the client (the gateway; it overwrites the header). Any
+    # other peer is itself the source address.
+    auth_trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"], max_length=64)
 
     @field_validator("currencies")
     @classmethod
@@ -153,6 +174,9 @@ class Settings(BaseModel):
         if self.prune_batch_max < self.prune_batch:
             raise ValueError(f"prune_batch_max ({self.prune_batch_max}) must be at least prune_batch "
                              f"({self.prune_batch})")
+        if self.api_key_refresh_s > self.api_key_cache_ttl_s:
+            raise ValueError(f"api_key_refresh_s ({self.api_key_refresh_s:g}) must be at most api_key_cache_ttl_s "
+                             f"({self.api_key_cache_ttl_s:g})")
         if self.relay_backoff_max_s < self.relay_backoff_base_s:
             raise ValueError(f"relay_backoff_max_s ({self.relay_backoff_max_s:g}) must be at least "
                              f"relay_backoff_base_s ({self.relay_backoff_base_s:g})")

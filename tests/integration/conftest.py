@@ -16,10 +16,14 @@ import httpx
 import pymysql
 import pytest
 
+from payctl.ops.merchants import MerchantKeys
 from payctl.stack.local import LocalBackend
 from payctl.stack.topology import Topology, dump_toml
 from payflow.config import Settings
 
+# Keys issued once in the session fixture (one round trip per shard); other merchants get theirs on
+# first use.
+KNOWN_MERCHANTS = [f"MERCHANT-{i}" for i in range(200)]
 PORT_OFFSET = int(os.environ.get("PAYCTL_TEST_PORT_OFFSET", "2000"))
 
 
@@ -28,14 +32,20 @@ def make_topology(state_dir: Path) -> Topology:
                         redrive_interval_s=1.0, publish_timeout_s=1.0, acquirer_latency_ms=5,
                         relay_max_retries=4, relay_backoff_base_s=0.2, relay_backoff_max_s=1.0,
                         # CI machines are shared: a slower DB answer than the 0.8 s default is not an outage
-                        ingest_db_timeout_s=1.5, consumer_log_lost_grace_s=1.0)
+                        ingest_db_timeout_s=1.5, consumer_log_lost_grace_s=1.0,
+                        # a revocation is waited for in test_merchant_auth
+                        api_key_cache_ttl_s=3.0)
     return Topology(state_dir=state_dir, settings=settings).with_port_offset(PORT_OFFSET)
 
 
 class Api:
-    def __init__(self, base: str) -> None:
+    """The payment API as a merchant calls it: each request carries the API key of the merchant it
+    names (issued through payctl on first use; `auth` serves other clients the same way)."""
+
+    def __init__(self, base: str, auth: MerchantKeys) -> None:
         self.base = base
-        self.client = httpx.Client(base_url=base, timeout=10)
+        self.auth = auth
+        self.client = httpx.Client(base_url=base, timeout=10, auth=auth)
 
     def authorize(self, merchant: str, amount: int = 1000, key: str | None = None, **extra: Any) -> httpx.Response:
         body = {"merchantId": merchant, "amount": amount, "currency": "KRW",
@@ -53,7 +63,7 @@ class Stack:
     def __init__(self, backend: LocalBackend) -> None:
         self.backend = backend
         self.topo = backend.topo
-        self.api = Api(f"{self.topo.gateway_url}/api")
+        self.api = Api(f"{self.topo.gateway_url}/api", MerchantKeys(self.topo, preload=KNOWN_MERCHANTS))
 
     @property
     def config_file(self) -> Path:
@@ -100,7 +110,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     backend = LocalBackend(topo)
     backend.up()
     try:
-        yield Stack(backend)
+        stack = Stack(backend)
+        stack.api.auth.key_for(stack.api.auth.fallback)  # issues the known merchants' keys now
+        yield stack
     finally:
         # PAYCTL_KEEP_LOGS=1 keeps the state folder (logs) of a failed session for reading
         keep = bool(os.environ.get("PAYCTL_KEEP_LOGS"))

@@ -91,7 +91,7 @@ def test_hundred_parallel_authorizes_with_one_key_make_one_payment(stack):
     url = stack.api.base + "/payments/authorize"
 
     def send(_):
-        with httpx.Client(timeout=30) as c:
+        with httpx.Client(timeout=30, auth=stack.api.auth) as c:
             r = c.post(url, json=body)
             return r.status_code, r.text and r.json()
 
@@ -110,7 +110,7 @@ def test_fifty_parallel_captures_exactly_one_wins(stack):
     url = f"{stack.api.base}/payments/capture/{pid}"
 
     def send(_):
-        with httpx.Client(timeout=30) as c:
+        with httpx.Client(timeout=30, auth=stack.api.auth) as c:
             return c.post(url, json={"merchantId": "MERCHANT-44"}).status_code
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=50) as pool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -51,6 +52,13 @@ def test_loadtest_run_keeps_everything_and_grades(stack, tmp_path: Path):
     assert {"authorize", "capture", "refund", "cancel", "get"} <= set(report["per_operation"])
     assert all(t["ok"] for t in report["thresholds"]) and any("op:" in t["metric"] for t in report["thresholds"])
     assert report["target_rate"] == 3
+    # k6 called with the merchants' keys, and none of them is anywhere in the run's folder or output
+    keys = json.loads((stack.backend.paths.root / "secrets" / "client-keys.json").read_text())
+    secrets = [k.rsplit(".", 1)[1].encode() for k in keys.values()]
+    assert len(secrets) > 1000
+    texts = [gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()
+             for p in folder.rglob("*") if p.is_file()] + [result.stdout.encode(), result.stderr.encode()]
+    assert not [s for s in secrets if any(s in t for t in texts)]
 
 
 def test_loadtest_run_refuses_non_loopback_targets(stack, tmp_path: Path):

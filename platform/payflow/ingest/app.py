@@ -16,6 +16,7 @@ from payflow.common.faults import FaultHooks
 from payflow.config import PlatformConfig
 from payflow.db.pool import ShardPools, ShardUnavailable
 from payflow.ingest import metrics
+from payflow.ingest.auth import Authenticator, AuthFailed, Failure, FailureLimiter, KeyCache, source_address
 from payflow.ingest.errors import ApiError, not_found, validation_failed
 from payflow.ingest.idempotency import fingerprint, resolve_key
 from payflow.ingest.openapi import build_openapi
@@ -32,6 +33,23 @@ log = logging.getLogger("payflow.ingest")
 MAX_ID = 2**63 - 1
 _HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE",
                415: "UNSUPPORTED_MEDIA_TYPE", 400: "VALIDATION_FAILED"}
+
+
+# The views a merchant's API key guards (Flask endpoint names).
+GUARDED = frozenset({"authorize", "capture", "refund", "cancel", "get_payment"})
+MERCHANT = "payflow.merchant"  # the environ key of the authenticated merchant
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="payflow"'}
+
+
+def auth_error(failure: AuthFailed) -> ApiError:
+    """The answer to a refused request: 401 (no or bad key), 403 (another merchant's), 429."""
+    if failure.reason is Failure.MISMATCH:
+        return ApiError(403, "MERCHANT_MISMATCH", "merchantId is not the merchant of this API key")
+    if failure.reason is Failure.RATE_LIMITED:
+        return ApiError(429, "AUTH_RATE_LIMITED", "too many failed authentications from this address; retry later",
+                        headers={"Retry-After": str(failure.retry_after_s or 1)})
+    return ApiError(401, "UNAUTHORIZED", "a valid API key is required: Authorization: Bearer <key>",
+                    headers=CHALLENGE)
 
 
 def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -82,6 +100,24 @@ def create_app(config: PlatformConfig, service: PaymentService | None = None) ->
     currencies = set(settings.currencies)
     openapi_doc = build_openapi(settings.currencies)
     faults = FaultHooks(config.fault_dir, instance)
+    auth_on = settings.api_auth == "on"
+    authenticator = Authenticator(
+        KeyCache(lambda merchant_id: svc.merchant_keys(merchant_id), settings.api_key_cache_ttl_s,
+                 settings.api_key_refresh_s, settings.api_key_cache_merchants),
+        FailureLimiter(settings.auth_fail_limit, settings.auth_fail_window_s, settings.auth_fail_sources))
+    trusted_proxies = frozenset(settings.auth_trusted_proxies)
+    if not auth_on:
+        log.warning("API authentication is OFF (api_auth = \"off\"): any caller acts as any merchant")
+
+    def refuse(failure: AuthFailed) -> ApiError:
+        metrics.AUTH_FAILURES.labels(instance, failure.reason.value).inc()
+        return auth_error(failure)
+
+    def check_merchant(merchant_id: str) -> str:
+        """The request's merchantId must be the key's merchant (403 otherwise)."""
+        if auth_on and merchant_id != request.environ[MERCHANT]:
+            raise refuse(AuthFailed(Failure.MISMATCH))
+        return merchant_id
 
     def check_currency(currency: str) -> None:
         if currency not in currencies:
@@ -99,6 +135,27 @@ def create_app(config: PlatformConfig, service: PaymentService | None = None) ->
             stall = faults.delay_s("slow-requests")
             if stall:
                 time.sleep(stall)
+
+    @app.before_request
+    def _authenticate() -> None:
+        """The key decides the merchant: checked before the body is read, so an unauthenticated
+        caller learns nothing about the request it sent (routing errors, 404/405, come first)."""
+        if not auth_on:
+            return
+        # Through the environ and the request object it holds, not the `request`/`g` proxies: each
+        # proxy access costs several calls, and this runs on every payment request.
+        environ = request.environ
+        rule = environ["werkzeug.request"].url_rule
+        if rule is None or rule.endpoint not in GUARDED:
+            return
+
+        def source() -> str:
+            return source_address(environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR"), trusted_proxies)
+
+        try:
+            environ[MERCHANT] = authenticator.authenticate(environ.get("HTTP_AUTHORIZATION"), source)
+        except AuthFailed as failure:
+            raise refuse(failure) from None
 
     @app.after_request
     def _observe(resp: Response) -> Response:
@@ -146,12 +203,13 @@ def create_app(config: PlatformConfig, service: PaymentService | None = None) ->
             raise validation_failed([{"field": "idempotencyKey", "rule": "required (body or Idempotency-Key)"}])
         check_currency(req.currency)
         h = fingerprint("authorize", None, raw)
-        return _respond(svc.authorize(req.merchantId, req.amount, req.currency, key, h))
+        return _respond(svc.authorize(check_merchant(req.merchantId), req.amount, req.currency, key, h))
 
     def transition(payment_id: int, model: type[BaseModel], operation: str) -> tuple[Any, str | None, str]:
         """Shared front half of capture/refund/cancel: id check, body, key and fingerprint."""
         _check_id(payment_id)
         req, raw = _read_body(model, settings.max_body_bytes)
+        check_merchant(req.merchantId)
         key = resolve_key(req.idempotencyKey, request.headers.get("Idempotency-Key"))
         return req, key, fingerprint(operation, payment_id, raw)
 
@@ -178,7 +236,7 @@ def create_app(config: PlatformConfig, service: PaymentService | None = None) ->
             CancelRequest.model_validate({"merchantId": merchant_id})
         except ValidationError as exc:
             raise validation_failed(field_errors(exc)) from None
-        return _json(svc.get(payment_id, merchant_id))
+        return _json(svc.get(payment_id, check_merchant(merchant_id)))
 
     @app.get("/health")
     def health() -> Response:

@@ -13,7 +13,7 @@ import os
 import re
 
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
-from prometheus_client import CollectorRegistry, Histogram, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0)
 
@@ -22,6 +22,13 @@ HTTP_SECONDS = Histogram(
     "HTTP server request latency",
     ["application", "instance", "method", "uri", "status"],
     buckets=BUCKETS,
+)
+
+# Requests refused by authentication, by reason (payflow.ingest.auth.Failure: a closed set).
+AUTH_FAILURES = Counter(
+    "payflow_auth_failures_total",
+    "Payment requests refused by merchant authentication",
+    ["instance", "reason"],
 )
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -8,6 +8,12 @@ from typing import Any
 from payflow.domain.sharding import MERCHANT_ID_MAX_LENGTH, MERCHANT_ID_PATTERN
 from payflow.ingest.schemas import MODELS, RESPONSE_MODELS
 
+_ERROR_DESCRIPTIONS = {
+    401: "no valid API key (header WWW-Authenticate: Bearer realm=\"payflow\")",
+    403: "MERCHANT_MISMATCH: merchantId is not the merchant of the API key",
+    429: "LOCK_TIMEOUT, or AUTH_RATE_LIMITED after too many failed authentications (with Retry-After)",
+}
+
 
 def _responses(*codes: int) -> dict[str, Any]:
     out: dict[str, Any] = {
@@ -18,7 +24,7 @@ def _responses(*codes: int) -> dict[str, Any]:
     }
     for code in codes:
         out[str(code)] = {
-            "description": "error",
+            "description": _ERROR_DESCRIPTIONS.get(code, "error"),
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
         }
     return out
@@ -33,7 +39,7 @@ def _post(model: str, *codes: int, with_id: bool = True) -> dict[str, Any]:
         "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
                         "schema": {"type": "string", "minLength": 1, "maxLength": 64,
                                    "pattern": "^[A-Za-z0-9_.:-]+$"}}],
-        "responses": _responses(400, 413, 415, 429, 503, 504, *codes),
+        "responses": _responses(400, 401, 403, 413, 415, 429, 503, 504, *codes),
     }
     if with_id:
         op["parameters"].append(_payment_id_param())
@@ -72,9 +78,14 @@ def build_openapi(currencies: list[str]) -> dict[str, Any]:
                          "schema": {"type": "string", "minLength": 1, "maxLength": MERCHANT_ID_MAX_LENGTH,
                                     "pattern": MERCHANT_ID_PATTERN}},
                     ],
-                    "responses": _responses(400, 404, 503),
+                    "responses": _responses(400, 401, 403, 404, 429, 503),
                 }
             },
         },
-        "components": {"schemas": schemas},
+        # Every payment call needs a merchant's API key (`payctl merchants create`); the key decides
+        # the merchant: 401 without a valid one, 403 when merchantId names another merchant.
+        "security": [{"merchantKey": []}],
+        "components": {"schemas": schemas, "securitySchemes": {"merchantKey": {
+            "type": "http", "scheme": "bearer", "bearerFormat": "pf.<merchantId>.<keyId>.<secret>",
+            "description": "a merchant's secret API key, issued by `payctl merchants create|rotate`"}}},
     }

@@ -33,10 +33,11 @@ from payflow.db.pool import (
     is_retryable_conflict,
 )
 from payflow.domain import events, payment
+from payflow.domain.api_keys import StoredKey
 from payflow.domain.payment import Balances, TransitionError
 from payflow.domain.sharding import shard_for_id, shard_for_merchant
 from payflow.ingest.errors import ApiError, from_transition, not_found
-from payflow.store import idempotency, ledger, outbox, payments, refunds
+from payflow.store import idempotency, ledger, merchant_keys, outbox, payments, refunds
 from payflow.store.payments import balances_of
 
 
@@ -274,6 +275,14 @@ class PaymentService:
             for e in entries
         ]
         return payment_json(row, balances_of(row), "OK", postings)
+
+    def merchant_keys(self, merchant_id: str) -> list[StoredKey]:
+        """The merchant's usable API keys, from its shard (the ingest caches them: ingest.auth)."""
+        shard = self.shard_of_merchant(merchant_id)
+        with self.pools.connect(shard) as conn, conn.cursor() as cur:
+            keys = merchant_keys.usable(cur, merchant_id)
+            conn.rollback()
+        return keys
 
     def readiness(self) -> dict[str, bool]:
         return self.pools.ready()

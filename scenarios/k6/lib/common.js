@@ -62,9 +62,26 @@ export function uniqueKey(prefix) {
 
 const JSON_HEADERS = { 'Content-Type': 'application/json' };
 
+// Merchants' API keys: `payctl loadtest run` names the file of keys it issued for the scenarios'
+// merchants (PAYFLOW_KEYS_FILE, in the stack's state folder, never in a report). Without it
+// (api_auth = "off") requests carry no key. Headers are built once per merchant, not per request.
+const KEYS = __ENV.PAYFLOW_KEYS_FILE ? JSON.parse(open(__ENV.PAYFLOW_KEYS_FILE)) : {};
+const HEADERS = {};
+
+function headersFor(m, json) {
+  const id = `${json ? 'j' : 'g'}${m}`;
+  let h = HEADERS[id];
+  if (h === undefined) {
+    h = json ? Object.assign({}, JSON_HEADERS) : {};
+    if (KEYS[m]) h.Authorization = `Bearer ${KEYS[m]}`;
+    HEADERS[id] = h;
+  }
+  return h;
+}
+
 function post(op, path, body, expected) {
   const res = http.post(`${BASE_URL}${path}`, JSON.stringify(body), {
-    headers: JSON_HEADERS,
+    headers: headersFor(body.merchantId, true),
     tags: { op, name: `POST /payments/${op}` },
     responseCallback: http.expectedStatuses(expected),
   });
@@ -109,7 +126,7 @@ export function cancel(m, id) {
 }
 
 export function getPayment(m, id) {
-  const res = http.get(`${BASE_URL}/payments/${id}?merchantId=${m}`, { tags: { op: 'get', name: 'GET /payments/{id}' } });
+  const res = http.get(`${BASE_URL}/payments/${id}?merchantId=${m}`, { headers: headersFor(m, false), tags: { op: 'get', name: 'GET /payments/{id}' } });
   return expect(res, 'get', 200);
 }
 

@@ -30,6 +30,7 @@ from payctl.chaos.model import (
     ServiceHealthyProbe,
 )
 from payctl.chaos.transitions import check_outage_transitions
+from payctl.history.recorder import Recorder
 from payctl.ops.outbox import outbox_stats
 from payctl.ops.reconcile import reconcile
 from payctl.stack.backend import Backend
@@ -40,13 +41,16 @@ from payflow.store import queries as audit
 
 
 class StackDriver:
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, history: Recorder | None = None) -> None:
         self.backend = backend
         self.topo = backend.topo
         self.gateway = self.topo.gateway_url
         self.api = f"{self.gateway}/api"
         self.client = httpx.Client(timeout=10)
         self.loads: dict[str, LoadGenerator] = {}
+        # the client-side history recorder (`chaos run --history`): runs beside the first background load
+        self.history = history
+        self.history_started = False
         self.parked_before: dict[str, int] = {}  # inject_poison id → parked count just before it
         self.started = time.time()
 
@@ -140,8 +144,18 @@ class StackDriver:
         return {name: [t for t in snapshot.get("transitions", []) if t["at"] >= self.started]
                 for name, snapshot in self._relays("all")}
 
+    def start_history(self) -> None:
+        if self.history is not None and not self.history_started:
+            self.history.start()
+            self.history_started = True
+
+    def stop_history(self) -> None:
+        if self.history is not None and self.history_started:
+            self.history.stop()
+
     def close(self) -> None:
         for gen in self.loads.values():
             gen.stop()
+        self.stop_history()
         self.client.close()
 

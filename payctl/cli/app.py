@@ -16,6 +16,7 @@ from payctl.cli import (
     chaos_cmds,
     compose_cmds,
     console_cmds,
+    history_cmds,
     loadtest_cmds,
     mcp_cmds,
     ops_cmds,
@@ -30,7 +31,7 @@ from payctl.errors import PayctlError
 # In help order.
 REGISTRARS: tuple[Callable[[typer.Typer], None], ...] = (
     stack_cmds.register, compose_cmds.register, smoke_cmds.register, schema_cmds.register, ops_cmds.register,
-    loadtest_cmds.register, chaos_cmds.register, console_cmds.register, mcp_cmds.register,
+    loadtest_cmds.register, chaos_cmds.register, history_cmds.register, console_cmds.register, mcp_cmds.register,
 )
 
 

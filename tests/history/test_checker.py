@@ -245,3 +245,14 @@ def test_the_planner_retries_an_unknown_outcome_with_the_same_key_and_body():
     planner.answered(retry, "ok", pay(1, amount=first.body["amount"]), 10.0)  # type: ignore[index]
     later = [planner.next(20.0) for _ in range(200)]
     assert any(r.kind == "capture" and r.payment == 1 for r in later) or any(r.payment == 1 for r in later)
+
+
+def test_refunds_after_a_capture_resolved_applied_are_not_over_capture():
+    h = H()
+    h.op("authorize", "ok", key="a1", amount=1000, answer=pay(1))
+    h.op("capture", "unknown", payment=1, key="c1", amount=1000, status=504, code="OUTCOME_UNKNOWN")
+    h.op("refund", "ok", payment=1, key="r1", amount=400, answer=pay(1, "REFUND_REQUESTED", captured=1000, pending=400))
+    final = final_of(stored(1, "a1", "PARTIAL_REFUNDED", captured=1000, refunded=400),
+                     records={"a1": 200, "c1": 200, "r1": 200}, refunds={1: [400]})
+    verdict = check(h.ops, final)
+    assert verdict.valid, [a.message for a in verdict.anomalies]

@@ -167,8 +167,11 @@ class Recorder:
 
     def stop(self) -> RecorderSummary | None:
         """Stop launching, let what is in flight (and due retries) finish, close the file."""
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._loop is not None and self._stop is not None and self._thread is not None and self._thread.is_alive():
+            try:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:
+                pass  # the run ended (duration over) and closed its loop in the meantime
         if self._thread is not None:
             self._thread.join(timeout=self.timeout_s * 4 + 10)
         return self._summary

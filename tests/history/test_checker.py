@@ -256,3 +256,14 @@ def test_refunds_after_a_capture_resolved_applied_are_not_over_capture():
                      records={"a1": 200, "c1": 200, "r1": 200}, refunds={1: [400]})
     verdict = check(h.ops, final)
     assert verdict.valid, [a.message for a in verdict.anomalies]
+
+
+def test_a_recorder_in_its_thread_can_be_stopped_twice(tmp_path):
+    from payctl.history.recorder import Recorder
+
+    recorder = Recorder("http://127.0.0.1:9/api", tmp_path, rate=20, timeout_s=0.2)  # nothing listens on 9
+    recorder.start()
+    first = recorder.stop()
+    assert first is not None and recorder.stop() is first
+    _, ops = read_history(tmp_path / "history.ndjson.gz")
+    assert all(op.outcome == "unknown" and op.error for op in ops)

@@ -30,6 +30,7 @@ from payctl.chaos.model import (
     ServiceHealthyProbe,
 )
 from payctl.chaos.transitions import check_outage_transitions
+from payctl.history.recorder import Recorder
 from payctl.ops.merchants import MerchantKeys
 from payctl.ops.outbox import outbox_stats
 from payctl.ops.reconcile import reconcile
@@ -41,7 +42,7 @@ from payflow.store import queries as audit
 
 
 class StackDriver:
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, history: Recorder | None = None) -> None:
         self.backend = backend
         self.topo = backend.topo
         self.gateway = self.topo.gateway_url
@@ -50,6 +51,9 @@ class StackDriver:
         self.auth = MerchantKeys(self.topo, preload=[f"MERCHANT-{i}" for i in range(200)])
         self.client = httpx.Client(timeout=10, auth=self.auth)
         self.loads: dict[str, LoadGenerator] = {}
+        # the client-side history recorder (`chaos run --history`): runs beside the first background load
+        self.history = history
+        self.history_started = False
         self.parked_before: dict[str, int] = {}  # inject_poison id → parked count just before it
         self.started = time.time()
 
@@ -143,9 +147,20 @@ class StackDriver:
         return {name: [t for t in snapshot.get("transitions", []) if t["at"] >= self.started]
                 for name, snapshot in self._relays("all")}
 
+    def start_history(self) -> None:
+        if self.history is not None and not self.history_started:
+            self.history.start()
+            self.history_started = True
+
+    def stop_history(self) -> None:
+        if self.history is not None and self.history_started:
+            self.history.stop()
+
     def stop_loads(self) -> None:
+        """Every background workload: k6-like loads and the history recorder (a second stop is a no-op)."""
         for gen in self.loads.values():
             gen.stop()
+        self.stop_history()
 
     def close(self) -> None:
         self.stop_loads()

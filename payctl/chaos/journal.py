@@ -50,6 +50,7 @@ class Journal:
     breaker_transitions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     undo: list[dict[str, Any]] = field(default_factory=list)  # every fault's undo entry (payctl.chaos.undo)
     reason: str | None = None
+    history: dict[str, Any] | None = None  # `--history`: the recorder's summary and the checker's verdict
 
     @property
     def deviated(self) -> bool:

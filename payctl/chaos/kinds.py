@@ -109,12 +109,18 @@ def _background_load(d: StackDriver, a: BackgroundLoadAction) -> Any:
     gen = LoadGenerator(d.api, a.rate, a.duration_s, a.merchants, auth=d.auth)
     d.loads[a.id] = gen
     gen.start()
+    d.start_history()
     return {"started": a.id, "rate": a.rate, "duration_s": a.duration_s}
 
 
 class StopLoadAction(Activity):
     type: Literal["stop_load"]
     load: str
+
+
+def _stop_load(d: StackDriver, a: StopLoadAction) -> Any:
+    d.stop_history()  # the history covers the same window as the load
+    return d.loads[a.load].stop()
 
 
 class WaitAction(Activity):
@@ -316,7 +322,7 @@ KINDS: dict[str, FaultKind[Any]] = {
                           why_no_undo="ordinary traffic: the payments are real and stay, nothing to revert"),
     "background_load": FaultKind(BackgroundLoadAction, _background_load, undo=None,
                                  why_no_undo="ends after duration_s, at a stop_load, or when the driver closes"),
-    "stop_load": FaultKind(StopLoadAction, lambda d, a: d.loads[a.load].stop(), undo=None,
+    "stop_load": FaultKind(StopLoadAction, _stop_load, undo=None,
                            why_no_undo="stops the run's own load, nothing on the stack"),
     "wait": FaultKind(WaitAction, _wait, undo=None, why_no_undo="only time passes"),
     "arm_fault": FaultKind(ArmFaultAction, _arm_fault, undo="disarm_fault",

@@ -42,5 +42,14 @@ def to_markdown(journal: dict[str, Any]) -> str:
     for relay, transitions in journal.get("breaker_transitions", {}).items():
         seq = " → ".join(f"{t.get('to', '?')} @{_clock(t.get('at'))}" for t in transitions) or "none"
         lines.append(f"- **{relay}**: {seq}")
+    history = journal.get("history")
+    if history:
+        lines += ["", "## Client-side history", "", f"- verdict: **{history.get('verdict')}**"
+                  + (f" — {history['reason']}" if history.get("reason") else "")]
+        if history.get("anomalies_by_class"):
+            lines.append(f"- operations: {history.get('ops')}; unknown outcomes resolved: "
+                         f"`{json.dumps(history.get('unknown_resolved'))}`")
+            lines.append(f"- anomalies by class: `{json.dumps(history['anomalies_by_class'])}`")
+            lines += [f"- {m}" for m in history.get("first", [])]
     lines.append("")
     return "\n".join(lines)

@@ -15,7 +15,9 @@ from payctl.chaos.journal import Journal, read_summary
 from payctl.chaos.model import Experiment, Scalar, load_experiment, network_fault_kinds, uses_network
 from payctl.chaos.report import to_markdown
 from payctl.chaos.undo import UndoLog
-from payctl.errors import EnvironmentProblem, UsageError
+from payctl.errors import EnvironmentProblem, PayctlError, UsageError
+from payctl.history.recorder import DEFAULT_MERCHANTS, Recorder
+from payctl.history.verify import VERDICT_FILE, auth_headers, check_run
 from payctl.stack.backend import Backend
 from payctl.stack.netfaults import require_fault_support
 from payctl.stack.paths import StatePaths
@@ -54,7 +56,10 @@ def prepare(name: str, overrides: dict[str, Scalar]) -> tuple[str, Experiment]:
 
 
 def execute(name: str, experiment: Experiment, backend: Backend, reports_root: Path,
-            listener: engine.Listener = lambda _r: None) -> tuple[Journal, Path]:
+            listener: engine.Listener = lambda _r: None, history_rate: float | None = None) -> tuple[Journal, Path]:
+    """Run the experiment; with `history_rate` a client-side history is recorded beside its
+    background load (history.ndjson.gz in the run's folder) and checked after the rollbacks: an
+    anomaly turns a completed run into a deviation."""
     if not backend.is_up():
         raise EnvironmentProblem("the stack is not running", "start it with `payctl up`")
     # Refuse before anything is injected: a network fault the stack or the kernel cannot do.
@@ -70,11 +75,39 @@ def execute(name: str, experiment: Experiment, backend: Backend, reports_root: P
     run_id = f"{folder.name}-{os.getpid()}"
     undo = UndoLog(run=run_id, experiment=name,
                    path=StatePaths(backend.topo.state_path()).chaos_runs / f"{run_id}.json")
-    journal = engine.run(experiment, StackDriver(backend), name=name, listener=listener, undo=undo)
+    recorder = None if history_rate is None else Recorder(
+        f"{backend.topo.gateway_url}/api", folder, rate=history_rate,
+        headers=auth_headers(backend.topo, DEFAULT_MERCHANTS))
+    driver = StackDriver(backend, history=recorder)
+    journal = engine.run(experiment, driver, name=name, listener=listener, undo=undo)
+    if recorder is not None:
+        _judge_history(journal, backend, folder, recorder, driver.history_started)
     data = journal.as_dict()
     (folder / "journal.json").write_text(json.dumps(data, indent=2, default=str))
     (folder / "report.md").write_text(to_markdown(data))
     return journal, folder
+
+
+def _judge_history(journal: Journal, backend: Backend, folder: Path, recorder: Recorder, started: bool) -> None:
+    if not started:
+        journal.history = {"verdict": "none", "reason": "the experiment started no background load"}
+        return
+    summary = recorder.stop()
+    try:
+        verdict = check_run(backend.topo, folder)
+    except PayctlError as exc:
+        journal.history = {"verdict": "error", "reason": exc.message}
+        if journal.status == "completed":
+            journal.status, journal.reason = "failed", f"history check could not run: {exc.message}"
+        return
+    result = verdict.to_json()
+    journal.history = {"recorder": summary.to_json() if summary else None, "verdict": result["verdict"],
+                       "anomalies_by_class": result["anomalies_by_class"], "ops": result["ops"],
+                       "unknown_resolved": result["unknown_resolved"], "check": str(folder / VERDICT_FILE),
+                       "first": [a["message"] for a in result["anomalies"][:5]]}
+    if not verdict.valid and journal.status == "completed":
+        counts = ", ".join(f"{k} {v}" for k, v in result["anomalies_by_class"].items() if v)
+        journal.status, journal.reason = "deviated", f"history check: {counts}"
 
 
 def list_runs(reports_root: Path) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from payctl.cli import (
     chaos_cmds,
     compose_cmds,
     console_cmds,
+    history_cmds,
     loadtest_cmds,
     mcp_cmds,
     merchant_cmds,
@@ -33,7 +34,7 @@ from payctl.errors import PayctlError
 REGISTRARS: tuple[Callable[[typer.Typer], None], ...] = (
     stack_cmds.register, compose_cmds.register, smoke_cmds.register, schema_cmds.register, ops_cmds.register,
     merchant_cmds.register,
-    loadtest_cmds.register, chaos_cmds.register, console_cmds.register, mcp_cmds.register,
+    loadtest_cmds.register, chaos_cmds.register, history_cmds.register, console_cmds.register, mcp_cmds.register,
 )
 
 

@@ -14,9 +14,10 @@ from payctl.chaos.journal import ActivityRecord
 from payctl.chaos.model import Scalar, parse_var, uses_network
 from payctl.chaos.report import rows
 from payctl.cli.context import load
-from payctl.cli.options import REPORTS, DryRunOpt, JsonOpt, ReportsOpt, VarOpt
+from payctl.cli.options import REPORTS, DryRunOpt, HistoryOpt, HistoryRateOpt, JsonOpt, ReportsOpt, VarOpt
 from payctl.cli.output import console, ok_mark, print_json, table
 from payctl.errors import EnvironmentProblem
+from payctl.history.recorder import DEFAULT_RATE
 from payctl.stack.backend import backend_for
 
 ICON = {"succeeded": "[green]✔[/green]", "failed": "[red]✘[/red]", "error": "[red]![/red]",
@@ -37,7 +38,7 @@ def list_cmd(json_out: JsonOpt = False) -> None:
 
 
 def _run(ctx: typer.Context, name: str, var: list[str] | None, dry_run: bool, json_out: bool,
-         reports: Path) -> None:
+         reports: Path, history: bool = False, history_rate: float = DEFAULT_RATE) -> None:
     overrides: dict[str, Scalar] = dict(parse_var(v) for v in var or [])
     stem, experiment = runner.prepare(name, overrides)
     if dry_run:
@@ -71,7 +72,8 @@ def _run(ctx: typer.Context, name: str, var: list[str] | None, dry_run: bool, js
             detail = f" — {rec.error}" if rec.error else ""
             console().print(f"{ICON.get(rec.status, '?')} {rec.phase}: {rec.label} ({took}){detail}", highlight=False)
 
-    journal, folder = runner.execute(stem, experiment, backend, reports, listener=show)
+    journal, folder = runner.execute(stem, experiment, backend, reports, listener=show,
+                                     history_rate=history_rate if history else None)
     data = journal.as_dict()
     if json_out:
         print_json({"folder": str(folder), "journal": data})
@@ -81,6 +83,10 @@ def _run(ctx: typer.Context, name: str, var: list[str] | None, dry_run: bool, js
         for relay, transitions in data["breaker_transitions"].items():
             seq = " → ".join(t.get("to", "?") for t in transitions) or "none"
             console().print(f"breaker {relay}: {seq}", highlight=False)
+        if journal.history:
+            console().print(f"client-side history: {journal.history.get('verdict')} "
+                            f"{journal.history.get('anomalies_by_class') or journal.history.get('reason', '')}",
+                            highlight=False)
         console().print(f"journal: {folder / 'journal.json'}", highlight=False)
         verdict = {"completed": "[green]hypothesis held[/green]", "deviated": "[red]DEVIATED[/red]"}.get(
             journal.status, f"[red]{journal.status.upper()}[/red]")
@@ -90,9 +96,10 @@ def _run(ctx: typer.Context, name: str, var: list[str] | None, dry_run: bool, js
 
 def run_cmd(ctx: typer.Context, name: Annotated[str, typer.Argument(help="experiment name or path to a .yaml")],
             var: VarOpt = None, dry_run: DryRunOpt = False, json_out: JsonOpt = False,
-            reports: ReportsOpt = REPORTS) -> None:
-    """Run one experiment; exit 0 held, 1 deviated, 2 could not run."""
-    _run(ctx, name, var, dry_run, json_out, reports)
+            reports: ReportsOpt = REPORTS, history: HistoryOpt = False,
+            history_rate: HistoryRateOpt = DEFAULT_RATE) -> None:
+    """Run one experiment; exit 0 held, 1 deviated (or, with --history, an anomaly), 2 could not run."""
+    _run(ctx, name, var, dry_run, json_out, reports, history, history_rate)
 
 
 def kafka_outage(ctx: typer.Context, var: VarOpt = None, dry_run: DryRunOpt = False, json_out: JsonOpt = False,

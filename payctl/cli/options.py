@@ -24,3 +24,8 @@ FailAfterOpt = Annotated[int, typer.Option("--fail-after", min=1, max=1000,
     help="runs in a row outside the band that fail")]
 
 REPORTS = Path("reports")
+
+HistoryOpt = Annotated[bool, typer.Option("--history", help="record a client-side history beside the background "
+                                                           "load and check it at the end (DESIGN.md §14)")]
+HistoryRateOpt = Annotated[float, typer.Option("--history-rate", min=1, max=5000,
+                                               help="operations per second of the history recorder")]

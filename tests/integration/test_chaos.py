@@ -22,14 +22,18 @@ SHORT = {"open_timeout_s": 30, "close_timeout_s": 60, "drain_timeout_s": 90, "re
 LIGHT = {"load_rate": 20, "settle_s": 30, "reconcile_grace_s": 3}
 
 
-def run(stack, name, overrides, tmp_path):
+def run(stack, name, overrides, tmp_path, history_rate=None):
     stem, exp = runner.prepare(name, overrides)
-    return runner.execute(stem, exp, stack.backend, tmp_path)
+    return runner.execute(stem, exp, stack.backend, tmp_path, history_rate=history_rate)
 
 
 def test_kafka_outage_passes_with_every_invariant(stack, tmp_path):
-    journal, folder = run(stack, "kafka-outage", SHORT, tmp_path)
+    journal, folder = run(stack, "kafka-outage", SHORT, tmp_path, history_rate=20)
     assert journal.status == "completed", journal.reason
+    # the client-side history recorded beside the load holds too (DESIGN.md §14)
+    assert journal.history is not None and journal.history["verdict"] == "valid", journal.history
+    assert journal.history["ops"] > 0 and (folder / "history.ndjson.gz").is_file()
+    assert "Client-side history" in (folder / "report.md").read_text()
     data = json.loads((folder / "journal.json").read_text())
     for relay, transitions in data["breaker_transitions"].items():
         states = [t["to"] for t in transitions]

@@ -129,3 +129,42 @@ def repeated_refund_requests(cur: DictCursor, merchant_id: str, limit: int) -> l
                 "WHERE r.merchant_id = %s AND a.requests > 1 ORDER BY a.requests DESC LIMIT %s",
                 (merchant_id, limit))
     return list(cur.fetchall())
+
+
+@dataclass(frozen=True)
+class ClientRunRows:
+    """What a client-side history checker needs from one shard for a run's keys."""
+    payments: list[dict[str, Any]]  # payment_id, merchant_id, idempotency_key, status, amounts
+    records: list[tuple[str, str, int | None]]  # (merchant_id, idem_key, http_status)
+    refunds: list[tuple[int, int, str]]  # (payment_id, amount, status)
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def client_run_rows(cur: Cursor, merchant_ids: list[str], key_prefix: str) -> ClientRunRows:
+    """The payments whose idempotency key starts with `key_prefix` for these merchants, the stored
+    answers of those keys, and the payments' refund requests (read-only; served by the unique
+    (merchant_id, idempotency_key) index and the idempotency record's primary key)."""
+    if not merchant_ids:
+        return ClientRunRows([], [], [])
+    marks = ", ".join(["%s"] * len(merchant_ids))
+    like = _like_prefix(key_prefix)
+    cur.execute("SELECT payment_id, merchant_id, idempotency_key, status, amount, captured_amount, refunded_amount, "
+                f"refund_pending_amount FROM payment WHERE merchant_id IN ({marks}) AND idempotency_key LIKE %s",
+                (*merchant_ids, like))
+    names = ("payment_id", "merchant_id", "idempotency_key", "status", "amount", "captured_amount",
+             "refunded_amount", "refund_pending_amount")
+    payments = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    cur.execute(f"SELECT merchant_id, idem_key, http_status FROM idempotency_record WHERE merchant_id IN ({marks}) "
+                "AND idem_key LIKE %s", (*merchant_ids, like))
+    records = [(str(m), str(k), None if s is None else int(s)) for m, k, s in cur.fetchall()]
+    refunds: list[tuple[int, int, str]] = []
+    ids = [int(p["payment_id"]) for p in payments]
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start:start + 1000]
+        cur.execute("SELECT payment_id, amount, status FROM refund_request WHERE payment_id IN ("
+                    + ", ".join(["%s"] * len(chunk)) + ")", tuple(chunk))
+        refunds.extend((int(p), int(a), str(s)) for p, a, s in cur.fetchall())
+    return ClientRunRows(payments, records, refunds)

@@ -1,0 +1,177 @@
+"""The recorder (I/O shell): an asyncio client that sends the planner's operations to the gateway
+at a fixed arrival rate (open model: launches follow the clock, not the answers; at most
+`concurrency` in flight, a launch beyond that is counted as dropped, never queued) and writes each
+one to history.ndjson.gz as it completes. `headers` maps a merchant to extra request headers
+(e.g. its `Authorization: Bearer <key>`)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from payctl.history.historyfile import FILENAME, HistoryWriter
+from payctl.history.model import Header, Op, classify
+from payctl.history.workload import MAX_ATTEMPTS, Planner, Request
+
+DEFAULT_RATE = 200.0
+DEFAULT_MERCHANTS = tuple(f"CLIENT-{n}" for n in range(8))  # even → shard 1, odd → shard 2
+
+
+@dataclass
+class RecorderSummary:
+    path: str
+    ops: int
+    dropped: int
+    outcomes: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "ops": self.ops, "dropped": self.dropped, "outcomes": self.outcomes}
+
+
+class Recorder:
+    def __init__(self, api_url: str, folder: Path, rate: float = DEFAULT_RATE, duration_s: float | None = None,
+                 merchants: tuple[str, ...] = DEFAULT_MERCHANTS, concurrency: int = 64, timeout_s: float = 5.0,
+                 seed: int | None = None, headers: Mapping[str, Mapping[str, str]] | None = None) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.api_url = api_url.rstrip("/")
+        self.path = folder / FILENAME
+        self.rate = rate
+        self.duration_s = duration_s
+        self.concurrency = concurrency
+        self.timeout_s = timeout_s
+        self.headers = headers or {}
+        run = f"{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}"
+        self.header = Header(run=run, key_prefix=f"h{run}-", merchants=merchants, gateway=self.api_url,
+                             started_w=time.time(), rate=rate)
+        self.planner = Planner(list(merchants), self.header.key_prefix, seed)
+        self.dropped = 0
+        self.outcomes = {"ok": 0, "fail": 0, "unknown": 0}
+        self._seq = 0
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._summary: RecorderSummary | None = None
+
+    # -- one operation ---------------------------------------------------------------------------
+    async def _one(self, client: httpx.AsyncClient, req: Request, writer: HistoryWriter) -> None:
+        headers = dict(self.headers.get(req.merchant, {}))
+        invoke_m, invoke_w = time.monotonic(), time.time()
+        status: int | None = None
+        code: str | None = None
+        answer: dict[str, Any] | None = None
+        error: str | None = None
+        try:
+            if req.kind == "read":
+                resp = await client.get(self.api_url + req.path(), params={"merchantId": req.merchant},
+                                        headers=headers)
+            else:
+                resp = await client.post(self.api_url + req.path(), content=orjson.dumps(req.body),
+                                         headers={**headers, "Content-Type": "application/json"})
+            status = resp.status_code
+            try:
+                body = orjson.loads(resp.content)
+            except orjson.JSONDecodeError:
+                body = None
+            if isinstance(body, dict):
+                if status == 200:
+                    answer = body
+                elif isinstance(body.get("code"), str):
+                    code = body["code"]
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:200]
+        outcome = classify(status, code)
+        if outcome == "ok" and answer is None:
+            outcome = "unknown"  # a 200 without a payment body is not an answer the client can use
+        complete_m, complete_w = time.monotonic(), time.time()
+        self._seq += 1
+        op = Op(seq=self._seq, kind=req.kind, merchant=req.merchant, payment=req.payment, key=req.key, body=req.body,
+                invoke_m=invoke_m, invoke_w=invoke_w, complete_m=complete_m, complete_w=complete_w, outcome=outcome,
+                status=status, code=code, answer=answer, error=error, attempt=req.attempt)
+        writer.write(op)
+        self.outcomes[outcome] += 1
+        self.planner.answered(req, outcome, answer, complete_m)
+
+    # -- the schedule ----------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event | None = None) -> RecorderSummary:
+        stop = stop or asyncio.Event()
+        writer = HistoryWriter(self.path, self.header)
+        in_flight: set[asyncio.Task[None]] = set()
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout_s, limits=limits) as client:
+                start = time.monotonic()
+                i = 0
+                last_flush = start
+                while not stop.is_set():
+                    due = start + i / self.rate
+                    if self.duration_s is not None and due - start >= self.duration_s:
+                        break
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        try:
+                            await asyncio.wait_for(stop.wait(), delay)
+                            break
+                        except TimeoutError:
+                            pass
+                    i += 1
+                    if len(in_flight) >= self.concurrency:
+                        self.dropped += 1
+                        continue
+                    task = asyncio.create_task(self._one(client, self.planner.next(time.monotonic()), writer))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                    if time.monotonic() - last_flush > 1.0:
+                        writer.flush()
+                        last_flush = time.monotonic()
+                # retries still due are sent before the end, so an unknown outcome gets its chance
+                deadline = time.monotonic() + self.timeout_s * MAX_ATTEMPTS + 5
+                while (self.planner.retries or in_flight) and time.monotonic() < deadline:
+                    if self.planner.retries and self.planner.retries[0][0] <= time.monotonic():
+                        task = asyncio.create_task(self._one(client, self.planner.retries.pop(0)[1], writer))
+                        in_flight.add(task)
+                        task.add_done_callback(in_flight.discard)
+                    else:
+                        await asyncio.sleep(0.05)
+                if in_flight:
+                    await asyncio.gather(*list(in_flight))
+        finally:
+            writer.close()
+        self._summary = RecorderSummary(str(self.path), writer.count, self.dropped, dict(self.outcomes))
+        return self._summary
+
+    # -- in a thread, for callers that are not async (the chaos driver) ----------------------------
+    def start(self) -> None:
+        ready = threading.Event()
+
+        def main() -> None:
+            async def go() -> None:
+                self._loop = asyncio.get_running_loop()
+                self._stop = asyncio.Event()
+                ready.set()
+                await self.run(self._stop)
+            asyncio.run(go())
+
+        self._thread = threading.Thread(target=main, name="history-recorder", daemon=True)
+        self._thread.start()
+        ready.wait(5)
+
+    def stop(self) -> RecorderSummary | None:
+        """Stop launching, let what is in flight (and due retries) finish, close the file."""
+        if self._loop is not None and self._stop is not None and self._thread is not None and self._thread.is_alive():
+            try:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:
+                pass  # the run ended (duration over) and closed its loop in the meantime
+        if self._thread is not None:
+            self._thread.join(timeout=self.timeout_s * 4 + 10)
+        return self._summary

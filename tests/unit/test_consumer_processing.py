@@ -40,6 +40,8 @@ class Shard:
 
     def __init__(self) -> None:
         self.down = False
+        self.locked = False  # every statement meets a lock that stays taken (error 1205)
+        self.statements = 0
         self.processed: set[tuple[str, int]] = set()
         self.parked: list[tuple[Any, ...]] = []
         self.settled: list[tuple[Any, ...]] = []
@@ -65,8 +67,11 @@ class Conn:
         return self.shard.processed | {args for kind, args in self.pending if kind == "processed"}
 
     def execute(self, sql: str, args: tuple[Any, ...]) -> None:
+        self.shard.statements += 1
         if self.shard.down:
             raise pymysql.err.OperationalError(2013, "Lost connection to server during query")
+        if self.shard.locked and not sql.startswith("INSERT IGNORE INTO parked_message"):
+            raise pymysql.err.OperationalError(1205, "Lock wait timeout exceeded; try restarting transaction")
         if sql.startswith("INSERT IGNORE INTO processed_event"):
             self.rowcount = int(args not in self._claimed())
             self.pending.append(("processed", args))
@@ -304,3 +309,19 @@ def test_a_payment_listed_at_the_fault_point_fails_every_attempt_also_in_a_batch
     assert sorted(outcomes(handled)) == [(0, Outcome.APPLIED), (1, Outcome.PARKED), (2, Outcome.APPLIED)]
     assert [(r["kind"], r["event_id"]) for r in parked_rows(shards[1])] == [("poison", 1001)]
     assert "InjectedFault" in parked_rows(shards[1])[0]["reason"]
+
+
+def test_a_held_lock_defers_its_shard_and_never_parks(processor: Processor, shards: list[Shard],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """One event meets a lock that stays taken: after its bounded reruns it waits behind its shard
+    (not parked: a lock is transient); the shard's next events wait without a single statement, so
+    the poll loop spends one event's reruns, and the other shard's events flow on."""
+    monkeypatch.setattr(apply, "time", SimpleNamespace(sleep=lambda s: None))
+    shards[0].locked = True
+    first = processor.handle(TP, record(0, 1))  # payment 1: shard 0 ((id - 1) mod 2)
+    assert first.outcome is Outcome.DEFERRED
+    tried = shards[0].statements
+    assert [processor.handle(TP, record(n, 1)).outcome for n in (1, 2, 3)] == [Outcome.DEFERRED] * 3
+    assert shards[0].statements == tried  # waited behind the first, no attempt of their own
+    assert processor.handle(TP, record(4, 2)).outcome is Outcome.APPLIED  # shard 1 unaffected
+    assert parked_rows(shards[0]) == [] and parked_rows(shards[1]) == []

@@ -17,13 +17,12 @@ from typing import Any, Protocol, runtime_checkable
 import pymysql
 
 from payflow.consumers.decode import Event
-from payflow.db.pool import is_unavailable_error
+from payflow.db.pool import is_retryable_conflict, is_unavailable_error
 from payflow.domain.parking import ParkKind
 from payflow.store import inbox
 
 log = logging.getLogger("payflow.consumer")
 
-_RETRY_CODES = {1213, 1205}  # deadlock, lock wait timeout: retry, never count as poison
 
 
 class Handler(Protocol):
@@ -122,9 +121,12 @@ class Verdict:
 
 
 # A deadlock or lock wait is not the event's fault, but a lock held for long must not stall the poll
-# loop past the group's max poll interval: this many reruns (backoff 0.05 s doubling to 1 s, each
-# wait itself bounded by the session's innodb_lock_wait_timeout), then the event is parked.
-LOCK_RETRIES = 8
+# loop past the group's max poll interval: this many reruns (backoff 0.05 s doubling, each wait
+# itself bounded by the session's innodb_lock_wait_timeout), then the event is deferred: it waits
+# behind its shard, in order, and is retried after the shard's back-off; meanwhile the shard's
+# other events wait without attempts, so one held lock costs the poll loop one event's reruns.
+# Never parked for a lock: a lock is transient, and parked is terminal until a person acts.
+LOCK_RETRIES = 4
 
 
 def judge(exc: BaseException, attempts: int, max_attempts: int, lock_retries: int = 0) -> Verdict:
@@ -134,9 +136,9 @@ def judge(exc: BaseException, attempts: int, max_attempts: int, lock_retries: in
     if isinstance(exc, pymysql.err.OperationalError | pymysql.err.InterfaceError):
         if is_unavailable_error(exc):
             return Verdict(Step.DEFER, attempts)
-        if (exc.args[0] if exc.args else None) in _RETRY_CODES:
+        if is_retryable_conflict(exc):  # deadlock, lock wait: never counted as poison
             if lock_retries >= LOCK_RETRIES:
-                return Verdict(Step.PARK, attempts)
+                return Verdict(Step.DEFER, attempts)
             return Verdict(Step.RETRY_NOW, attempts, min(0.05 * 2**lock_retries, 1.0))
     attempts += 1
     if attempts >= max_attempts:
@@ -149,14 +151,7 @@ class Attempted:
     outcome: Outcome          # APPLIED, DUPLICATE, DEFERRED or PARKED
     error: BaseException | None = None  # why DEFERRED or PARKED
     attempts: int = 0         # failed attempts, when PARKED
-    kind: ParkKind | None = None  # when PARKED: poison, or a lock that stayed taken
-
-
-def park_kind(exc: BaseException) -> ParkKind:
-    """Why an event that failed its last attempt with `exc` is parked."""
-    if isinstance(exc, pymysql.err.OperationalError) and (exc.args[0] if exc.args else None) in _RETRY_CODES:
-        return ParkKind.LOCK_TIMEOUT
-    return ParkKind.POISON
+    kind: ParkKind | None = None  # when PARKED: why (poison)
 
 
 def attempt(run: Callable[[], bool], max_attempts: int, what: str) -> Attempted:
@@ -174,7 +169,7 @@ def attempt(run: Callable[[], bool], max_attempts: int, what: str) -> Attempted:
             if verdict.step is Step.DEFER:
                 return Attempted(Outcome.DEFERRED, exc)
             if verdict.step is Step.PARK:
-                return Attempted(Outcome.PARKED, exc, attempts, park_kind(exc))
+                return Attempted(Outcome.PARKED, exc, attempts, ParkKind.POISON)
             if verdict.step is Step.RETRY:
                 log.warning("%s failed (%s: %s); attempt %s of %s", what, type(exc).__name__, exc, attempts,
                             max_attempts)

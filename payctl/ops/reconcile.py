@@ -142,9 +142,10 @@ def check_invariants(report: ShardReport, snap: queries.ShardSnapshot) -> None:
         expected: dict[invariants.SettlementKey, int] = {}
         settled = snap.processed.get("settlement", set())
         for r in snap.outbox:
-            if r.event_id not in settled or r.created_at is None:
+            if r.event_id not in settled or r.created_at_s is None:
                 continue
-            day = datetime.fromtimestamp(r.created_at.timestamp(), UTC).date()
+            # the settlement consumer's day: UTC of the shard's epoch (payflow.consumers.settlement)
+            day = datetime.fromtimestamp(r.created_at_s, UTC).date()
             if not whole(day):
                 continue
             key = (str(r.payload["merchantId"]), day, str(r.payload["currency"]))

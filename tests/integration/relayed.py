@@ -16,12 +16,12 @@ from payflow.store.outbox import OutboxEvent
 def relayed_record(stack: Any, event_id: int, secret: bytes | None, offset: int = 0,
                    shard_index: int = 0) -> tuple[TopicPartition, Any]:
     """The partition and record a consumer would be given for outbox event `event_id`."""
-    aggregate_id, event_type, payload, created_at = stack.query(
-        shard_index, "SELECT aggregate_id, event_type, payload, created_at FROM outbox_event WHERE event_id=%s",
-        (event_id,))[0]
+    aggregate_id, event_type, payload, created_at_s = stack.query(
+        shard_index, "SELECT aggregate_id, event_type, payload, UNIX_TIMESTAMP(created_at) FROM outbox_event "
+        "WHERE event_id=%s", (event_id,))[0]
     event = OutboxEvent(event_id=int(event_id), aggregate_id=int(aggregate_id), event_type=event_type,
-                        payload=json.loads(payload), retry_count=0, created_at=created_at)
+                        payload=json.loads(payload), retry_count=0, created_at_s=float(created_at_s))
     value = encode(event)
     record = SimpleNamespace(value=value, headers=headers(event, value, secret), offset=offset,
-                             timestamp=int(created_at.timestamp() * 1000))
+                             timestamp=int(float(created_at_s) * 1000))
     return TopicPartition(event.topic, 0), record

@@ -5,7 +5,7 @@ chosen): acks are awaited together under one deadline, yet each event is its own
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+import time
 from typing import Any
 
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
@@ -53,7 +53,7 @@ class ScriptedProducer:
 
 
 def _events(n: int) -> list[OutboxEvent]:
-    return [OutboxEvent(i + 1, 100 + i, events.AUTHORIZED, {"paymentId": 100 + i}, 0, datetime.now())
+    return [OutboxEvent(i + 1, 100 + i, events.AUTHORIZED, {"paymentId": 100 + i}, 0, time.time())
             for i in range(n)]
 
 

@@ -70,7 +70,7 @@ def headers(event: OutboxEvent, value: bytes, secret: bytes | None,
     fields = {
         "eventId": str(event.event_id).encode(),
         "eventType": event.event_type.encode(),
-        "createdAt": str(event.created_at.timestamp()).encode(),
+        "createdAt": str(event.created_at_s).encode(),
         SIGNED_AT_HEADER: str(int((time.time() if signed_at is None else signed_at) * 1000)).encode(),
     }
     out = list(fields.items())

@@ -63,7 +63,7 @@ class PublishLoop:
             published, now = set(result.published), time.time()
             for event in batch:
                 if event.event_id in published:
-                    self._lag.observe(max(0.0, now - event.created_at.timestamp()))
+                    self._lag.observe(max(0.0, now - event.created_at_s))
         if result.refused:
             self.tracked.record_not_permitted(len(result.refused))
             store.release(result.refused)

@@ -6,7 +6,6 @@ member has read past them) in the same statement; the prune keeps events parked 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -25,7 +24,9 @@ class OutboxEvent:
     event_type: str
     payload: dict[str, Any]
     retry_count: int
-    created_at: datetime
+    # When the row was written, as epoch seconds converted by the shard that wrote it
+    # (UNIX_TIMESTAMP in the shard's own time zone): the relay's host clock and zone never enter it.
+    created_at_s: float
 
     @property
     def topic(self) -> str:
@@ -184,7 +185,8 @@ class OutboxStore:
         attempt out by `lease_s`, so a relay that dies mid-publish leaves them to be retried."""
         with self.conn.cursor() as cur:
             cur.execute(
-                "SELECT event_id, aggregate_id, event_type, payload, retry_count, created_at FROM outbox_event "
+                "SELECT event_id, aggregate_id, event_type, payload, retry_count, UNIX_TIMESTAMP(created_at) "
+                "FROM outbox_event "
                 "WHERE published=0 AND dead=0 AND next_attempt_at<=NOW(6) ORDER BY event_id LIMIT %s "
                 "FOR UPDATE SKIP LOCKED",
                 (limit,),
@@ -199,7 +201,7 @@ class OutboxStore:
                 )
         self.conn.commit()
         return [
-            OutboxEvent(int(r[0]), int(r[1]), str(r[2]), orjson.loads(r[3]), int(r[4]), r[5]) for r in rows
+            OutboxEvent(int(r[0]), int(r[1]), str(r[2]), orjson.loads(r[3]), int(r[4]), float(r[5])) for r in rows
         ]
 
     def _update_ids(self, assignments: str, event_ids: list[int]) -> None:

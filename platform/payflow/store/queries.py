@@ -28,7 +28,7 @@ class OutboxRow:
     published: bool
     dead: bool
     published_age_s: float | None  # seconds since published_at, None when unpublished
-    created_at: datetime | None = None
+    created_at_s: float | None = None  # epoch seconds, converted by the shard (its own time zone)
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,11 @@ def parked_message_count(cur: Cursor) -> int:
 def read_snapshot(cur: Cursor, since: datetime | None = None) -> ShardSnapshot:
     start = since or _EPOCH
     cur.execute("SELECT event_id, event_type, payload, published, dead, "
-                "TIMESTAMPDIFF(MICROSECOND, published_at, NOW(6)), created_at FROM outbox_event "
+                "TIMESTAMPDIFF(MICROSECOND, published_at, NOW(6)), UNIX_TIMESTAMP(created_at) FROM outbox_event "
                 "WHERE created_at >= %s ORDER BY event_id", (start,))
     outbox = [OutboxRow(int(r[0]), str(r[1]), json.loads(r[2]), bool(r[3]), bool(r[4]),
-                        None if r[5] is None else int(r[5]) / 1e6, r[6]) for r in cur.fetchall()]
+                        None if r[5] is None else int(r[5]) / 1e6,
+                        None if r[6] is None else float(r[6])) for r in cur.fetchall()]
     first_event = outbox[0].event_id if outbox else None
     processed: dict[str, set[int]] = {}
     postings: dict[int, int] = {}

@@ -139,7 +139,7 @@ def test_retention_prunes_old_and_replayed_parked_messages_but_keeps_what_may_be
             pruned = prune_once(conn, config.settings)
         finally:
             conn.close()
-        assert pruned.parked >= 2
+        assert pruned.deleted["parked"] >= 2
         left = {r[0] for r in stack.query(0, "SELECT reason FROM parked_message WHERE topic=%s", (tag,))}
         assert left == {"fresh", "failed 3 times"}
         assert stack.query(0, "SELECT 1 FROM outbox_event WHERE event_id=%s", (kept_event,))

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from payctl.assets import chaos_dir
+from payctl.atomic import write_atomic
 from payctl.chaos import engine
 from payctl.chaos.driver import StackDriver
 from payctl.chaos.journal import Journal, read_summary
@@ -83,8 +84,8 @@ def execute(name: str, experiment: Experiment, backend: Backend, reports_root: P
     if recorder is not None:
         _judge_history(journal, backend, folder, recorder, driver.history_started)
     data = journal.as_dict()
-    (folder / "journal.json").write_text(json.dumps(data, indent=2, default=str))
-    (folder / "report.md").write_text(to_markdown(data))
+    write_atomic(folder / "journal.json", json.dumps(data, indent=2, default=str))
+    write_atomic(folder / "report.md", to_markdown(data))
     return journal, folder
 
 

@@ -120,18 +120,20 @@ class PaymentService:
         action: Callable[[Cursor, list[Statement]], Outcome],
     ) -> Outcome:
         for attempt in range(LOCK_ATTEMPTS):
+            if attempt:
+                time.sleep(lock_backoff_s(attempt - 1))  # between attempts, holding no connection
             with self.pools.connect(shard) as conn:
                 try:
                     outcome = self._attempt(conn, merchant_id, key, operation, request_hash, action)
                 except OPERATIONAL_ERRORS as exc:
-                    if is_retryable_conflict(exc):  # a lock taken (no wait) or a deadlock: nothing written
+                    if is_retryable_conflict(exc):  # a lock taken (no wait) or a deadlock: rolled back
                         conn.rollback()
-                        time.sleep(lock_backoff_s(attempt))
                         continue
                     raise
                 if outcome is not None:
                     return outcome
-                # the key had expired and was forgotten: run again as a new request
+                # the key had expired and was forgotten (that DELETE committed on its own): run again
+                # as a new request
         # One payment's rows stayed locked (or deadlocked) through every attempt: that request
         # alone is told to come back; the shard is fine and its breaker is not touched.
         raise ApiError(429, "LOCK_TIMEOUT", "this payment is being changed by another request; retry",

@@ -8,15 +8,16 @@ from typing import Annotated
 import typer
 
 from payctl.cli.context import load
-from payctl.cli.options import JsonOpt
+from payctl.cli.options import JsonOpt, out_folder
 from payctl.cli.output import console, print_json, table
 from payctl.stack import compose_files, compose_render
 
 
 def render(
     ctx: typer.Context,
-    out: Annotated[Path, typer.Option("--out", help="folder for compose.yml (configs go to platform/compose/ "
-                                                    "inside it); default: the working directory")] = Path("."),
+    out: Annotated[Path, typer.Option("--out", callback=out_folder,
+                                      help="folder for compose.yml (configs go to platform/compose/ inside it); "
+                                           "default: the working directory")] = Path("."),
     check: Annotated[bool, typer.Option("--check", help="write nothing; exit 1 when a file on disk is stale")] = False,
     json_out: JsonOpt = False,
 ) -> None:

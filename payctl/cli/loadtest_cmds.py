@@ -24,6 +24,7 @@ from payctl.cli.options import (
     RateOpt,
     ReportsOpt,
     ScenarioOpt,
+    out_folder,
 )
 from payctl.cli.output import PlainProgress, console, err_console, print_json, table
 from payctl.errors import UsageError
@@ -68,7 +69,8 @@ def analyze(
     files: Annotated[list[Path], typer.Argument(help="k6 output files (summary-export, handleSummary, raw NDJSON)")],
     baseline: Annotated[Path | None, typer.Option(help="compare against this k6 output")] = None,
     fmt: FormatOpt = "table",
-    out: Annotated[Path | None, typer.Option("--out", help="write report.md/.json/.html/.junit.xml here")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="write report.md/.json/.html/.junit.xml here",
+                                                callback=out_folder)] = None,
     min_grade: MinGradeOpt = "FAIR",
     max_regression: MaxRegressionOpt = "10%",
     target_rate: Annotated[float | None, typer.Option(min=0.001, max=1_000_000,
@@ -246,7 +248,7 @@ def history_cmd(
 
 
 def trend_cmd(
-    out: Annotated[Path, typer.Option("--out", help="write trend.html into this folder")],
+    out: Annotated[Path, typer.Option("--out", help="write trend.html into this folder", callback=out_folder)],
     scenario: ScenarioOpt = None,
     rate: RateOpt = None,
     reports: ReportsOpt = REPORTS,

@@ -7,12 +7,23 @@ from typing import Annotated
 
 import typer
 
+from payctl.stack import owned
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output (JSON on stdout)")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="validate and show the plan, run nothing")]
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table | md | json | html | junit")]
 MinGradeOpt = Annotated[str, typer.Option("--min-grade", help="lowest passing grade")]
 MaxRegressionOpt = Annotated[str, typer.Option("--max-regression", help="tolerated regression, e.g. 10%")]
-ReportsOpt = Annotated[Path, typer.Option("--reports", help="where report folders and journals go")]
+def _reports_folder(value: Path) -> Path:
+    return owned.check_output(value, "--reports")
+
+
+def out_folder(value: Path | None) -> Path | None:
+    return None if value is None else owned.check_output(value, "--out")
+
+
+ReportsOpt = Annotated[Path, typer.Option("--reports", help="where report folders and journals go",
+                                          callback=_reports_folder)]
 MerchantArg = Annotated[str, typer.Argument(help="merchant id, e.g. MERCHANT-42")]
 VarOpt = Annotated[list[str] | None, typer.Option("--var", help="override a variable: key=value")]
 

@@ -67,3 +67,27 @@ def delete(folder: Path, anchor: Path | None = None) -> bool:
         raise UsageError(f"refusing to delete {folder}: {why}", "delete it yourself if it really should go")
     shutil.rmtree(folder)
     return True
+
+
+def output_refusal(folder: Path) -> str | None:
+    """Why payctl must not write its report folders or generated files into `folder` (None: it
+    may): the root, the home folder, or an ancestor of the current folder or the checkout, where
+    they would mix with everything else. The current folder and the checkout themselves are fine
+    (`reports/` and `compose.yml` live there)."""
+    target = folder.expanduser().resolve()
+    if target == Path("/"):
+        return "it is the root folder"
+    if target == Path.home().resolve():
+        return "it is the home folder"
+    for place in (Path.cwd().resolve(), *([CHECKOUT] if CHECKOUT else [])):
+        if place != target and place.is_relative_to(target):
+            return f"it is an ancestor of {place}"
+    return None
+
+
+def check_output(folder: Path, option: str) -> Path:
+    why = output_refusal(folder)
+    if why:
+        raise UsageError(f"{option} {folder}: {why}; payctl writes its reports and files only into a folder of "
+                         "their own", "name a folder such as ./reports")
+    return folder

@@ -79,3 +79,28 @@ def test_down_purge_with_a_state_dir_over_the_checkout_exits_2_and_deletes_nothi
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert all(k.exists() for k in keep)
+
+
+@pytest.mark.parametrize(("args", "where"), [
+    (["loadtest", "history", "--reports", "/"], "/"),
+    (["loadtest", "history", "--reports", "~"], "~"),
+    (["loadtest", "history", "--reports", ".."], ".."),
+    (["compose", "render", "--out", ".."], ".."),
+    (["loadtest", "trend", "--out", "/"], "/"),
+])
+def test_reports_and_outputs_never_go_into_the_root_home_or_an_ancestor(tmp_path: Path, args: list[str],
+                                                                      where: str) -> None:
+    inner = tmp_path / "a" / "b"
+    inner.mkdir(parents=True)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = subprocess.run([sys.executable, "-m", "payctl.cli.app", *args], cwd=inner, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and "folder of their own" in result.stderr, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_reports_in_the_current_folder_are_fine(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "payctl.cli.app", "loadtest", "history", "--reports", "reports",
+                             "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr

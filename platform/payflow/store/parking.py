@@ -83,8 +83,14 @@ def mark_replayed(cur: Cursor, event_id: int) -> int:
 
 
 def prune_statement(older_than_s: float, batch: int) -> tuple[str, tuple[Any, ...]]:
-    """The DELETE of up to `batch` rows parked longer ago than the retention, or replayed more than
-    REPLAYED_KEEP_S ago."""
+    """The DELETE of up to `batch` rows parked longer ago than the retention, oldest first
+    (ix_parked_at)."""
     return ("DELETE FROM parked_message WHERE parked_at < NOW(6) - INTERVAL %s MICROSECOND "
-            "OR replayed_at < NOW(6) - INTERVAL %s MICROSECOND ORDER BY park_id LIMIT %s",
-            (int(older_than_s * 1e6), int(REPLAYED_KEEP_S * 1e6), batch))
+            "ORDER BY parked_at LIMIT %s", (int(older_than_s * 1e6), batch))
+
+
+def prune_replayed_statement(older_than_s: float, batch: int) -> tuple[str, tuple[Any, ...]]:
+    """The DELETE of up to `batch` rows replayed longer ago than `older_than_s` (REPLAYED_KEEP_S:
+    an operator still sees them right after a replay), oldest first (ix_parked_replayed)."""
+    return ("DELETE FROM parked_message WHERE replayed_at < NOW(6) - INTERVAL %s MICROSECOND "
+            "ORDER BY replayed_at LIMIT %s", (int(older_than_s * 1e6), batch))

@@ -63,6 +63,7 @@ def steps(settings: Settings) -> list[Step]:
         Step("acquirer", acquirer.prune_statement, settings.acquirer_refund_retention_s),
         Step("progress", progress.prune_statement, settings.progress_retention_s),
         Step("parked", parking.prune_statement, settings.parked_retention_s),
+        Step("parked-replayed", parking.prune_replayed_statement, parking.REPLAYED_KEEP_S),
     ]
 
 

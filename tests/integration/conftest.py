@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +120,28 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         backend.down(purge=not keep)
         if keep:
             print(f"\nstack state kept in {state}")
+
+
+# Every table the relay's re-drive and the stores' statements read (a copy missing one would fail
+# them mid-transaction).
+REDRIVE_TABLES = ("outbox_event", "processed_event", "consumer_progress", "parked_message")
+
+
+@contextmanager
+def table_copies(stack: Stack, database: str, tables: tuple[str, ...]) -> Iterator[pymysql.Connection[Any]]:
+    """Empty copies of live tables (indexes included) in a database of their own on shard1, out of
+    the live services' way; root's autocommit connection to it, dropped afterwards. The DROP waits
+    at most 30 s for a transaction a failed test left open, instead of MariaDB's default day."""
+    admin = pymysql.connect(unix_socket=str(stack.backend.paths.db_socket("vm1")), user="root", autocommit=True)
+    with admin.cursor() as cur:
+        cur.execute("SET SESSION lock_wait_timeout = 30")
+        cur.execute(f"DROP DATABASE IF EXISTS {database}")
+        cur.execute(f"CREATE DATABASE {database}")
+        for table in tables:
+            cur.execute(f"CREATE TABLE {database}.{table} LIKE {stack.topo.database}.{table}")
+    try:
+        yield admin
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {database}")
+        admin.close()

@@ -13,6 +13,7 @@ import pytest
 
 from payflow.domain import events
 from payflow.store.outbox import OutboxStore, append
+from tests.integration.conftest import REDRIVE_TABLES, table_copies
 
 pytestmark = pytest.mark.integration
 DB = "outbox_store_check"
@@ -25,18 +26,8 @@ def _connect(stack: Any) -> pymysql.Connection[Any]:
 
 @pytest.fixture()
 def outbox(stack: Any) -> Iterator[Any]:
-    admin = pymysql.connect(unix_socket=str(stack.backend.paths.db_socket("vm1")), user="root", autocommit=True)
-    with admin.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {DB}")
-        cur.execute(f"CREATE DATABASE {DB}")
-        for table in ("outbox_event", "processed_event", "consumer_progress"):
-            cur.execute(f"CREATE TABLE {DB}.{table} LIKE {stack.topo.database}.{table}")
-    try:
+    with table_copies(stack, DB, REDRIVE_TABLES) as admin:
         yield admin
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {DB}")
-        admin.close()
 
 
 def _rows(admin: pymysql.Connection[Any]) -> dict[int, tuple[int, bool]]:

@@ -16,6 +16,7 @@ import pytest
 
 from payflow.domain import events
 from payflow.store.outbox import OutboxStore
+from tests.integration.conftest import REDRIVE_TABLES, table_copies
 
 pytestmark = pytest.mark.integration
 DB = "progress_clock_check"
@@ -40,19 +41,8 @@ progress.record(conn, "ledger", "m1", behind_s(time.monotonic(), read_through))
 
 @pytest.fixture()
 def tables(stack: Any) -> Iterator[pymysql.Connection[Any]]:
-    admin = pymysql.connect(unix_socket=str(stack.backend.paths.db_socket("vm1")), user="root", autocommit=True)
-    with admin.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {DB}")
-        cur.execute(f"CREATE DATABASE {DB}")
-        # every table the re-drive reads (it skips events parked for a consumer)
-        for table in ("outbox_event", "processed_event", "consumer_progress", "parked_message"):
-            cur.execute(f"CREATE TABLE {DB}.{table} LIKE {stack.topo.database}.{table}")
-    try:
+    with table_copies(stack, DB, REDRIVE_TABLES) as admin:
         yield admin
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {DB}")
-        admin.close()
 
 
 def _published(admin: pymysql.Connection[Any], aggregate: int, published_s_ago: float) -> int:

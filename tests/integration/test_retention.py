@@ -11,6 +11,7 @@ import pytest
 from payctl.stack import render
 from payflow.db.pool import direct_connect
 from payflow.store.retention import prune_once
+from tests.integration.conftest import table_copies
 
 pytestmark = pytest.mark.integration
 
@@ -97,20 +98,9 @@ TABLES = ("idempotency_record", "outbox_event", "processed_event", "acquirer_ref
 
 @pytest.fixture()
 def copy_db(stack):
-    """Copies of the pruned tables (indexes included) in their own database, filled with expired and
-    live rows, out of the live services' way."""
-    admin = pymysql.connect(unix_socket=str(stack.backend.paths.db_socket("vm1")), user="root", autocommit=True)
-    with admin.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {COPY}")
-        cur.execute(f"CREATE DATABASE {COPY}")
-        for table in TABLES:
-            cur.execute(f"CREATE TABLE {COPY}.{table} LIKE {stack.topo.database}.{table}")
-    try:
+    """Copies of the pruned tables (indexes included), filled by the tests with expired and live rows."""
+    with table_copies(stack, COPY, TABLES) as admin:
         yield admin
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {COPY}")
-        admin.close()
 
 
 def _fill(admin, live: int, expired: int) -> None:

@@ -121,3 +121,16 @@ def test_the_reported_progress_does_not_depend_on_the_hosts_clock_or_zone(
         os.environ.pop("TZ", None)
         time.tzset()
     assert 29.0 <= behind <= 31.0
+
+
+def test_a_lost_log_does_not_freeze_a_members_progress():
+    """The broker restarted empty: the partition's end is lower than before. The member's progress
+    must move on from the new log (else the relay never re-drives what the broker lost)."""
+    from payflow.consumers.progress import LogMarks
+
+    marks: LogMarks[str] = LogMarks()
+    marks.observe("p", 500, 10.0)
+    assert marks.read_through("p", 500) == 10.0
+    marks.observe("p", 20, 50.0)  # a new, shorter log
+    marks.observe("p", 20, 60.0)
+    assert marks.read_through("p", 20) == 60.0

@@ -23,11 +23,15 @@ class LogMarks(Generic[P]):
 
     def observe(self, partition: P, end: int, at: float) -> None:
         marks = self._marks.setdefault(partition, [])
-        if marks and marks[-1][0] >= end:
-            # The same end seen again (or a lower one, which only a lost log shows; the member then
-            # reads again and forgets the partition): nothing before this end is newer.
-            if marks[-1][0] == end:
-                marks[-1] = (end, max(at, marks[-1][1]))
+        if marks and end < marks[-1][0]:
+            # A lower end: the broker lost this log and started a new one. The old ends can never be
+            # reached again, so keeping them would keep this member's progress old for good (and the
+            # relay would never re-drive what the broker lost); start over from the new end. Claiming
+            # too much here costs at most a re-drive the consumers dedupe; too little loses events.
+            self._marks[partition] = [(end, at)]
+            return
+        if marks and marks[-1][0] == end:
+            marks[-1] = (end, max(at, marks[-1][1]))  # the same end seen again
             return
         marks.append((end, at))
 

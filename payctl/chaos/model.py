@@ -242,6 +242,8 @@ def load_experiment(path: Path, overrides: dict[str, Scalar] | None = None) -> t
         raw = yaml.safe_load(path.read_text())
     except OSError as exc:
         raise UsageError(f"cannot read experiment {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: byte {exc.start}: expected UTF-8 text") from exc
     except yaml.YAMLError as exc:
         raise UsageError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):

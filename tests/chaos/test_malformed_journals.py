@@ -57,3 +57,15 @@ def test_any_damage_is_listed_or_left_out(tmp_path_factory, data):
     runs = list_runs(reports)
     assert len(runs) <= 1
     json.dumps(runs)  # what the console and the MCP server hand on
+
+
+def test_an_experiment_that_is_not_utf8_is_one_line_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"title: \xff\xfe broken\n")
+    result = subprocess.run([sys.executable, "-m", "payctl.cli.app", "chaos", "run", str(bad), "--dry-run"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "expected UTF-8 text" in result.stderr

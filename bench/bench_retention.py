@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_soak import _slope
+
 from payctl.loadtest.session import run_and_analyze
 from payctl.ops.outbox import outbox_stats
 from payctl.stack.local import LocalBackend
@@ -30,19 +32,9 @@ from payctl.stack.topology import Topology
 from payflow.config import Settings
 from payflow.store import retention
 
-PRUNED = ("idempotency_record", "outbox_event", "processed_event", "acquirer_refund", "consumer_progress")
+# every table retention prunes (the rest of GROWING are business records, kept)
+PRUNED = tuple(t for t in retention.GROWING if t not in retention.KEPT)
 REQUESTS_PER_ITERATION = {"full-flow": 3, "authorize": 1}
-
-
-def _slope(points: list[tuple[float, float]]) -> float:
-    """Least-squares slope (units per second)."""
-    n = len(points)
-    if n < 2:
-        return 0.0
-    mx = sum(p[0] for p in points) / n
-    my = sum(p[1] for p in points) / n
-    den = sum((p[0] - mx) ** 2 for p in points)
-    return sum((p[0] - mx) * (p[1] - my) for p in points) / den if den else 0.0
 
 
 def _counts(topo: Topology) -> dict[str, int]:

@@ -50,6 +50,26 @@ def test_a_held_row_lock_answers_that_payment_busy_and_leaves_the_shard_serving(
     assert again.status_code == 200, again.text
 
 
+def test_a_request_the_payment_can_never_accept_is_answered_even_while_its_row_is_locked(stack):
+    """A capture of a payment that is already captured can only be refused, whoever holds the row:
+    the refusal comes from the committed state, at once, not as a 429 that sends the client back."""
+    pid = _captured(stack, HOT)
+    holder = stack.db(0)
+    holder.autocommit(False)
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SELECT payment_id FROM payment WHERE payment_id=%s FOR UPDATE", (pid,))
+            again = stack.api.post(f"/payments/capture/{pid}", {"merchantId": HOT})
+            cancel = stack.api.post(f"/payments/cancel/{pid}", {"merchantId": HOT})
+            too_much = stack.api.post(f"/payments/refund/{pid}", {"merchantId": HOT, "amount": 10_000_000})
+    finally:
+        holder.rollback()
+        holder.close()
+    assert again.status_code == 409, again.text
+    assert cancel.status_code == 409, cancel.text
+    assert too_much.status_code in (400, 409, 422), too_much.text
+
+
 def test_hundreds_of_concurrent_refunds_on_one_payment_never_cost_the_shard(stack):
     pid = _captured(stack, HOT, amount=1_000_000)
     codes: list[int] = []

@@ -216,11 +216,26 @@ class PaymentService:
         operation: str,
         request_hash: str,
         change: Callable[[Cursor, list[Statement], dict[str, Any], datetime], tuple[Balances, str]],
+        rule: Callable[[Balances], object],
     ) -> Outcome:
         shard = self.shard_of_payment(payment_id, merchant_id)
+        contended = False
 
         def action(cur: Cursor, writes: list[Statement]) -> Outcome:
-            row = self._load(cur, payment_id, merchant_id, lock=True)
+            nonlocal contended
+            if contended:
+                # Someone held the row last attempt. A request the committed state refuses is
+                # refused now, without the lock: that refusal is a true answer at the moment of
+                # this read (linearized there), while waiting for the lock could end in a 429.
+                try:
+                    rule(balances_of(self._load(cur, payment_id, merchant_id)))
+                except TransitionError as err:
+                    raise from_transition(err, payment_id) from err
+            try:
+                row = self._load(cur, payment_id, merchant_id, lock=True)
+            except OPERATIONAL_ERRORS as exc:
+                contended = contended or is_retryable_conflict(exc)
+                raise
             now = _now()
             try:
                 b, message = change(cur, writes, row, now)
@@ -238,7 +253,8 @@ class PaymentService:
                                                   events.payload(b, payment_id, merchant_id, row["currency"])))
             return b, "Payment captured"
 
-        return self._transition(payment_id, merchant_id, key, "capture", h, change)
+        return self._transition(payment_id, merchant_id, key, "capture", h, change,
+                                lambda b: payment.capture(b, amount))
 
     def cancel(self, payment_id: int, merchant_id: str, key: str | None, h: str) -> Outcome:
         def change(cur: Cursor, writes: list[Statement], row: dict[str, Any], now: datetime) -> tuple[Balances, str]:
@@ -248,7 +264,7 @@ class PaymentService:
                                                   events.payload(b, payment_id, merchant_id, row["currency"])))
             return b, "Payment cancelled"
 
-        return self._transition(payment_id, merchant_id, key, "cancel", h, change)
+        return self._transition(payment_id, merchant_id, key, "cancel", h, change, payment.cancel)
 
     def refund(
         self, payment_id: int, merchant_id: str, amount: int | None, reason: str | None, key: str | None, h: str
@@ -263,7 +279,8 @@ class PaymentService:
             writes.append(outbox.append_statement(payment_id, events.REFUND_REQUESTED, data))
             return b, "Refund requested"
 
-        return self._transition(payment_id, merchant_id, key, "refund", h, change)
+        return self._transition(payment_id, merchant_id, key, "refund", h, change,
+                                lambda b: payment.request_refund(b, amount))
 
     def get(self, payment_id: int, merchant_id: str) -> dict[str, Any]:
         shard = self.shard_of_payment(payment_id, merchant_id)

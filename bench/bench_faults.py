@@ -1,10 +1,14 @@
 """Fault experiments at a real background load: bring up a stack (plain, or with --netns each VM in
 its own network namespace), run each chosen experiment with `load_rate` = --rate, and print one
 line per experiment: held or deviated, how long it took, the payments sent during it and how many
-failed. The timings stay the experiments' own defaults except where a flag shortens them.
+failed. Beside the load a client-side history is recorded at --history-rate (0: none) and checked
+after each experiment (payctl/history): the operations, their outcomes as the clients saw them
+(ok / definite failure / unknown) and the anomalies the checker found. The timings stay the
+experiments' own defaults except where a flag shortens them.
 
-    .venv/bin/python bench/bench_faults.py [--rate 300] [--netns] [--only kafka-outage,shard-hang]
-                                           [--outage-s 60] [--json OUT] [--logs DIR]
+    .venv/bin/python bench/bench_faults.py [--rate 300] [--history-rate 300] [--netns]
+                                           [--only kafka-outage,shard-hang] [--outage-s 60]
+                                           [--json OUT] [--logs DIR]
 """
 
 from __future__ import annotations
@@ -36,9 +40,20 @@ def _load_totals(data: dict[str, Any]) -> tuple[int, int]:
     return 0, 0
 
 
+def _history_totals(history: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Operations, outcomes as the clients saw them, and anomalies, from the journal's history entry."""
+    if not history or history.get("ops") is None:
+        return None
+    outcomes = (history.get("recorder") or {}).get("outcomes", {})
+    return {"verdict": history["verdict"], "ops": int(history["ops"]), "ok": int(outcomes.get("ok", 0)),
+            "fail": int(outcomes.get("fail", 0)), "unknown": int(outcomes.get("unknown", 0)),
+            "anomalies": sum(int(v) for v in (history.get("anomalies_by_class") or {}).values())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rate", type=int, default=300)
+    ap.add_argument("--history-rate", type=float, default=300.0, help="operations/s of the history client; 0: none")
     ap.add_argument("--netns", action="store_true", help="run the link-fault experiments on a netns stack")
     ap.add_argument("--only", default="")
     ap.add_argument("--outage-s", type=int, default=60, help="kafka-outage-long's outage (its default is 300)")
@@ -60,15 +75,19 @@ def main() -> None:
                     overrides["outage_s"] = args.outage_s
                 stem, experiment = runner.prepare(name, overrides)
                 started = time.monotonic()
-                journal, folder = runner.execute(stem, experiment, backend, Path(tmp) / "reports")
+                journal, folder = runner.execute(stem, experiment, backend, Path(tmp) / "reports",
+                                                 history_rate=args.history_rate or None)
                 data = json.loads((folder / "journal.json").read_text())
                 sent, failed = _load_totals(data)
+                history = _history_totals(journal.history)
                 row = {"experiment": name, "rate": args.rate, "status": journal.status,
                        "seconds": round(time.monotonic() - started, 1), "sent": sent, "failed": failed,
-                       "reason": journal.reason}
+                       "history": history, "reason": journal.reason}
                 rows.append(row)
+                seen = (f"  history {history['ops']:>6} ops  ok {history['ok']:>6}  fail {history['fail']:>5}  "
+                        f"unknown {history['unknown']:>4}  anomalies {history['anomalies']}" if history else "")
                 print(f"{name:>22} @ {args.rate}/s  {journal.status:>10}  {row['seconds']:>6.1f} s  "
-                      f"payments {sent:>6}  failed {failed:>4}  {journal.reason or ''}", flush=True)
+                      f"payments {sent:>6}  failed {failed:>4}{seen}  {journal.reason or ''}", flush=True)
         finally:
             if args.logs:
                 shutil.copytree(backend.paths.root / "logs", args.logs / "logs", dirs_exist_ok=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -35,6 +35,16 @@ def list_cmd(json_out: JsonOpt = False) -> None:
                             ", ".join(f"{k}={v}" for k, v in i["variables"].items())] for i in items]))
     if any(i["needs_netns"] for i in items):
         console().print("needs netns: runs only on a stack started with `payctl up --isolation netns`")
+
+
+def history_line(history: dict[str, Any]) -> str:
+    """`valid · 1,204 operations · 0 anomalies`, or the classes that showed one, or why none was checked."""
+    verdict = str(history.get("verdict"))
+    if history.get("ops") is None:
+        return f"{verdict} — {history.get('reason', '')}".rstrip(" —")
+    anomalies = {k: int(v) for k, v in (history.get("anomalies_by_class") or {}).items() if v}
+    found = ", ".join(f"{k} {v:,}" for k, v in sorted(anomalies.items())) or "0 anomalies"
+    return f"{verdict} · {int(history['ops']):,} operations · {found}"
 
 
 def _run(ctx: typer.Context, name: str, var: list[str] | None, dry_run: bool, json_out: bool,
@@ -84,9 +94,7 @@ def _run(ctx: typer.Context, name: str, var: list[str] | None, dry_run: bool, js
             seq = " → ".join(t.get("to", "?") for t in transitions) or "none"
             console().print(f"breaker {relay}: {seq}", highlight=False)
         if journal.history:
-            console().print(f"client-side history: {journal.history.get('verdict')} "
-                            f"{journal.history.get('anomalies_by_class') or journal.history.get('reason', '')}",
-                            highlight=False)
+            console().print(f"client-side history: {history_line(journal.history)}", highlight=False)
         console().print(f"journal: {folder / 'journal.json'}", highlight=False)
         verdict = {"completed": "[green]hypothesis held[/green]", "deviated": "[red]DEVIATED[/red]"}.get(
             journal.status, f"[red]{journal.status.upper()}[/red]")

@@ -95,7 +95,8 @@ def test_every_vm_has_its_own_address_and_cross_vm_calls_cross_a_link(stack: Sta
 
 
 def _chaos(stack: Stack, name: str, variables: dict[str, object], reports: Path) -> tuple[int, str]:
-    args = ["chaos", "run", name, "--reports", str(reports)]
+    # every experiment records what its clients were told and checks it at the end (exit 1 on an anomaly)
+    args = ["chaos", "run", name, "--reports", str(reports), "--history", "--history-rate", "20"]
     for key, value in variables.items():
         args += ["--var", f"{key}={value}"]
     result = stack.payctl(*args)
@@ -105,19 +106,20 @@ def _chaos(stack: Stack, name: str, variables: dict[str, object], reports: Path)
 def test_partition_vm2_from_the_broker(stack: Stack, tmp_path: Path) -> None:
     code, out = _chaos(stack, "partition-vm2-broker", {**FAST, **SHORT, "partition_s": 10}, tmp_path)
     assert code == 0, out[-3000:]
-    assert "hypothesis held" in out
+    assert "hypothesis held" in out and "client-side history: valid" in out, out[-3000:]
     assert LinkFaults(stack.topo).active() == {stack.topo.netns_name(r): [] for r in stack.topo.netns_roles}
 
 
 def test_partition_vm1_from_shard2(stack: Stack, tmp_path: Path) -> None:
     code, out = _chaos(stack, "partition-shard2", {**FAST, "partition_s": 8}, tmp_path)
     assert code == 0, out[-3000:]
-    assert "hypothesis held" in out
+    assert "hypothesis held" in out and "client-side history: valid" in out, out[-3000:]
 
 
 def test_slow_link_to_the_broker(stack: Stack, tmp_path: Path) -> None:
     code, out = _chaos(stack, "slow-link", {**FAST, "slow_s": 8}, tmp_path)
     assert code == 0, out[-3000:]
+    assert "client-side history: valid" in out, out[-3000:]
 
 
 def test_latency_is_refused_on_a_kernel_without_netem(stack: Stack, tmp_path: Path) -> None:

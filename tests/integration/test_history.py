@@ -1,12 +1,17 @@
-"""The client-side history on the real stack: a recorded run on the healthy stack checks valid, and
-an acknowledged payment deleted from its shard afterwards (a commit acknowledged, then lost) makes
-the checker report a lost acknowledged write and `payctl history check` exit 1."""
+"""The client-side history on the real stack: a recorded run on the healthy stack checks valid; an
+acknowledged payment deleted from its shard afterwards (a commit acknowledged, then lost) makes
+the checker report a lost acknowledged write and `payctl history check` exit 1; and so does an
+ingest built to answer before it commits, which the platform's own reconcile cannot see."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import subprocess
+import sys
 
+import httpx
 import pytest
 
 from payctl.history.historyfile import read_history
@@ -42,3 +47,65 @@ def test_a_recorded_run_checks_valid_and_a_lost_acknowledged_payment_is_caught(s
     assert lost and lost[0].payment == victim and lost[0].ops[0].kind == "authorize", verdict.counts()
     cli = stack.payctl("history", "check", str(tmp_path))
     assert cli.returncode == 1 and "lost_ack" in cli.stdout and "INVALID" in cli.stdout, cli.stdout
+
+
+# A broken build of the ingest: every 4th transaction is answered as if committed, then rolled
+# back (the ack goes out, the COMMIT never happens). Nothing in the shipped platform can do this;
+# the test patches it into a process of its own, beside the stack, on the stack's shards.
+ACK_WITHOUT_COMMIT = """
+import sys
+import payflow.ingest.service as service
+from payflow.config import load_config
+from payflow.ingest.app import create_app
+
+committed = service.commit
+seen = [0]
+
+def every_fourth_lost(conn):
+    seen[0] += 1
+    if seen[0] % 4 == 0:
+        conn.rollback()
+    else:
+        committed(conn)
+
+service.commit = every_fourth_lost
+create_app(load_config(sys.argv[1])).run(host="127.0.0.1", port=int(sys.argv[2]), threaded=True)
+"""
+
+
+def test_an_ingest_that_acknowledges_before_commit_fails_the_history_check(stack, tmp_path):
+    """The platform's own bookkeeping cannot see this: a rolled-back payment takes its outbox row
+    with it, so reconcile stays clean. The client's history sees every lost acknowledgement."""
+    with socket.socket() as probe:  # a free loopback port for the broken build
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-c", ACK_WITHOUT_COMMIT, str(stack.backend.paths.service_config("vm1")),
+                             str(port)], stdout=subprocess.DEVNULL, stderr=(tmp_path / "broken.log").open("w"))
+    try:
+        base = f"http://127.0.0.1:{port}"
+        stack.wait_for(lambda: _answers(f"{base}/health"), timeout=30)
+        recorder = Recorder(base, tmp_path, rate=20, duration_s=4, seed=11,
+                            headers=auth_headers(stack.topo, DEFAULT_MERCHANTS))
+        summary = asyncio.run(recorder.run())
+        assert summary.outcomes["ok"] >= 40, summary
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    verdict = check_run(stack.topo, tmp_path)
+    assert not verdict.valid
+    lost = {a.payment for a in verdict.anomalies if a.kind == "lost_ack" and a.payment is not None}
+    assert len(lost) >= 3, verdict.counts()
+    # the platform keeps no trace of them: no payment row, no outbox event, nothing to reconcile
+    for pid in lost:
+        shard = shard_for_id(pid, len(stack.topo.vms))
+        assert stack.query(shard, "SELECT COUNT(*) FROM outbox_event WHERE aggregate_id=%s", (pid,)) == [(0,)]
+        assert stack.query(shard, "SELECT COUNT(*) FROM payment WHERE payment_id=%s", (pid,)) == [(0,)]
+    cli = stack.payctl("history", "check", str(tmp_path))
+    assert cli.returncode == 1 and "lost_ack" in cli.stdout, cli.stdout
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -145,3 +145,12 @@ def table_copies(stack: Stack, database: str, tables: tuple[str, ...]) -> Iterat
         with admin.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {database}")
         admin.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/integration needs the stack: marked so whatever the file says, so
+    `-m "not integration"` never starts one."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)

@@ -30,6 +30,8 @@ from payflow.domain import events
 from payflow.store import idempotency as idempotency_store
 from payflow.store import outbox as outbox_store
 
+pytestmark = pytest.mark.integration
+
 
 def _connect(stack, multi: bool = True, timeout_s: float = 2.0):
     """The ingest's kind of connection (multi-statements allowed), or everyone else's."""

@@ -30,7 +30,7 @@ from payctl.chaos.model import (
     ServiceHealthyProbe,
 )
 from payctl.chaos.transitions import check_outage_transitions
-from payctl.history.recorder import Recorder
+from payctl.history.beside import HistoryBeside
 from payctl.ops.merchants import MerchantKeys
 from payctl.ops.outbox import outbox_stats
 from payctl.ops.reconcile import reconcile
@@ -42,7 +42,7 @@ from payflow.store import queries as audit
 
 
 class StackDriver:
-    def __init__(self, backend: Backend, history: Recorder | None = None) -> None:
+    def __init__(self, backend: Backend, history: HistoryBeside | None = None) -> None:
         self.backend = backend
         self.topo = backend.topo
         self.gateway = self.topo.gateway_url
@@ -53,7 +53,6 @@ class StackDriver:
         self.loads: dict[str, LoadGenerator] = {}
         # the client-side history recorder (`chaos run --history`): runs beside the first background load
         self.history = history
-        self.history_started = False
         self.parked_before: dict[str, int] = {}  # inject_poison id → parked count just before it
         self.started = time.time()
 
@@ -148,12 +147,11 @@ class StackDriver:
                 for name, snapshot in self._relays("all")}
 
     def start_history(self) -> None:
-        if self.history is not None and not self.history_started:
+        if self.history is not None:
             self.history.start()
-            self.history_started = True
 
     def stop_history(self) -> None:
-        if self.history is not None and self.history_started:
+        if self.history is not None:
             self.history.stop()
 
     def stop_loads(self) -> None:

@@ -16,9 +16,8 @@ from payctl.chaos.journal import Journal, read_summary
 from payctl.chaos.model import Experiment, Scalar, load_experiment, network_fault_kinds, uses_network
 from payctl.chaos.report import to_markdown
 from payctl.chaos.undo import UndoLog
-from payctl.errors import EnvironmentProblem, PayctlError, UsageError
-from payctl.history.recorder import DEFAULT_MERCHANTS, Recorder
-from payctl.history.verify import VERDICT_FILE, auth_headers, check_run
+from payctl.errors import EnvironmentProblem, UsageError
+from payctl.history.beside import HistoryBeside
 from payctl.stack.backend import Backend
 from payctl.stack.netfaults import require_fault_support
 from payctl.stack.paths import StatePaths
@@ -76,39 +75,28 @@ def execute(name: str, experiment: Experiment, backend: Backend, reports_root: P
     run_id = f"{folder.name}-{os.getpid()}"
     undo = UndoLog(run=run_id, experiment=name,
                    path=StatePaths(backend.topo.state_path()).chaos_runs / f"{run_id}.json")
-    recorder = None if history_rate is None else Recorder(
-        f"{backend.topo.gateway_url}/api", folder, rate=history_rate,
-        headers=auth_headers(backend.topo, DEFAULT_MERCHANTS))
-    driver = StackDriver(backend, history=recorder)
+    beside = None if history_rate is None else HistoryBeside(backend.topo, folder, history_rate)
+    driver = StackDriver(backend, history=beside)
     journal = engine.run(experiment, driver, name=name, listener=listener, undo=undo)
-    if recorder is not None:
-        _judge_history(journal, backend, folder, recorder, driver.history_started)
+    if beside is not None:
+        _judge_history(journal, beside)
     data = journal.as_dict()
     write_atomic(folder / "journal.json", json.dumps(data, indent=2, default=str))
     write_atomic(folder / "report.md", to_markdown(data))
     return journal, folder
 
 
-def _judge_history(journal: Journal, backend: Backend, folder: Path, recorder: Recorder, started: bool) -> None:
-    if not started:
-        journal.history = {"verdict": "none", "reason": "the experiment started no background load"}
-        return
-    summary = recorder.stop()
-    try:
-        verdict = check_run(backend.topo, folder)
-    except PayctlError as exc:
-        journal.history = {"verdict": "error", "reason": exc.message}
-        if journal.status == "completed":
-            journal.status, journal.reason = "failed", f"history check could not run: {exc.message}"
-        return
-    result = verdict.to_json()
-    journal.history = {"recorder": summary.to_json() if summary else None, "verdict": result["verdict"],
-                       "anomalies_by_class": result["anomalies_by_class"], "ops": result["ops"],
-                       "unknown_resolved": result["unknown_resolved"], "check": str(folder / VERDICT_FILE),
-                       "first": [a["message"] for a in result["anomalies"][:5]]}
-    if not verdict.valid and journal.status == "completed":
-        counts = ", ".join(f"{k} {v}" for k, v in result["anomalies_by_class"].items() if v)
-        journal.status, journal.reason = "deviated", f"history check: {counts}"
+def _judge_history(journal: Journal, beside: HistoryBeside) -> None:
+    """After the rollbacks: the history's verdict goes into the journal; an anomaly turns a
+    completed run into a deviation, a check that could not run into a failure."""
+    outcome = beside.finish()
+    journal.history = outcome.to_json()
+    if outcome.verdict == "none":
+        journal.history["reason"] = "the experiment started no background load"
+    elif outcome.verdict == "error" and journal.status == "completed":
+        journal.status, journal.reason = "failed", f"history check could not run: {outcome.reason}"
+    elif outcome.verdict == "invalid" and journal.status == "completed":
+        journal.status, journal.reason = "deviated", f"history check: {outcome.anomaly_line}"
 
 
 def list_runs(reports_root: Path) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@ that answers like the ingest or not: what they check, what they record for the r
 
 from __future__ import annotations
 
+import json
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -58,3 +59,32 @@ def test_a_200_that_is_not_json_fails_the_authorize_check_instead_of_throwing(tm
     assert checks["authorize status 200"][1] == 0
     assert "GoError" not in (session.folder / "k6.log").read_text()
     assert not session.passed
+
+
+def test_hot_shard_scenario_sends_every_payment_to_odd_merchants(tmp_path: Path):
+    """hot-shard: the full flow with all traffic on shard2 (odd merchants), the uneven split."""
+    seen: list[str] = []
+
+    class Recording(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            seen.append(str(body.get("merchantId")))
+            answer = b'{"paymentId": 7, "status": "AUTHORIZED"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    with serve(Recording) as url:
+        run_and_analyze("hot-shard", rate=20, duration="2s", vus=5, base_url=url, raw=False,
+                        reports_root=tmp_path, min_grade=Grade.POOR)
+    numbers = [int(m.removeprefix("MERCHANT-")) for m in seen]
+    assert len(numbers) >= 30
+    assert all(n % 2 == 1 for n in numbers), sorted(set(numbers))[:10]
+    assert len(set(numbers)) > 5  # spread over the shard's merchants, not one

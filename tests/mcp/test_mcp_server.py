@@ -9,7 +9,7 @@ from typing import Any
 
 from mcp.client import Client
 
-from payctl.mcp.server import build_server
+from payctl.mcp.server import build_server, fence_text
 from payctl.mcp.tools import ToolContext
 from payctl.stack.topology import Topology, dump_toml
 from tests.console.fakes import BREAKERS
@@ -63,7 +63,7 @@ def test_tools_resources_and_errors_in_memory(ctx: ToolContext) -> None:
             assert "payctl://loadtest/20260101-000000-smoke/report.md" in resources
             assert "payctl://chaos/chaos-20260101-000100-kafka-outage/journal.json" in resources
             read = await client.read_resource("payctl://loadtest/20260101-000000-smoke/report.md")
-            assert read.contents[0].text == "# smoke report\n"
+            assert read.contents[0].text == fence_text("# smoke report\n")
 
     run(scenario())
 

@@ -6,8 +6,8 @@ Prometheus (prometheus-api-client), the reports folder, and the job runner. Test
 It answers only requests addressed to it (`Guard`): a Host header naming it (loopback names or its
 configured host, with its port; anything else, e.g. a rebound DNS name, gets 421), and for anything
 that changes state (POST, PUT, PATCH, DELETE) an Origin (or, without one, a Referer) of its own, a
-JSON body (a cross-site form cannot send one), and the stack's token when it listens beyond loopback
-(payctl.console.settings)."""
+JSON body (a cross-site form cannot send one). When it listens beyond loopback every /api/ request
+but /api/config, reads included, needs the stack's token (payctl.console.settings)."""
 
 from __future__ import annotations
 
@@ -101,6 +101,10 @@ def refusal(guard: Guard) -> tuple[Response, int] | None:
         return jsonify({"error": f"host: '{host}' is not this console's address",
                         "hint": f"open http://127.0.0.1:{guard.port}/"}), 421
     if request.method in SAFE_METHODS:
+        # Beyond loopback, reading the stack's state, reports and metrics needs the token too; the
+        # page, its files, /health and /api/config (which tells the page to ask for it) stay open.
+        if guard.token is not None and request.path.startswith("/api/") and request.path != "/api/config":
+            return _token_refusal(guard)
         return None
     origin = request.headers.get("Origin")
     source = origin if origin is not None else request.headers.get("Referer")
@@ -110,11 +114,16 @@ def refusal(guard: Guard) -> tuple[Response, int] | None:
                                  "its own page"}), 403
     if request.mimetype != "application/json":
         return jsonify({"error": f"content-type: '{request.mimetype or 'none'}' is not application/json"}), 415
-    if guard.token is not None:
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), guard.token.encode()):
-            return jsonify({"error": "authorization: this console listens beyond loopback and needs its token",
-                            "hint": "`payctl console --token` prints it"}), 401
+    return _token_refusal(guard)
+
+
+def _token_refusal(guard: Guard) -> tuple[Response, int] | None:
+    if guard.token is None:
+        return None
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), guard.token.encode()):
+        return jsonify({"error": "authorization: this console listens beyond loopback and needs its token",
+                        "hint": "`payctl console --token` prints it"}), 401
     return None
 
 

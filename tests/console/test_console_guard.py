@@ -119,11 +119,21 @@ def test_every_state_changing_method_is_checked(tmp_path: Path, method: str) -> 
 
 
 # -- token --------------------------------------------------------------------------------------
-def test_a_console_with_a_token_needs_it_for_actions_only(tmp_path: Path) -> None:
+def test_a_console_with_a_token_needs_it_for_everything_but_its_page(tmp_path: Path) -> None:
+    """Beyond loopback, anyone on the network reaches it: reading the stack's state, reports and
+    metrics needs the token as acting does. The page, its files, /health and /api/config (which
+    tells the page to ask for the token) stay open."""
     src = sources(tmp_path)
     c = client(src, Guard(port=PORT, hosts=("10.20.0.2",), token="s3cret-token"))
     assert c.get("/api/config", base_url=f"http://{HOME}").get_json()["token_required"] is True
-    assert c.get("/api/status", base_url=f"http://{HOME}").status_code == 200
+    assert c.get("/health", base_url=f"http://{HOME}").status_code == 200
+    assert c.get("/", base_url=f"http://{HOME}").status_code == 200
+    for path in ("/api/status", "/api/jobs", "/api/runs", "/api/catalog", "/api/charts"):
+        refused = c.get(path, base_url=f"http://{HOME}")
+        assert refused.status_code == 401 and refused.get_json()["error"].startswith("authorization"), path
+        assert c.get(path, base_url=f"http://{HOME}", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert c.get("/api/status", base_url=f"http://{HOME}",
+                 headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
     assert post(c, "/api/jobs").status_code == 401
     assert post(c, "/api/jobs", Authorization="Bearer wrong").status_code == 401
     assert post(c, "/api/jobs", Authorization="s3cret-token").status_code == 401

@@ -4,8 +4,16 @@ const $ = (sel) => document.querySelector(sel);
 const COLORS = ["#1a73e8", "#d93025", "#188038", "#f29900", "#9334e6", "#12b5cb", "#e8710a", "#5f6368"];
 const esc = (s) => String(s ?? "").replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
 
+// Beyond loopback every /api/ request carries the token the user pasted (kept for this tab only).
+function withToken(opts) {
+  const token = sessionStorage.getItem("payctl-console-token");
+  if (!CONFIG.token_required || !token) return opts;
+  const o = opts || {};
+  return {...o, headers: {...(o.headers || {}), authorization: "Bearer " + token}};
+}
+
 async function getJSON(url, opts) {
-  const resp = await fetch(url, opts);
+  const resp = await fetch(url, withToken(opts));
   const body = await resp.json().catch(() => ({}));
   if (!resp.ok) throw new Error(body.error || `HTTP ${resp.status}`);
   return body;
@@ -39,13 +47,9 @@ async function loadCatalog() {
 
 let CONFIG = {token_required: false, queue: 0};
 
-// Actions are JSON POSTs (the console refuses anything else); beyond loopback they carry the token
-// the user pasted (kept for this tab only).
+// Actions are JSON POSTs (the console refuses anything else); getJSON adds the token.
 function actionHeaders() {
-  const headers = {"content-type": "application/json"};
-  const token = sessionStorage.getItem("payctl-console-token");
-  if (CONFIG.token_required && token) headers.authorization = "Bearer " + token;
-  return headers;
+  return {"content-type": "application/json"};
 }
 
 async function postAction(url, body) {
@@ -133,7 +137,12 @@ async function main() {
   if (CONFIG.token_required) {
     $("#token-box").hidden = false;
     $("#token").value = sessionStorage.getItem("payctl-console-token") || "";
-    $("#token").addEventListener("change", (ev) => sessionStorage.setItem("payctl-console-token", ev.target.value.trim()));
+    const entered = new Promise((resolve) => $("#token").addEventListener("change", (ev) => {
+      sessionStorage.setItem("payctl-console-token", ev.target.value.trim());
+      resolve();
+    }));
+    // every read needs the token: nothing to show until the user has given one
+    if (!sessionStorage.getItem("payctl-console-token")) await entered;
   }
   document.addEventListener("click", (ev) => {
     const id = ev.target.dataset && ev.target.dataset.cancel;

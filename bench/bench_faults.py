@@ -47,6 +47,7 @@ def _history_totals(history: dict[str, Any] | None) -> dict[str, Any] | None:
     outcomes = (history.get("recorder") or {}).get("outcomes", {})
     return {"verdict": history["verdict"], "ops": int(history["ops"]), "ok": int(outcomes.get("ok", 0)),
             "fail": int(outcomes.get("fail", 0)), "unknown": int(outcomes.get("unknown", 0)),
+            "dropped": int((history.get("recorder") or {}).get("dropped", 0)),
             "anomalies": sum(int(v) for v in (history.get("anomalies_by_class") or {}).values())}
 
 
@@ -85,7 +86,8 @@ def main() -> None:
                        "history": history, "reason": journal.reason}
                 rows.append(row)
                 seen = (f"  history {history['ops']:>6} ops  ok {history['ok']:>6}  fail {history['fail']:>5}  "
-                        f"unknown {history['unknown']:>4}  anomalies {history['anomalies']}" if history else "")
+                        f"unknown {history['unknown']:>4}  dropped {history['dropped']:>5}  "
+                        f"anomalies {history['anomalies']}" if history else "")
                 print(f"{name:>22} @ {args.rate}/s  {journal.status:>10}  {row['seconds']:>6.1f} s  "
                       f"payments {sent:>6}  failed {failed:>4}{seen}  {journal.reason or ''}", flush=True)
         finally:

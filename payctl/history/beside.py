@@ -5,7 +5,11 @@ check the history against the final state and keep the verdict beside it. One ho
 
 from __future__ import annotations
 
+import json
 import shutil
+import signal
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,10 +17,13 @@ from typing import Any
 from payctl.errors import PayctlError
 from payctl.history.check import Verdict
 from payctl.history.historyfile import FILENAME
-from payctl.history.recorder import DEFAULT_MERCHANTS, Recorder, RecorderSummary
+from payctl.history.recorder import DEFAULT_MERCHANTS, RecorderSummary
 from payctl.history.verify import VERDICT_FILE, auth_headers, check_run
 from payctl.stack.topology import Topology
 
+# A stopped recorder ends once its in-flight operations and due retries have (each bounded by its
+# timeout): this is generous.
+STOP_TIMEOUT_S = 60.0
 # How many anomaly messages a summary carries (the whole list is in history-check.json).
 FIRST_ANOMALIES = 5
 
@@ -55,28 +62,57 @@ class HistoryOutcome:
 
 class HistoryBeside:
     """Records into `folder` (the run's folder, or a staging folder when the run's folder is only
-    known at the end: `finish(into=…)` moves the history there)."""
+    known at the end: `finish(into=…)` moves the history there). The recorder runs as its own
+    process: in the caller's process it would share one GIL with the caller's own load generator
+    (a chaos experiment's 300/s) and fall far behind its rate."""
 
     def __init__(self, topo: Topology, folder: Path, rate: float) -> None:
         self.topo = topo
         self.folder = folder
-        self.recorder = Recorder(f"{topo.gateway_url}/api", folder, rate=rate,
-                                 headers=auth_headers(topo, DEFAULT_MERCHANTS))
+        self.rate = rate
+        self.headers = auth_headers(topo, DEFAULT_MERCHANTS)
         self.started = False
+        self._proc: subprocess.Popen[str] | None = None
+        self._summary: RecorderSummary | None = None
 
     def start(self) -> None:
-        if not self.started:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            self.recorder.start()
-            self.started = True
+        if self.started:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "payctl.history.recorder", f"{self.topo.gateway_url}/api", str(self.folder),
+             repr(self.rate)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps(self.headers))
+        self._proc.stdin.close()
+        self.started = True
 
     def stop(self) -> RecorderSummary | None:
-        return self.recorder.stop() if self.started else None
+        """Stop launching, let what is in flight (and due retries) finish, close the file."""
+        proc = self._proc
+        if proc is None or self._summary is not None:
+            return self._summary
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:  # its only output is the summary line: the pipe cannot fill while it ends
+            proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        out = proc.stdout.read() if proc.stdout is not None else ""
+        lines = [line for line in (out or "").splitlines() if line.startswith("{")]
+        if lines:
+            data = json.loads(lines[-1])
+            self._summary = RecorderSummary(data["path"], int(data["ops"]), int(data["dropped"]),
+                                            {k: int(v) for k, v in data["outcomes"].items()})
+        return self._summary
 
     def finish(self, into: Path | None = None) -> HistoryOutcome:
         if not self.started:
             return HistoryOutcome("none", "no workload ran beside it")
         summary = self.stop()
+        if summary is None:
+            return HistoryOutcome("error", "the history recorder ended without a summary (see its stderr)")
         folder = self.folder
         if into is not None and into.resolve() != self.folder.resolve():
             into.mkdir(parents=True, exist_ok=True)

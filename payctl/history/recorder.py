@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -57,10 +56,6 @@ class Recorder:
         self.dropped = 0
         self.outcomes = {"ok": 0, "fail": 0, "unknown": 0}
         self._seq = 0
-        self._stop: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._summary: RecorderSummary | None = None
 
     # -- one operation ---------------------------------------------------------------------------
     async def _one(self, client: httpx.AsyncClient, req: Request, writer: HistoryWriter) -> None:
@@ -146,32 +141,33 @@ class Recorder:
                     await asyncio.gather(*list(in_flight))
         finally:
             writer.close()
-        self._summary = RecorderSummary(str(self.path), writer.count, self.dropped, dict(self.outcomes))
-        return self._summary
+        return RecorderSummary(str(self.path), writer.count, self.dropped, dict(self.outcomes))
 
-    # -- in a thread, for callers that are not async (the chaos driver) ----------------------------
-    def start(self) -> None:
-        ready = threading.Event()
 
-        def main() -> None:
-            async def go() -> None:
-                self._loop = asyncio.get_running_loop()
-                self._stop = asyncio.Event()
-                ready.set()
-                await self.run(self._stop)
-            asyncio.run(go())
+# -- as its own process (HistoryBeside): no GIL shared with the caller's own load generator -----------
+def main(argv: list[str] | None = None) -> None:
+    """`python -m payctl.history.recorder URL FOLDER RATE`: record until SIGTERM/SIGINT, then print the
+    summary as one JSON line. The merchants' request headers (their keys) come as JSON on stdin,
+    never in argv, where any user of the machine could read them."""
+    import json
+    import signal
+    import sys
 
-        self._thread = threading.Thread(target=main, name="history-recorder", daemon=True)
-        self._thread.start()
-        ready.wait(5)
+    args = sys.argv[1:] if argv is None else argv
+    url, folder, rate = args[0], Path(args[1]), float(args[2])
+    headers = json.loads(sys.stdin.read() or "{}")
+    recorder = Recorder(url, folder, rate=rate, headers=headers)
 
-    def stop(self) -> RecorderSummary | None:
-        """Stop launching, let what is in flight (and due retries) finish, close the file."""
-        if self._loop is not None and self._stop is not None and self._thread is not None and self._thread.is_alive():
-            try:
-                self._loop.call_soon_threadsafe(self._stop.set)
-            except RuntimeError:
-                pass  # the run ended (duration over) and closed its loop in the meantime
-        if self._thread is not None:
-            self._thread.join(timeout=self.timeout_s * 4 + 10)
-        return self._summary
+    async def go() -> RecorderSummary:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        return await recorder.run(stop)
+
+    summary = asyncio.run(go())
+    print(json.dumps(summary.to_json()), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -258,12 +260,22 @@ def test_refunds_after_a_capture_resolved_applied_are_not_over_capture():
     assert verdict.valid, [a.message for a in verdict.anomalies]
 
 
-def test_a_recorder_in_its_thread_can_be_stopped_twice(tmp_path):
-    from payctl.history.recorder import Recorder
+def test_a_recorder_beside_a_workload_runs_in_its_own_process_and_stops_twice(tmp_path):
+    """HistoryBeside starts the recorder as a process (its own GIL), stops it with SIGTERM and reads
+    its summary; a second stop returns the same summary."""
+    from payctl.history.beside import HistoryBeside
+    from payctl.stack.topology import Topology
 
-    recorder = Recorder("http://127.0.0.1:9/api", tmp_path, rate=20, timeout_s=0.2)  # nothing listens on 9
-    recorder.start()
-    first = recorder.stop()
-    assert first is not None and recorder.stop() is first
-    _, ops = read_history(tmp_path / "history.ndjson.gz")
-    assert all(op.outcome == "unknown" and op.error for op in ops)
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    topo = Topology.model_validate({"state_dir": str(tmp_path / "state"), "gateway_port": port,
+                                    "settings": {"api_auth": "off"}})
+    beside = HistoryBeside(topo, tmp_path / "run", rate=20)
+    beside.start()
+    time.sleep(1.5)
+    first = beside.stop()
+    assert first is not None and beside.stop() is first
+    assert first.ops >= 5 and first.outcomes["unknown"] == first.ops, first
+    _, ops = read_history(tmp_path / "run" / "history.ndjson.gz")
+    assert len(ops) == first.ops and all(op.outcome == "unknown" and op.error for op in ops)

@@ -47,7 +47,7 @@ def load_session(backend: Backend, reports: Path, req: LoadRequest, progress: Pr
             return {"note": f"stack state unavailable: {exc}"}
 
     session = run_and_analyze(req.scenario, rate=req.rate, duration=req.duration, vus=req.vus,
-                              base_url=f"{topo.gateway_url}/api", raw=False,
+                              base_url=f"{topo.gateway_url}/api", raw=True,
                               reports_root=reports, stack_state=stack_state, on_tick=tick,
                               k6_env=merchants.k6_env(topo), api_auth=topo.settings.api_auth)
     grade = session.report.grade.grade.name

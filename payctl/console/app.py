@@ -12,11 +12,12 @@ but /api/config, reads included, needs the stack's token (payctl.console.setting
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from flask import Flask, Response, abort, jsonify, request, send_from_directory
 
@@ -27,6 +28,8 @@ from payctl.console.jobs import JobConflict, JobRunner, parse_request
 from payctl.console.settings import ConsoleEnv, ConsoleLimits, Guard, console_env
 from payctl.errors import PayctlError
 from payctl.loadtest import history
+from payctl.loadtest.report import TimelineRow
+from payctl.loadtest.run import DASHBOARD
 from payctl.ops import metrics
 from payctl.ops.breaker import breaker_rows
 from payctl.stack.backend import Backend
@@ -64,14 +67,17 @@ def _link(reports: Path, path: Path) -> str | None:
 
 
 def runs(reports: Path) -> list[dict[str, Any]]:
-    """Load tests (history index) and chaos runs under `reports`, newest first, with their links."""
+    """Load tests (history index) and chaos runs under `reports`, newest first, with their links; a
+    load run whose report has a timeline names its charts (`/api/runs/<run>/charts`)."""
     out: list[dict[str, Any]] = []
     for e in history.read(history.index_path(reports)):
         folder = Path(e.folder)
+        links = (("report", _link(reports, folder / "report.html")), ("markdown", _link(reports, folder / "report.md")),
+                 ("k6 dashboard", _link(reports, folder / DASHBOARD)))
+        charts = f"/api/runs/{quote(e.run)}/charts" if _link(reports, folder / "report.json") else None
         out.append({"kind": "load", "run": e.run, "name": e.scenario, "started": e.started,
                     "status": "passed" if e.passed else "failed", "summary": e.summary_line(),
-                    "links": {k: v for k, v in (("report", _link(reports, folder / "report.html")),
-                                                ("markdown", _link(reports, folder / "report.md"))) if v}})
+                    "links": {k: v for k, v in links if v}, "charts": charts})
     for r in chaos_runner.list_runs(reports):
         from datetime import datetime
 
@@ -84,6 +90,36 @@ def runs(reports: Path) -> list[dict[str, Any]]:
                               if v}})
     out.sort(key=lambda r: str(r["started"]), reverse=True)
     return out
+
+
+def run_charts(reports: Path, run: str) -> list[dict[str, Any]] | None:
+    """The charts over time of one recorded load run (from its report.json), in the shape the
+    page's charts take; x is the second of the run. Values are exact; the page rounds them. None:
+    no such run (or no report); [] a run with no timeline (--no-raw)."""
+    entry = next((e for e in history.read(history.index_path(reports)) if e.run == run), None)
+    if entry is None or _link(reports, Path(entry.folder) / "report.json") is None:
+        return None
+    try:
+        doc = json.loads((Path(entry.folder) / "report.json").read_text())
+        timeline = [TimelineRow.model_validate(p) for p in doc.get("timeline") or []]
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not timeline:
+        return []
+
+    def chart(chart_id: str, title: str, unit: str, series: dict[str, list[list[float | None]]]) -> dict[str, Any]:
+        return {"id": chart_id, "title": title, "unit": unit, "legend": "name", "x": "second",
+                "series": [{"labels": {"name": name}, "points": points} for name, points in series.items()]}
+
+    charts = [chart("throughput", "Throughput", "requests/s",
+                    {"requests/s": [[p.second, p.requests] for p in timeline]}),
+              chart("errors", "Errors", "failed requests/s",
+                    {"failures/s": [[p.second, p.failures] for p in timeline]}),
+              chart("latency", "Latency percentiles", "ms",
+                    {name: [[p.second, getattr(p, name)] for p in timeline] for name in ("p50", "p95", "p99")})]
+    if any(p.vus is not None for p in timeline):
+        charts.append(chart("vus", "Virtual users", "active VUs", {"VUs": [[p.second, p.vus] for p in timeline]}))
+    return charts
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -189,6 +225,13 @@ def create_app(src: ConsoleSources, guard: Guard) -> Flask:
     @app.get("/api/runs")
     def run_history() -> Response:
         return jsonify(runs(src.reports))
+
+    @app.get("/api/runs/<run>/charts")
+    def load_run_charts(run: str) -> Response:
+        found = run_charts(src.reports, run)
+        if found is None:
+            abort(404)
+        return jsonify(found)
 
     @app.get("/api/jobs")
     def jobs() -> Response:

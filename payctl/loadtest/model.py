@@ -68,6 +68,7 @@ class TimelinePoint:
     p50: float | None
     p95: float | None
     p99: float | None
+    vus: int | None = None
 
 
 @dataclass

@@ -300,7 +300,7 @@ _SECOND_CACHE: dict[str, float] = {}
 _METRIC_NAME = re.compile(rb'"metric":\s*"([^"]+)"')
 _IS_POINT = re.compile(rb'"type":\s*"Point"')
 _WANTED = {b"http_req_duration", b"http_reqs", b"http_req_failed", b"iterations", b"dropped_iterations",
-           b"checks", TARGET_RATE_METRIC.encode()}
+           b"checks", b"vus", TARGET_RATE_METRIC.encode()}
 # A run's points span seconds to hours; a stray timestamp years away would make a timeline of
 # billions of seconds.
 MAX_SPAN_S = 31 * 24 * 3600
@@ -387,6 +387,7 @@ def _parse_raw(path: Path, apdex_t_ms: float = DEFAULT_T_MS) -> LoadSummary:
     per_op: dict[str, array[float]] = defaultdict(lambda: array("d"))
     per_second: dict[int, array[float]] = defaultdict(lambda: array("d"))
     failures_per_second: dict[int, int] = defaultdict(int)
+    vus_per_second: dict[int, int] = {}  # k6's gauge, sampled about once a second: the last value wins
     requests = failed = iterations = dropped = 0
     first_ts: float | None = None
     last_ts: float | None = None
@@ -441,6 +442,8 @@ def _parse_raw(path: Path, apdex_t_ms: float = DEFAULT_T_MS) -> LoadSummary:
             failed_values += 1
         elif metric == "iterations":
             iterations += int(point.value())
+        elif metric == "vus":
+            vus_per_second[int(point.time())] = int(point.value())
         elif metric == "dropped_iterations":
             dropped += int(point.value())
         elif metric == TARGET_RATE_METRIC:
@@ -497,10 +500,16 @@ def _parse_raw(path: Path, apdex_t_ms: float = DEFAULT_T_MS) -> LoadSummary:
                                                 th.observed_value(expression, stats)))
     if per_second:
         start = min(per_second)
+        # k6 samples the vus gauge about once a second, not inside every second requests fill: a
+        # second without its own sample shows the latest before it (or the first after the start)
+        before = [k for k in vus_per_second if k <= start]
+        vus = vus_per_second[max(before) if before else min(vus_per_second)] if vus_per_second else None
         for second in range(start, max(per_second) + 1):
+            vus = vus_per_second.get(second, vus)
             vals = sorted(per_second.get(second, ()))
             s.timeline.append(TimelinePoint(second - start, len(vals), failures_per_second.get(second, 0),
-                                            percentile(vals, 50), percentile(vals, 95), percentile(vals, 99)))
+                                            percentile(vals, 50), percentile(vals, 95), percentile(vals, 99),
+                                            vus))
     return s
 
 

@@ -34,6 +34,13 @@ def pct(value: float | None) -> str:
 AUTH_OFF = "API authentication: OFF"
 
 
+def dashboard_line(r: LoadReport) -> str:
+    d = r.k6_dashboard
+    if d is None:
+        return ""
+    return f"k6 web dashboard: {d.file} (beside this report)" if d.file else f"NO k6 web dashboard: {d.note}"
+
+
 def overview_rows(r: LoadReport) -> list[tuple[str, str]]:
     auth = [("API authentication", "OFF (api_auth = \"off\")")] if r.api_auth == "off" else []
     return [
@@ -72,12 +79,51 @@ def apdex_rows(r: LoadReport) -> list[list[str]]:
 
     def row(name: str, x: ApdexRow | None) -> list[str]:
         if x is None:
-            return [name, "—", "needs the raw stream (--raw)", "—", "—", "—", "—"]
+            return [name, "—", "needs per-request data", "—", "—", "—", "—"]
         return [name, fmt(x.score, digits=2), x.rating, fmt(x.satisfied), fmt(x.tolerating),
                 fmt(x.frustrated), fmt(x.samples)]
 
     ops = r.apdex.per_operation or dict.fromkeys(r.per_operation)
     return [row("all", r.apdex.all), *[row(op, x) for op, x in ops.items()]]
+
+
+SPARK = "▁▂▃▄▅▆▇█"
+TIMELINE_COLUMNS = ("series", "min", "avg", "max", "per second")
+
+
+def _series(r: LoadReport) -> list[tuple[str, list[float], int]]:
+    """The charts' series: (name, one value per second, digits to round to)."""
+    tl = r.timeline
+    return [("requests/s", [float(p.requests) for p in tl], 0),
+            ("failures/s", [float(p.failures) for p in tl], 0),
+            *[(f"{name} ms", [v for p in tl if (v := getattr(p, name)) is not None], 1)
+              for name in ("p50", "p95", "p99")],
+            ("VUs", [float(p.vus) for p in tl if p.vus is not None], 0)]
+
+
+def sparkline(values: list[float], width: int = 40) -> str:
+    """Unicode blocks, one per bucket of seconds (the bucket's maximum), scaled from 0 to the top."""
+    if not values:
+        return ""
+    size = -(-len(values) // width)
+    buckets = [max(values[i:i + size]) for i in range(0, len(values), size)]
+    top = max(buckets)
+    return "".join(SPARK[min(len(SPARK) - 1, int(v / top * (len(SPARK) - 1) + 0.5))] if top > 0 else SPARK[0]
+                   for v in buckets)
+
+
+def timeline_rows(r: LoadReport) -> list[list[str]]:
+    """One row per chart: the series as a sparkline, rounded min/avg/max (empty without a timeline)."""
+    rows = []
+    for name, values, digits in _series(r):
+        if values:
+            rows.append([name, fmt(min(values), digits=digits), fmt(sum(values) / len(values), digits=1),
+                         fmt(max(values), digits=digits), sparkline(values)])
+    return rows
+
+
+def timeline_title(r: LoadReport) -> str:
+    return f"over time ({len(r.timeline)} s)"
 
 
 def history_rows(r: LoadReport) -> list[list[str]]:
@@ -118,6 +164,15 @@ def to_rich(r: LoadReport) -> Group:
     for row in apdex_rows(r):
         apdex.add_row(*row)
     parts.append(apdex)
+    if r.timeline:
+        over = Table(title=timeline_title(r), title_justify="left")
+        for col in TIMELINE_COLUMNS:
+            over.add_column(col, justify="right" if col in ("min", "avg", "max") else "left")
+        for row in timeline_rows(r):
+            over.add_row(*row)
+        parts.append(over)
+    if r.k6_dashboard is not None:
+        parts.append(Text(dashboard_line(r), style="bold yellow" if r.k6_dashboard.file is None else ""))
     if r.checks:
         checks = Table(title="checks", title_justify="left")
         for col in ("check", "passes", "fails", ""):
@@ -174,6 +229,11 @@ def to_markdown(r: LoadReport) -> str:
     lines += table(["", ""], overview_rows(r))
     lines += ["", "## Latency (ms)", "", *table(["operation", *STATS], latency_rows(r))]
     lines += ["", f"## {apdex_title(r)}", "", *table(APDEX_COLUMNS, apdex_rows(r))]
+    if r.timeline:
+        lines += ["", f"## {timeline_title(r).capitalize()}", "", *table(TIMELINE_COLUMNS, timeline_rows(r))]
+    if r.k6_dashboard is not None:
+        d = r.k6_dashboard
+        lines += ["", f"[k6 web dashboard]({d.file})" if d.file else f"**{dashboard_line(r)}**"]
     if r.checks:
         checks = [(c.name, c.passes, c.fails, "✔" if c.ok else "✘") for c in r.checks]
         lines += ["", "## Checks", "", *table(["check", "passes", "fails", "ok"], checks)]
@@ -198,17 +258,28 @@ def to_json(r: LoadReport) -> str:
     return json.dumps(r.as_json(), indent=2)
 
 
+def html_charts(r: LoadReport) -> list[tuple[str, str]]:
+    """(title, inline SVG) per chart over time; none without a timeline."""
+    tl = r.timeline
+    if not tl:
+        return []
+    charts = [("Throughput (requests per second)", line_chart({"requests/s": [(p.second, p.requests) for p in tl]},
+                                                             y_label="req/s")),
+              ("Errors (failed requests per second)", line_chart({"failures/s": [(p.second, p.failures) for p in tl]},
+                                                                y_label="failures/s")),
+              ("Latency percentiles over time (ms)", line_chart(
+                  {name: [(p.second, value) for p in tl if (value := getattr(p, name)) is not None]
+                   for name in ("p50", "p95", "p99")}, y_label="ms"))]
+    vus = [(float(p.second), float(p.vus)) for p in tl if p.vus is not None]
+    if vus:
+        charts.append(("Virtual users (active VUs)", line_chart({"VUs": vus}, y_label="VUs")))
+    return charts
+
+
 def to_html(r: LoadReport) -> str:
-    charts = []
-    if r.timeline:
-        tl = r.timeline
-        charts.append(("Throughput (requests per second)", line_chart(
-            {"requests/s": [(p.second, p.requests) for p in tl],
-             "failures/s": [(p.second, p.failures) for p in tl]}, y_label="req/s")))
-        charts.append(("Latency percentiles over time (ms)", line_chart(
-            {name: [(p.second, value) for p in tl if (value := getattr(p, name)) is not None]
-             for name in ("p50", "p95", "p99")}, y_label="ms")))
+    charts = html_charts(r)
     return _env.get_template("loadtest_report.html.j2").render(
-        r=r, overview=overview_rows(r), latency=latency_rows(r), stats=STATS, charts=charts, fmt=fmt,
+        r=r, overview=overview_rows(r), dashboard=dashboard_line(r), latency=latency_rows(r), stats=STATS,
+        charts=charts, fmt=fmt,
         apdex_title=apdex_title(r), apdex_columns=APDEX_COLUMNS, apdex=apdex_rows(r),
         history_title=history_title(r), history_columns=HISTORY_COLUMNS, history=history_rows(r))

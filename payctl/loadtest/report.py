@@ -158,6 +158,15 @@ class TimelineRow(_Doc):
     p50: float | None
     p95: float | None
     p99: float | None
+    vus: int | None = None  # k6's active VUs in that second (None: the stream has no vus points)
+
+
+class K6Dashboard(_Doc):
+    """k6's own web-dashboard export in the run's folder (a name relative to report.html), or why
+    there is none."""
+
+    file: str | None
+    note: str | None
 
 
 class LoadReport(_Doc):
@@ -189,12 +198,16 @@ class LoadReport(_Doc):
     timeline: list[TimelineRow]
     # "on"/"off" for a run against a stack (payctl loadtest run); None for a file analyzed on its own
     api_auth: str | None = None
+    # a run that recorded per-request data (payctl loadtest run); None otherwise
+    k6_dashboard: K6Dashboard | None = None
 
     def as_json(self) -> dict[str, Any]:
-        """The JSON document (schema v1), keys in their stable order ("api_auth" only for a run)."""
+        """The JSON document (schema v1), keys in their stable order ("api_auth" and "k6_dashboard"
+        only for a run)."""
         doc = self.model_dump(mode="json")
-        if doc["api_auth"] is None:
-            del doc["api_auth"]
+        for key in ("api_auth", "k6_dashboard"):
+            if doc[key] is None:
+                del doc[key]
         return doc
 
 

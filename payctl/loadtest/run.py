@@ -1,5 +1,6 @@
 """`payctl loadtest run`: drive the real k6 binary against the stack and keep everything in a new
-report folder (k6's summaries in both JSON shapes, optional raw stream, stack state, k6 log)."""
+report folder (k6's summaries in both JSON shapes, the per-request record and k6's own dashboard
+export unless `--no-raw`, stack state, k6 log)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from urllib.parse import urlparse
 
 from payctl.assets import k6_dir
 from payctl.errors import EnvironmentProblem, UsageError
+from payctl.loadtest import record
 from payctl.loadtest.live import K6Api, LiveProgress, Snapshot, free_port, progress
 from payctl.stack.binaries import Binaries
 
@@ -25,7 +27,8 @@ _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
 K6_OK_CODES = {0, 99}  # 99: thresholds crossed — still a result to analyze
 K6_API_TAKEN = 106  # k6 could not listen on its REST API address
 POLL_S = 1.0
-OUTPUTS = ("raw.ndjson.gz", "summary.json", "summary-export.json")  # the richest first
+OUTPUTS = (record.FILE, "summary.json", "summary-export.json")  # the richest first
+DASHBOARD = "k6-dashboard.html"  # k6's web dashboard, exported offline (k6 >= 0.49)
 
 
 @dataclass(frozen=True)
@@ -45,14 +48,25 @@ class RunPlan:
         """What will run (run.json, `--dry-run`); stable keys."""
         return {"scenario": self.scenario, "script": str(self.script), "rate": self.rate, "duration": self.duration,
                 "duration_s": self.duration_s, "vus": self.vus, "base_url": self.base_url, "raw": self.raw,
-                "folder": str(self.folder), "api_port": self.api_port, "command": self.command(k6)}
+                "folder": str(self.folder), "api_port": self.api_port, "command": self.command(k6),
+                "k6_env": self.k6_env()}
+
+    def k6_env(self) -> dict[str, str]:
+        """k6's web dashboard, exported into the folder when k6 ends, with no port opened. Its
+        aggregation period follows the run's length: k6 skips the export of a run shorter than one
+        period (its default, 10 s, would skip every short run)."""
+        if not self.raw:
+            return {}
+        period = max(1, min(10, int(self.duration_s // 60)))
+        return {"K6_WEB_DASHBOARD": "true", "K6_WEB_DASHBOARD_EXPORT": str(self.folder / DASHBOARD),
+                "K6_WEB_DASHBOARD_PORT": "-1", "K6_WEB_DASHBOARD_PERIOD": f"{period}s"}
 
     def command(self, k6: str) -> list[str]:
         cmd = [k6, "run", "--quiet", "--summary-export", str(self.folder / "summary-export.json"),
                "--env", f"SUMMARY_JSON={self.folder / 'summary.json'}", "--env", f"BASE_URL={self.base_url}",
                "--env", f"RATE={self.rate}", "--env", f"DURATION={self.duration}", "--env", f"VUS={self.vus}"]
-        if self.raw:
-            cmd += ["--out", f"json={self.folder / 'raw.ndjson.gz'}"]
+        if self.raw:  # k6's full stream goes into a FIFO that payctl reduces into raw.ndjson.gz
+            cmd += ["--out", f"json={self.folder / record.FIFO}"]
         if self.api_port:
             cmd += ["--address", f"127.0.0.1:{self.api_port}"]
         return [*cmd, str(self.script)]
@@ -130,9 +144,17 @@ def execute(p: RunPlan, stack_state: Any, on_tick: Callable[[LiveProgress], None
     previous: Snapshot | None = None
     latest = LiveProgress(0.0, p.duration_s)
     next_poll = POLL_S
+    recorder = record.Recorder(p.folder) if p.raw else None
+    if recorder is not None:
+        recorder.start()
     with (p.folder / "k6.log").open("w") as log:
-        proc = subprocess.Popen(p.command(k6), stdout=log, stderr=subprocess.STDOUT, cwd=p.folder,
-                                env={**os.environ, **env} if env else None)
+        try:
+            proc = subprocess.Popen(p.command(k6), stdout=log, stderr=subprocess.STDOUT, cwd=p.folder,
+                                    env={**os.environ, **p.k6_env(), **(env or {})})
+        except OSError:
+            if recorder is not None:
+                recorder.finish()
+            raise
         try:
             while proc.poll() is None:
                 elapsed = time.monotonic() - started
@@ -149,6 +171,9 @@ def execute(p: RunPlan, stack_state: Any, on_tick: Callable[[LiveProgress], None
             proc.terminate()
             proc.wait(timeout=30)
             raise
+        finally:
+            if recorder is not None:
+                recorder.finish()
     if proc.returncode == K6_API_TAKEN:
         raise EnvironmentProblem(f"k6 could not listen on 127.0.0.1:{p.api_port} for its REST API",
                                  "another program took the port between plan and run; run again")
@@ -156,7 +181,7 @@ def execute(p: RunPlan, stack_state: Any, on_tick: Callable[[LiveProgress], None
         tail = " | ".join((p.folder / "k6.log").read_text(errors="replace").strip().splitlines()[-4:])
         raise EnvironmentProblem(f"k6 exited with {proc.returncode}: {tail}", f"see {p.folder / 'k6.log'}")
     for name in OUTPUTS:
-        if name == "raw.ndjson.gz" and not p.raw:
+        if name == record.FILE and not p.raw:
             continue
         if (p.folder / name).exists():
             return p.folder / name

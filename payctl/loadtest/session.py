@@ -17,7 +17,7 @@ from payctl.loadtest.analyze import analyze_file, write_reports
 from payctl.loadtest.apdex import DEFAULT_T_MS
 from payctl.loadtest.grade import Grade
 from payctl.loadtest.live import LiveProgress
-from payctl.loadtest.report import LoadReport
+from payctl.loadtest.report import K6Dashboard, LoadReport
 
 # Called about four times a second while k6 runs, with the plan and the live progress.
 Tick = Callable[[run.RunPlan, LiveProgress], None]
@@ -45,7 +45,16 @@ def _no_tick(_plan: run.RunPlan, _progress: LiveProgress) -> None:
     return None
 
 
-def run_and_analyze(scenario: str, *, rate: int, duration: str, vus: int, base_url: str, raw: bool,
+def dashboard_info(folder: Path) -> K6Dashboard:
+    """The k6 dashboard export of a run folder, or why it is missing (said, never silently left out)."""
+    if (folder / run.DASHBOARD).is_file():
+        return K6Dashboard(file=run.DASHBOARD, note=None)
+    return K6Dashboard(file=None, note=(
+        "k6 wrote no web-dashboard export: it needs k6 0.49 or later and skips a run shorter than its "
+        f"aggregation period (K6_WEB_DASHBOARD_PERIOD); see {folder / 'k6.log'}"))
+
+
+def run_and_analyze(scenario: str, *, rate: int, duration: str, vus: int, base_url: str, raw: bool = True,
                     reports_root: Path, min_grade: Grade = Grade.FAIR,
                     stack_state: Callable[[], Any] = _no_state, on_tick: Tick = _no_tick,
                     apdex_t_ms: float = DEFAULT_T_MS, record_history: bool = True,
@@ -56,7 +65,11 @@ def run_and_analyze(scenario: str, *, rate: int, duration: str, vus: int, base_u
 
     Threshold verdicts come from k6's own summary.json when k6 wrote one (the raw stream lacks the
     sub-metric thresholds). `k6_env` reaches k6's environment only (the merchants' key file);
-    `api_auth` "off" is written into the report, which then says so on a line of its own."""
+    `api_auth` "off" is written into the report, which then says so on a line of its own.
+
+    `raw` (the default): keep the per-request record (charts over time, Apdex, per-operation
+    breakdowns) and k6's own dashboard export; the report links the export, or says loudly why
+    there is none."""
     p = run.plan(scenario, rate=rate, duration=duration, vus=vus, base_url=base_url, raw=raw,
                  reports_root=reports_root)
     started = datetime.now().astimezone().isoformat(timespec="seconds")
@@ -64,7 +77,10 @@ def run_and_analyze(scenario: str, *, rate: int, duration: str, vus: int, base_u
     k6_summary = p.folder / "summary.json"
     report = analyze_file(summary, min_grade=min_grade, target_rate=float(p.rate),
                           thresholds_from=k6_summary if k6_summary.exists() else None, apdex_t_ms=apdex_t_ms)
-    report = report.model_copy(update={"api_auth": api_auth})
+    update: dict[str, Any] = {"api_auth": api_auth}
+    if p.raw:
+        update["k6_dashboard"] = dashboard_info(p.folder)
+    report = report.model_copy(update=update)
     write_reports(report, p.folder)
     entry = None
     if record_history:

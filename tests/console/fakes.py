@@ -12,6 +12,8 @@ from typing import Any
 
 from payctl.console.jobs import ChaosRequest, LoadRequest, Progress
 from payctl.loadtest import history
+from payctl.loadtest.analyze import analyze_file
+from payctl.loadtest.grade import Grade
 from payctl.stack.backend import ServiceStatus
 from payctl.stack.plan import services
 from payctl.stack.topology import Topology
@@ -72,6 +74,9 @@ def fake_load(reports: Path, seconds: float = 0.3) -> Any:
             time.sleep(seconds / 3)
         (folder / "report.html").write_text(f"<html><body><h1>Load test {req.scenario}</h1>grade GOOD</body></html>")
         (folder / "report.md").write_text(f"# {req.scenario}\n")
+        # the committed k6 sample's report: a timeline for the page's charts over time
+        sample = analyze_file(Path(__file__).parents[1] / "loadtest" / "data" / "raw.ndjson", min_grade=Grade.POOR)
+        (folder / "report.json").write_text(json.dumps(sample.as_json()))
         entry = history.HistoryEntry(run=folder.name, folder=str(folder), scenario=req.scenario, rate=req.rate,
                                      duration_s=3, vus=req.vus, started=datetime.now().astimezone().isoformat(),
                                      grade="GOOD", passed=True, p95_ms=12.0, error_rate=0.0)

@@ -12,6 +12,9 @@ from payctl.console.app import ConsoleSources, create_app
 from payctl.console.jobs import JobRunner, parse_request
 from payctl.console.settings import Guard
 from payctl.errors import UsageError
+from payctl.loadtest import history
+from payctl.loadtest.analyze import analyze_file, write_reports
+from payctl.loadtest.grade import Grade
 from payctl.ops import metrics
 from tests.console.fakes import BREAKERS, FakeBackend, FakeMetrics, fake_chaos, fake_load
 
@@ -107,3 +110,26 @@ def test_bad_job_requests_name_the_field(body, field) -> None:  # type: ignore[n
 
 def test_report_files_stay_inside_the_reports_folder(client) -> None:  # type: ignore[no-untyped-def]
     assert client.get("/reports/../../etc/passwd").status_code == 404
+
+
+def test_a_load_run_shows_its_charts_over_time_and_the_k6_dashboard(client, sources) -> None:  # type: ignore[no-untyped-def]
+    folder = sources.reports / "20260101-000000-smoke"
+    report = analyze_file(Path(__file__).parents[1] / "loadtest" / "data" / "raw.ndjson", min_grade=Grade.POOR)
+    write_reports(report, folder)
+    (folder / "k6-dashboard.html").write_text("<html>k6</html>")
+    history.append(history.index_path(sources.reports), history.entry_for(
+        report, run=folder.name, folder=folder, scenario="smoke", rate=20, duration_s=2, vus=5,
+        started="2026-01-01T00:00:00+00:00"))
+    run = client.get("/api/runs").get_json()[0]
+    assert run["links"]["k6 dashboard"].endswith("/k6-dashboard.html")
+    assert client.get(run["links"]["k6 dashboard"]).status_code == 200
+    charts = client.get(run["charts"]).get_json()
+    assert [c["id"] for c in charts] == ["throughput", "errors", "latency", "vus"]
+    by_id = {c["id"]: c for c in charts}
+    assert [s["labels"]["name"] for s in by_id["latency"]["series"]] == ["p50", "p95", "p99"]
+    # exact values in JSON; the page rounds them
+    assert by_id["latency"]["series"][1]["points"][0] == [0, report.timeline[0].p95]
+    assert by_id["throughput"]["series"][0]["points"] == [[p.second, p.requests] for p in report.timeline]
+    assert client.get("/api/runs/nope/charts").status_code == 404
+    page = client.get("/").get_data(as_text=True)
+    assert 'id="run-charts"' in page

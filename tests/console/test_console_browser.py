@@ -92,6 +92,9 @@ def run_smoke_from_the_page(url: str, shots: Path) -> None:
             report = browser.new_page()
             report.goto(url.rstrip("/") + href)
             expect(report.locator("body")).to_contain_text("smoke")
+            # the newest load run's charts over time, drawn by default
+            expect(page.locator("#run-charts .chart svg polyline").first).to_be_visible(timeout=15_000)
+            assert page.locator("#run-charts .chart").count() == 4
             page.wait_for_timeout(500)
             shots.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(shots / "console.png"), full_page=True)

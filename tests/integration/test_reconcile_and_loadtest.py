@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,6 +61,47 @@ def test_loadtest_run_keeps_everything_and_grades(stack, tmp_path: Path):
     texts = [gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()
              for p in folder.rglob("*") if p.is_file()] + [result.stdout.encode(), result.stderr.encode()]
     assert not [s for s in secrets if any(s in t for t in texts)]
+
+
+def test_loadtest_run_by_default_records_charts_apdex_and_k6_dashboard(stack: Any, tmp_path: Path) -> None:
+    # No --raw: the per-request record is the default, so the report has its charts and Apdex.
+    result = stack.payctl("loadtest", "run", "smoke", "--rate", "3", "--duration", "4s", "--json",
+                          "--reports", str(tmp_path))
+    assert result.returncode == 0, result.stderr + result.stdout[-2000:]
+    out = json.loads(result.stdout)
+    folder = Path(out["folder"])
+    report = out["report"]
+    assert report["shape"] == "raw-ndjson" and report["requests"] > 0
+    assert report["apdex"]["all"] is not None and report["apdex"]["all"]["samples"] > 0
+    assert {"authorize", "capture", "refund", "cancel", "get"} <= set(report["apdex"]["per_operation"])
+    timeline = report["timeline"]
+    assert len(timeline) >= 3 and sum(p["requests"] for p in timeline) > 0
+    assert all(p["vus"] is not None for p in timeline)
+    # the record keeps only what the report reads: a small gzip file
+    recorded = folder / "raw.ndjson.gz"
+    assert recorded.exists() and recorded.stat().st_size < 200 * report["requests"] + 4096
+    html = (folder / "report.html").read_text()
+    for title in ("Throughput", "Latency percentiles", "Errors", "Virtual users"):
+        assert title in html, title
+    assert 'id="no-timeline"' not in html
+    # k6's own dashboard export, written offline into the run folder and linked from the report
+    assert report["k6_dashboard"]["file"] == "k6-dashboard.html", report["k6_dashboard"]
+    assert (folder / "k6-dashboard.html").stat().st_size > 10_000
+    assert 'href="k6-dashboard.html"' in html
+    # exact numbers in JSON, rounded for people in the table
+    table = stack.payctl("loadtest", "analyze", str(recorded))
+    assert table.returncode == 0, table.stderr
+    assert "Apdex" in table.stdout and not re.search(r"\d\.\d{4,}", table.stdout), table.stdout
+
+
+def test_loadtest_run_no_raw_keeps_summaries_only(stack: Any, tmp_path: Path) -> None:
+    result = stack.payctl("loadtest", "run", "smoke", "--rate", "3", "--duration", "2s", "--no-raw", "--json",
+                          "--reports", str(tmp_path))
+    assert result.returncode == 0, result.stderr + result.stdout[-2000:]
+    out = json.loads(result.stdout)
+    folder = Path(out["folder"])
+    assert not (folder / "raw.ndjson.gz").exists() and not (folder / "k6-dashboard.html").exists()
+    assert out["report"]["shape"] == "handle-summary" and out["report"]["timeline"] == []
 
 
 def test_loadtest_run_refuses_non_loopback_targets(stack, tmp_path: Path):

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tests.browser import BROWSER
 
@@ -87,3 +88,17 @@ def test_html_renders_charts_in_headless_chromium(k6_outputs, tmp_path):
                    capture_output=True, text=True, timeout=120)
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_loadtest_run_records_per_request_data_unless_no_raw(tmp_path: Path) -> None:
+    plans: dict[tuple[str, ...], Any] = {}
+    for flag in ((), ("--raw",), ("--no-raw",)):
+        result = payctl("loadtest", "run", "smoke", "--dry-run", "--json", *flag, "--reports", str(tmp_path))
+        assert result.returncode == 0, result.stderr
+        plans[flag] = json.loads(result.stdout)
+    assert plans[()]["raw"] is True and plans[("--raw",)]["raw"] is True  # --raw: the default, still accepted
+    assert any(a.startswith("json=") for a in plans[()]["command"])
+    assert plans[("--no-raw",)]["raw"] is False
+    assert not any(a.startswith("json=") for a in plans[("--no-raw",)]["command"])
+    helped = payctl("loadtest", "run", "--help")
+    assert "--no-raw" in helped.stdout

@@ -9,11 +9,14 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from payctl.errors import UsageError
+from payctl.loadtest import render
+from payctl.loadtest.analyze import analyze_file
 from payctl.loadtest.grade import Grade
 from payctl.loadtest.run import RunPlan
-from payctl.loadtest.session import run_and_analyze
+from payctl.loadtest.session import dashboard_info, run_and_analyze
 from tests.loadtest.conftest import Handler
 
 # Honours the variables `payctl loadtest run` passes; the sub-metric threshold is only in summary.json.
@@ -64,9 +67,64 @@ def test_session_runs_k6_grades_and_writes_reports(tmp_path: Path, base_url: str
     assert session.passed == session.report.verdict.passed
 
 
+def test_session_by_default_records_charts_apdex_and_the_k6_dashboard(tmp_path: Path, base_url: str) -> None:
+    script = tmp_path / "probe.js"
+    script.write_text(SCRIPT)
+    session = run_and_analyze(str(script), rate=20, duration="3s", vus=5, base_url=base_url,
+                              reports_root=tmp_path / "reports", min_grade=Grade.POOR)
+    r = session.report
+    assert r.shape == "raw-ndjson" and r.requests and r.requests >= 40
+    assert r.apdex.all is not None and r.apdex.all.samples == r.requests
+    assert set(r.apdex.per_operation) == {"authorize"}
+    assert len(r.timeline) >= 3 and sum(p.requests for p in r.timeline) == r.requests
+    assert all(p.vus is not None for p in r.timeline)  # k6 samples busy VUs once a second
+    # the record holds only what the report reads, compressed: far below k6's ~3 KB per request
+    record = json.loads((session.folder / "record.json").read_text())
+    written = (session.folder / "raw.ndjson.gz").stat().st_size
+    assert record["written_bytes"] == written and record["k6_bytes"] > 20 * written
+    assert written < 100 * r.requests + 2048
+    # what the record keeps is still k6 NDJSON: analyzing the file alone gives the same numbers
+    again = analyze_file(session.folder / "raw.ndjson.gz", target_rate=20, min_grade=Grade.POOR)
+    assert (again.requests, again.latency_ms, again.apdex.all) == (r.requests, r.latency_ms, r.apdex.all)
+    # k6's own dashboard, exported offline beside the report and linked from it
+    assert r.k6_dashboard is not None and r.k6_dashboard.file == "k6-dashboard.html", r.k6_dashboard
+    assert (session.folder / "k6-dashboard.html").stat().st_size > 10_000
+    html = (session.folder / "report.html").read_text()
+    assert 'href="k6-dashboard.html"' in html
+    for title in ("Throughput", "Errors", "Latency percentiles", "Virtual users"):
+        assert title in html, title
+    assert not list(session.folder.glob("*.fifo"))
+
+
+def test_session_without_raw_keeps_summaries_only(tmp_path: Path, base_url: str) -> None:
+    script = tmp_path / "probe.js"
+    script.write_text(SCRIPT)
+    session = run_and_analyze(str(script), rate=10, duration="1s", vus=5, base_url=base_url, raw=False,
+                              reports_root=tmp_path / "reports", min_grade=Grade.POOR)
+    assert not (session.folder / "raw.ndjson.gz").exists() and not (session.folder / "k6-dashboard.html").exists()
+    assert session.report.shape == "handle-summary" and session.report.timeline == []
+    assert session.report.k6_dashboard is None
+
+
 def test_invalid_plan_fails_before_the_stack_is_asked(tmp_path: Path):
     asked = []
     with pytest.raises(UsageError, match="not loopback"):
         run_and_analyze("smoke", rate=1, duration="1s", vus=1, base_url="http://10.0.0.1/api", raw=False,
                         reports_root=tmp_path, stack_state=lambda: asked.append(1))
     assert not asked and not any(tmp_path.iterdir())
+
+
+def test_a_missing_dashboard_export_is_said_loudly(tmp_path: Path) -> None:
+    sample = Path(__file__).parent / "data" / "raw.ndjson"
+    report = analyze_file(sample, min_grade=Grade.POOR)
+    report = report.model_copy(update={"k6_dashboard": dashboard_info(tmp_path)})
+    assert report.k6_dashboard is not None and report.k6_dashboard.file is None
+    assert report.as_json()["k6_dashboard"]["note"].startswith("k6 wrote no web-dashboard export")
+    html = render.to_html(report)
+    assert '<p id="k6-dashboard" class="fail">NO k6 web dashboard: k6 wrote no web-dashboard export' in html
+    assert "**NO k6 web dashboard:" in render.to_markdown(report)
+    console = Console(record=True, width=200)
+    console.print(render.to_rich(report))
+    assert "NO k6 web dashboard" in console.export_text()
+    # a file analyzed on its own is no run: nothing about a dashboard
+    assert "k6_dashboard" not in analyze_file(sample, min_grade=Grade.POOR).as_json()

@@ -93,8 +93,26 @@ async function refreshRuns() {
     const runs = await getJSON("/api/runs");
     $("#runs tbody").innerHTML = runs.map((r) => `<tr data-run="${esc(r.run)}"><td>${esc(r.started)}</td><td>${esc(r.kind)}</td>
       <td>${esc(r.name)}</td><td class="${r.status === "passed" ? "ok" : "bad"}">${esc(r.status)}</td><td>${esc(r.summary)}</td>
-      <td>${Object.entries(r.links).map(([k, v]) => `<a href="${esc(v)}" target="_blank">${esc(k)}</a>`).join(" ")}</td></tr>`).join("");
+      <td>${Object.entries(r.links).map(([k, v]) => `<a href="${esc(v)}" target="_blank">${esc(k)}</a>`).join(" ")}
+      ${r.charts ? `<button type="button" data-run-charts="${esc(r.charts)}" data-run-name="${esc(r.run)}">charts</button>` : ""}</td></tr>`).join("");
+    // by default the newest load run's charts; a click on another run's "charts" shows that run's
+    const newest = runs.find((r) => r.kind === "load" && r.charts);
+    if (newest && !RUN_CHARTS.chosen && RUN_CHARTS.url !== newest.charts) showRunCharts(newest.charts, newest.run, false);
   } catch (err) { /* next poll */ }
+}
+
+const RUN_CHARTS = {url: null, chosen: false};
+async function showRunCharts(url, name, chosen) {
+  RUN_CHARTS.url = url;
+  RUN_CHARTS.chosen = RUN_CHARTS.chosen || chosen;
+  $("#run-charts-name").textContent = name;
+  try {
+    const charts = await getJSON(url);
+    $("#run-charts").innerHTML = charts.length
+      ? charts.map((c) => `<div class="chart" id="run-chart-${esc(c.id)}"></div>`).join("")
+      : "<p>this run kept no per-request data (--no-raw): no charts over time</p>";
+    for (const c of charts) drawChart(document.getElementById("run-chart-" + c.id), c);
+  } catch (err) { $("#run-charts").innerHTML = `<p class="error">${esc(err.message)}</p>`; }
 }
 
 function drawChart(el, data) {
@@ -109,11 +127,12 @@ function drawChart(el, data) {
     const t0 = Math.min(...all.map((p) => p[0])), t1 = Math.max(...all.map((p) => p[0]), t0 + 1);
     const vmax = Math.max(...all.map((p) => p[1]), 1e-9) * 1.1;
     const x = (t) => L + (t - t0) / (t1 - t0) * (W - L - 6), y = (v) => H - B - v / vmax * (H - B - 8);
+    const xLabel = data.x === "second" ? (t) => `${Math.round(t)} s` : fmtTime;
     const grid = [0, 0.5, 1].map((f) => `<line x1="${L}" x2="${W}" y1="${y(vmax * f)}" y2="${y(vmax * f)}" stroke="#e3e6ea"/>
       <text x="${L - 4}" y="${y(vmax * f) + 4}" text-anchor="end" font-size="10" fill="#666">${+(vmax * f).toPrecision(3)}</text>`).join("");
     const lines = series.map((s) => `<polyline fill="none" stroke="${s.color}" stroke-width="1.6" points="${s.pts.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" ")}"/>`).join("");
     svg = `<svg viewBox="0 0 ${W} ${H}" preserveAspectRatio="none">${grid}${lines}
-      <text x="${L}" y="${H - 4}" font-size="10" fill="#666">${fmtTime(t0)}</text><text x="${W - 6}" y="${H - 4}" font-size="10" fill="#666" text-anchor="end">${fmtTime(t1)}</text></svg>`;
+      <text x="${L}" y="${H - 4}" font-size="10" fill="#666">${xLabel(t0)}</text><text x="${W - 6}" y="${H - 4}" font-size="10" fill="#666" text-anchor="end">${xLabel(t1)}</text></svg>`;
   }
   el.innerHTML = `<h4>${esc(data.title)} <small>(${esc(data.unit)})</small></h4>${svg}
     <div class="legend">${series.map((s) => `<span><i style="background:${s.color}"></i>${esc(s.name)}</span>`).join("")}</div>`;
@@ -147,6 +166,8 @@ async function main() {
   document.addEventListener("click", (ev) => {
     const id = ev.target.dataset && ev.target.dataset.cancel;
     if (id) cancelJob(id);
+    const charts = ev.target.dataset && ev.target.dataset.runCharts;
+    if (charts) showRunCharts(charts, ev.target.dataset.runName, true);
   });
   $("#load-form").addEventListener("submit", (ev) => {
     ev.preventDefault();

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -18,6 +18,7 @@ from payctl.cli.options import REPORTS, DryRunOpt, HistoryOpt, HistoryRateOpt, J
 from payctl.cli.output import console, ok_mark, print_json, table
 from payctl.errors import EnvironmentProblem
 from payctl.history.recorder import DEFAULT_RATE
+from payctl.history.render import history_line
 from payctl.stack.backend import backend_for
 
 ICON = {"succeeded": "[green]✔[/green]", "failed": "[red]✘[/red]", "error": "[red]![/red]",
@@ -35,16 +36,6 @@ def list_cmd(json_out: JsonOpt = False) -> None:
                             ", ".join(f"{k}={v}" for k, v in i["variables"].items())] for i in items]))
     if any(i["needs_netns"] for i in items):
         console().print("needs netns: runs only on a stack started with `payctl up --isolation netns`")
-
-
-def history_line(history: dict[str, Any]) -> str:
-    """`valid · 1,204 operations · 0 anomalies`, or the classes that showed one, or why none was checked."""
-    verdict = str(history.get("verdict"))
-    if history.get("ops") is None:
-        return f"{verdict} — {history.get('reason', '')}".rstrip(" —")
-    anomalies = {k: int(v) for k, v in (history.get("anomalies_by_class") or {}).items() if v}
-    found = ", ".join(f"{k} {v:,}" for k, v in sorted(anomalies.items())) or "0 anomalies"
-    return f"{verdict} · {int(history['ops']):,} operations · {found}"
 
 
 def _run(ctx: typer.Context, name: str, var: list[str] | None, dry_run: bool, json_out: bool,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +19,8 @@ from payctl.cli.options import (
     DryRunOpt,
     FailAfterOpt,
     FormatOpt,
+    HistoryOpt,
+    HistoryRateOpt,
     JsonOpt,
     MadKOpt,
     MaxRegressionOpt,
@@ -28,6 +32,9 @@ from payctl.cli.options import (
 )
 from payctl.cli.output import PlainProgress, console, err_console, print_json, table
 from payctl.errors import UsageError
+from payctl.history.beside import HistoryBeside
+from payctl.history.recorder import DEFAULT_RATE
+from payctl.history.render import history_line
 from payctl.loadtest import history, mad, render, step_summary, trend
 from payctl.loadtest import run as runner
 from payctl.loadtest.analyze import analyze_file, analyze_history, check_format, write_reports
@@ -184,11 +191,14 @@ def run_cmd(
     min_grade: MinGradeOpt = "FAIR",
     reports: ReportsOpt = REPORTS,
     apdex_t: ApdexOpt = ApdexDefault,
+    client_history: HistoryOpt = False,
+    history_rate: HistoryRateOpt = DEFAULT_RATE,
     dry_run: DryRunOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Run a k6 scenario against the stack, keep everything under reports/, record it in
-    reports/history.jsonl, print the graded report."""
+    reports/history.jsonl, print the graded report. With --history a client-side history is recorded
+    beside k6 and checked against the final state (exit 1 on an anomaly)."""
     topo = load(ctx)
     url = base_url or f"{topo.gateway_url}/api"
     if dry_run:
@@ -212,18 +222,35 @@ def run_cmd(
                             scenario=p.scenario, **_live_fields(live))
             plain.show(f"k6 {p.scenario} at {p.rate}/s: {live.line()}")
 
-        session = run_and_analyze(scenario, rate=rate, duration=duration, vus=vus, base_url=url, raw=raw,
-                                  reports_root=reports, min_grade=grade_floor,
-                                  stack_state=lambda: _stack_state(topo), on_tick=tick, apdex_t_ms=t_ms,
-                                  k6_env=merchants.k6_env(topo), api_auth=topo.settings.api_auth)
+        # the history goes to a staging folder until k6's run folder exists, then into it
+        beside = (HistoryBeside(topo, reports.resolve() / f".history-{os.getpid()}-{time.time_ns()}", history_rate)
+                  if client_history else None)
+        if beside is not None:
+            beside.start()
+        try:
+            session = run_and_analyze(scenario, rate=rate, duration=duration, vus=vus, base_url=url, raw=raw,
+                                      reports_root=reports, min_grade=grade_floor,
+                                      stack_state=lambda: _stack_state(topo), on_tick=tick, apdex_t_ms=t_ms,
+                                      k6_env=merchants.k6_env(topo), api_auth=topo.settings.api_auth)
+        except BaseException:
+            if beside is not None:
+                beside.stop()  # its history stays in the staging folder; nothing is checked
+            raise
+    outcome = None
+    if beside is not None:
+        plain.show("checking the client-side history against the final state")
+        outcome = beside.finish(into=session.folder)
     _summarize(session.report, f"Load test {session.plan.scenario} at {session.plan.rate}/s")
     if json_out:
         entry = session.history_entry.as_json() if session.history_entry else None
-        print_json({"folder": str(session.folder), "history": entry, "report": session.report.as_json()})
+        print_json({"folder": str(session.folder), "history": entry, "report": session.report.as_json(),
+                    "client_history": outcome.to_json() if outcome else None})
     else:
         console().print(render.to_rich(session.report))
+        if outcome is not None:
+            console().print(f"client-side history: {history_line(outcome.to_json())}", highlight=False)
         console().print(f"report folder: {session.folder}", highlight=False)
-    if not session.passed:
+    if not session.passed or (outcome is not None and not outcome.valid):
         raise typer.Exit(1)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 from rich.table import Table
 
@@ -35,3 +37,13 @@ def show(verdict: Verdict, console: Console, source: str) -> None:
     verdict_text = ("[green]VALID[/green]" if verdict.valid
                     else f"[red]INVALID[/red] ({len(verdict.anomalies)} anomalies)")
     console.print(f"verdict: {verdict_text}")
+
+
+def history_line(history: dict[str, Any]) -> str:
+    """`valid · 1,204 operations · 0 anomalies`, or the classes that showed one, or why none was checked."""
+    verdict = str(history.get("verdict"))
+    if history.get("ops") is None:
+        return f"{verdict} — {history.get('reason', '')}".rstrip(" —")
+    anomalies = {k: int(v) for k, v in (history.get("anomalies_by_class") or {}).items() if v}
+    found = ", ".join(f"{k} {v:,}" for k, v in sorted(anomalies.items())) or "0 anomalies"
+    return f"{verdict} · {int(history['ops']):,} operations · {found}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from payctl.cli.chaos_cmds import history_line
+from payctl.history.render import history_line
 
 
 def test_a_valid_history_counts_operations_and_says_no_anomaly() -> None:

@@ -10,6 +10,7 @@ import json
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -111,3 +112,17 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_a_load_test_records_and_checks_a_history_beside_k6(stack, tmp_path):
+    result = stack.payctl("loadtest", "run", "authorize", "--rate", "10", "--duration", "5s", "--history",
+                          "--history-rate", "20", "--reports", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    answer = json.loads(result.stdout)
+    client = answer["client_history"]
+    assert client["verdict"] == "valid" and client["ops"] >= 50, client
+    folder = Path(answer["folder"])
+    assert (folder / "history.ndjson.gz").is_file() and (folder / "history-check.json").is_file()
+    assert not list(tmp_path.glob(".history-*"))  # the staging folder is gone
+    again = stack.payctl("history", "check", str(folder))
+    assert again.returncode == 0 and "INVALID" not in again.stdout, again.stdout

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from payctl.loadtest import run as runner
 from payctl.loadtest import compare as comparing
 from payctl.loadtest import grade as grading
+from payctl.loadtest import run as runner
 from payctl.loadtest.parse import parse
 from tests.cli_inprocess import run_payctl
 

@@ -19,7 +19,10 @@ from payctl.cli.options import (
     ApdexOpt,
     DryRunOpt,
     FailAfterOpt,
+    FloorErrorOpt,
+    FloorMsOpt,
     FormatOpt,
+    FormatsOpt,
     JsonOpt,
     MadKOpt,
     MaxRegressionOpt,
@@ -43,7 +46,7 @@ from payctl.loadtest.analyze import (
     write_reports,
 )
 from payctl.loadtest.apdex import DEFAULT_T_MS, check_t
-from payctl.loadtest.compare import DEFAULT_ERROR_FLOOR, DEFAULT_FLOOR_MS, MAX_FLOOR_MS, parse_tolerance
+from payctl.loadtest.compare import DEFAULT_ERROR_FLOOR, DEFAULT_FLOOR_MS, parse_tolerance
 from payctl.loadtest.grade import DEFAULT_MIN_GRADE, parse_grade
 from payctl.loadtest.junit import to_junit
 from payctl.loadtest.live import LiveProgress
@@ -57,15 +60,6 @@ from payctl.stack.topology import Topology
 ApdexDefault = DEFAULT_T_MS
 
 
-FormatsOpt = Annotated[list[str] | None, typer.Option(
-    "--format", "-f", help="table | md | json | html | junit; with --out, several: -f md -f html (or -f md,html) "
-                           "[default: table; --out without -f writes md, json, html and junit]")]
-FloorMsOpt = Annotated[float, typer.Option(
-    "--floor-ms", min=0, max=MAX_FLOOR_MS,
-    help="a p95/p99 rise of at most this many ms is never a regression, whatever --max-regression says")]
-FloorErrorOpt = Annotated[float, typer.Option(
-    "--floor-error-pct", min=0, max=100,
-    help="an error-rate rise of at most this many percentage points is never a regression")]
 MIN_GRADE = DEFAULT_MIN_GRADE.name
 FLOOR_ERROR_PCT = DEFAULT_ERROR_FLOOR * 100
 

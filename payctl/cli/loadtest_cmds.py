@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import shlex
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from payctl.atomic import write_atomic
 from payctl.cli.context import load
@@ -18,7 +21,10 @@ from payctl.cli.options import (
     ApdexOpt,
     DryRunOpt,
     FailAfterOpt,
+    FloorErrorOpt,
+    FloorMsOpt,
     FormatOpt,
+    FormatsOpt,
     HistoryOpt,
     HistoryRateOpt,
     JsonOpt,
@@ -37,10 +43,18 @@ from payctl.history.recorder import DEFAULT_RATE
 from payctl.history.render import history_line
 from payctl.loadtest import history, mad, render, step_summary, trend
 from payctl.loadtest import run as runner
-from payctl.loadtest.analyze import analyze_file, analyze_history, check_format, write_reports
+from payctl.loadtest.analyze import (
+    FILE_FORMATS,
+    analyze_file,
+    analyze_history,
+    check_format,
+    check_formats,
+    compare_runs,
+    write_reports,
+)
 from payctl.loadtest.apdex import DEFAULT_T_MS, check_t
-from payctl.loadtest.compare import parse_tolerance
-from payctl.loadtest.grade import parse_grade
+from payctl.loadtest.compare import DEFAULT_ERROR_FLOOR, DEFAULT_FLOOR_MS, parse_tolerance
+from payctl.loadtest.grade import DEFAULT_MIN_GRADE, parse_grade
 from payctl.loadtest.junit import to_junit
 from payctl.loadtest.live import LiveProgress
 from payctl.loadtest.report import LoadReport
@@ -53,17 +67,19 @@ from payctl.stack.topology import Topology
 ApdexDefault = DEFAULT_T_MS
 
 
-def _emit(report: LoadReport, fmt: str, out: Path | None, stem: str) -> None:
-    if out is not None:
-        for path in write_reports(report, out, stem):
-            console().print(f"wrote {path}", highlight=False) if fmt == "table" else None
+MIN_GRADE = DEFAULT_MIN_GRADE.name
+FLOOR_ERROR_PCT = DEFAULT_ERROR_FLOOR * 100
+
+
+def _emit(report: LoadReport, fmt: str) -> None:
+    """One report in one format on stdout (JUnit is printed once for all reports, by the caller)."""
     if fmt == "table":
         console().print(render.to_rich(report))
     elif fmt == "md":
         print(render.to_markdown(report))
     elif fmt == "json":
         print(render.to_json(report))
-    elif fmt == "html" and out is None:
+    elif fmt == "html":
         print(render.to_html(report))
 
 
@@ -73,30 +89,48 @@ def _summarize(report: LoadReport, title: str) -> None:
 
 
 def analyze(
-    files: Annotated[list[Path], typer.Argument(help="k6 output files (summary-export, handleSummary, raw NDJSON)")],
-    baseline: Annotated[Path | None, typer.Option(help="compare against this k6 output")] = None,
-    fmt: FormatOpt = "table",
-    out: Annotated[Path | None, typer.Option("--out", help="write report.md/.json/.html/.junit.xml here",
-                                                callback=out_folder)] = None,
-    min_grade: MinGradeOpt = "FAIR",
+    files: Annotated[list[Path], typer.Argument(
+        help="k6 outputs (summary-export, handleSummary, raw NDJSON) or `loadtest run` folders")],
+    baseline: Annotated[Path | None, typer.Option(help="compare against this k6 output or run folder")] = None,
+    fmt: FormatsOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="write the --format files (report.md/.json/.html/"
+                                                          ".junit.xml) here", callback=out_folder)] = None,
+    min_grade: MinGradeOpt = MIN_GRADE,
     max_regression: MaxRegressionOpt = "10%",
+    floor_ms: FloorMsOpt = DEFAULT_FLOOR_MS,
+    floor_error_pct: FloorErrorOpt = FLOOR_ERROR_PCT,
     target_rate: Annotated[float | None, typer.Option(min=0.001, max=1_000_000,
         help="target arrival rate if the file lacks it")] = None,
     apdex_t: ApdexOpt = ApdexDefault,
 ) -> None:
     """Turn k6 output into a graded report; exit 1 on a failing verdict or a regression."""
-    check_format(fmt)
+    formats = check_formats(fmt or ["table"])
+    if out is None and len(formats) > 1:
+        raise UsageError(f"--format {','.join(formats)}: several formats need --out DIR",
+                         "without --out one report is printed in one format")
+    to_files = [f for f in formats if f in FILE_FORMATS] if fmt else list(FILE_FORMATS)
     grade_floor = parse_grade(min_grade)
     tol = parse_tolerance(max_regression)
     t_ms = check_t(apdex_t)
     reports = []
     for i, path in enumerate(files):
         report = analyze_file(path, baseline=baseline, min_grade=grade_floor, max_regression=tol,
-                              target_rate=target_rate, apdex_t_ms=t_ms)
-        _emit(report, fmt, out, "report" if len(files) == 1 else f"report-{i + 1}-{path.stem}")
+                              target_rate=target_rate, apdex_t_ms=t_ms, floor_ms=floor_ms,
+                              error_floor=floor_error_pct / 100)
+        if out is not None:
+            # the table, or one printable document, still goes to stdout; the notices then go to stderr
+            printed = "table" if "table" in formats or not fmt else formats[0] if len(formats) == 1 else None
+            notices = console() if printed == "table" else err_console()
+            stem = "report" if len(files) == 1 else f"report-{i + 1}-{path.stem}"
+            for written in write_reports(report, out, stem, to_files):
+                notices.print(f"wrote {written}", highlight=False, soft_wrap=True)
+            if printed in ("table", "md", "json"):
+                _emit(report, printed)
+        elif formats[0] != "junit":
+            _emit(report, formats[0])
         _summarize(report, f"Load test `{path.name}`")
         reports.append(report)
-    if fmt == "junit":
+    if formats == ["junit"]:
         print(to_junit(reports), end="")
     if not all(r.verdict.passed for r in reports):
         raise typer.Exit(1)
@@ -104,12 +138,15 @@ def analyze(
 
 def compare(
     files: Annotated[list[Path] | None, typer.Argument(
-        help="BASELINE CURRENT (k6 outputs); with --history: [CURRENT] (a k6 output or run folder; "
-             "default: the newest recorded run)")] = None,
+        help="BASELINE CURRENT (k6 outputs or `loadtest run` folders, by path or by name under --reports); "
+             "with --history: [CURRENT] (default: the newest recorded run)")] = None,
     history_n: Annotated[int | None, typer.Option(
         "--history", min=1, max=1000,
         help="judge against the last N recorded runs of the same scenario and rate")] = None,
     max_regression: MaxRegressionOpt = "10%",
+    floor_ms: FloorMsOpt = DEFAULT_FLOOR_MS,
+    floor_error_pct: FloorErrorOpt = FLOOR_ERROR_PCT,
+    min_grade: MinGradeOpt = MIN_GRADE,
     fmt: FormatOpt = "table",
     reports: ReportsOpt = REPORTS,
     scenario: ScenarioOpt = None,
@@ -118,20 +155,23 @@ def compare(
     fail_after: FailAfterOpt = mad.DEFAULT_CONSECUTIVE,
     apdex_t: ApdexOpt = ApdexDefault,
 ) -> None:
-    """Side-by-side deltas; exit 1 when p95/p99/throughput/error rate regress past the tolerance.
+    """Side-by-side deltas, printed first; exit 1 when p95/p99/throughput/error rate regress past
+    the tolerance AND the absolute floor (--floor-ms, --floor-error-pct).
 
     With --history N: a noise-aware gate. Outside median ± k·MAD of the last N runs once warns
     (exit 0); outside on --fail-after runs in a row fails (exit 1)."""
     check_format(fmt)
     given = files or []
     t_ms = check_t(apdex_t)
+    grade_floor = parse_grade(min_grade)
     if history_n is not None:
         if len(given) > 1:
             raise UsageError("with --history, compare takes at most one CURRENT (a k6 output or a run folder)",
                              "the baseline is built from the history index")
         report = analyze_history(given[0] if given else None, reports_root=reports, window=history_n, k=mad_k,
-                                 consecutive=fail_after, scenario=scenario, rate=rate, apdex_t_ms=t_ms)
-        _emit(report, fmt, None, "compare")
+                                 consecutive=fail_after, scenario=scenario, rate=rate, apdex_t_ms=t_ms,
+                                 min_grade=grade_floor)
+        _emit(report, fmt)
         _summarize(report, "Load test against its history")
         if fmt == "junit":
             print(to_junit([report]), end="")
@@ -142,13 +182,19 @@ def compare(
         raise UsageError(f"compare takes BASELINE and CURRENT, got {len(given)} file(s)",
                          "or use --history N [CURRENT] to compare with recorded runs")
     baseline, current = given
-    report = analyze_file(current, baseline=baseline, max_regression=parse_tolerance(max_regression),
-                          min_grade=parse_grade("POOR"), apdex_t_ms=t_ms)
-    _emit(report, fmt, None, "compare")
-    _summarize(report, "Load test against its baseline")
-    if fmt == "junit":
-        print(to_junit([report]), end="")
-    if report.verdict.regression:
+    both = compare_runs(baseline, current, min_grade=grade_floor, max_regression=parse_tolerance(max_regression),
+                        floor_ms=floor_ms, error_floor=floor_error_pct / 100, apdex_t_ms=t_ms, reports_root=reports)
+    tolerance = f"{max_regression.strip()}, floors {floor_ms:g} ms and {floor_error_pct:g} pp"
+    if fmt == "table":
+        console().print(render.compare_rich(both.baseline, both.current, tolerance))
+    elif fmt == "md":
+        print(render.compare_markdown(both.baseline, both.current, tolerance))
+    elif fmt == "junit":
+        print(to_junit([both.current]), end="")
+    else:
+        _emit(both.current, fmt)
+    _summarize(both.current, "Load test against its baseline")
+    if both.current.verdict.regression:
         raise typer.Exit(1)
 
 
@@ -166,8 +212,14 @@ def _show_plan(plan: runner.RunPlan, json_out: bool) -> None:
         print_json({"dry_run": True, **described})
         return
     console().print(table(f"k6 {plan.scenario} (dry run: nothing ran)", ["setting", "value"],
-                          [[k, v] for k, v in described.items() if k != "command"]), highlight=False)
+                          [[k, _for_people(v)] for k, v in described.items() if k != "command"]),
+                    highlight=False)
     console().print(shlex.join(described["command"]), highlight=False, soft_wrap=True)
+
+
+def _for_people(value: Any) -> Any:
+    """A plan's value in a table: yes/no, not Python's True/False."""
+    return ("yes" if value else "no") if isinstance(value, bool) else value
 
 
 def _live_fields(live: LiveProgress) -> dict[str, Any]:
@@ -188,7 +240,7 @@ def run_cmd(
         help="record per-request data (charts over time, Apdex, per-operation breakdowns; about 24 bytes "
              "a request, gzip) and export k6's web dashboard; on by default (--raw is accepted, and does "
              "nothing more); --no-raw keeps k6's summaries only")] = True,
-    min_grade: MinGradeOpt = "FAIR",
+    min_grade: MinGradeOpt = MIN_GRADE,
     reports: ReportsOpt = REPORTS,
     apdex_t: ApdexOpt = ApdexDefault,
     client_history: HistoryOpt = False,
@@ -269,13 +321,29 @@ def history_cmd(
     if json_out:
         print_json({"index": str(history.index_path(reports)), "runs": [e.as_json() for e in entries]})
         return
-    rows = [[e.started[:16].replace("T", " "), e.run, (e.git_commit or "—")[:8] + ("+" if e.git_dirty else ""),
+    rows = [[_utc_minute(e.started), e.run, (e.git_commit or "—")[:8] + ("+" if e.git_dirty else ""),
              f"{e.scenario} @ {e.rate}/s", e.grade, "PASS" if e.passed else "FAIL", render.fmt(e.throughput_rps),
              render.fmt(e.p95_ms), render.fmt(e.p99_ms), render.pct(e.error_rate), render.fmt(e.apdex, digits=2)]
             for e in entries]
-    console().print(table(f"load-test history: {len(entries)} run(s) in {history.index_path(reports)}",
-                          ["started", "run", "commit", "scenario", "grade", "verdict", "req/s", "p95 ms", "p99 ms",
-                           "errors", "Apdex"], rows), highlight=False)
+    listing = Table(title=f"load-test history: {len(entries)} run(s) in {history.index_path(reports)}",
+                    title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in ("started (UTC)", "run", "commit", "scenario", "grade", "verdict", "req/s", "p95 ms", "p99 ms",
+                "errors", "Apdex"):
+        listing.add_column(col, no_wrap=col in ("started (UTC)", "run", "grade", "verdict"), overflow="fold")
+    for row in rows:
+        listing.add_row(*row)
+    console().print(listing, highlight=False)
+
+
+def _utc_minute(started: str) -> str:
+    """A history entry's start (local time with its offset) as UTC, to the minute."""
+    try:
+        moment = datetime.fromisoformat(started)
+    except ValueError:
+        return started[:16]
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 def trend_cmd(

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from payctl.loadtest.compare import MAX_FLOOR_MS
 from payctl.stack import owned
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output (JSON on stdout)")]
@@ -40,3 +41,14 @@ HistoryOpt = Annotated[bool, typer.Option("--history", help="record a client-sid
                                                            "load and check it at the end (DESIGN.md §14)")]
 HistoryRateOpt = Annotated[float, typer.Option("--history-rate", min=1, max=5000,
                                                help="operations per second of the history recorder")]
+
+# loadtest analyze / compare
+FormatsOpt = Annotated[list[str] | None, typer.Option(
+    "--format", "-f", help="table | md | json | html | junit; with --out, several: -f md -f html (or -f md,html) "
+                           "[default: table; --out without -f writes md, json, html and junit]")]
+FloorMsOpt = Annotated[float, typer.Option(
+    "--floor-ms", min=0, max=MAX_FLOOR_MS,
+    help="a p95/p99 rise of at most this many ms is never a regression, whatever --max-regression says")]
+FloorErrorOpt = Annotated[float, typer.Option(
+    "--floor-error-pct", min=0, max=100,
+    help="an error-rate rise of at most this many percentage points is never a regression")]

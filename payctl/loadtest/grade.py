@@ -1,4 +1,7 @@
-"""The grade: the original platform's rules (for comparability), made honest (pure)."""
+"""The grade: the original platform's rules (for comparability), made honest (pure).
+
+The one home for grading: every command (run, analyze, compare, smoke, MCP) grades with `grade`,
+names grades with `Grade`, reads `--min-grade` with `parse_grade` and defaults to `DEFAULT_MIN_GRADE`."""
 
 from __future__ import annotations
 
@@ -20,6 +23,11 @@ class Grade(IntEnum):
     FAIR = 2
     GOOD = 3
     EXCELLENT = 4
+
+
+# The lowest passing grade unless a command is told otherwise (run, analyze and compare alike).
+DEFAULT_MIN_GRADE = Grade.FAIR
+GRADE_NAMES = "POOR, FAIR, GOOD or EXCELLENT"
 
 
 @dataclass(frozen=True)
@@ -74,4 +82,4 @@ def parse_grade(text: str) -> Grade:
     except KeyError:
         from payctl.errors import UsageError
 
-        raise UsageError(f"unknown grade '{text}'", "use POOR, FAIR, GOOD or EXCELLENT") from None
+        raise UsageError(f"--min-grade: unknown grade '{text}'", f"use {GRADE_NAMES}") from None

@@ -92,6 +92,8 @@ class LoadSummary:
     # Only per-request data (the raw stream) carries the latency distribution Apdex needs.
     apdex: Apdex | None = None
     apdex_per_operation: dict[str, Apdex] = field(default_factory=dict)
+    # When the run started (UTC, ISO 8601): only the raw stream carries times.
+    started: str | None = None
 
     @property
     def dropped_share(self) -> float | None:

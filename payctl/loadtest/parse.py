@@ -14,7 +14,7 @@ import zlib
 from array import array
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -460,6 +460,7 @@ def _parse_raw(path: Path, apdex_t_ms: float = DEFAULT_T_MS) -> LoadSummary:
         raise _problem(path, "the stream holds no HTTP request points")
     s = LoadSummary(source=str(path), shape="raw-ndjson", requests=requests)
     if first_ts is not None and last_ts is not None:
+        s.started = datetime.fromtimestamp(int(first_ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         s.duration_s = max(last_ts - first_ts, 1e-9) + 1e-3
         s.throughput_rps = requests / s.duration_s
         s.achieved_rate = iterations / s.duration_s if iterations else None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -32,6 +34,61 @@ def pct(value: float | None) -> str:
 
 
 AUTH_OFF = "API authentication: OFF"
+
+# What gives Apdex when the input is a k6 summary (analyze has no switch that could).
+APDEX_NEEDS = ("no per-request data in a k6 summary: Apdex needs the NDJSON stream of "
+               "`k6 run --out json=FILE` (`loadtest run` keeps it as raw.ndjson.gz in the run folder unless --no-raw)")
+
+# How people read each compared or gated metric: rounded, with its unit (JSON keeps every digit).
+METRIC_LABELS = {"p95_ms": "p95", "p99_ms": "p99", "avg_ms": "avg", "throughput_rps": "throughput",
+                 "error_rate": "error rate"}
+
+
+def metric_value(metric: str, value: float | None) -> str:
+    if value is None:
+        return "—"
+    if metric == "error_rate":
+        return f"{value:.2%}"
+    if metric == "throughput_rps":
+        return fmt(float(value), " req/s")
+    if metric.endswith("_ms"):
+        return fmt(float(value), " ms", digits=2 if abs(value) < 10 else 1)
+    return fmt(float(value), digits=2)
+
+
+def band_low(metric: str, value: float) -> str:
+    """A band's lower end without the unit its upper end shows ("16.2 … 17.8 req/s")."""
+    text = metric_value(metric, value)
+    for unit in (" ms", " req/s"):
+        text = text.removesuffix(unit)
+    return text
+
+
+def metric_change(d: DeltaRow) -> str:
+    """Relative for latency and throughput; in percentage points for the error rate."""
+    if d.baseline is None or d.current is None:
+        return "—"
+    if d.metric == "error_rate":
+        return f"{(d.current - d.baseline) * 100:+.2f} pp"
+    return "—" if d.change_pct is None else f"{d.change_pct:+.1f}%"
+
+
+def rate_text(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate:g}/s"
+
+
+def header_parts(r: LoadReport) -> list[tuple[str, str]]:
+    """The run the report is about, as far as the input says: scenario, target rate, start (UTC),
+    payctl version, git commit."""
+    run = r.run
+    parts = [("scenario", run.scenario), ("target rate", rate_text(r.target_rate) if r.target_rate else None),
+             ("started (UTC)", run.started), ("payctl", run.payctl_version), ("commit", run.git_commit)]
+    return [(k, v) for k, v in parts if v]
+
+
+def header_line(r: LoadReport) -> str:
+    parts = header_parts(r)
+    return " · ".join(f"{k} {v}" for k, v in parts) if parts else ""
 
 
 def dashboard_line(r: LoadReport) -> str:
@@ -67,7 +124,7 @@ def latency_rows(r: LoadReport) -> list[list[str]]:
 
 
 APDEX_COLUMNS = ("operation", "Apdex", "rating", "satisfied", "tolerating", "frustrated", "samples")
-HISTORY_COLUMNS = ("metric", "median", "MAD", "band", "current", "outside in a row", "status")
+HISTORY_COLUMNS = ("metric", "median", "MAD", "band", "current", "in a row", "status")
 
 
 def apdex_title(r: LoadReport) -> str:
@@ -79,7 +136,7 @@ def apdex_rows(r: LoadReport) -> list[list[str]]:
 
     def row(name: str, x: ApdexRow | None) -> list[str]:
         if x is None:
-            return [name, "—", "needs per-request data", "—", "—", "—", "—"]
+            return [name, "—", "—", "—", "—", "—", "—"]
         return [name, fmt(x.score, digits=2), x.rating, fmt(x.satisfied), fmt(x.tolerating),
                 fmt(x.frustrated), fmt(x.samples)]
 
@@ -126,13 +183,19 @@ def timeline_title(r: LoadReport) -> str:
     return f"over time ({len(r.timeline)} s)"
 
 
+def apdex_note(r: LoadReport) -> str:
+    """Why Apdex is missing, and which input would give it; empty when it is there."""
+    return APDEX_NEEDS if r.apdex.all is None else ""
+
+
 def history_rows(r: LoadReport) -> list[list[str]]:
     rows = []
     for m in r.history.metrics if r.history else []:
         b = m.band
-        band = f"{fmt(b.low, digits=4)} … {fmt(b.high, digits=4)}" if b else "—"
-        rows.append([m.metric, fmt(b.median if b else None, digits=4), fmt(b.mad if b else None, digits=4), band,
-                     fmt(m.current, digits=4), str(m.outside_runs), m.status])
+        v = functools.partial(metric_value, m.metric)
+        band = f"{band_low(m.metric, b.low)} … {v(b.high)}" if b else "—"
+        rows.append([METRIC_LABELS.get(m.metric, m.metric), v(b.median if b else None), v(b.mad if b else None),
+                     band, v(m.current), str(m.outside_runs), m.status])
     return rows
 
 
@@ -146,6 +209,8 @@ def history_title(r: LoadReport) -> str:
 
 def to_rich(r: LoadReport) -> Group:
     parts: list[Any] = []
+    if header_line(r):
+        parts.append(Text(header_line(r)))
     overview = Table(title="load test", title_justify="left", show_header=False)
     overview.add_column("", style="bold")
     overview.add_column("")
@@ -158,7 +223,8 @@ def to_rich(r: LoadReport) -> Group:
     for row in latency_rows(r):
         lat.add_row(*row)
     parts.append(lat)
-    apdex = Table(title=apdex_title(r), title_justify="left")
+    apdex = Table(title=apdex_title(r), title_justify="left", caption=apdex_note(r) or None,
+                  caption_justify="left")
     for col in APDEX_COLUMNS:
         apdex.add_column(col, justify="left" if col in ("operation", "rating") else "right")
     for row in apdex_rows(r):
@@ -193,7 +259,7 @@ def to_rich(r: LoadReport) -> Group:
     if r.history:
         hist = Table(title=history_title(r), title_justify="left")
         for col in HISTORY_COLUMNS:
-            hist.add_column(col)
+            hist.add_column(col, no_wrap=col in ("metric", "band", "status"))
         status_colour = {"fail": "red", "warn": "yellow", "ok": "green"}
         for row in history_rows(r):
             colour = status_colour.get(row[-1])
@@ -210,20 +276,96 @@ def to_rich(r: LoadReport) -> Group:
     return Group(*parts)
 
 
-def _comparison_table(r: LoadReport, comparison: list[DeltaRow]) -> Table:
-    t = Table(title=f"vs baseline {r.baseline}", title_justify="left")
-    for col in ("metric", "baseline", "current", "change", "regression"):
-        t.add_column(col)
-    for d in comparison:
-        change = "—" if d.change_pct is None else f"{d.change_pct:+.1f}%"
-        digits = 4 if d.metric == "error_rate" else 1
-        t.add_row(d.metric, fmt(d.baseline, digits=digits), fmt(d.current, digits=digits), change,
-                  "[red]REGRESSION[/red]" if d.regression else "ok")
+DELTA_COLUMNS = ("metric", "baseline", "current", "change", "limit", "result")
+
+
+def delta_rows(comparison: list[DeltaRow]) -> list[list[str]]:
+    """Rounded, with units; `limit`: what the current run may not cross (tolerance and floor)."""
+    return [[METRIC_LABELS.get(d.metric, d.metric), metric_value(d.metric, d.baseline),
+             metric_value(d.metric, d.current), metric_change(d), metric_value(d.metric, d.limit),
+             "REGRESSION" if d.regression else "ok" if d.limit is not None else "—"] for d in comparison]
+
+
+def _delta_table(title: str, comparison: list[DeltaRow]) -> Table:
+    t = Table(title=title, title_justify="left")
+    for col in DELTA_COLUMNS:
+        t.add_column(col, justify="left" if col in ("metric", "result") else "right")
+    for row in delta_rows(comparison):
+        t.add_row(*row[:-1], "[red]REGRESSION[/red]" if row[-1] == "REGRESSION" else row[-1])
     return t
 
 
+def _comparison_table(r: LoadReport, comparison: list[DeltaRow]) -> Table:
+    return _delta_table(f"vs baseline {r.baseline}", comparison)
+
+
+def label(r: LoadReport) -> str:
+    """A short name for a compared run: its run folder's name, else its file's name."""
+    source = Path(r.source)
+    return source.parent.name if r.run.scenario and source.parent.name else source.name
+
+
+def runs_rows(baseline: LoadReport, current: LoadReport) -> list[list[str]]:
+    def row(name: str, get: Any) -> list[str]:
+        return [name, get(baseline) or "—", get(current) or "—"]
+
+    return [row("source", lambda r: r.source), row("scenario", lambda r: r.run.scenario),
+            row("target rate", lambda r: rate_text(r.target_rate) if r.target_rate else None),
+            row("started (UTC)", lambda r: r.run.started), row("payctl", lambda r: r.run.payctl_version),
+            row("commit", lambda r: r.run.git_commit), row("grade", lambda r: r.grade.grade.name)]
+
+
+def compare_title(baseline: LoadReport, current: LoadReport) -> str:
+    return f"{label(baseline)} → {label(current)}"
+
+
+def compare_verdict(current: LoadReport) -> str:
+    regressed = [METRIC_LABELS.get(d.metric, d.metric) for d in current.comparison or [] if d.regression]
+    return f"REGRESSION: {', '.join(regressed)}" if regressed else "no regression"
+
+
+def compare_rich(baseline: LoadReport, current: LoadReport, tolerance: str = "") -> Group:
+    """`loadtest compare A B` for people: the deltas first, then the two runs side by side and their
+    grades (graded alike), then the verdict."""
+    parts: list[Any] = [_delta_table(compare_title(baseline, current), current.comparison or [])]
+    runs = Table(title="runs", title_justify="left")
+    for col in ("", "baseline", "current"):
+        runs.add_column(col, overflow="fold")
+    for row in runs_rows(baseline, current):
+        runs.add_row(*row)
+    parts.append(runs)
+    for name, r in (("baseline", baseline), ("current", current)):
+        parts.append(Text(f"{name}: grade {r.grade.grade.name} — {r.grade.reason}"))
+    v = current.verdict
+    parts.append(Text.from_markup(
+        f"verdict: {'[red]' if v.regression else '[green]'}{compare_verdict(current)}[/]"
+        + (f" (tolerance {tolerance})" if tolerance else "") + " · the current run "
+        f"{'passes' if v.passed else 'fails'} its report verdict (min grade {v.min_grade.name}, "
+        f"failed thresholds {v.failed_thresholds})"))
+    return Group(*parts)
+
+
+def compare_markdown(baseline: LoadReport, current: LoadReport, tolerance: str = "") -> str:
+    title = f"`{label(baseline)}` → `{label(current)}`"
+    lines = [f"# Load test comparison {title} — {compare_verdict(current)}", ""]
+    if tolerance:
+        lines += [f"Tolerance {tolerance}.", ""]
+    lines += table(list(DELTA_COLUMNS), [[*row[:-1], "**REGRESSION**" if row[-1] == "REGRESSION" else row[-1]]
+                                         for row in delta_rows(current.comparison or [])])
+    lines += ["", "## Runs", "", *table(["", "baseline", "current"], runs_rows(baseline, current))]
+    for name, r in (("baseline", baseline), ("current", current)):
+        lines += ["", f"- {name}: grade **{r.grade.grade.name}** — {r.grade.reason}"]
+    v = current.verdict
+    lines += ["", f"**{compare_verdict(current)}**; the current run {'passes' if v.passed else 'fails'} its "
+                  f"report verdict (minimum grade {v.min_grade.name}).", ""]
+    return "\n".join(lines)
+
+
 def to_markdown(r: LoadReport) -> str:
-    lines = [f"# Load test report — grade **{r.grade.grade.name}**", "", f"> {r.grade.reason}", ""]
+    lines = [f"# Load test report — grade **{r.grade.grade.name}**", ""]
+    if header_line(r):
+        lines += [header_line(r), ""]
+    lines += [f"> {r.grade.reason}", ""]
     if r.api_auth == "off":  # numbers without the key check are not comparable: said first
         lines += [f"**{AUTH_OFF}**", ""]
     lines += table(["", ""], overview_rows(r))
@@ -234,6 +376,8 @@ def to_markdown(r: LoadReport) -> str:
     if r.k6_dashboard is not None:
         d = r.k6_dashboard
         lines += ["", f"[k6 web dashboard]({d.file})" if d.file else f"**{dashboard_line(r)}**"]
+    if apdex_note(r):
+        lines += ["", apdex_note(r)]
     if r.checks:
         checks = [(c.name, c.passes, c.fails, "✔" if c.ok else "✘") for c in r.checks]
         lines += ["", "## Checks", "", *table(["check", "passes", "fails", "ok"], checks)]
@@ -242,11 +386,9 @@ def to_markdown(r: LoadReport) -> str:
                        "pass" if t.ok else "**FAIL**") for t in r.thresholds]
         lines += ["", "## Thresholds", "", *table(["metric", "expression", "observed", "result"], thresholds)]
     if r.comparison is not None:
-        deltas = [(d.metric, fmt(d.baseline, digits=4), fmt(d.current, digits=4),
-                   "—" if d.change_pct is None else f"{d.change_pct:+.1f}%",
-                   "**REGRESSION**" if d.regression else "ok") for d in r.comparison]
-        lines += ["", f"## Against baseline `{r.baseline}`", "",
-                  *table(["metric", "baseline", "current", "change", ""], deltas)]
+        deltas = [[*row[:-1], "**REGRESSION**" if row[-1] == "REGRESSION" else row[-1]]
+                  for row in delta_rows(r.comparison)]
+        lines += ["", f"## Against baseline `{r.baseline}`", "", *table(list(DELTA_COLUMNS), deltas)]
     if r.history:
         lines += ["", f"## {history_title(r)}", "", *table(HISTORY_COLUMNS, history_rows(r))]
     v = r.verdict
@@ -281,5 +423,7 @@ def to_html(r: LoadReport) -> str:
     return _env.get_template("loadtest_report.html.j2").render(
         r=r, overview=overview_rows(r), dashboard=dashboard_line(r), latency=latency_rows(r), stats=STATS,
         charts=charts, fmt=fmt,
-        apdex_title=apdex_title(r), apdex_columns=APDEX_COLUMNS, apdex=apdex_rows(r),
+        apdex_title=apdex_title(r), apdex_columns=APDEX_COLUMNS, apdex=apdex_rows(r), apdex_note=apdex_note(r),
+        header=header_parts(r), delta_columns=DELTA_COLUMNS,
+        deltas=delta_rows(r.comparison) if r.comparison is not None else [],
         history_title=history_title(r), history_columns=HISTORY_COLUMNS, history=history_rows(r))

@@ -35,6 +35,18 @@ class _Doc(BaseModel):
                               serialize_by_alias=True, from_attributes=True)
 
 
+class RunInfo(_Doc):
+    """The run the numbers come from, as far as the input says (None: it does not): the scenario, the
+    start (UTC, ISO 8601), the payctl version and the git commit (short hash; "unknown" when the run
+    was not made from a git checkout). A `loadtest run` folder's run.json holds them all; a raw k6
+    stream only its start; a k6 summary none."""
+
+    scenario: str | None = None
+    started: str | None = None
+    payctl_version: str | None = None
+    git_commit: str | None = None
+
+
 class LatencyStats(_Doc):
     """Milliseconds."""
 
@@ -175,6 +187,7 @@ class LoadReport(_Doc):
     schema_: str = Field(default=SCHEMA, validation_alias="schema", serialization_alias="schema")
     source: str
     shape: str
+    run: RunInfo = Field(default_factory=RunInfo)
     requests: int | None
     duration_s: float | None
     throughput_rps: float | None
@@ -213,12 +226,14 @@ class LoadReport(_Doc):
 
 def build(s: LoadSummary, verdict: Verdict, min_grade: Grade,
           comparison: list[Delta] | None = None, baseline: str | None = None,
-          history: HistoryGate | None = None, apdex_t_ms: float | None = None) -> LoadReport:
+          history: HistoryGate | None = None, apdex_t_ms: float | None = None,
+          run: RunInfo | None = None) -> LoadReport:
     regression = any(d.regression for d in comparison or [])
     history_failed = history is not None and history.status == "fail"
     return LoadReport(
         source=s.source,
         shape=s.shape,
+        run=run if run is not None else RunInfo(started=s.started),
         requests=s.requests,
         duration_s=s.duration_s,
         throughput_rps=s.throughput_rps,

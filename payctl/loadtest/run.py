@@ -11,11 +11,12 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import payctl
 from payctl.assets import k6_dir
 from payctl.errors import EnvironmentProblem, UsageError
 from payctl.loadtest import record
@@ -120,6 +121,23 @@ def plan(scenario: str, *, rate: int, duration: str, vus: int, base_url: str, ra
     return RunPlan(name, script, rate, duration, seconds, vus, check_base_url(base_url), raw, folder, free_port())
 
 
+def git_short(cwd: Path) -> str:
+    """The short hash of the checkout `cwd` lies in; "unknown" outside a git checkout or without git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
+                              cwd=cwd)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head.stdout.strip() if head.returncode == 0 and head.stdout.strip() else "unknown"
+
+
+def metadata(source: Path | None = None) -> dict[str, str]:
+    """Who ran a run and when, for run.json and the report's header: the start in UTC (ISO 8601, Z),
+    payctl's version and the git commit of the payctl checkout (or of `source`)."""
+    return {"started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "payctl_version": payctl.__version__,
+            "git_commit": git_short(source if source is not None else Path(payctl.__file__).resolve().parent)}
+
+
 def output_in(folder: Path) -> Path:
     """The k6 output of a run folder to analyze: the raw stream when kept, else a summary."""
     for name in OUTPUTS:
@@ -138,7 +156,7 @@ def execute(p: RunPlan, stack_state: Any, on_tick: Callable[[LiveProgress], None
     p.folder.mkdir(parents=True, exist_ok=False)
     (p.folder / "stack-state.json").write_text(json.dumps(stack_state, indent=2, default=str))
     (p.folder / "run.json").write_text(json.dumps(
-        {**p.describe(k6), "started": datetime.now().isoformat(timespec="seconds")}, indent=2))
+        {**p.describe(k6), **metadata()}, indent=2))
     started = time.monotonic()
     api = K6Api(p.api_port) if p.api_port else None
     previous: Snapshot | None = None

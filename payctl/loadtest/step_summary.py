@@ -4,12 +4,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from payctl.loadtest.gates import failed
-from payctl.loadtest.render import fmt, pct
+from payctl.loadtest.render import METRIC_LABELS, band_low, fmt, metric_change, metric_value, pct
 from payctl.loadtest.report import LoadReport
 
 ENV = "GITHUB_STEP_SUMMARY"
@@ -38,9 +39,9 @@ def to_markdown(r: LoadReport, title: str = "Load test") -> str:
         lines += ["", f"**Against baseline** `{r.baseline}`", "", "| metric | baseline | current | change | |",
                   "|---|---:|---:|---:|---|"]
         for d in r.comparison:
-            change = "—" if d.change_pct is None else f"{d.change_pct:+.1f}%"
-            lines.append(f"| {d.metric} | {fmt(d.baseline, digits=4)} | {fmt(d.current, digits=4)} | "
-                         f"{change} | {'🔴 regression' if d.regression else 'ok'} |")
+            lines.append(f"| {METRIC_LABELS.get(d.metric, d.metric)} | {metric_value(d.metric, d.baseline)} | "
+                         f"{metric_value(d.metric, d.current)} | {metric_change(d)} | "
+                         f"{'🔴 regression' if d.regression else 'ok'} |")
     h = r.history
     if h:
         lines += ["", f"**Against the last {h.window} runs** of {h.scenario} at {h.rate}/s "
@@ -49,9 +50,10 @@ def to_markdown(r: LoadReport, title: str = "Load test") -> str:
         icon = {"ok": "ok", "warn": "🟠 outside once", "fail": "🔴 regression", "insufficient": "too few runs"}
         for m in h.metrics:
             b = m.band
-            band = "—" if b is None else f"{fmt(b.low, digits=4)} … {fmt(b.high, digits=4)}"
-            lines.append(f"| {m.metric} | {fmt(b.median if b else None, digits=4)} | {band} | "
-                         f"{fmt(m.current, digits=4)} | {icon[m.status]} |")
+            v = functools.partial(metric_value, m.metric)
+            band = "—" if b is None else f"{band_low(m.metric, b.low)} … {v(b.high)}"
+            lines.append(f"| {METRIC_LABELS.get(m.metric, m.metric)} | {v(b.median if b else None)} | {band} | "
+                         f"{v(m.current)} | {icon[m.status]} |")
     return "\n".join(lines) + "\n\n"
 
 

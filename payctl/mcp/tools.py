@@ -20,7 +20,7 @@ from payctl.errors import UsageError
 from payctl.loadtest import history
 from payctl.loadtest.analyze import analyze_file
 from payctl.loadtest.compare import parse_tolerance
-from payctl.loadtest.grade import parse_grade
+from payctl.loadtest.grade import DEFAULT_MIN_GRADE
 from payctl.loadtest.render import fmt
 from payctl.loadtest.run import output_in
 from payctl.ops import kafka, metrics, queries
@@ -188,7 +188,7 @@ def loadtest_compare(ctx: ToolContext, baseline: str, current: str, max_regressi
         raise UsageError(f"max_regression: {err.message}") from None
     report = analyze_file(output_in(run_folder(ctx, current, "current")),
                           baseline=output_in(run_folder(ctx, baseline, "baseline")), max_regression=tol,
-                          min_grade=parse_grade("POOR"))
+                          min_grade=DEFAULT_MIN_GRADE)
     regressed = report.verdict.regression
     return f"{current} vs {baseline}: {'REGRESSION' if regressed else 'no regression'}", report
 

@@ -61,13 +61,13 @@ def test_compare_exit_codes(k6_outputs, tmp_path):
 
 
 def test_html_is_self_contained_with_charts(k6_outputs, tmp_path):
-    payctl("loadtest", "analyze", str(k6_outputs.raw_gz), "--out", str(tmp_path), "--format", "json")
+    payctl("loadtest", "analyze", str(k6_outputs.raw_gz), "--out", str(tmp_path))  # all four
     html = (tmp_path / "report.html").read_text()
     assert "<svg" in html and 'data-name="p95"' in html and 'data-name="requests/s"' in html
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched
     assert (tmp_path / "report.md").exists() and json.loads((tmp_path / "report.json").read_text())["timeline"]
     summary_only = tmp_path / "summary"
-    payctl("loadtest", "analyze", str(k6_outputs.summary_export), "--out", str(summary_only), "--format", "json")
+    payctl("loadtest", "analyze", str(k6_outputs.summary_export), "--out", str(summary_only), "--format", "html")
     assert 'id="no-timeline"' in (summary_only / "report.html").read_text()
 
 
@@ -75,7 +75,7 @@ def test_html_renders_charts_in_headless_chromium(k6_outputs, tmp_path):
 
     chromium = BROWSER
     assert Path(chromium).exists(), "Debian chromium is required for this test (./run install installs it)"
-    payctl("loadtest", "analyze", str(k6_outputs.raw_gz), "--out", str(tmp_path), "--format", "json")
+    payctl("loadtest", "analyze", str(k6_outputs.raw_gz), "--out", str(tmp_path), "--format", "html")
     page = tmp_path / "report.html"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -156,8 +156,11 @@ def test_cli_prints_and_writes_the_pinned_documents(here: Path) -> None:
     r = payctl("loadtest", "analyze", sample, "--format", "json", "--out", "out", cwd=here)
     assert r.returncode == 1, r.stderr  # the sample fails its checks threshold
     assert r.stdout == (golden / "report.json").read_text() + "\n"
+    assert [p.name for p in (here / "out").iterdir()] == ["report.json"]  # only the format asked for
+    assert (here / "out" / "report.json").read_text() == (golden / "report.json").read_text()
+    r = payctl("loadtest", "analyze", sample, "--out", "all", cwd=here)  # without --format: all four
     for name in ("report.json", "report.md", "report.html", "report.junit.xml"):
-        assert (here / "out" / name).read_text() == (golden / name).read_text(), name
+        assert (here / "all" / name).read_text() == (golden / name).read_text(), name
     md = payctl("loadtest", "analyze", sample, "--format", "md", cwd=here)
     assert md.stdout == (golden / "report.md").read_text() + "\n"
     junit = payctl("loadtest", "analyze", sample, "--format", "junit", cwd=here)

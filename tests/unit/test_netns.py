@@ -200,3 +200,23 @@ def test_a_remembered_isolation_that_no_longer_fits_the_file_is_ignored(tmp_path
     (tmp_path / "state").mkdir()
     (tmp_path / "state" / "isolation").write_text("netns\n")
     assert load_topology(config).isolation == "none"  # netns and shared_host exclude each other
+
+
+def test_doctor_explains_what_a_forward_drop_means_for_netns() -> None:
+    from payctl.ops.doctor import forwarding_note
+
+    docker = "-P FORWARD DROP\n-N DOCKER\n-A FORWARD -j DOCKER-USER\n"
+    assert "Docker's chains and FORWARD policy DROP" in forwarding_note(docker)
+    assert "adds an ACCEPT rule for its own bridge" in forwarding_note(docker)
+    assert forwarding_note("-P FORWARD ACCEPT\n").startswith("FORWARD policy ACCEPT: nothing drops")
+    assert "unreadable" in forwarding_note("")
+
+
+def test_the_forward_rule_names_only_the_stacks_own_bridge() -> None:
+    from payctl.stack.netns import forward_rule
+    from payctl.stack.topology import Topology
+
+    topo = Topology.model_validate({"name": "pcx", "state_dir": "/tmp/pcx"})
+    rule = forward_rule(topo)
+    bridge = topo.link_name("bridge")
+    assert rule[:5] == ["FORWARD", "-i", bridge, "-o", bridge] and rule[-2:] == ["-j", "ACCEPT"]

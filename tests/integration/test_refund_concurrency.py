@@ -132,9 +132,10 @@ def test_a_poll_of_refunds_keeps_many_acquirer_calls_in_flight_never_two_for_one
         assert acquirer.calls.same_payment_overlaps == 0
         assert acquirer.executions == len(requested)
         # a redelivery of the whole poll is skipped: no acquirer call at all
+        calls = acquirer.calls.calls  # (more than the refunds when a call failed and was retried)
         again = processor.handle_batch(items)
         assert [h.outcome for h in again] == [Outcome.DUPLICATE] * len(requested)
-        assert acquirer.calls.calls == len(requested)
+        assert acquirer.calls.calls == calls
     finally:
         _start_live_refund_workers(stack)
     _assert_each_refund_done_once(stack, requested)

@@ -157,7 +157,10 @@ class Processor:
             if self._shared is None:
                 size = min(SHARED_CONNECTIONS_PER_SHARD, self.config.settings.refund_concurrency)
                 self._shared = SharedConnections(self.config, size)
-            handler.prepare_many(fresh, self._shared.borrow)
+            try:
+                handler.prepare_many(fresh, self._shared.borrow)
+            except Exception as exc:  # what was not prepared is prepared one at a time, in order
+                log.warning("%s: concurrent preparation failed (%s: %s)", handler.name, type(exc).__name__, exc)
 
     def handle(self, tp: TopicPartition, record: ConsumerRecord[Any, Any]) -> Handled:
         """One record, in partition order: decode, then apply, defer or park."""

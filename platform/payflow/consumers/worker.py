@@ -9,7 +9,9 @@ dedupes it. Three things never stall a partition:
 - a poison message (undecodable, or failing every attempt): parked after a bounded number of tries;
 - a forged or altered message (signature does not verify): parked at once, never applied.
 The loop also reads a partition again when the broker lost its log (LogEndWatch) and reports how
-far this member has read (payflow.store.progress)."""
+far this member has read (payflow.store.progress). For a handler that prepares concurrently
+(refund: calls to the acquirer in flight) it reads on while a batch is handled; what it read is the
+next batch (offsets.ReadAhead), so the calls in flight grow with the backlog."""
 
 from __future__ import annotations
 

@@ -29,6 +29,8 @@ class ShardConfig(BaseModel):
 
 
 KNOWN_CONSUMERS = ("ledger", "refund", "settlement")
+# The longest one refund may take with every call timing out (see Settings._rules_between_settings).
+REFUND_WORST_CASE_S = 240.0
 
 
 class Settings(BaseModel):
@@ -112,9 +114,21 @@ class Settings(BaseModel):
     prune_interval_s: float = Field(default=60.0, gt=0, le=24 * 3600)
     prune_pass_budget_s: float = Field(default=20.0, gt=0, le=600)
     prune_pause_s: float = Field(default=0.02, ge=0, le=10)
-    acquirer_latency_ms: int = Field(default=20, ge=0, le=60_000)
-    acquirer_failure_rate: float = Field(default=0.0, ge=0, le=1)
-    refund_max_attempts: int = Field(default=5, ge=1)
+    # The simulated acquirer (payflow.consumers.acquirer), as slow and unreliable as a real one: each
+    # call's latency is log-normal with this median and sigma (0.5: p99 ~3.2 times the median), the
+    # caller gives up after the timeout (the refund is then in doubt and looked up by its key), and
+    # this share of calls fails without executing (retried with the same key, at most
+    # refund_max_attempts calls per refund). Test stacks shorten the latency.
+    acquirer_latency_median_ms: float = Field(default=200.0, ge=0, le=60_000)
+    acquirer_latency_sigma: float = Field(default=0.5, ge=0, le=3)
+    acquirer_timeout_ms: int = Field(default=3000, ge=1, le=120_000)
+    acquirer_failure_rate: float = Field(default=0.01, ge=0, le=1)
+    refund_max_attempts: int = Field(default=5, ge=1, le=100)
+    # Acquirer calls a refund worker keeps in flight (refunds of different payments; one payment's
+    # refunds go one after another). Throughput is about this many / the latency: 64 at 200 ms is
+    # ~300 refunds/s per worker, where one at a time was ~5. Each call is a thread that sleeps
+    # while it waits; the shard connections are shared (8 per shard at most).
+    refund_concurrency: int = Field(default=64, ge=1, le=1024)
     consumers: list[str] = Field(default_factory=lambda: list(KNOWN_CONSUMERS))
     redrive_interval_s: float = Field(default=5.0, gt=0, le=3600)
     breaker_enabled: bool = True
@@ -177,6 +191,18 @@ class Settings(BaseModel):
         if self.api_key_refresh_s > self.api_key_cache_ttl_s:
             raise ValueError(f"api_key_refresh_s ({self.api_key_refresh_s:g}) must be at most api_key_cache_ttl_s "
                              f"({self.api_key_cache_ttl_s:g})")
+        if self.acquirer_timeout_ms <= self.acquirer_latency_median_ms:
+            raise ValueError(f"acquirer_timeout_ms ({self.acquirer_timeout_ms}) must be above "
+                             f"acquirer_latency_median_ms ({self.acquirer_latency_median_ms:g}): most refund calls "
+                             "would time out")
+        # A refund's worst case (every call timing out, plus the back-offs of at most 1 s between
+        # them) is spent inside one poll of the refund worker, which the consumer group expels after
+        # aiokafka's max_poll_interval (300 s): stay below it.
+        worst = self.refund_max_attempts * (self.acquirer_timeout_ms / 1000 + 1)
+        if worst > REFUND_WORST_CASE_S:
+            raise ValueError(f"refund_max_attempts × (acquirer_timeout_ms + 1 s back-off) ({worst:g} s) must be at "
+                             f"most {REFUND_WORST_CASE_S:g} s: a refund that long would stall its worker's poll "
+                             "until the consumer group expels it")
         if self.relay_backoff_max_s < self.relay_backoff_base_s:
             raise ValueError(f"relay_backoff_max_s ({self.relay_backoff_max_s:g}) must be at least "
                              f"relay_backoff_base_s ({self.relay_backoff_base_s:g})")

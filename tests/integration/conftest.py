@@ -30,7 +30,7 @@ PORT_OFFSET = int(os.environ.get("PAYCTL_TEST_PORT_OFFSET", "2000"))
 
 def make_topology(state_dir: Path) -> Topology:
     settings = Settings(breaker_reset_timeout_s=2.0, breaker_fail_max=3, relay_redrive_after_s=4.0,
-                        redrive_interval_s=1.0, publish_timeout_s=1.0, acquirer_latency_ms=5,
+                        redrive_interval_s=1.0, publish_timeout_s=1.0, acquirer_latency_median_ms=5,
                         relay_max_retries=4, relay_backoff_base_s=0.2, relay_backoff_max_s=1.0,
                         # CI machines are shared: a slower DB answer than the 0.8 s default is not an outage
                         ingest_db_timeout_s=1.5, consumer_log_lost_grace_s=1.0,

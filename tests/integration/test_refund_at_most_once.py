@@ -54,7 +54,7 @@ def test_retry_after_an_unknown_commit_does_not_refund_twice(stack):
     try:
         config = render.platform_config(stack.backend.plan, stack.backend.paths, "vm1")
         tp, record, event = _refund_record(stack, config, "MERCHANT-930", 800)
-        settings = Settings(acquirer_latency_ms=0)
+        settings = Settings(acquirer_latency_median_ms=0)
         acquirer = SimulatedAcquirer(settings)
         processor = Processor(config, _LostCommit(settings, acquirer), config.event_secret())
         # the lost connection defers the event until its shard's back-off passes; then it is retried
@@ -86,12 +86,12 @@ def test_transient_acquirer_errors_are_retried_with_the_same_key(stack):
     try:
         config = render.platform_config(stack.backend.plan, stack.backend.paths, "vm1")
         tp, record, _ = _refund_record(stack, config, "MERCHANT-932", 300)
-        flaky = Settings(acquirer_latency_ms=0, acquirer_failure_rate=0.6, refund_max_attempts=50)
+        flaky = Settings(acquirer_latency_median_ms=0, acquirer_failure_rate=0.6, refund_max_attempts=50)
         acquirer = SimulatedAcquirer(flaky, random.Random(3))
         processor = Processor(config, RefundHandler(flaky, acquirer), config.event_secret())
         assert processor.handle(tp, record).outcome is Outcome.APPLIED
         assert acquirer.executions == 1
-        down = Settings(acquirer_latency_ms=0, acquirer_failure_rate=1.0, refund_max_attempts=3)
+        down = Settings(acquirer_latency_median_ms=0, acquirer_failure_rate=1.0, refund_max_attempts=3)
         _, _, event2 = _refund_record(stack, config, "MERCHANT-934", 300)
         result = RefundHandler(down).prepare(event2, processor.conns.get(event2.shard, "side"))
         assert result == {"succeeded": False, "attempts": 3}

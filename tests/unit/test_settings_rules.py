@@ -19,7 +19,9 @@ from payflow.config import Settings
     ("prune_interval_s", 0), ("redrive_interval_s", 0), ("relay_poll_interval_s", 0),
     ("relay_batch_size", -1), ("relay_batch_size", 0), ("prune_batch", -3),
     ("db_pool_size", 0), ("ingest_db_timeout_s", 0), ("publish_timeout_s", -1),
-    ("breaker_fail_max", 0), ("acquirer_failure_rate", 1.5), ("acquirer_latency_ms", -1),
+    ("breaker_fail_max", 0), ("acquirer_failure_rate", 1.5), ("acquirer_latency_median_ms", -1),
+    ("acquirer_latency_sigma", -0.1), ("acquirer_timeout_ms", 0), ("refund_concurrency", 0),
+    ("refund_concurrency", 1025), ("refund_max_attempts", 0),
     ("outbox_retention_s", 0), ("processed_retention_s", -1), ("relay_max_retries", 0),
     ("parked_per_minute", 0), ("parked_per_minute", 100_001), ("parked_retention_s", 0),
 ])
@@ -45,6 +47,15 @@ def test_backoff_bounds_are_ordered_and_consumers_are_known():
         Settings(consumers=["ledger", "ledgre"])
     with pytest.raises(ValidationError, match="currencies"):
         Settings(currencies=["usd"])
+
+
+def test_the_acquirer_timeout_is_above_its_median_and_a_refunds_worst_case_fits_a_poll() -> None:
+    with pytest.raises(ValidationError, match=r"acquirer_timeout_ms .* acquirer_latency_median_ms"):
+        Settings(acquirer_latency_median_ms=500, acquirer_timeout_ms=400)
+    with pytest.raises(ValidationError, match="refund_max_attempts"):
+        Settings(refund_max_attempts=20, acquirer_timeout_ms=15_000)
+    Settings(acquirer_latency_median_ms=0, acquirer_timeout_ms=1)
+    Settings(refund_max_attempts=10, acquirer_timeout_ms=10_000)
 
 
 def test_the_defaults_hold_every_rule():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -17,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import pymysql
 
 from payflow.consumers.decode import Event
-from payflow.db.pool import is_retryable_conflict, is_unavailable_error
+from payflow.db.pool import Connection, is_retryable_conflict, is_unavailable_error
 from payflow.domain.parking import ParkKind
 from payflow.store import inbox
 
@@ -46,6 +47,28 @@ class BatchHandler(Handler, Protocol):
     The worker batches for exactly the handlers that are instances of this protocol."""
 
     def apply_many(self, cur: pymysql.cursors.Cursor, events: list[Event]) -> None: ...
+
+
+# A connection to shard k, lent for a few statements (payflow.consumers.connections.SharedConnections).
+BorrowShard = Callable[[int], AbstractContextManager[Connection]]
+
+
+@runtime_checkable
+class ConcurrentHandler(Handler, Protocol):
+    """A handler whose preparation waits on an outside system (refund: the acquirer's answer) can
+    prepare a poll's new events concurrently before they are applied one by one: `prepare_many`
+    keeps each prepared result, which `prepare` then hands out instead of doing the work again;
+    `forget_prepared` drops what was not used (an event deferred or found applied meanwhile is
+    prepared again when retried, which must therefore be safe). The worker prepares concurrently
+    for exactly the handlers that are instances of this protocol."""
+
+    def prepare_many(self, events: list[Event], borrow: BorrowShard) -> None: ...
+
+    def forget_prepared(self) -> None: ...
+
+    def health_details(self) -> dict[str, Any]:
+        """Extra fields for the worker's /health."""
+        ...
 
 
 class Outcome(StrEnum):

@@ -4,6 +4,9 @@ progress). A shard whose connection failed is dropped and reconnected on next us
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import pymysql
@@ -39,3 +42,57 @@ class ShardConnections:
                     conn.close()
                 except Exception:
                     pass
+
+
+class SharedConnections:
+    """Per shard, at most `size` connections lent to many threads for a few statements at a time
+    (the refund stage's lanes: each call to the acquirer borrows one for its statements, never
+    while it waits for the answer, so many calls in flight need only a few connections). A
+    connection that failed while lent is closed, not given back."""
+
+    def __init__(self, config: PlatformConfig, size: int) -> None:
+        self.config = config
+        self.size = size
+        self._cond = threading.Condition()
+        self._idle: dict[int, list[pymysql.Connection[Any]]] = {}
+        self._open: dict[int, int] = {}
+
+    @contextmanager
+    def borrow(self, shard: int) -> Iterator[pymysql.Connection[Any]]:
+        conn = self._take(shard)
+        try:
+            yield conn
+        except BaseException:
+            self._discard(shard, conn)
+            raise
+        with self._cond:
+            self._idle.setdefault(shard, []).append(conn)
+            self._cond.notify()
+
+    def _take(self, shard: int) -> pymysql.Connection[Any]:
+        with self._cond:
+            while True:
+                idle = self._idle.get(shard)
+                if idle:
+                    return idle.pop()
+                if self._open.get(shard, 0) < self.size:
+                    self._open[shard] = self._open.get(shard, 0) + 1
+                    break
+                self._cond.wait()
+        try:
+            return direct_connect(self.config.shards[shard], self.config.shard_count, self.config.settings,
+                                  lock_wait_s=CONSUMER_LOCK_WAIT_S)
+        except BaseException:
+            with self._cond:
+                self._open[shard] -= 1
+                self._cond.notify()
+            raise
+
+    def _discard(self, shard: int, conn: pymysql.Connection[Any]) -> None:
+        try:
+            conn.close()
+        except Exception:
+            pass
+        with self._cond:
+            self._open[shard] -= 1
+            self._cond.notify()

@@ -10,6 +10,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from payflow.common.metrics import LAG_BUCKETS
 from payflow.consumers.apply import Outcome
 from payflow.consumers.decode import Event
+from payflow.domain import events
 from payflow.domain.parking import ParkKind
 
 COMMITS = Counter("kafka_consumer_coordinator_commit", "offset commits", ["application"])
@@ -30,6 +31,20 @@ LAG = Histogram(
     buckets=LAG_BUCKETS,
 )
 
+# Every stage's lag, from the event that starts it (its outbox row's created_at, on the shard, in
+# the same transaction as the request) to the commit that ends it: a stage that falls behind its
+# input shows here while HTTP stays green. `stage` is from this closed set; other events of a
+# consumer are in its end-to-end lag only. A refund the acquirer refused also ends its stage.
+STAGE_OF: dict[tuple[str, str], str] = {
+    ("ledger", events.AUTHORIZED): "authorize_to_ledger",
+    ("settlement", events.CAPTURED): "capture_to_settlement",
+    ("refund", events.REFUND_REQUESTED): "refund_requested_to_refunded",
+}
+# The lag buckets, plus minutes: a stage with a backlog (a slow acquirer) is still measured.
+STAGE_BUCKETS = (*LAG_BUCKETS, 120, 300, 600, 1800)
+STAGE_LAG = Histogram("payment_stage_lag_seconds", "a payment stage's start event created → its end committed",
+                      ["stage"], buckets=STAGE_BUCKETS)
+
 
 class ConsumerMetrics:
     def __init__(self, app: str) -> None:
@@ -44,6 +59,8 @@ class ConsumerMetrics:
         self._processed = PROCESSED.labels(app)
         self._duplicates = DUPLICATES.labels(app)
         self._lag = LAG.labels(app)
+        self._stages = {event_type: STAGE_LAG.labels(stage) for (consumer, event_type), stage in STAGE_OF.items()
+                        if consumer == app}
         self.processed = 0  # these three for /health
         self.duplicates = 0
         self.parked = 0
@@ -54,7 +71,11 @@ class ConsumerMetrics:
             self._processed.inc()
             self.processed += 1
             if event is not None and event.created_at:
-                self._lag.observe(max(0.0, time.time() - event.created_at))
+                lag = max(0.0, time.time() - event.created_at)
+                self._lag.observe(lag)
+                stage = self._stages.get(event.event_type)
+                if stage is not None:
+                    stage.observe(lag)
         elif outcome is Outcome.DUPLICATE:
             self._duplicates.inc()
             self.duplicates += 1

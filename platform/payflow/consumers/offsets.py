@@ -170,3 +170,44 @@ class LogEndWatch(Generic[P]):
             del self._still[p]
         for p in [p for p in self._reread if p not in owned]:
             del self._reread[p]
+
+
+R = TypeVar("R")
+
+
+class ReadAhead(Generic[P, R]):
+    """Records read while a batch is still being handled (the refund stage: its acquirer calls in
+    flight), kept in order per partition and handed over as the next batch. The longer a batch
+    takes, the more arrives meanwhile, so the next batch (and the calls in flight) follows the
+    backlog whatever size the broker's fetch answers have. Nothing here is handled or committed
+    yet: a crash or a rebalance simply redelivers it. A partition whose reads go backwards (read
+    again after the broker lost its log) keeps only what was read since, as one poll would."""
+
+    def __init__(self) -> None:
+        self._records: dict[P, list[tuple[int, R]]] = {}
+
+    def add(self, partition: P, records: list[tuple[int, R]]) -> None:
+        """A poll's records of `partition`, as (offset, record) in offset order."""
+        if not records:
+            return
+        kept = self._records.setdefault(partition, [])
+        if kept and records[0][0] <= kept[-1][0]:
+            kept.clear()
+        kept.extend(records)
+
+    def take(self) -> dict[P, list[R]]:
+        """Everything read ahead, per partition in offset order; empties the read-ahead."""
+        out = {p: [r for _, r in records] for p, records in self._records.items() if records}
+        self._records.clear()
+        return out
+
+    def drop(self, partitions: set[P]) -> None:
+        """Forget these partitions' records (revoked, or read again from elsewhere)."""
+        for p in partitions:
+            self._records.pop(p, None)
+
+    def keep_only(self, owned: set[P]) -> None:
+        self.drop({p for p in self._records if p not in owned})
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._records.values())

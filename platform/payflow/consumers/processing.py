@@ -21,8 +21,8 @@ from aiokafka import ConsumerRecord, TopicPartition
 from payflow.common.faults import FaultHooks
 from payflow.config import PlatformConfig
 from payflow.consumers import apply
-from payflow.consumers.apply import BatchHandler, Handler, Outcome
-from payflow.consumers.connections import ShardConnections
+from payflow.consumers.apply import BatchHandler, ConcurrentHandler, Handler, Outcome
+from payflow.consumers.connections import ShardConnections, SharedConnections
 from payflow.consumers.decode import Event, Rejection, decode
 from payflow.consumers.deferral import Deferral
 from payflow.consumers.metrics import ConsumerMetrics
@@ -30,13 +30,16 @@ from payflow.consumers.park_limit import ParkLimit
 from payflow.db.pool import is_unavailable_error
 from payflow.domain.parking import ParkKind
 from payflow.domain.signing import max_event_age_s
-from payflow.store import parking
+from payflow.store import inbox, parking
 
 log = logging.getLogger("payflow.consumer")
 
 # Fault point (payflow.common.faults): while `<fault_dir>/<consumer>-<vm>/fail-payments` lists a
 # payment id, applying its events fails, so a test can make an event poison and then cure it.
 FAIL_PAYMENTS = "fail-payments"
+# Connections per shard lent to a concurrent handler's preparations (at most its concurrency): each
+# borrows one only for its statements (a few ms), not while it waits on the outside system.
+SHARED_CONNECTIONS_PER_SHARD = 8
 
 
 class InjectedFault(RuntimeError):
@@ -67,6 +70,9 @@ class Processor:
         self.handler = handler
         # Batching is for the handlers that implement the batch protocol, decided once.
         self.batch: BatchHandler | None = handler if isinstance(handler, BatchHandler) else None
+        # ...and concurrent preparation for the handlers that implement that protocol (refund).
+        self.concurrent: ConcurrentHandler | None = handler if isinstance(handler, ConcurrentHandler) else None
+        self._shared: SharedConnections | None = None
         self.secret = secret
         self.max_age_s = max_event_age_s(config.settings.processed_retention_s, config.settings.outbox_retention_s)
         self.should_stop = should_stop
@@ -78,7 +84,10 @@ class Processor:
 
     def handle_batch(self, items: list[tuple[TopicPartition, ConsumerRecord[Any, Any]]]) -> list[Handled]:
         """A poll's records: decode each, then per shard apply them in one transaction when the
-        handler can; on any failure, fall back to one record at a time."""
+        handler can; on any failure, fall back to one record at a time. A concurrent handler
+        prepares the new events of the poll concurrently first, then each is applied in order."""
+        if self.concurrent is not None and len(items) >= 2:
+            return self._handle_prepared(self.concurrent, items)
         if self.batch is None or len(items) < 2:
             return [self.handle(tp, record) for tp, record in items]
         results: list[Handled] = []
@@ -106,6 +115,52 @@ class Processor:
                     continue
             results.extend(self._handle_event(w.tp, w.record, w.event) for w in group)
         return results
+
+    def _handle_prepared(self, handler: ConcurrentHandler,
+                         items: list[tuple[TopicPartition, ConsumerRecord[Any, Any]]]) -> list[Handled]:
+        """Prepare the poll's new events concurrently (the refund stage: its acquirer calls), then
+        handle each record in order exactly as one at a time: apply (taking its prepared result),
+        defer or park. What a crash interrupts is prepared again on redelivery, which the handler
+        makes safe (refund: the submitted state and the acquirer's key). Returns only once every
+        record's outcome is durable: the offsets never pass a refund still in flight."""
+        decoded = [(tp, record, self._decode(tp, record)) for tp, record in items]
+        try:
+            self._prepare_concurrently(handler, [d for _, _, d in decoded if isinstance(d, Event)])
+            return [d if isinstance(d, Handled) else self._handle_event(tp, record, d) for tp, record, d in decoded]
+        finally:
+            handler.forget_prepared()
+
+    def _prepare_concurrently(self, handler: ConcurrentHandler, events: list[Event]) -> None:
+        """Prepare the events that will be applied now: not of a shard that is backed off or has
+        records waiting, not listed at the fault point, not already processed (a redelivery is
+        never prepared: its acquirer record may be pruned). A shard that fails this check is left
+        to the one-at-a-time pass, which defers its records."""
+        now = time.monotonic()
+        listed = self.faults.listed(FAIL_PAYMENTS)
+        candidates = [e for e in events if not self.deferral.must_wait(e.shard, now)
+                      and str(e.payment_id) not in listed]
+        fresh: list[Event] = []
+        for shard in sorted({e.shard for e in candidates}):
+            of_shard = [e for e in candidates if e.shard == shard]
+            try:
+                conn = self.conns.get(shard, "side")
+                with conn.cursor() as cur:
+                    done = inbox.already_processed(cur, handler.name, [e.event_id for e in of_shard])
+                conn.commit()
+            except Exception as exc:
+                self.conns.drop(shard)
+                log.info("%s: %s not prepared concurrently (%s: %s)", handler.name, self.config.shards[shard].name,
+                         type(exc).__name__, exc)
+                continue
+            fresh += [e for e in of_shard if e.event_id not in done]
+        if fresh:
+            if self._shared is None:
+                size = min(SHARED_CONNECTIONS_PER_SHARD, self.config.settings.refund_concurrency)
+                self._shared = SharedConnections(self.config, size)
+            try:
+                handler.prepare_many(fresh, self._shared.borrow)
+            except Exception as exc:  # what was not prepared is prepared one at a time, in order
+                log.warning("%s: concurrent preparation failed (%s: %s)", handler.name, type(exc).__name__, exc)
 
     def handle(self, tp: TopicPartition, record: ConsumerRecord[Any, Any]) -> Handled:
         """One record, in partition order: decode, then apply, defer or park."""

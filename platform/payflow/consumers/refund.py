@@ -3,45 +3,116 @@ the outcome and a `payment.refunded` outbox event in one transaction.
 
 At most once: before calling the acquirer the request is marked SUBMITTED with an acquirer
 idempotency key (committed on its own); a redelivery after a crash, or a retry after an unknown
-commit, first asks the acquirer what happened to that key and never executes it again."""
+commit or a call that timed out, first asks the acquirer what happened to that key and never
+executes it again.
+
+Many calls in flight: an acquirer answers in hundreds of milliseconds, so one call at a time would
+finish a few refunds a second. A poll's new refunds are prepared concurrently (`prepare_many`):
+one lane per payment, its refunds one after another in the order they were asked for (two
+refunds of one payment never race), the lanes side by side, at most `refund_concurrency` calls in
+flight. Each is then applied in its own transaction in the poll's order, and the Kafka offsets
+move only past what is committed, so a crash with calls in flight redelivers them and the
+SUBMITTED state and the key resolve each one."""
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import pymysql
+from prometheus_client import Gauge
 
 from payflow.common.backoff import retry_delay
 from payflow.config import Settings
-from payflow.consumers.acquirer import AcquirerAnswer, AcquirerUnavailable, SimulatedAcquirer
+from payflow.consumers.acquirer import (
+    Acquirer,
+    AcquirerAnswer,
+    AcquirerTimeout,
+    AcquirerUnavailable,
+    Borrow,
+    SimulatedAcquirer,
+)
+from payflow.consumers.apply import BorrowShard
 from payflow.consumers.base import Event, worker_main
+from payflow.consumers.lanes import by_key, run_lanes
 from payflow.domain import events, payment
 from payflow.store import outbox, payments, refunds
 from payflow.store.payments import balances_of
+
+IN_FLIGHT = Gauge("refund_acquirer_calls_in_flight", "refund calls waiting for the acquirer's answer", ["application"])
 
 
 class RefundHandler:
     name = "refund"
     event_types = events.REFUND_EVENTS
 
-    def __init__(self, settings: Settings, acquirer: SimulatedAcquirer | None = None) -> None:
+    def __init__(self, settings: Settings, acquirer: Acquirer | None = None) -> None:
         self.settings = settings
-        self.acquirer = acquirer or SimulatedAcquirer(settings)
+        self.acquirer: Acquirer = acquirer or SimulatedAcquirer(settings)
+        self._prepared: dict[int, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._lanes: ThreadPoolExecutor | None = None
+        self._in_flight = IN_FLIGHT.labels(self.name)
+        self._in_flight.set_function(lambda: self.acquirer.calls.now)
 
     def prepare(self, event: Event, side: pymysql.Connection[Any]) -> dict[str, Any]:
+        with self._lock:
+            ready = self._prepared.pop(event.event_id, None)
+        if ready is not None:
+            return ready
+
+        def borrow() -> AbstractContextManager[pymysql.Connection[Any]]:
+            return nullcontext(side)
+
+        return self._execute(event, borrow)
+
+    def prepare_many(self, events_: list[Event], borrow: BorrowShard) -> None:
+        """Execute these refunds concurrently, one lane per payment; `prepare` then hands out
+        each answer. A refund whose lane failed before it is not prepared (done one at a time)."""
+        if self._lanes is None:
+            self._lanes = ThreadPoolExecutor(self.settings.refund_concurrency, thread_name_prefix="refund-lane")
+
+        def work(event: Event) -> dict[str, Any]:
+            def lend() -> AbstractContextManager[pymysql.Connection[Any]]:
+                return borrow(event.shard)
+
+            return self._execute(event, lend)
+
+        done = run_lanes(by_key(events_, lambda e: e.payment_id), work, self._lanes)
+        with self._lock:
+            self._prepared.update((event.event_id, prepared) for event, prepared in done)
+
+    def forget_prepared(self) -> None:
+        with self._lock:
+            self._prepared.clear()
+
+    def health_details(self) -> dict[str, Any]:
+        return {"acquirer": self.acquirer.calls.report()}
+
+    def _execute(self, event: Event, borrow: Borrow) -> dict[str, Any]:
+        """Submit the refund (durably), then get the acquirer's answer for its key: the one it
+        already has (in doubt after a crash or a timeout), or a call, retried with the same key
+        while it fails without executing."""
         refund_id = int(event.payload["refundId"])
         amount = int(event.payload["refundAmount"])
         key = f"refund-{refund_id}"
-        refunds.mark_submitted(side, refund_id, key)
+        with borrow() as conn:
+            refunds.mark_submitted(conn, refund_id, key)
         # In doubt (a crash or a lost commit after an earlier call): ask before asking again.
-        answer: AcquirerAnswer | None = self.acquirer.lookup(side, key)
+        answer: AcquirerAnswer | None = self.acquirer.lookup(borrow, key)
         attempts = 0
         while answer is None and attempts < self.settings.refund_max_attempts:
             attempts += 1
             try:
-                answer = self.acquirer.refund(side, key, amount)
+                answer = self.acquirer.refund(borrow, key, amount, event.payment_id)
+            except AcquirerTimeout:
+                answer = self.acquirer.lookup(borrow, key)  # executed or not: ask before asking again
             except AcquirerUnavailable:
+                pass
+            if answer is None and attempts < self.settings.refund_max_attempts:
                 time.sleep(retry_delay(attempts, 0.05, 1.0))
         return {"succeeded": bool(answer and answer.succeeded), "attempts": max(attempts, 1)}
 

@@ -9,7 +9,9 @@ dedupes it. Three things never stall a partition:
 - a poison message (undecodable, or failing every attempt): parked after a bounded number of tries;
 - a forged or altered message (signature does not verify): parked at once, never applied.
 The loop also reads a partition again when the broker lost its log (LogEndWatch) and reports how
-far this member has read (payflow.store.progress)."""
+far this member has read (payflow.store.progress). For a handler that prepares concurrently
+(refund: calls to the acquirer in flight) it reads on while a batch is handled; what it read is the
+next batch (offsets.ReadAhead), so the calls in flight grow with the backlog."""
 
 from __future__ import annotations
 
@@ -26,9 +28,9 @@ from aiokafka.errors import IllegalStateError
 from payflow.common.http import serve
 from payflow.config import PlatformConfig
 from payflow.consumers import progress
-from payflow.consumers.apply import Handler, Outcome
+from payflow.consumers.apply import ConcurrentHandler, Handler, Outcome
 from payflow.consumers.metrics import ConsumerMetrics
-from payflow.consumers.offsets import LogEndWatch, OffsetTracker
+from payflow.consumers.offsets import LogEndWatch, OffsetTracker, ReadAhead
 from payflow.consumers.processing import Handled, Processor
 from payflow.domain.events import TOPIC_BY_EVENT
 from payflow.kafka.clients import make_consumer
@@ -41,6 +43,10 @@ LOG_END_CHECK_INTERVAL_S = 0.5
 # Joining a group can legitimately wait out departed members' sessions; giving up sooner makes
 # members that restart together keep re-triggering each other's rebalances.
 JOIN_TIMEOUT_S = 60.0
+# A concurrent handler's batch (refunds waiting on the acquirer) is read past up to this many records,
+# in polls of at most this long each (the batch's end is noticed within one).
+READ_AHEAD_MAX = 2000
+READ_AHEAD_POLL_MS = 50
 
 
 class ConsumerWorker:
@@ -55,6 +61,7 @@ class ConsumerWorker:
                                    self.metrics, self.stopping.is_set)
         self.connected = False
         self.tracker: OffsetTracker[TopicPartition] = OffsetTracker()
+        self.read_ahead: ReadAhead[TopicPartition, Any] = ReadAhead()
         self.log_ends = self._log_end_watch()
         self.next_log_end_check = 0.0
         self.log_marks: progress.LogMarks[TopicPartition] = progress.LogMarks()  # on time.monotonic()
@@ -81,20 +88,22 @@ class ConsumerWorker:
     def forget_revoked(self, assigned: set[TopicPartition]) -> None:
         """After a rebalance, drop what we hold for partitions we no longer own."""
         self.processor.keep_only(assigned)
+        self.read_ahead.keep_only(assigned)
         self.tracker.keep_only(assigned)
         self.log_marks.keep_only(assigned)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         paused = False
         while not self.stopping.is_set():
-            batches = await consumer.getmany(timeout_ms=200 if self.waiting_count else 500, max_records=500)
+            batches = self.read_ahead.take() or await consumer.getmany(timeout_ms=200 if self.waiting_count else 500,
+                                                                        max_records=500)
             items = [(tp, record) for tp, records in batches.items() for record in records]
             for tp, records in batches.items():
                 if records:
                     self.tracker.fetched(tp, records[0].offset, records[-1].offset)
             if items:
                 self.metrics.consumed.inc(len(items))
-                self._took(await asyncio.to_thread(self.processor.handle_batch, items))
+                self._took(await self._handle(items, consumer))
             if self.waiting_count:
                 self._took(await asyncio.to_thread(self.processor.retry_waiting), retried=True)
             # Every pass, not only while records wait: a commit naming a partition this member no
@@ -117,6 +126,21 @@ class ConsumerWorker:
                 await self._commit(consumer)
         # A graceful stop hands over what was handled: the next owner starts after it.
         await self._commit(consumer)
+
+    async def _handle(self, items: list[tuple[TopicPartition, Any]], consumer: AIOKafkaConsumer) -> list[Handled]:
+        """Handle a poll's records (in a thread). While a concurrent handler's batch is in flight
+        the loop reads on into `read_ahead` (the next batch), up to READ_AHEAD_MAX records."""
+        busy = asyncio.ensure_future(asyncio.to_thread(self.processor.handle_batch, items))
+        if self.processor.concurrent is not None:
+            try:
+                while not busy.done() and len(self.read_ahead) < READ_AHEAD_MAX and not self.stopping.is_set():
+                    more = await consumer.getmany(timeout_ms=READ_AHEAD_POLL_MS, max_records=500)
+                    for tp, records in more.items():
+                        self.read_ahead.add(tp, [(r.offset, r) for r in records])
+            except Exception:
+                await asyncio.wait({busy})  # the processor is not shared: the batch ends first
+                raise
+        return await busy
 
     def _log_end_watch(self) -> LogEndWatch[TopicPartition] | None:
         grace = self.settings.consumer_log_lost_grace_s
@@ -157,6 +181,7 @@ class ConsumerWorker:
             except IllegalStateError:
                 continue  # no longer assigned: the next owner reads from the committed offset
             self.tracker.forget([tp])
+            self.read_ahead.drop({tp})
             self.log_marks.forget([tp])
             self.metrics.rereads.inc()
 
@@ -228,6 +253,7 @@ class ConsumerWorker:
             consumer = make_consumer(self.config.bootstrap_servers, app, topics, self.settings.consumer_fetch_wait_s,
                                      self.settings.consumer_fetch_min_bytes)
             self.tracker = OffsetTracker()
+            self.read_ahead = ReadAhead()
             self.log_ends = self._log_end_watch()
             self.processor.deferral.clear()
             self.log_marks = progress.LogMarks()
@@ -248,9 +274,12 @@ class ConsumerWorker:
         log.info("%s consumer stopped", app)
 
     def health(self) -> tuple[int, Any]:
-        return 200, {"status": "UP", "consumer": self.handler.name, "connected": self.connected,
-                     "processed": self.metrics.processed, "duplicatesSkipped": self.metrics.duplicates,
-                     "parked": self.metrics.parked, "deferred": self.waiting_count}
+        body = {"status": "UP", "consumer": self.handler.name, "connected": self.connected,
+                "processed": self.metrics.processed, "duplicatesSkipped": self.metrics.duplicates,
+                "parked": self.metrics.parked, "deferred": self.waiting_count}
+        if isinstance(self.handler, ConcurrentHandler):
+            body.update(self.handler.health_details())
+        return 200, body
 
 
 def worker_main(name: str, make_handler: Callable[[PlatformConfig], Handler],

@@ -11,10 +11,12 @@ import typer
 from payctl.cli.context import load
 from payctl.cli.options import JsonOpt
 from payctl.cli.output import console, duration, ok_mark, print_json, table
-from payctl.errors import EnvironmentProblem
+from payctl.errors import EnvironmentProblem, PayctlError
 from payctl.ops import doctor as doctor_mod
+from payctl.ops.metrics import Prometheus
+from payctl.ops.stages import stage_lags
 from payctl.stack.backend import backend_for
-from payctl.stack.topology import with_isolation
+from payctl.stack.topology import Topology, with_isolation
 
 SERVICE_VERBS = (("start", "Start one service and wait until healthy."),
                  ("stop", "Stop one service gracefully."),
@@ -92,11 +94,39 @@ def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         print_json(rows)
     else:
         render_status(rows, topo.settings.api_auth)
+        if running:
+            _show_stage_lags(topo)
         if not running:
             console().print(f"the stack is not running (state folder {be.topo.state_path()}); start it with "
                             "`payctl up`", highlight=False)
     if not running:
         raise typer.Exit(1)
+
+
+def _show_stage_lags(topo: Topology) -> None:
+    """Each payment stage's lag over the last 5 minutes (from Prometheus): a stage falling behind
+    shows here while every service is green."""
+    try:
+        lags = stage_lags(Prometheus.for_topology(topo))
+    except PayctlError as err:
+        console().print(f"stage lags: {err.message}", highlight=False)
+        return
+    if not lags:
+        console().print("stage lags: no payment finished a stage in the last 5 minutes", highlight=False)
+        return
+    console().print(table("payment stages, last 5 min", ["stage", "finished", "p50", "p95", "p99"],
+                          [[lag.stage.replace("_", " "), _per_s(lag.per_s), _seconds(lag.p50_s),
+                            _seconds(lag.p95_s), _seconds(lag.p99_s)] for lag in lags]))
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value * 1000:,.0f} ms" if value < 1 else f"{value:,.1f} s"
+
+
+def _per_s(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.1f}/s"
 
 
 def logs(

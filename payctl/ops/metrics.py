@@ -46,6 +46,8 @@ CHARTS: tuple[Chart, ...] = (
     Chart("e2e_lag", "End-to-end lag p95 (event created → consumer commit)", "s",
           "histogram_quantile(0.95, sum by (le, application) (rate(consumer_end_to_end_lag_seconds_bucket[1m])))",
           "application"),
+    Chart("stage_lag", "Payment stage lag p95 (authorize → ledger, capture → settlement, refund → refunded)", "s",
+          "histogram_quantile(0.95, sum by (le, stage) (rate(payment_stage_lag_seconds_bucket[1m])))", "stage"),
     Chart("consumer_lag", "Consumer lag: records waiting per consumer", "records",
           "sum by (application) (consumer_deferred_records)", "application"),
 )

@@ -123,3 +123,15 @@ def test_console_service_and_a_smoke_load_from_the_page(stack: Any, tmp_path: Pa
     run_smoke_from_the_page(found["url"], tmp_path / "screenshots")
     runs = httpx.get(f"{found['url']}api/runs", timeout=10).json()
     assert runs[0]["kind"] == "load" and runs[0]["name"] == "smoke" and runs[0]["links"]["report"], runs[0]
+
+
+def test_status_shows_each_payment_stage_lag(stack: Any) -> None:
+    _traffic(stack)
+
+    def shown() -> str | None:
+        out = stack.payctl("status").stdout
+        return out if "authorize to ledger" in out and "capture to settlement" in out else None
+
+    stack.wait_for(shown, timeout=60, interval=2.0)
+    out = shown() or ""
+    assert "payment stages, last 5 min" in out and " ms" in out, out

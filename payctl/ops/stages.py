@@ -1,0 +1,49 @@
+"""Each payment stage's lag (authorize → ledger, capture → settlement, refund requested → refunded),
+from the consumers' `payment_stage_lag_seconds` histogram in the stack's Prometheus: p50/p95/p99
+over a recent window and how many payments finished the stage in it. Typed rows; JSON at the edges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from payctl.ops.metrics import MetricsSource
+
+QUANTILES = (0.5, 0.95, 0.99)
+
+
+@dataclass(frozen=True, slots=True)
+class StageLag:
+    stage: str
+    p50_s: float | None
+    p95_s: float | None
+    p99_s: float | None
+    per_s: float | None  # payments finishing the stage per second over the window
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stage": self.stage, "p50_s": self.p50_s, "p95_s": self.p95_s, "p99_s": self.p99_s,
+                "per_s": self.per_s}
+
+
+def stage_lags(source: MetricsSource, window: str = "5m") -> list[StageLag]:
+    """One row per stage Prometheus knows, sorted by name; a quantile is None while the window holds
+    no finished payment of that stage."""
+    buckets = f"sum by (le, stage) (rate(payment_stage_lag_seconds_bucket[{window}]))"
+    by_stage: dict[str, dict[str, float | None]] = {}
+    for q in QUANTILES:
+        for series in source.instant(f"histogram_quantile({q}, {buckets})"):
+            stage = series["labels"].get("stage")
+            if stage:
+                by_stage.setdefault(stage, {})[f"p{round(q * 100)}"] = _last(series)
+    for series in source.instant(f"sum by (stage) (rate(payment_stage_lag_seconds_count[{window}]))"):
+        stage = series["labels"].get("stage")
+        if stage:
+            by_stage.setdefault(stage, {})["rate"] = _last(series)
+    return [StageLag(stage, v.get("p50"), v.get("p95"), v.get("p99"), v.get("rate"))
+            for stage, v in sorted(by_stage.items())]
+
+
+def _last(series: dict[str, Any]) -> float | None:
+    points = series.get("points") or []
+    value = points[-1][1] if points else None
+    return None if value is None else float(value)

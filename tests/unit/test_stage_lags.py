@@ -1,0 +1,50 @@
+"""Stage lags from Prometheus answers (a fake source): quantiles and rates per stage, None where the
+window held no finished payment."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from payctl.ops.stages import stage_lags
+
+
+class Fake:
+    def __init__(self, answers: dict[str, list[dict[str, Any]]]) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+
+    def instant(self, expr: str) -> list[dict[str, Any]]:
+        self.asked.append(expr)
+        for key, answer in self.answers.items():
+            if expr.startswith(key):
+                return answer
+        return []
+
+    def range(self, expr: str, start: datetime, end: datetime, step_s: int) -> list[dict[str, Any]]:
+        return []
+
+
+def _point(stage: str, value: float | None) -> dict[str, Any]:
+    return {"labels": {"stage": stage}, "points": [[0.0, value]]}
+
+
+def test_each_stage_gets_its_quantiles_and_rate() -> None:
+    fake = Fake({
+        "histogram_quantile(0.5,": [_point("authorize_to_ledger", 0.02), _point("refund_requested_to_refunded", 0.3)],
+        "histogram_quantile(0.95,": [_point("authorize_to_ledger", 0.09), _point("refund_requested_to_refunded", None)],
+        "histogram_quantile(0.99,": [_point("authorize_to_ledger", 0.2)],
+        "sum by (stage) (rate(payment_stage_lag_seconds_count": [_point("authorize_to_ledger", 41.5)],
+    })
+    rows = {r.stage: r for r in stage_lags(fake, window="2m")}
+    assert list(rows) == ["authorize_to_ledger", "refund_requested_to_refunded"]
+    ledger = rows["authorize_to_ledger"]
+    assert (ledger.p50_s, ledger.p95_s, ledger.p99_s, ledger.per_s) == (0.02, 0.09, 0.2, 41.5)
+    refund = rows["refund_requested_to_refunded"]
+    assert refund.p95_s is None and refund.p99_s is None and refund.per_s is None
+    assert all("[2m]" in expr for expr in fake.asked)
+    assert ledger.to_json()["p95_s"] == 0.09
+
+
+def test_nothing_measured_yet_is_no_rows() -> None:
+    assert stage_lags(Fake({})) == []

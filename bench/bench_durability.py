@@ -24,6 +24,7 @@ from pathlib import Path
 from bench_knee import Step, run_step
 
 from payctl.loadtest.session import run_and_analyze
+from payctl.ops import merchants
 from payctl.stack.local import LocalBackend
 from payctl.stack.shards import root_connect
 from payctl.stack.topology import Topology
@@ -98,7 +99,8 @@ def main() -> None:
         try:
             run_and_analyze("authorize", rate=100, duration="10s", vus=50,
                             base_url=f"http://127.0.0.1:{topo.gateway_port}/api", raw=False,
-                            reports_root=Path(tmp) / "reports", record_history=False)
+                            reports_root=Path(tmp) / "reports", record_history=False,
+                            k6_env=merchants.k6_env(topo))
             for pair in range(args.pairs):
                 order = (1, 2) if pair % 2 == 0 else (2, 1)  # alternate who goes first
                 for flush in order:

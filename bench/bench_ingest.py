@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from payctl.loadtest.session import run_and_analyze
+from payctl.ops import merchants
 from payctl.stack.local import LocalBackend
 from payctl.stack.topology import Topology
 
@@ -27,7 +28,8 @@ def main() -> None:
             for rate in rates:
                 report = run_and_analyze("authorize", rate=rate, duration="15s", vus=min(400, rate), raw=False,
                                          base_url=f"http://127.0.0.1:{topo.gateway_port}/api",
-                                         reports_root=Path(tmp) / "reports").report
+                                         reports_root=Path(tmp) / "reports",
+                                         k6_env=merchants.k6_env(topo)).report
                 achieved = report.throughput_rps or 0.0
                 print(f"{rate:>9} {achieved:>11.0f} {achieved / rate:>6.2f} {report.latency_ms.p95 or 0:>8.1f} "
                       f"{report.failure_rate or 0:>7.2%} {report.dropped_share or 0:>8.1%}")

@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 
 from payctl.loadtest.session import run_and_analyze
+from payctl.ops import merchants
 from payctl.ops.outbox import outbox_stats
 from payctl.stack.local import LocalBackend
 from payctl.stack.probes import port_free
@@ -170,7 +171,7 @@ def run_step(backend: LocalBackend, flow: str, rate: int, step_s: int, reports: 
     vus = max(50, rate // 2) if flow == "authorize" else max(100, rate)
     session = run_and_analyze(flow, rate=rate, duration=f"{step_s}s", vus=vus,
                               base_url=f"http://127.0.0.1:{topo.gateway_port}/api", raw=False,
-                              reports_root=reports)
+                              reports_root=reports, k6_env=merchants.k6_env(topo))
     time.sleep(2)  # let the consumers finish the tail before reading lag
     lag1 = _lag_buckets(topo)
     k61 = _k6_cpu_s()
@@ -274,7 +275,7 @@ def main() -> None:
                 # consumers join their groups and every pool fills before the first measured step
                 run_and_analyze("authorize", rate=100, duration=f"{args.warmup_s}s", vus=50,
                                 base_url=f"http://127.0.0.1:{topo.gateway_port}/api", raw=False,
-                                reports_root=Path(tmp) / "reports")
+                                reports_root=Path(tmp) / "reports", k6_env=merchants.k6_env(topo))
             for flow in flows:
                 default = "300,600,900,1100" if flow == "authorize" else "100,200,300"
                 for rate in [int(x) for x in (args.rates or default).split(",")]:

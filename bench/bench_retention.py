@@ -25,6 +25,7 @@ from typing import Any
 from bench_soak import _slope
 
 from payctl.loadtest.session import run_and_analyze
+from payctl.ops import merchants
 from payctl.ops.outbox import outbox_stats
 from payctl.stack.local import LocalBackend
 from payctl.stack.shards import shard_connection
@@ -81,7 +82,8 @@ def main() -> None:
             def load() -> None:
                 session = run_and_analyze(args.flow, rate=args.rate, duration=f"{args.duration_s}s",
                                           vus=max(50, args.rate), base_url=f"{topo.gateway_url}/api",
-                                          raw=False, reports_root=Path(tmp) / "reports")
+                                          raw=False, reports_root=Path(tmp) / "reports",
+                                          k6_env=merchants.k6_env(topo))
                 report.update(session.report)
 
             runner = threading.Thread(target=load)

@@ -21,6 +21,7 @@ from bench_knee import _children, _rss_mb, _tree
 
 from payctl.loadtest.report import LoadReport
 from payctl.loadtest.session import run_and_analyze
+from payctl.ops import merchants
 from payctl.ops.outbox import outbox_stats
 from payctl.stack.local import LocalBackend
 from payctl.stack.shards import shard_connection
@@ -63,7 +64,8 @@ def main() -> None:
             def load() -> None:
                 session = run_and_analyze("authorize", rate=args.rate, duration=f"{args.duration_s}s",
                                           vus=max(50, args.rate // 2), base_url=f"{topo.gateway_url}/api",
-                                          raw=False, reports_root=Path(tmp) / "reports")
+                                          raw=False, reports_root=Path(tmp) / "reports",
+                                          k6_env=merchants.k6_env(topo))
                 finished.append(session.report)
 
             runner = threading.Thread(target=load)

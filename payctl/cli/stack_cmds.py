@@ -10,7 +10,7 @@ import typer
 
 from payctl.cli.context import load
 from payctl.cli.options import JsonOpt
-from payctl.cli.output import console, duration, ok_mark, print_json, table
+from payctl.cli.output import console, duration, err_console, ok_mark, print_json, table
 from payctl.errors import EnvironmentProblem, PayctlError
 from payctl.ops import doctor as doctor_mod
 from payctl.ops.metrics import Prometheus
@@ -58,8 +58,16 @@ def up(
     if isolation is not None:
         topo = with_isolation(topo, isolation)
     be = backend_for(topo, backend)
+    # the spinner on a terminal; in a log or a pipe (CI) each step as a plain line on stderr
+    plain = not err_console().is_terminal
+
     with console().status("starting the stack…") as spinner:
-        be.up(vm, progress=lambda msg: spinner.update(f"[bold]{msg}…"))
+        def progress(msg: str) -> None:
+            spinner.update(f"[bold]{msg}…")
+            if plain:
+                err_console().print(f"up: {msg}", highlight=False, markup=False)
+
+        be.up(vm, progress=progress)
     rows = [s.as_dict() for s in be.status()]
     if json_out:
         print_json(rows)

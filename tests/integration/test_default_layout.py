@@ -46,6 +46,9 @@ def checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     up = payctl(where, "up")
     try:
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        # not a terminal: each step of the bring-up is a plain line, not a silent spinner
+        steps = [line for line in up.stderr.splitlines() if line.startswith("up: ")]
+        assert len(steps) >= 3, up.stderr[-2000:]
         yield where
     finally:
         down = payctl(where, "down", "--purge")

@@ -73,14 +73,21 @@ def _watch_plain(topo: Topology, every_s: float = 1.0, heartbeat_s: float = 60.0
 
 
 def outbox_status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
-    """Pending, dead and published events per shard, and the oldest pending age."""
-    rows = outbox_stats(load(ctx))
+    """Pending, dead and published events per shard, and the oldest pending age; a shard that does
+    not answer is marked unavailable (exit 1: a partial answer)."""
+    got = outbox_stats(load(ctx))
     if json_out:
-        print_json(rows)
-        return
-    console().print(table("outbox", ["shard", "pending", "oldest pending (s)", "dead", "published", "parked"],
-                          [[r["shard"], r["pending"], round(r["oldestPendingAgeSeconds"], 1), r["dead"],
-                            r["published"], r["parked"]] for r in rows]))
+        print_json([*got.answers, *(u.as_json() for u in got.unavailable)])
+    else:
+        rows = [[r["shard"], r["pending"], round(r["oldestPendingAgeSeconds"], 1), r["dead"], r["published"],
+                 r["parked"]] for r in got.answers]
+        rows += [[u.shard, "unavailable", "", "", "", ""] for u in got.unavailable]
+        console().print(table("outbox", ["shard", "pending", "oldest pending (s)", "dead", "published", "parked"],
+                              rows))
+        for u in got.unavailable:
+            console().print(u.line(), highlight=False, markup=False)
+    if got.partial:
+        raise typer.Exit(1)
 
 
 def outbox_replay(
@@ -105,15 +112,20 @@ def reconcile(
     since: Annotated[str, typer.Option(help="window of events to check: 30m, 24h, 7d, an ISO time, or all")] = "24h",
     json_out: JsonOpt = False,
 ) -> None:
-    """Outbox vs processed events vs ledger vs settlement, per shard; exit 1 when not clean."""
+    """Outbox vs processed events vs ledger vs settlement, per shard; exit 1 when not clean, or when
+    a shard does not answer (a partial verdict: the others are still checked)."""
     window = parse_since(since, datetime.now())
     result = run_reconcile(load(ctx), repair=repair, grace_s=grace, since=window)
     if json_out:
         print_json(result)
     else:
+        checked = [r for r in result["shards"] if r["available"]]
         rows = []
-        parked = [(r["shard"], p) for r in result["shards"] for p in r["parked_events"]]
+        parked = [(r["shard"], p) for r in checked for p in r["parked_events"]]
         for r in result["shards"]:
+            if not r["available"]:
+                rows.append([r["shard"], "unavailable", *([""] * 11)])
+                continue
             missing = {c: ids[:10] for c, ids in r["missing"].items() if ids}
             rows.append([r["shard"], ok_mark(r["clean"]), r["events"], r["pending"],
                          sum(len(v) for v in r["in_flight"].values()), missing or "-",
@@ -128,13 +140,21 @@ def reconcile(
                                   ["shard", "event", "consumer", "reason", "parked at"],
                                   [[sh, p["event_id"], p["consumer"], p["reason"], p["parked_at"]]
                                    for sh, p in parked[:50]]))
-        violations = [(r["shard"], v) for r in result["shards"] for v in r["violations"]]
+        violations = [(r["shard"], v) for r in checked for v in r["violations"]]
         if violations:
             console().print(table("invariant violations", ["shard", "rule", "subject", "expected", "actual"],
                                   [[sh, v["rule"], v["subject"], v["expected"], v["actual"]]
                                    for sh, v in violations[:50]]))
         if repair:
             console().print(f"re-driven: {result['repaired']}")
+        missing_shards = [r for r in result["shards"] if not r["available"]]
+        for r in missing_shards:
+            console().print(f"{r['shard']} unavailable: {r['error']}" + (f" ({r['hint']})" if r.get("hint") else ""),
+                            highlight=False, markup=False)
+        if result["partial"]:
+            console().print(f"verdict partial: {', '.join(r['shard'] for r in missing_shards)} not checked; "
+                            f"{'no anomaly' if all(r['clean'] for r in checked) else 'anomalies'} on "
+                            f"{', '.join(r['shard'] for r in checked)}", highlight=False, markup=False)
     if not result["clean"]:
         raise typer.Exit(1)
 

@@ -35,6 +35,9 @@ def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
                 for r in got.answers]
         rows += [[u.vm, u.shard, f"unavailable: {u.reason}", "", ""] for u in got.unavailable]
         console().print(table("schema status", ["vm", "shard", "applied", "pending", "modified"], rows))
+        for u in got.unavailable:
+            if u.hint:
+                console().print(f"{u.shard}: {u.hint}", highlight=False, markup=False)
     if got.partial:
         raise typer.Exit(1)
 
@@ -52,7 +55,8 @@ def diff(ctx: typer.Context, json_out: JsonOpt = False) -> None:
                                   [[d["table"], "; ".join(f"{k}: {v}" for k, v in d["shards"].items())]
                                    for d in drift]))
         for u in unavailable:
-            console().print(f"{u.shard} unavailable, not compared: {u.reason}", highlight=False)
+            console().print(f"{u.shard} unavailable, not compared: {u.reason}" + (f" ({u.hint})" if u.hint else ""),
+                            highlight=False, markup=False)
     if drift or unavailable:
         raise typer.Exit(1)
 

@@ -65,10 +65,12 @@ def breaker_diagnose(ctx: ToolContext) -> Answer:
     rows = breaker_rows(ctx.topo)
     broker = kafka.broker_overview(ctx.topo)
     try:
-        outbox = outbox_stats(ctx.topo)
+        got = outbox_stats(ctx.topo)
+        answered = got.answers
+        outbox = [*got.answers, *(u.as_json() for u in got.unavailable)]
     except Exception as exc:
-        outbox = [{"error": str(exc)}]
-    result = diagnose(rows, bool(broker["reachable"]), [o for o in outbox if "error" not in o])
+        answered, outbox = [], [{"error": str(exc)}]
+    result = diagnose(rows, bool(broker["reachable"]), answered)
     result["breakers"] = rows
     result["outbox"] = outbox
     return ("healthy: " if result["healthy"] else "attention: ") + "; ".join(result["findings"]), result
@@ -120,7 +122,7 @@ def db_ledger_summary(ctx: ToolContext, merchant_id: str) -> Answer:
 
 
 def db_outbox_status(ctx: ToolContext, stuck_after_s: float, limit: int) -> Answer:
-    stats = outbox_stats(ctx.topo)
+    stats = outbox_stats(ctx.topo).complete()
     stuck = queries.stuck_events(ctx.topo, stuck_after_s, limit)
     data = {"shards": stats, "stuck": stuck}
     n = sum(len(s["stuck"]) for s in stuck)
@@ -139,7 +141,10 @@ def db_reconcile(ctx: ToolContext, since: str, grace_s: float) -> Answer:
         raise UsageError(f"grace_s: {grace_s} must be ≥ 0")
     data = reconcile(ctx.topo, repair=False, grace_s=grace_s, since=_since(since, "since"))
     s = data["summary"]
-    return (f"{'clean' if data['clean'] else 'NOT clean'}: {s.get('events', 0)} events, missing {s.get('missing', 0)}, "
+    down = [sh["shard"] for sh in data["shards"] if sh.get("available") is False]
+    verdict = ("clean" if data["clean"] else "NOT clean" if data.get("verdict", "not clean") == "not clean"
+               else f"partial ({', '.join(down)} unavailable, the rest clean)")
+    return (f"{verdict}: {s.get('events', 0)} events, missing {s.get('missing', 0)}, "
             f"unbalanced {s.get('unbalanced_payments', 0)}, invariant violations {s.get('violations', 0)}"), data
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pymysql
 
 from payctl.errors import UsageError
+from payctl.ops.partial import PerShard, each_shard
 from payctl.stack.shards import shard_connection
 from payctl.stack.topology import Topology
 from payflow.store import outbox as outbox_store
@@ -15,13 +16,14 @@ from payflow.store import parking
 from payflow.store.outbox import OutboxStore
 
 
-def outbox_stats(topo: Topology) -> list[dict[str, Any]]:
-    rows = []
-    for i, vm in enumerate(topo.vms):
-        with shard_connection(topo, vm.name) as conn:
-            rows.append({"vm": vm.name, "shard": topo.shard_name(i), **OutboxStore(conn).stats().as_json(),
-                         "parked": _parked(conn)})
-    return rows
+def outbox_stats(topo: Topology) -> PerShard[dict[str, Any]]:
+    """The backlog of every shard that answers; the others marked unavailable with the reason."""
+
+    def read(i: int, vm: str, conn: pymysql.Connection[Any]) -> dict[str, Any]:
+        return {"vm": vm, "shard": topo.shard_name(i), "available": True, **OutboxStore(conn).stats().as_json(),
+                "parked": _parked(conn)}
+
+    return each_shard(topo, read)
 
 
 def _parked(conn: pymysql.Connection[Any]) -> int:

@@ -10,7 +10,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pymysql
+
 from payctl.errors import UsageError
+from payctl.ops.partial import each_shard
 from payctl.stack.shards import shard_connection
 from payctl.stack.topology import Topology
 from payflow.domain import events, invariants
@@ -160,29 +163,41 @@ def check_invariants(report: ShardReport, snap: queries.ShardSnapshot) -> None:
 
 def reconcile(topo: Topology, repair: bool = False, grace_s: float = 10.0,
               since: datetime | None = None) -> dict[str, Any]:
-    """Every shard's events since `since` (None: all) against consumers, ledger and settlement."""
+    """Every shard's events since `since` (None: all) against consumers, ledger and settlement.
+    A shard that does not answer is listed unavailable and the verdict is partial: the others are
+    judged on their own data (nothing is inferred about the missing shard)."""
+    got = each_shard(topo, lambda i, vm, conn: (i, vm, _snapshot(conn, since)))
     reports = []
     repaired: dict[str, int] = {}
-    for i, vm in enumerate(topo.vms):
+    for i, vm, snap in got.answers:
         shard = topo.shard_name(i)
-        with shard_connection(topo, vm.name) as conn, conn.cursor() as cur:
-            snap = queries.read_snapshot(cur, since)
         report = analyze_shard(shard, snap.outbox, snap.processed, snap.postings_per_event, snap.balance_per_payment,
                                snap.settlement_net, topo.settings.consumers, grace_s, snap.parked_events)
         report.parked = snap.parked
         check_invariants(report, snap)
-        reports.append(report)
+        reports.append((vm, report))
         if repair:
             ids = sorted({e for ids in report.missing.values() for e in ids} | set(report.dead))
-            repaired[shard] = redrive(topo, vm.name, ids)
+            repaired[shard] = redrive(topo, vm, ids)
+    clean = all(r.clean for _vm, r in reports)
+    shards = [{"vm": vm, "available": True, **r.as_dict()} for vm, r in reports]
+    shards += [u.as_json() for u in got.unavailable]
+    order = {topo.shard_name(i): i for i in range(len(topo.vms))}
     return {
         "checkedAt": datetime.now().isoformat(timespec="seconds"),
         "since": since.isoformat(timespec="seconds") if since else None,
-        "clean": all(r.clean for r in reports),
-        "shards": [r.as_dict() for r in reports],
+        "clean": clean and not got.partial,
+        "partial": got.partial,
+        "verdict": "not clean" if not clean else "partial" if got.partial else "clean",
+        "shards": sorted(shards, key=lambda s: order[s["shard"]]),
         "repaired": repaired,
-        "summary": summarize(reports),
+        "summary": summarize([r for _vm, r in reports]),
     }
+
+
+def _snapshot(conn: pymysql.Connection[Any], since: datetime | None) -> queries.ShardSnapshot:
+    with conn.cursor() as cur:
+        return queries.read_snapshot(cur, since)
 
 
 def summarize(reports: list[ShardReport]) -> dict[str, int]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Annotated
 
 import typer
 
 from payctl.cli.context import load
 from payctl.cli.options import JsonOpt
-from payctl.cli.output import console, duration, ok_mark, print_json, table
+from payctl.cli.output import console, duration, err_console, ok_mark, print_json, table
 from payctl.errors import EnvironmentProblem
 from payctl.ops import doctor as doctor_mod
 from payctl.stack.backend import backend_for
@@ -73,8 +74,11 @@ def down(
 ) -> None:
     """Stop everything gracefully; data is kept unless --purge."""
     be = backend_for(load(ctx))
-    with console().status("stopping the stack…"):
-        be.down(purge=purge)
+    # a line per group stopped: on the terminal above the spinner, in a log or a pipe as plain
+    # lines; with --json on stderr, so stdout stays one JSON document
+    out = err_console() if json_out else console()
+    with console().status("stopping the stack…") if not json_out else nullcontext():
+        be.down(purge=purge, progress=lambda msg: out.print(f"✔ {msg}", highlight=False, markup=False))
     if json_out:
         print_json({"stopped": True, "purged": purge})
     else:

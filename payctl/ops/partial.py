@@ -25,7 +25,7 @@ class Unavailable:
     reason: str
     hint: str | None = None  # what to do about it, naming this shard (the others answered)
 
-    def as_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"vm": self.vm, "shard": self.shard, "available": False, "error": self.reason}
         if self.hint:
             out["hint"] = self.hint

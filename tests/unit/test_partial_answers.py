@@ -39,7 +39,7 @@ def test_a_stopped_shard_is_named_with_a_hint_about_that_shard(monkeypatch: pyte
     [u] = got.unavailable
     assert (u.shard, u.vm) == ("shard2", topo.vms[1].name) and "cannot connect to shard2" in u.reason
     assert u.hint is not None and "payctl start shard2" in u.hint and "payctl up" not in u.hint
-    assert u.as_json() == {"vm": u.vm, "shard": "shard2", "available": False, "error": u.reason, "hint": u.hint}
+    assert u.to_json() == {"vm": u.vm, "shard": "shard2", "available": False, "error": u.reason, "hint": u.hint}
     assert "shard2 unavailable: cannot connect" in u.line()
     with pytest.raises(EnvironmentProblem, match="cannot connect to shard2"):
         got.complete()

@@ -182,7 +182,7 @@ def run_step(backend: LocalBackend, flow: str, rate: int, step_s: int, reports: 
     cpu["k6"] = 1000 * (k61 - k60) / http_reqs
     lag = _p95(lag0[0], lag1[0])
     relay_lag = _p95(lag0[1], lag1[1])
-    backlog = sum(int(row["pending"]) for row in outbox_stats(topo))
+    backlog = sum(row.pending for row in outbox_stats(topo).complete())
     iterations = r.achieved_rate or r.throughput_rps or 0.0
     return Step(flow, rate, float(iterations), float(r.throughput_rps or 0.0), float(r.dropped_share or 0),
                 float(r.failure_rate or 0), float(r.latency_ms.p95 or 0.0), float(r.latency_ms.p99 or 0.0),

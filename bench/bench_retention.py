@@ -101,7 +101,7 @@ def main() -> None:
                 runner.join(timeout=args.every_s)
             at = time.monotonic() - started
             samples.append((at, _counts(topo)))
-            backlog = sum(int(row["pending"]) for row in outbox_stats(topo))
+            backlog = sum(row.pending for row in outbox_stats(topo).complete())
         finally:
             backend.down(purge=True)
     rps = report.get("throughput_rps", 0)

@@ -78,7 +78,7 @@ def main() -> None:
                 samples.append((at, rss))
                 print(f"{at:>6.0f} s  " + "  ".join(f"{k} {v:.0f}" for k, v in sorted(rss.items())), flush=True)
                 runner.join(timeout=args.every_s)
-            backlog = sum(int(row["pending"]) for row in outbox_stats(topo))
+            backlog = sum(row.pending for row in outbox_stats(topo).complete())
             pool_fill = {}
             for vm in topo.vms:
                 with shard_connection(topo, vm.name) as conn, conn.cursor() as cur:

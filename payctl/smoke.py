@@ -175,12 +175,12 @@ class Smoke:
             raise CheckFailed(f"unhealthy: {', '.join(bad)}")
         got = schema.status(self.topo)
         rows = got.answers
-        applied = {tuple(r["applied"]) for r in rows}
+        applied = {r.applied for r in rows}
         drift, unavailable = schema.diff(self.topo)
-        if got.partial or unavailable or len(applied) != 1 or any(r["pending"] for r in rows) or drift:
-            raise CheckFailed(f"schema differs between shards: {rows} drift={drift} "
-                              f"unavailable={[u.shard for u in got.unavailable]}")
-        return f"{len(services(self.topo))} services healthy; schema {rows[0]['applied']} on every shard"
+        if got.partial or unavailable or len(applied) != 1 or any(r.pending for r in rows) or drift:
+            raise CheckFailed(f"schema differs between shards: {[r.to_json() for r in rows]} "
+                              f"drift={[d.to_json() for d in drift]} unavailable={[u.shard for u in got.unavailable]}")
+        return f"{len(services(self.topo))} services healthy; schema {list(rows[0].applied)} on every shard"
 
     def loadtest(self) -> str:
         o = self.options
@@ -201,8 +201,8 @@ class Smoke:
         """Let the load test's events drain before the next experiment checks its steady state."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            s = reconcile(self.topo, grace_s=3.0)["summary"]
-            if not s.get("pending") and not s.get("in_flight") and not s.get("missing"):
+            s = reconcile(self.topo, grace_s=3.0).summary
+            if not s.pending and not s.in_flight and not s.missing:
                 return
             time.sleep(1)
         raise CheckFailed(f"the outbox did not drain within {timeout_s:.0f}s after the load test")
@@ -218,14 +218,14 @@ class Smoke:
 
     def reconcile(self) -> str:
         result = reconcile(self.topo, grace_s=3.0)
-        (self.folder / "reconcile.json").write_text(json.dumps(result, indent=2))
-        s = result["summary"]
-        if not result["clean"] or s.get("in_flight") or s.get("pending"):
-            raise CheckFailed(f"reconcile not clean: {s}")
-        balanced = all(sh["ledger_debits"] == sh["ledger_credits"] for sh in result["shards"])
+        (self.folder / "reconcile.json").write_text(json.dumps(result.to_json(), indent=2))
+        s = result.summary
+        if not result.clean or s.in_flight or s.pending:
+            raise CheckFailed(f"reconcile {result.verdict}: {s.to_json()}")
+        balanced = all(sh.ledger_debits == sh.ledger_credits for sh in result.reports)
         if not balanced:
             raise CheckFailed("ledger does not balance")
-        return f"{s['events']} events, none missing or duplicated; ledger balanced"
+        return f"{s.events} events, none missing or duplicated; ledger balanced"
 
     def teardown(self) -> str:
         pids = [s.pid for s in self.backend.status() if s.pid]

@@ -82,13 +82,13 @@ class StackDriver:
         if isinstance(probe, BreakerStateProbe):
             return {name: snapshot.get("state") for name, snapshot in self._relays(probe.relays)}
         if isinstance(probe, OutboxPendingProbe):
-            return sum(int(row["pending"]) for row in outbox_stats(self.topo)
-                       if probe.vms == "all" or row["vm"] in probe.vms)
+            return sum(row.pending for row in outbox_stats(self.topo).complete()
+                       if probe.vms == "all" or row.vm in probe.vms)
         if isinstance(probe, LedgerBalancedProbe):
             return self._sum_over_shards(audit.unbalanced_payment_count) == 0
         if isinstance(probe, ReconcileCleanProbe):
             result = reconcile(self.topo, grace_s=probe.grace_s)
-            return {"clean": result["clean"], **result["summary"]}
+            return {"clean": result.clean, **result.summary.to_json()}
         if isinstance(probe, ServiceHealthyProbe):
             statuses = self.backend.status()
             wanted = [s for s in statuses if probe.services == "all" or s.name in probe.services]
@@ -121,7 +121,7 @@ class StackDriver:
             return {"window_s": round(float(second["start"]) - float(first["end"]), 3),
                     **gen.stats(since=first["end"], until=second["start"])}
         if isinstance(probe, OutboxDeadProbe):
-            return sum(int(row["dead"]) for row in outbox_stats(self.topo))
+            return sum(row.dead for row in outbox_stats(self.topo).complete())
         if isinstance(probe, ParkedMessagesProbe):
             parked = self.parked()
             if probe.since is None:
@@ -140,7 +140,7 @@ class StackDriver:
 
     def parked(self) -> int:
         """Messages the consumers parked so far, over every shard."""
-        return sum(int(row.get("parked", 0)) for row in outbox_stats(self.topo))
+        return sum(row.parked for row in outbox_stats(self.topo).complete())
 
     def breaker_transitions(self) -> dict[str, list[dict[str, Any]]]:
         return {name: [t for t in snapshot.get("transitions", []) if t["at"] >= self.started]

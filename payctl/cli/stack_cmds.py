@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Annotated
 
 import typer
@@ -83,8 +84,11 @@ def down(
 ) -> None:
     """Stop everything gracefully; data is kept unless --purge."""
     be = backend_for(load(ctx))
-    with console().status("stopping the stack…"):
-        be.down(purge=purge)
+    # a line per group stopped: on the terminal above the spinner, in a log or a pipe as plain
+    # lines; with --json on stderr, so stdout stays one JSON document
+    out = err_console() if json_out else console()
+    with console().status("stopping the stack…") if not json_out else nullcontext():
+        be.down(purge=purge, progress=lambda msg: out.print(f"✔ {msg}", highlight=False, markup=False))
     if json_out:
         print_json({"stopped": True, "purged": purge})
     else:

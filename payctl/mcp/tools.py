@@ -25,7 +25,7 @@ from payctl.loadtest.render import fmt
 from payctl.loadtest.run import output_in
 from payctl.ops import kafka, metrics, queries
 from payctl.ops.breaker import breaker_rows, diagnose
-from payctl.ops.outbox import outbox_stats
+from payctl.ops.outbox import ShardOutbox, outbox_json, outbox_stats
 from payctl.ops.reconcile import parse_since, reconcile
 from payctl.stack.backend import Backend
 from payctl.stack.topology import Topology
@@ -65,10 +65,12 @@ def breaker_diagnose(ctx: ToolContext) -> Answer:
     rows = breaker_rows(ctx.topo)
     broker = kafka.broker_overview(ctx.topo)
     try:
-        outbox = outbox_stats(ctx.topo)
+        got = outbox_stats(ctx.topo)
+        answered: list[ShardOutbox] = got.answers
+        outbox = outbox_json(got)
     except Exception as exc:
-        outbox = [{"error": str(exc)}]
-    result = diagnose(rows, bool(broker["reachable"]), [o for o in outbox if "error" not in o])
+        answered, outbox = [], [{"error": str(exc)}]
+    result = diagnose(rows, bool(broker["reachable"]), answered)
     result["breakers"] = rows
     result["outbox"] = outbox
     return ("healthy: " if result["healthy"] else "attention: ") + "; ".join(result["findings"]), result
@@ -120,11 +122,11 @@ def db_ledger_summary(ctx: ToolContext, merchant_id: str) -> Answer:
 
 
 def db_outbox_status(ctx: ToolContext, stuck_after_s: float, limit: int) -> Answer:
-    stats = outbox_stats(ctx.topo)
+    stats = outbox_stats(ctx.topo).complete()
     stuck = queries.stuck_events(ctx.topo, stuck_after_s, limit)
-    data = {"shards": stats, "stuck": stuck}
+    data = {"shards": [r.to_json() for r in stats], "stuck": stuck}
     n = sum(len(s["stuck"]) for s in stuck)
-    return (f"pending {sum(r['pending'] for r in stats)}, dead {sum(r['dead'] for r in stats)}, "
+    return (f"pending {sum(r.pending for r in stats)}, dead {sum(r.dead for r in stats)}, "
             f"{n} event(s) pending longer than {stuck_after_s:g} s"), data
 
 
@@ -137,10 +139,13 @@ def db_duplicate_idempotency(ctx: ToolContext, merchant_id: str, limit: int) -> 
 def db_reconcile(ctx: ToolContext, since: str, grace_s: float) -> Answer:
     if grace_s < 0:
         raise UsageError(f"grace_s: {grace_s} must be ≥ 0")
-    data = reconcile(ctx.topo, repair=False, grace_s=grace_s, since=_since(since, "since"))
-    s = data["summary"]
-    return (f"{'clean' if data['clean'] else 'NOT clean'}: {s.get('events', 0)} events, missing {s.get('missing', 0)}, "
-            f"unbalanced {s.get('unbalanced_payments', 0)}, invariant violations {s.get('violations', 0)}"), data
+    result = reconcile(ctx.topo, repair=False, grace_s=grace_s, since=_since(since, "since"))
+    s = result.summary
+    verdict = ("NOT clean" if result.anomalies else
+               f"partial ({', '.join(u.shard for u in result.unavailable)} unavailable, the rest clean)"
+               if result.partial else "clean")
+    return (f"{verdict}: {s.events} events, missing {s.missing}, unbalanced {s.unbalanced_payments}, "
+            f"invariant violations {s.violations}"), result.to_json()
 
 
 def loadtest_runs(ctx: ToolContext, scenario: str | None, rate: int | None, limit: int) -> Answer:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from payctl.ops.outbox import ShardOutbox
 from payctl.stack.probes import relay_breaker
 from payctl.stack.topology import Topology
 
@@ -15,14 +17,14 @@ def breaker_rows(topo: Topology) -> list[dict[str, Any]]:
 
 
 def diagnose(breakers: list[dict[str, Any]], broker_reachable: bool,
-             outbox: list[dict[str, Any]]) -> dict[str, Any]:
+             outbox: Sequence[ShardOutbox]) -> dict[str, Any]:
     """Pure: what the breakers, the broker and the outbox backlog say together, and what to do."""
     findings: list[str] = []
     actions: list[str] = []
     states = {b["relay"]: str(b.get("state", "?")) for b in breakers}
-    backlog = sum(int(r.get("pending", 0)) for r in outbox)
-    oldest = max((float(r.get("oldestPendingAgeSeconds", 0.0)) for r in outbox), default=0.0)
-    dead = sum(int(r.get("dead", 0)) for r in outbox)
+    backlog = sum(r.pending for r in outbox)
+    oldest = max((r.stats.oldest_pending_age_s for r in outbox), default=0.0)
+    dead = sum(r.dead for r in outbox)
     open_relays = [r for r, s in states.items() if s in ("OPEN", "HALF_OPEN")]
     down_relays = [r for r, s in states.items() if s == "UNREACHABLE"]
     if not broker_reachable:

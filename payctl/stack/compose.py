@@ -105,7 +105,8 @@ class ComposeBackend:
         if result.returncode != 0:
             raise EnvironmentProblem(f"docker compose up failed: {result.stderr.strip()[-400:]}")
 
-    def down(self, purge: bool = False) -> None:
+    def down(self, purge: bool = False, progress: Callable[[str], None] = lambda _m: None) -> None:
+        progress("docker compose down")
         cmd = ["docker", "compose", "-f", str(compose_file()), "-p", self.topo.name, "down"]
         subprocess.run(cmd + (["-v"] if purge else []), capture_output=True, text=True, timeout=120)
 

@@ -17,7 +17,7 @@ from payctl.stack.binaries import INSTALL_HINTS, Binaries
 from payctl.stack.kafka_admin import create_topics
 from payctl.stack.netns import NetnsNetwork, require_netns_support
 from payctl.stack.paths import StatePaths
-from payctl.stack.plan import PlannedService, plan_for
+from payctl.stack.plan import PlannedService, plan_for, stop_groups
 from payctl.stack.probes import gateway_servers, port_free, probe, relay_breaker
 from payctl.stack.shards import apply_migrations
 from payctl.stack.supervisor import Supervisor
@@ -206,14 +206,20 @@ class LocalBackend:
                                  "see `payctl logs gateway` and the ingest logs")
 
     # -- down ---------------------------------------------------------------------------------
-    def down(self, purge: bool = False) -> None:
-        """Stop every process, then remove every namespace and link this topology made (also
-        leftovers of a crashed run, recognised by name)."""
+    def down(self, purge: bool = False, progress: Progress = lambda _m: None) -> None:
+        """Stop every process (group by group, reverse start order, `progress` told after each),
+        then remove every namespace and link this topology made (also leftovers of a crashed run,
+        recognised by name)."""
+        if self.sup.is_running():
+            for label, names in stop_groups(self.plan):
+                self.sup.stop_many(names)
+                progress(f"stopped {label}")
         self.sup.shutdown()
         self.network.teardown()
         self.paths.isolation_file.unlink(missing_ok=True)
         if purge:
             owned.delete(self.paths.root)
+            progress("state folder deleted")
 
     # -- status -------------------------------------------------------------------------------
     def status(self) -> list[ServiceStatus]:

@@ -167,6 +167,25 @@ def plan_for(topo: Topology, processes: Sequence[VmProcess] = PLATFORM_PROCESSES
     return ServicePlan(topo, tuple(out))
 
 
+def stop_groups(plan: ServicePlan) -> list[tuple[str, list[str]]]:
+    """What `down` stops, group by group, in reverse start order: the front (gateway, Prometheus,
+    console) first, then each VM's platform processes, the broker, the shards last (so no worker
+    loses its database while it still runs). Pure: (label, service names)."""
+    front = [s.name for s in plan.services if s.vm is None and s.kind not in ("db", "kafka")]
+    groups = [(", ".join(front), front)] if front else []
+    for vm in plan.topology.vms:
+        names = [s.name for s in plan.services if s.vm == vm.name and s.kind != "db"]
+        if names:
+            groups.append((f"{vm.name} services ({len(names)})", names))
+    broker = [s.name for s in plan.services if s.kind == "kafka"]
+    if broker:
+        groups.append(("broker", broker))
+    dbs = [s.name for s in plan.services if s.kind == "db"]
+    if dbs:
+        groups.append((", ".join(dbs), dbs))
+    return groups
+
+
 def services(topo: Topology, vm: str | None = None) -> list[PlannedService]:
     """The topology's processes in start order (with `vm`, what `payctl up --vm` starts)."""
     return plan_for(topo).on(vm)

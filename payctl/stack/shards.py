@@ -17,6 +17,14 @@ from payctl.stack.topology import Topology
 from payflow.db import migrations
 
 CONNECT_TIMEOUT_S = 2
+
+
+class ShardUnreachable(EnvironmentProblem):
+    """No connection to a shard could be made (stopped, or its machine unreachable)."""
+
+    def __init__(self, shard: str, message: str, hint: str) -> None:
+        super().__init__(message, hint)
+        self.shard = shard
 READ_TIMEOUT_S = 10
 WRITE_TIMEOUT_S = 10
 
@@ -33,9 +41,9 @@ def connect(topo: Topology, vm_name: str, connect_timeout_s: int = CONNECT_TIMEO
                                read_timeout=READ_TIMEOUT_S, write_timeout=WRITE_TIMEOUT_S,
                                charset="utf8mb4")
     except (OSError, pymysql.err.MySQLError) as exc:
-        raise EnvironmentProblem(f"cannot connect to {shard} on port {vm.db_port}: {exc}",
-                                 f"`payctl status` shows what runs; start the shard with `payctl start {shard}`, "
-                                 "or the stack with `payctl up`") from exc
+        raise ShardUnreachable(shard, f"cannot connect to {shard} on port {vm.db_port}: {exc}",
+                               f"`payctl status` shows what runs; start the shard with `payctl start {shard}`, "
+                               "or the stack with `payctl up`") from exc
 
 
 @contextmanager

@@ -14,8 +14,8 @@ pytestmark = pytest.mark.integration
 def _settled(stack, grace_s: float):
     """The reconcile result once every event is processed and nothing is pending or in flight."""
     result = reconcile(stack.topo, grace_s=grace_s)
-    s = result["summary"]
-    return result["clean"] and s["in_flight"] == 0 and s["pending"] == 0 and result
+    s = result.summary
+    return result.clean and s.in_flight == 0 and s.pending == 0 and result
 
 
 def _authorize_four(stack) -> list[tuple[int, str]]:
@@ -57,12 +57,13 @@ def test_broker_restart_mid_stream_loses_no_payment_event(stack):
 
         detail = reconcile(stack.topo, grace_s=2.0)
         marks = [httpx.get(f"http://127.0.0.1:{vm.relay_port}/outbox").json() for vm in stack.topo.vms]
-        raise AssertionError(f"not clean: {[(s['shard'], s['missing'], s['in_flight']) for s in detail['shards']]}"
+        raise AssertionError(f"not clean: {[(s.shard, s.missing, s.in_flight) for s in detail.reports]} "
+                             f"unavailable: {[u.line() for u in detail.unavailable]}"
                              f" relays: {marks}") from None
-    assert result["summary"]["missing"] == 0
-    assert result["summary"]["duplicate_postings"] == 0
-    for shard in result["shards"]:
-        assert shard["ledger_debits"] == shard["ledger_credits"]
+    assert result.summary.missing == 0
+    assert result.summary.duplicate_postings == 0
+    for shard in result.reports:
+        assert shard.ledger_debits == shard.ledger_credits
 
 
 
@@ -97,4 +98,4 @@ def test_members_past_a_lost_logs_end_read_the_new_log_from_its_start(stack):
     # below their positions too: the ledger would take these only after ~50 re-drives per partition.
     stack.wait_for(lambda: _posted(stack, after), timeout=30, interval=0.5)
     result = stack.wait_for(lambda: _settled(stack, grace_s=2.0), timeout=60, interval=1.0)
-    assert result["summary"]["missing"] == 0
+    assert result.summary.missing == 0

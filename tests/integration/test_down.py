@@ -15,7 +15,14 @@ pytestmark = pytest.mark.integration
 def test_down_stops_every_process_and_frees_the_ports(stack):
     pids = [s.pid for s in stack.backend.status() if s.pid]
     assert len(pids) == len(services(stack.topo))
-    stack.backend.down(purge=False)
+    result = stack.payctl("down")  # the command people run: it says what it stopped, group by group
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert "✔ stopped gateway, prometheus, console" in lines, result.stdout
+    assert "✔ stopped shard1, shard2" in lines and lines[-1] == "stack stopped (data kept)", result.stdout
+    assert [line for line in lines if line.startswith("✔ stopped vm")] == [
+        f"✔ stopped {vm.name} services ({len([s for s in services(stack.topo) if s.vm == vm.name]) - 1})"
+        for vm in stack.topo.vms]
     for pid in pids:
         assert not process_alive(pid), f"pid {pid} survived down"
     for svc in services(stack.topo):

@@ -240,7 +240,7 @@ def _first_record_headers(stack: Any, pid: int) -> dict[str, Any]:
 
 
 def test_reconcile_is_clean_after_the_faults(stack):
-    stack.wait_for(lambda: reconcile(stack.topo, grace_s=3.0)["clean"], timeout=90, interval=2)
+    stack.wait_for(lambda: reconcile(stack.topo, grace_s=3.0).clean, timeout=90, interval=2)
 
 
 def test_one_shard_down_never_stalls_the_other_shards_events(stack):

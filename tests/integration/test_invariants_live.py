@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 def _violations(stack, rule_word: str) -> list[dict]:
     result = reconcile(stack.topo, grace_s=3.0)
-    return [v for r in result["shards"] for v in r["violations"] if rule_word in v["rule"]]
+    return [v.as_json() for r in result.reports for v in r.violations if rule_word in v.rule]
 
 
 @pytest.mark.parametrize("case", ["hold", "receivable", "settlement"])

@@ -12,7 +12,7 @@ import yaml
 from payctl.stack import compose_render, render
 from payctl.stack.binaries import Binaries
 from payctl.stack.paths import StatePaths
-from payctl.stack.plan import PLATFORM_PROCESSES, ModuleCommand, VmProcess, plan_for, scrape_jobs
+from payctl.stack.plan import PLATFORM_PROCESSES, ModuleCommand, VmProcess, plan_for, scrape_jobs, stop_groups
 from payctl.stack.topology import Topology
 
 BINS = Binaries({n: f"/bin/{n}" for n in ("mariadbd", "haproxy", "tansu", "prometheus", "supervisord")})
@@ -82,3 +82,14 @@ def test_a_process_on_a_port_already_planned_is_refused() -> None:
     clash = VmProcess("fraud", lambda vm: vm.ledger_port, "payflow.consumers.fraud")
     with pytest.raises(ValueError, match="planned for both ledger-vm1 and fraud-vm1"):
         plan_for(Topology(), (*PLATFORM_PROCESSES, clash))
+
+
+def test_down_stops_every_service_once_front_first_and_shards_last() -> None:
+    plan = plan_for(Topology())
+    groups = stop_groups(plan)
+    names = [n for _label, group in groups for n in group]
+    assert sorted(names) == sorted(s.name for s in plan.services)  # each exactly once
+    assert groups[0][1] == ["gateway", "prometheus", "console"]
+    assert groups[-1] == ("shard1, shard2", ["shard1", "shard2"])
+    assert groups[-2] == ("broker", ["kafka"])
+    assert [label.split()[0] for label, _ in groups[1:-2]] == ["vm1", "vm2"]

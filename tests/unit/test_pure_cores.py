@@ -36,9 +36,9 @@ def test_reconcile_classifies_processed_in_flight_missing_and_dead():
     processed = {"ledger": {1}}
     report = analyze_shard("shard1", outbox, processed, {1: 2}, {10: (100, 100)}, 0, CONSUMERS, grace_s=5)
     # 4: published a minute ago, never processed; 5: DEAD, so it can never arrive by itself
-    assert report.missing["ledger"] == [4, 5]
-    assert report.in_flight["ledger"] == [2, 3]  # unpublished, or published within the grace period
-    assert report.dead == [5] and report.pending == 1
+    assert report.missing["ledger"] == (4, 5)
+    assert report.in_flight["ledger"] == (2, 3)  # unpublished, or published within the grace period
+    assert report.dead == (5,) and report.pending == 1
     assert not report.clean
 
 
@@ -46,8 +46,8 @@ def test_reconcile_finds_duplicate_and_missing_postings_and_unbalance():
     outbox = [row(1), row(2)]
     processed = {"ledger": {1, 2}}
     report = analyze_shard("s", outbox, processed, {1: 4, 2: 1}, {7: (100, 90)}, 0, CONSUMERS)
-    assert report.duplicate_postings == [1] and report.missing_postings == [2]
-    assert report.unbalanced_payments == [7] and not report.clean
+    assert report.duplicate_postings == (1,) and report.missing_postings == (2,)
+    assert report.unbalanced_payments == (7,) and not report.clean
 
 
 def test_reconcile_clean_when_everything_matches():
@@ -62,9 +62,11 @@ def test_a_parked_event_is_its_own_category_never_missing_and_never_clean():
     processed = {"ledger": {1}, "settlement": set()}
     parked = [ParkedEvent(2, "ledger", "failed 3 times: ValueError: x", datetime(2026, 1, 2, 3, 4, 5))]
     report = analyze_shard("s", outbox, processed, {1: 2}, {}, 0, CONSUMERS, parked_events=parked)
-    assert report.missing["ledger"] == [3] and report.in_flight["ledger"] == []  # 2 is parked, not missing
-    assert report.parked_events == [{"event_id": 2, "consumer": "ledger", "reason": "failed 3 times: ValueError: x",
-                                     "parked_at": "2026-01-02T03:04:05"}]
+    assert report.missing["ledger"] == (3,) and report.in_flight["ledger"] == ()  # 2 is parked, not missing
+    assert report.parked_events == tuple(parked)
+    assert report.to_json()["parked_events"] == [{"event_id": 2, "consumer": "ledger",
+                                                  "reason": "failed 3 times: ValueError: x",
+                                                  "parked_at": "2026-01-02T03:04:05"}]
     processed["ledger"].add(3)
     report = analyze_shard("s", outbox, processed, {1: 2, 3: 2}, {}, 0, CONSUMERS, parked_events=parked)
     assert not any(report.missing.values()) and not report.clean  # terminal until a person acts

@@ -5,6 +5,7 @@ options each of them takes, and the defaults they really have (`[--rate 20]` is 
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +93,67 @@ def _same(program: str, readme: str) -> bool:
         return float(program) == float(readme.rstrip("%"))
     except ValueError:
         return False
+
+
+def _example_commands() -> list[list[str]]:
+    """Every `payctl …` command in the README's code blocks, as argv (pipes, `&&`, `$(…)` and comments
+    cut away)."""
+    text = README.read_text()
+    blocks = re.findall(r"^```[a-z]*\n(.*?)^```", text, flags=re.S | re.M)
+    found = []
+    for block in blocks:
+        for line in block.splitlines():
+            line = line.split("  #")[0].split(" # ")[0]
+            line = re.sub(r'"\$\((?![^)]*payctl)[^)]*\)"', "VALUE", line)  # "$(mktemp -d)" is a value
+            for part in re.split(r"&&|\||\$\(", line):
+                words = shlex.split(part.replace(")", " "), posix=True) if "payctl " in part else []
+                if words and words[0].endswith("payctl"):
+                    found.append(words[1:])
+    return found
+
+
+EXAMPLES = _example_commands()
+
+
+def _parse(argv: list[str]) -> tuple[list[str], Any]:
+    """Walk argv through the command tree: (the command path, the command), global options skipped."""
+    cmd, path, i = ROOT, [], 0
+    while i < len(argv) and hasattr(cmd, "commands"):
+        word = argv[i]
+        if word in ("--config", "-c"):
+            i += 2
+            continue
+        assert word in cmd.commands, f"README example `payctl {' '.join(argv)}`: no command '{word}'"
+        cmd = cmd.commands[word]
+        path.append(word)
+        i += 1
+    return path, cmd
+
+
+def test_the_readme_shows_examples_of_the_daily_commands() -> None:
+    assert len(EXAMPLES) >= 20
+    shown = {" ".join(_parse(argv)[0][:2]) for argv in EXAMPLES}
+    assert {"up", "status", "logs", "reconcile", "loadtest run", "loadtest compare", "chaos run"} <= shown, shown
+
+
+@pytest.mark.parametrize("argv", EXAMPLES, ids=[" ".join(a)[:60] for a in EXAMPLES])
+def test_every_readme_example_names_real_options(argv: list[str]) -> None:
+    path, cmd = _parse(argv)
+    known = {opt for p in cmd.params for opt in (*p.opts, *p.secondary_opts)}
+    for word in argv[len(path):]:
+        flag = word.split("=", 1)[0]
+        if flag.startswith("-") and flag not in ("--config", "-c"):
+            assert flag in known, f"README example `payctl {' '.join(argv)}`: `payctl {' '.join(path)}` has no {flag}"
+
+
+def test_a_readme_dry_run_example_runs_as_printed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The examples that need no stack run in a folder without stack.toml and exit 0."""
+    from typer.testing import CliRunner
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PAYCTL_CONFIG", raising=False)
+    safe = [argv for argv in EXAMPLES if "--dry-run" in argv]
+    assert safe
+    for argv in safe:
+        result = CliRunner().invoke(create_app(), argv)
+        assert result.exit_code == 0, (argv, result.output[-2000:])

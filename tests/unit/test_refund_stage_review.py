@@ -1,0 +1,175 @@
+"""The refund stage's concurrency under the conditions that end a member's ownership: a member must
+keep polling while its batch is in flight (aiokafka expels a member that has not polled for
+max_poll_interval, and the next owner then reads the same refunds again while they are in flight),
+and a connection that went stale must not send a shard's whole batch to the one-at-a-time path."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+from types import SimpleNamespace
+from typing import Any
+
+import pymysql
+import pytest
+from aiokafka import TopicPartition
+
+from payflow.config import Settings
+from payflow.consumers import worker as worker_module
+from payflow.consumers.acquirer import AcquirerAnswer, InFlight
+from payflow.consumers.apply import Outcome
+from payflow.consumers.processing import Handled, Processor
+from payflow.consumers.refund import RefundHandler
+from payflow.consumers.worker import ConsumerWorker
+from tests.unit.platform_config import two_shard_config
+
+
+class BacklogConsumer:
+    """A broker stand-in with a backlog: every fetch answer holds one record unless the partition
+    is paused. Counts the polls (each one tells aiokafka the member is alive)."""
+
+    def __init__(self, records: int) -> None:
+        self.tp = TopicPartition("payment.refund-requested", 0)
+        self.next = 0
+        self.total = records
+        self.polls = 0
+        self.paused: set[Any] = set()
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
+        self.polls += 1
+        await asyncio.sleep(0.002)
+        if self.next >= self.total or self.tp in self.paused:
+            return {}
+        self.next += 1
+        return {self.tp: [SimpleNamespace(offset=self.next - 1)]}
+
+    async def commit(self, offsets: dict[Any, int]) -> None: ...
+
+    def assignment(self) -> set[Any]:
+        return {self.tp}
+
+    def highwater(self, tp: Any) -> int | None:
+        return None
+
+    def last_poll_timestamp(self, tp: Any) -> int | None:
+        return None
+
+    def pause(self, *tps: Any) -> None:
+        self.paused.update(tps)
+
+    def resume(self, *tps: Any) -> None:
+        self.paused.difference_update(tps)
+
+
+def test_a_member_keeps_polling_while_its_batch_is_in_flight_with_the_read_ahead_full(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiokafka leaves the group once no getmany has run for max_poll_interval (300 s): the heartbeat
+    routine checks the fetcher's idle time. A batch of ~2500 refunds handled one at a time (the
+    fallback) or a long retry of deferred refunds outlasts that; once the read-ahead holds
+    READ_AHEAD_MAX records the loop stops polling, the member is expelled mid-batch and the next
+    owner prepares the same refunds while this one still executes them."""
+    monkeypatch.setattr(worker_module, "READ_AHEAD_MAX", 3)
+    worker = ConsumerWorker(two_shard_config(tmp_path, Settings(consumer_commit_interval_s=0)),
+                            RefundHandler(Settings()), port=0, secret=b"s")
+    worker.next_progress = math.inf
+    consumer = BacklogConsumer(1000)
+    kept_polling: list[bool] = []
+
+    def handle_batch(items: list[tuple[Any, Any]]) -> list[Handled]:
+        if not kept_polling:  # the first batch is the long one
+            polls = consumer.polls
+            deadline = 200  # x 10 ms: the batch lasts at most 2 s here
+            while consumer.polls < polls + 40 and deadline:
+                threading.Event().wait(0.01)
+                deadline -= 1
+            kept_polling.append(consumer.polls >= polls + 40)
+            worker.stopping.set()
+        return [Handled(tp, r, Outcome.APPLIED, None) for tp, r in items]
+
+    worker.processor.handle_batch = handle_batch  # type: ignore[method-assign]
+    asyncio.run(worker._consume(consumer))
+    assert len(worker.read_ahead) <= 3 + 1  # the cap still holds
+    assert kept_polling == [True], "the loop stopped polling while the batch was in flight"
+
+
+class FakeAcquirer:
+    def __init__(self) -> None:
+        self.calls = InFlight()
+
+    def lookup(self, borrow: Any, key: str) -> AcquirerAnswer | None:
+        return None
+
+    def refund(self, borrow: Any, key: str, amount: int, payment_id: int) -> AcquirerAnswer:
+        return AcquirerAnswer(True, replayed=False)
+
+
+class FakeCursor:
+    def __init__(self, conn: FakeConn) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> FakeCursor:
+        return self
+
+    def __exit__(self, *exc: Any) -> None: ...
+
+    def execute(self, sql: str, args: Any = None) -> int:
+        if self.conn.gone:
+            raise pymysql.err.OperationalError(2006, "MySQL server has gone away")
+        return 0
+
+    def fetchall(self) -> list[Any]:
+        return []
+
+
+class FakeConn:
+    def __init__(self, gone: bool) -> None:
+        self.gone = gone
+        self.open = True
+
+    def cursor(self) -> FakeCursor:
+        return FakeCursor(self)
+
+    def commit(self) -> None: ...
+
+    def close(self) -> None:
+        self.open = False
+
+
+class FakeShardConnections:
+    """The first side connection to each shard went stale (the shard restarted since it was opened);
+    a new one works."""
+
+    def __init__(self) -> None:
+        self.opened: dict[int, int] = {}
+        self.conns: dict[int, FakeConn] = {}
+
+    def get(self, shard: int, role: str = "apply") -> FakeConn:
+        if shard not in self.conns:
+            self.opened[shard] = self.opened.get(shard, 0) + 1
+            self.conns[shard] = FakeConn(gone=self.opened[shard] == 1)
+        return self.conns[shard]
+
+    def drop(self, shard: int) -> None:
+        self.conns.pop(shard, None)
+
+
+def test_a_stale_side_connection_does_not_send_the_shards_whole_batch_one_at_a_time(tmp_path: Any) -> None:
+    """A shard's side connection that went stale (MariaDB restarted, or closed an idle connection)
+    fails the redelivery check once; the shard's refunds of the poll (up to ~2500 with the
+    read-ahead) then each wait on the acquirer one after another inside the poll: 200 ms each, past
+    max_poll_interval for a full batch. A new connection answers at once."""
+    handler = RefundHandler(Settings(), FakeAcquirer())
+    processor = Processor(two_shard_config(tmp_path), handler, b"s")
+    processor.conns = FakeShardConnections()  # type: ignore[assignment]
+    prepared: list[int] = []
+
+    def prepare_many(events: list[Any], borrow: Any) -> None:
+        prepared.extend(e.event_id for e in events)
+
+    handler.prepare_many = prepare_many  # type: ignore[method-assign,assignment]
+    events = [SimpleNamespace(event_id=100 + i, payment_id=2 * i + 2, shard=0,
+                              payload={"refundId": i, "refundAmount": 10}) for i in range(10)]
+    processor._prepare_concurrently(handler, events)  # type: ignore[arg-type]
+    assert prepared == [e.event_id for e in events]
+

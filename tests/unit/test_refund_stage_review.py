@@ -118,6 +118,9 @@ class FakeCursor:
             raise pymysql.err.OperationalError(2006, "MySQL server has gone away")
         return 0
 
+    def executemany(self, sql: str, args: Any = None) -> int:
+        return self.execute(sql, args)
+
     def fetchall(self) -> list[Any]:
         return []
 
@@ -131,6 +134,8 @@ class FakeConn:
         return FakeCursor(self)
 
     def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
 
     def close(self) -> None:
         self.open = False
@@ -154,22 +159,25 @@ class FakeShardConnections:
         self.conns.pop(shard, None)
 
 
-def test_a_stale_side_connection_does_not_send_the_shards_whole_batch_one_at_a_time(tmp_path: Any) -> None:
-    """A shard's side connection that went stale (MariaDB restarted, or closed an idle connection)
-    fails the redelivery check once; the shard's refunds of the poll (up to ~2500 with the
-    read-ahead) then each wait on the acquirer one after another inside the poll: 200 ms each, past
+def test_a_stale_connection_does_not_send_the_shards_whole_batch_one_at_a_time(tmp_path: Any) -> None:
+    """A shard's connection that went stale (MariaDB restarted, or closed an idle connection)
+    fails the claim once; the shard's refunds of the poll (up to ~2500 with the read-ahead) would
+    then each wait on the acquirer one after another inside the poll: 200 ms each, past
     max_poll_interval for a full batch. A new connection answers at once."""
     handler = RefundHandler(Settings(), FakeAcquirer())
     processor = Processor(two_shard_config(tmp_path), handler, b"s")
     processor.conns = FakeShardConnections()  # type: ignore[assignment]
     prepared: list[int] = []
+    applied: list[int] = []
 
     def prepare_many(events: list[Any], borrow: Any) -> None:
         prepared.extend(e.event_id for e in events)
 
     handler.prepare_many = prepare_many  # type: ignore[method-assign,assignment]
+    handler.prepare = lambda event, side: {"succeeded": True, "attempts": 1}  # type: ignore[method-assign]
+    handler.apply = lambda cur, event, ready: applied.append(event.event_id)  # type: ignore[method-assign,assignment,func-returns-value]
     events = [SimpleNamespace(event_id=100 + i, payment_id=2 * i + 2, shard=0,
                               payload={"refundId": i, "refundAmount": 10}) for i in range(10)]
-    processor._prepare_concurrently(handler, events)  # type: ignore[arg-type]
+    done = processor._apply_claimed(handler, events)  # type: ignore[arg-type]
     assert prepared == [e.event_id for e in events]
-
+    assert applied == prepared and set(done.values()) == {Outcome.APPLIED}

@@ -79,7 +79,7 @@ class Outcome(StrEnum):
     PARKED = "parked"
 
 
-def _roll_back(conn: pymysql.Connection[Any]) -> None:
+def roll_back(conn: pymysql.Connection[Any]) -> None:
     """Roll back after a failure; a connection that cannot even roll back is closed (its
     transaction's state is unknown), which tells the caller to open a new one."""
     try:
@@ -107,7 +107,7 @@ def apply_one(handler: Handler, event: Event, conn: pymysql.Connection[Any],
         conn.commit()
         return True
     except BaseException:
-        _roll_back(conn)
+        roll_back(conn)
         raise
 
 
@@ -124,7 +124,7 @@ def apply_batch(handler: BatchHandler, events: list[Event], conn: pymysql.Connec
                 handler.apply_many(cur, fresh)
         conn.commit()
     except BaseException:
-        _roll_back(conn)
+        roll_back(conn)
         raise
     return [e.event_id not in done for e in events]
 

@@ -118,49 +118,83 @@ class Processor:
 
     def _handle_prepared(self, handler: ConcurrentHandler,
                          items: list[tuple[TopicPartition, ConsumerRecord[Any, Any]]]) -> list[Handled]:
-        """Prepare the poll's new events concurrently (the refund stage: its acquirer calls), then
-        handle each record in order exactly as one at a time: apply (taking its prepared result),
-        defer or park. What a crash interrupts is prepared again on redelivery, which the handler
-        makes safe (refund: the submitted state and the acquirer's key). Returns only once every
-        record's outcome is durable: the offsets never pass a refund still in flight."""
+        """The refund stage's poll: per shard, claim the new events first (their processed_event
+        rows, uncommitted: another member reaching the same events waits on these locks, as one at
+        a time it waits on each claim), then prepare them concurrently (the acquirer calls, one lane
+        per payment), then apply each in order in the same transaction and commit once. What is
+        not done so (a shard backed off or with records waiting, a listed payment, any failure:
+        everything of that shard is rolled back) is handled one record at a time, in order, where
+        the submitted state and the acquirer's key make preparing again safe. Returns only once
+        every record's outcome is durable: the offsets never pass a refund still in flight."""
         decoded = [(tp, record, self._decode(tp, record)) for tp, record in items]
         try:
-            self._prepare_concurrently(handler, [d for _, _, d in decoded if isinstance(d, Event)])
-            return [d if isinstance(d, Handled) else self._handle_event(tp, record, d) for tp, record, d in decoded]
+            done = self._apply_claimed(handler, [d for _, _, d in decoded if isinstance(d, Event)])
+            results: list[Handled] = []
+            for tp, record, d in decoded:
+                if isinstance(d, Handled):
+                    results.append(d)
+                elif d.event_id in done:
+                    results.append(Handled(tp, record, done[d.event_id], d))
+                else:
+                    results.append(self._handle_event(tp, record, d))
+            return results
         finally:
             handler.forget_prepared()
 
-    def _prepare_concurrently(self, handler: ConcurrentHandler, events: list[Event]) -> None:
-        """Prepare the events that will be applied now: not of a shard that is backed off or has
-        records waiting, not listed at the fault point, not already processed (a redelivery is
-        never prepared: its acquirer record may be pruned). A shard that fails this check is left
-        to the one-at-a-time pass, which defers its records."""
+    def _apply_claimed(self, handler: ConcurrentHandler, events: list[Event]) -> dict[int, Outcome]:
+        """Claim, prepare concurrently and apply the events of each shard that may go now; the
+        outcome of each event done so (APPLIED, or DUPLICATE when it had been processed)."""
         now = time.monotonic()
         listed = self.faults.listed(FAIL_PAYMENTS)
-        candidates = [e for e in events if not self.deferral.must_wait(e.shard, now)
-                      and str(e.payment_id) not in listed]
-        fresh: list[Event] = []
-        for shard in sorted({e.shard for e in candidates}):
-            of_shard = [e for e in candidates if e.shard == shard]
+        done: dict[int, Outcome] = {}
+        for shard in sorted({e.shard for e in events}):
+            of_shard = [e for e in events if e.shard == shard]
+            if self.deferral.must_wait(shard, now) or any(str(e.payment_id) in listed for e in of_shard):
+                continue
+            conn = self.conns.get(shard)
             try:
-                conn = self.conns.get(shard, "side")
-                with conn.cursor() as cur:
-                    done = inbox.already_processed(cur, handler.name, [e.event_id for e in of_shard])
+                try:
+                    seen, fresh = self._claim(handler, conn, of_shard)
+                except Exception as exc:
+                    if not is_unavailable_error(exc):
+                        raise
+                    # A connection that went stale (the shard restarted, or closed it idle) fails
+                    # its first statement: a new one, once, before the poll goes one at a time.
+                    apply.roll_back(conn)
+                    self.conns.drop(shard)
+                    conn = self.conns.get(shard)
+                    seen, fresh = self._claim(handler, conn, of_shard)
+                if fresh:
+                    if self._shared is None:
+                        size = min(SHARED_CONNECTIONS_PER_SHARD, self.config.settings.refund_concurrency)
+                        self._shared = SharedConnections(self.config, size)
+                    handler.prepare_many(fresh, self._shared.borrow)
+                    side = self.conns.get(shard, "side")
+                    with conn.cursor() as cur:
+                        for event in fresh:
+                            handler.apply(cur, event, handler.prepare(event, side))
                 conn.commit()
             except Exception as exc:
+                apply.roll_back(conn)
                 self.conns.drop(shard)
-                log.info("%s: %s not prepared concurrently (%s: %s)", handler.name, self.config.shards[shard].name,
-                         type(exc).__name__, exc)
+                if is_unavailable_error(exc):
+                    self._shard_down(shard, exc)
+                log.info("%s: %s's %s events not applied together (%s: %s); one at a time", handler.name,
+                         self.config.shards[shard].name, len(of_shard), type(exc).__name__, exc)
                 continue
-            fresh += [e for e in of_shard if e.event_id not in done]
-        if fresh:
-            if self._shared is None:
-                size = min(SHARED_CONNECTIONS_PER_SHARD, self.config.settings.refund_concurrency)
-                self._shared = SharedConnections(self.config, size)
-            try:
-                handler.prepare_many(fresh, self._shared.borrow)
-            except Exception as exc:  # what was not prepared is prepared one at a time, in order
-                log.warning("%s: concurrent preparation failed (%s: %s)", handler.name, type(exc).__name__, exc)
+            self.deferral.up(shard)
+            done.update((e.event_id, Outcome.DUPLICATE) for e in of_shard if e.event_id in seen)
+            done.update((e.event_id, Outcome.APPLIED) for e in fresh)
+        return done
+
+    @staticmethod
+    def _claim(handler: ConcurrentHandler, conn: Any, events: list[Event]) -> tuple[set[int], list[Event]]:
+        """Claim the events not processed yet, in `conn`'s open transaction: (processed, claimed)."""
+        with conn.cursor() as cur:
+            seen = inbox.already_processed(cur, handler.name, [e.event_id for e in events])
+            fresh = [e for e in events if e.event_id not in seen]
+            inbox.claim_many(cur, handler.name, [e.event_id for e in fresh])
+        return seen, fresh
 
     def handle(self, tp: TopicPartition, record: ConsumerRecord[Any, Any]) -> Handled:
         """One record, in partition order: decode, then apply, defer or park."""

@@ -62,6 +62,7 @@ class ConsumerWorker:
         self.connected = False
         self.tracker: OffsetTracker[TopicPartition] = OffsetTracker()
         self.read_ahead: ReadAhead[TopicPartition, Any] = ReadAhead()
+        self.fetch_paused = False  # the assignment is paused while too many records wait for a shard
         self.log_ends = self._log_end_watch()
         self.next_log_end_check = 0.0
         self.log_marks: progress.LogMarks[TopicPartition] = progress.LogMarks()  # on time.monotonic()
@@ -93,7 +94,6 @@ class ConsumerWorker:
         self.log_marks.keep_only(assigned)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
-        paused = False
         while not self.stopping.is_set():
             batches = self.read_ahead.take() or await consumer.getmany(timeout_ms=200 if self.waiting_count else 500,
                                                                         max_records=500)
@@ -115,9 +115,9 @@ class ConsumerWorker:
             self.metrics.deferred.set(self.waiting_count)
             # Bounded memory: stop fetching while too much waits for a shard.
             too_many = self.waiting_count >= self.settings.consumer_max_deferred
-            if too_many != paused:
+            if too_many != self.fetch_paused:
                 (consumer.pause if too_many else consumer.resume)(*consumer.assignment())
-                paused = too_many
+                self.fetch_paused = too_many
             if time.monotonic() >= self.next_progress:
                 self.next_progress = time.monotonic() + PROGRESS_INTERVAL_S
                 await self._report_progress(consumer)
@@ -132,14 +132,24 @@ class ConsumerWorker:
         the loop reads on into `read_ahead` (the next batch), up to READ_AHEAD_MAX records."""
         busy = asyncio.ensure_future(asyncio.to_thread(self.processor.handle_batch, items))
         if self.processor.concurrent is not None:
+            # Poll all the while: aiokafka expels a member that has not polled for max_poll_interval,
+            # and the next owner would read these refunds again while they are in flight. With the
+            # read-ahead full, the assignment is paused: the polls then fetch nothing.
+            held: tuple[TopicPartition, ...] = ()
             try:
-                while not busy.done() and len(self.read_ahead) < READ_AHEAD_MAX and not self.stopping.is_set():
+                while not busy.done() and not self.stopping.is_set():
+                    if not held and len(self.read_ahead) >= READ_AHEAD_MAX:
+                        held = tuple(consumer.assignment())
+                        consumer.pause(*held)
                     more = await consumer.getmany(timeout_ms=READ_AHEAD_POLL_MS, max_records=500)
                     for tp, records in more.items():
                         self.read_ahead.add(tp, [(r.offset, r) for r in records])
             except Exception:
                 await asyncio.wait({busy})  # the processor is not shared: the batch ends first
                 raise
+            finally:
+                if held and not self.fetch_paused:  # the deferral's own pause stays
+                    consumer.resume(*(tp for tp in held if tp in consumer.assignment()))
         return await busy
 
     def _log_end_watch(self) -> LogEndWatch[TopicPartition] | None:

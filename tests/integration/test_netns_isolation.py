@@ -2,11 +2,13 @@
 stack's, so it runs in any order. The walking-skeleton and Kafka-outage checks are collected
 again here and run against the netns stack (this module's `stack` fixture overrides the
 session's); then the network-fault experiments, `chaos recover` after a killed run, the kernel
-refusing netem, and `down` leaving no namespace, link or address behind."""
+refusing netem, and `down` leaving no namespace, link or address behind. All of it under FORWARD
+policy DROP, as on a machine where Docker runs."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -57,8 +59,30 @@ def _ours(topo: Topology) -> tuple[list[str], list[str]]:
     return namespaces, ours
 
 
+def _iptables(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["iptables", *args], capture_output=True, text=True, check=False)
+
+
+def _forward_policy() -> str:
+    return _iptables("-S", "FORWARD").stdout.splitlines()[0].split()[-1]  # "-P FORWARD ACCEPT"
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def forward_drop() -> Iterator[None]:
+    """What dockerd does on start: bridged traffic passes iptables (bridge-nf-call-iptables=1, set
+    on these machines) and the FORWARD policy is DROP. Every test of this module runs under it."""
+    if shutil.which("iptables") is None:
+        pytest.fail("iptables is not installed: ./run install installs it (the netns mode needs it beside Docker)")
+    before = _forward_policy()
+    assert _iptables("-P", "FORWARD", "DROP").returncode == 0
+    try:
+        yield
+    finally:
+        _iptables("-P", "FORWARD", before)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, forward_drop: None) -> Iterator[Stack]:
     state = tmp_path_factory.mktemp("netns") / "state"
     topo = _netns_topology(state)
     config = state.parent / "stack.toml"
@@ -164,11 +188,24 @@ def test_recover_heals_the_network_after_a_killed_run(stack: Stack, tmp_path: Pa
         faults.heal_all()
 
 
+def test_beside_docker_the_stack_opens_its_own_bridge_and_nothing_else(stack: Stack) -> None:
+    """Under FORWARD policy DROP (the module's fixture) the cross-VM calls of every test here went
+    through one ACCEPT rule for this stack's bridge; the policy itself is untouched."""
+    bridge = stack.topo.link_name("bridge")
+    rules = _iptables("-S", "FORWARD").stdout
+    assert f"-i {bridge} -o {bridge}" in rules and "-j ACCEPT" in rules, rules
+    assert _forward_policy() == "DROP"
+    for merchant in ("MERCHANT-2", "MERCHANT-3"):  # both shards, across the namespaces
+        assert stack.api.authorize(merchant).status_code == 200
+
+
 def test_down_leaves_no_namespace_link_or_address(stack: Stack) -> None:
     topo = stack.topo
     assert _ours(topo) != ([], [])
     assert stack.payctl("down").returncode == 0
     assert _ours(topo) == ([], [])
+    assert topo.link_name("bridge") not in _iptables("-S", "FORWARD").stdout  # its firewall rule went too
+    assert _forward_policy() == "DROP"  # and the policy is as payctl found it
     addresses = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout
     assert NETNS_SUBNET.rsplit(".", 1)[0] + "." not in addresses
     # leftovers of a crashed run, recognised by name, go too

@@ -243,4 +243,4 @@ def test_kill_9_with_many_refunds_in_flight_executes_each_once_and_reconciles(st
         worker.stop()
         _start_live_refund_workers(stack)
     _assert_each_refund_done_once(stack, requested)
-    stack.wait_for(lambda: reconcile(stack.topo, grace_s=3.0)["clean"], timeout=90, interval=2)
+    stack.wait_for(lambda: reconcile(stack.topo, grace_s=3.0).clean, timeout=90, interval=2)

@@ -6,8 +6,12 @@ import json
 import time
 from typing import Any
 
+from payctl.chaos.kinds import UNDO_TYPE
+from payctl.loadtest.render import sparkline
 from payctl.markdown import table
 
+# What the timeline marks: each fault, what reverts it, and the one-shot injections.
+MARKED = frozenset(UNDO_TYPE) | frozenset(UNDO_TYPE.values()) | {"inject_poison", "lose_logs"}
 PHASES = ("steady_state_before", "method", "steady_state_after", "verify", "rollbacks",
           "steady_state_after_rollbacks")
 
@@ -51,5 +55,38 @@ def to_markdown(journal: dict[str, Any]) -> str:
                          f"`{json.dumps(history.get('unknown_resolved'))}`")
             lines.append(f"- anomalies by class: `{json.dumps(history['anomalies_by_class'])}`")
             lines += [f"- {m}" for m in history.get("first", [])]
+        lines += timeline_lines(journal)
     lines.append("")
     return "\n".join(lines)
+
+
+# Wide enough to see a fault's seconds, narrow enough for a terminal.
+TIMELINE_WIDTH = 60
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def timeline_lines(journal: dict[str, Any]) -> list[str]:
+    """The history's operations per second (ok / fail / unknown as the clients saw them) as
+    sparklines, with the faults and their reverts marked where they happened."""
+    timeline = (journal.get("history") or {}).get("timeline")
+    if not timeline or not timeline.get("per_second"):
+        return []
+    seconds: list[list[int]] = timeline["per_second"]
+    start = float(timeline["start"])
+    size = -(-len(seconds) // TIMELINE_WIDTH)  # seconds per column, as sparkline() buckets them
+    columns = -(-len(seconds) // size)
+    marks = [rec for rec in journal.get("method", []) if rec.get("type") in MARKED]
+    row = ["·"] * columns
+    legend = []
+    for letter, rec in zip(LETTERS, marks, strict=False):
+        offset = max(0.0, float(rec["start"]) - start)
+        column = min(columns - 1, int(offset) // size)
+        row[column] = letter
+        legend.append(f"{letter}: +{offset:.0f} s {rec['label']}")
+    out = ["", f"Operations launched per second (one column = {size} s; the tallest block is the busiest):",
+           "", "```text"]
+    for i, name in enumerate(("ok", "fail", "unknown")):
+        out.append(f"{name:<8} {sparkline([float(s[i]) for s in seconds], width=TIMELINE_WIDTH)}")
+    out += [f"{'faults':<8} {''.join(row)}", "```", ""]
+    out += [f"- {line}" for line in legend] or ["- no fault in the method"]
+    return out

@@ -18,6 +18,8 @@ from payctl.chaos.report import to_markdown
 from payctl.chaos.undo import UndoLog
 from payctl.errors import EnvironmentProblem, UsageError
 from payctl.history.beside import HistoryBeside
+from payctl.history.historyfile import history_path, read_history
+from payctl.history.timeline import per_second
 from payctl.stack.backend import Backend
 from payctl.stack.netfaults import require_fault_support
 from payctl.stack.paths import StatePaths
@@ -91,6 +93,9 @@ def _judge_history(journal: Journal, beside: HistoryBeside) -> None:
     completed run into a deviation, a check that could not run into a failure."""
     outcome = beside.finish()
     journal.history = outcome.to_json()
+    if outcome.check is not None:  # the operations per second, for the report's timeline around the faults
+        _, ops = read_history(history_path(beside.folder))
+        journal.history["timeline"] = {"start": journal.start, "per_second": per_second(ops, journal.start)}
     if outcome.verdict == "none":
         journal.history["reason"] = "the experiment started no background load"
     elif outcome.verdict == "error" and journal.status == "completed":

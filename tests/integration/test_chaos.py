@@ -44,6 +44,10 @@ def test_kafka_outage_passes_with_every_invariant(stack, tmp_path):
     journal, folder = run(stack, "kafka-outage", SHORT, tmp_path)
     held(journal)
     assert (folder / "history.ndjson.gz").is_file()
+    report = (folder / "report.md").read_text()
+    assert "Operations launched per second" in report and "stop the broker" in report, report[-2000:]
+    faults = next(line for line in report.splitlines() if line.startswith("faults "))
+    assert "a" in faults and "b" in faults, faults  # the broker stopped, and started again
     assert "Client-side history" in (folder / "report.md").read_text()
     data = json.loads((folder / "journal.json").read_text())
     for relay, transitions in data["breaker_transitions"].items():

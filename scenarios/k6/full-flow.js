@@ -1,5 +1,5 @@
 // authorize → capture → refund, the payment id carried through each step.
-import { arrivalScenario, authorize, baseThresholds, capture, markIteration, merchant, refund, summaryOutputs, trendStats } from './lib/common.js';
+import { arrivalScenario, baseThresholds, fullFlow, markIteration, merchant, summaryOutputs, trendStats } from './lib/common.js';
 
 export const options = {
   scenarios: arrivalScenario('full_flow', 'run'),
@@ -9,11 +9,7 @@ export const options = {
 
 export function run() {
   markIteration();
-  const m = merchant();
-  const id = authorize(m);
-  if (id === null) return;
-  if (!capture(m, id)) return;
-  refund(m, id);
+  fullFlow(merchant());
 }
 
 export function handleSummary(data) {

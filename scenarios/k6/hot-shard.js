@@ -2,7 +2,7 @@
 // so shard2 and the workers of VM2's partitions take all of it while shard1 idles. The traffic
 // shape of a merchant base that is not spread evenly (and of the original platform's own
 // full-flow script); the bench runs it beside the even split.
-import { arrivalScenario, authorize, baseThresholds, capture, markIteration, MERCHANTS, refund, summaryOutputs, trendStats } from './lib/common.js';
+import { arrivalScenario, baseThresholds, fullFlow, markIteration, MERCHANTS, summaryOutputs, trendStats } from './lib/common.js';
 
 export const options = {
   scenarios: arrivalScenario('hot_shard', 'run'),
@@ -17,11 +17,7 @@ function oddMerchant() {
 
 export function run() {
   markIteration();
-  const m = oddMerchant();
-  const id = authorize(m);
-  if (id === null) return;
-  if (!capture(m, id)) return;
-  refund(m, id);
+  fullFlow(oddMerchant());
 }
 
 export function handleSummary(data) {

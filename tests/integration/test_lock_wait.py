@@ -8,6 +8,8 @@ from __future__ import annotations
 import concurrent.futures
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -24,20 +26,27 @@ def _captured(stack, merchant: str, amount: int = 100_000) -> int:
     return pid
 
 
-def test_a_held_row_lock_answers_that_payment_busy_and_leaves_the_shard_serving(stack):
-    pid = _captured(stack, HOT)
+@contextmanager
+def _row_held(stack, pid: int) -> Iterator[None]:
+    """Another session holds the payment's row (SELECT ... FOR UPDATE) until the block ends."""
     holder = stack.db(0)
     holder.autocommit(False)
     try:
         with holder.cursor() as cur:
             cur.execute("SELECT payment_id FROM payment WHERE payment_id=%s FOR UPDATE", (pid,))
-            started = time.monotonic()
-            busy = stack.api.post(f"/payments/refund/{pid}", {"merchantId": HOT, "amount": 10})
-            waited = time.monotonic() - started
-            neighbours = [stack.api.authorize(NEIGHBOUR).status_code for _ in range(20)]
+            yield
     finally:
         holder.rollback()
         holder.close()
+
+
+def test_a_held_row_lock_answers_that_payment_busy_and_leaves_the_shard_serving(stack):
+    pid = _captured(stack, HOT)
+    with _row_held(stack, pid):
+        started = time.monotonic()
+        busy = stack.api.post(f"/payments/refund/{pid}", {"merchantId": HOT, "amount": 10})
+        waited = time.monotonic() - started
+        neighbours = [stack.api.authorize(NEIGHBOUR).status_code for _ in range(20)]
     assert busy.status_code == 429, busy.text
     assert busy.json()["code"] == "LOCK_TIMEOUT" and busy.headers.get("Retry-After")
     assert waited < 1.0, waited  # well inside the ingest's own read bound
@@ -54,17 +63,10 @@ def test_a_request_the_payment_can_never_accept_is_answered_even_while_its_row_i
     """A capture of a payment that is already captured can only be refused, whoever holds the row:
     the refusal comes from the committed state, at once, not as a 429 that sends the client back."""
     pid = _captured(stack, HOT)
-    holder = stack.db(0)
-    holder.autocommit(False)
-    try:
-        with holder.cursor() as cur:
-            cur.execute("SELECT payment_id FROM payment WHERE payment_id=%s FOR UPDATE", (pid,))
-            again = stack.api.post(f"/payments/capture/{pid}", {"merchantId": HOT})
-            cancel = stack.api.post(f"/payments/cancel/{pid}", {"merchantId": HOT})
-            too_much = stack.api.post(f"/payments/refund/{pid}", {"merchantId": HOT, "amount": 10_000_000})
-    finally:
-        holder.rollback()
-        holder.close()
+    with _row_held(stack, pid):
+        again = stack.api.post(f"/payments/capture/{pid}", {"merchantId": HOT})
+        cancel = stack.api.post(f"/payments/cancel/{pid}", {"merchantId": HOT})
+        too_much = stack.api.post(f"/payments/refund/{pid}", {"merchantId": HOT, "amount": 10_000_000})
     assert again.status_code == 409, again.text
     assert cancel.status_code == 409, cancel.text
     assert too_much.status_code in (400, 409, 422), too_much.text

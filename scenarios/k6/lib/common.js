@@ -120,6 +120,14 @@ export function refund(m, id, amount) {
   return expect(res, 'refund', 200);
 }
 
+// authorize → capture → refund for merchant `m`, the payment id carried through each step.
+export function fullFlow(m) {
+  const id = authorize(m);
+  if (id === null) return;
+  if (!capture(m, id)) return;
+  refund(m, id);
+}
+
 export function cancel(m, id) {
   const res = post('cancel', `/payments/cancel/${id}`, { merchantId: m }, 200);
   return expect(res, 'cancel', 200);

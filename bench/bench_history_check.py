@@ -1,7 +1,8 @@
 """How fast the history checker's pure part is: a synthetic valid history of 180,000 operations
 (10 minutes at 300 ops/s over 8 merchants: authorizations, captures, partial refunds, cancels,
 reads, 1 % unknown outcomes resolved either way, their retries) with the final state that goes
-with it, then `check` timed. Target: under 30 s. Also times the history file's write and read.
+with it (the ledger's balances and the settlement rows and events included), then `check` timed.
+Target: under 30 s. Also times the history file's write and read.
 
     .venv/bin/python bench/bench_history_check.py [--ops 180000] [--rate 300] [--seed 1]
 """
@@ -12,11 +13,12 @@ import argparse
 import random
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from payctl.history.check import check
-from payctl.history.facts import FinalState, StoredPayment
+from payctl.history.facts import FinalState, SettlementEvent, SettlementRow, StoredPayment
 from payctl.history.historyfile import HistoryWriter, read_history
 from payctl.history.model import Header, Op
 
@@ -96,9 +98,30 @@ def synthesize(n: int, rate: float, seed: int) -> tuple[list[Op], FinalState]:
             final.records[(p.merchant, key)] = 200
         add(kind, p.merchant, pid, key, body, "unknown" if unknown else "ok", None if unknown else view(p),
             None if unknown else 200)
+    books(final)
     final.api = {pid: {"paymentId": pid, "amount": p.amount, "capturedAmount": p.captured,
                        "refundedAmount": p.refunded} for pid, p in final.payments.items()}
     return ops, final
+
+
+def books(final: FinalState) -> None:
+    """The ledger and settlement the workers would have booked for the final payments (one day)."""
+    day = datetime.fromtimestamp(1.7e9, UTC).date()
+    final.ledger, final.settlement, final.whole_days = {}, {}, frozenset({day})
+    event_id = 0
+    for pid, p in final.payments.items():
+        hold = p.amount if p.status == "AUTHORIZED" else 0
+        final.ledger[pid] = {"customer_authorization_hold": hold, "authorization_liability": -hold,
+                             "acquirer_receivable": p.captured - p.refunded,
+                             "merchant_payable": p.refunded - p.captured}
+        amounts = ([("PaymentCaptured", p.captured, 0)] if p.captured else []) + [
+            ("PaymentRefunded", 0, a) for a, _ in final.refunds.get(pid, [])]
+        for kind, gross, refunded in amounts:
+            event_id += 1
+            final.settlement_events.append(SettlementEvent(event_id, pid, p.merchant, "KRW", kind, day, gross,
+                                                           refunded, True))
+            row = final.settlement.get((p.merchant, day, "KRW"), SettlementRow(0, 0))
+            final.settlement[(p.merchant, day, "KRW")] = SettlementRow(row.gross + gross, row.refunded + refunded)
 
 
 def main() -> None:

@@ -15,7 +15,11 @@ applied request. Anomaly classes (README "Proof from the client's side"):
   refunded > captured, two captures, anything after a cancel);
 - stale_read: an answer older than one the client had already seen for that payment;
 - money: a merchant's final captured / refund-requested totals differ from the sum of its applied
-  requests."""
+  requests;
+- ledger: a merchant's ledger balances over the run's payments differ from the postings its applied
+  requests make (payctl.history.money);
+- settlement: a merchant-day's settlement row differs from the run's applied captures and accepted
+  refunds of that day plus what other traffic's applied events add."""
 
 from __future__ import annotations
 
@@ -23,10 +27,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from payctl.history import money
 from payctl.history.facts import FinalState, StoredPayment
 from payctl.history.model import NOTHING_WRITTEN, Op
 
-CLASSES = ("lost_ack", "failed_wrote", "unresolved_unknown", "duplicate", "invalid_state", "stale_read", "money")
+CLASSES = ("lost_ack", "failed_wrote", "unresolved_unknown", "duplicate", "invalid_state", "stale_read", "money",
+           "ledger", "settlement")
 MUTATING = ("authorize", "capture", "refund", "cancel")
 
 
@@ -107,6 +113,7 @@ class _Checker:
         self.verdict = Verdict(ops=len(ops))
         self.by_key = final.by_key()
         self.created_by: dict[int, Request] = {}  # payment → its authorize request
+        self.booked: list[money.Booked] = []  # what each stored payment should have booked
 
     def report(self, kind: str, merchant: str, payment: int | None, message: str, ops: list[Op]) -> None:
         unique = sorted({o.seq: o for o in ops}.values(), key=lambda o: o.invoke_m)
@@ -224,6 +231,7 @@ class _Checker:
             self.report("invalid_state", merchant, pid, f"#{pid} was both cancelled and {other.kind}d",
                         lead + applied_cancels[0].evidence()[:1] + other.evidence()[:1])
         expected_captured = sum(r.amount() or stored.amount for r in applied_captures[:1])
+        self.book(stored, origin, captures, refunds, cancels, expected_captured)
         self.compare(pid, merchant, "captured", expected_captured, stored.captured, captures, lead)
         cancelled = stored.status == "CANCELLED"
         if bool(applied_cancels) != cancelled:
@@ -251,6 +259,28 @@ class _Checker:
                         f"{view.get('capturedAmount')} refunded {view.get('refundedAmount')}, the shard "
                         f"{stored.captured} / {stored.refunded}", lead)
         return expected_captured, stored.captured, expected_refunds, requested
+
+    def book(self, stored: StoredPayment, origin: Request | None, captures: list[Request], refunds: list[Request],
+             cancels: list[Request], captured: int) -> None:
+        applied_captures = [r for r in captures if r.applied]
+
+        def shown(reqs: list[Request]) -> list[Op]:
+            return [r.evidence()[0] for r in ([r for r in reqs if r.applied] or reqs)[:1]]
+
+        capture_day = None
+        if applied_captures:
+            first = applied_captures[0]
+            capture_day = money.day_of((first.oks[0] if first.oks else first.attempts[-1]).complete_w)
+        authorized = origin is not None and origin.applied
+        body = (origin.attempts[0].body or {}) if origin is not None else {}
+        currency = body.get("currency")
+        self.booked.append(money.Booked(
+            stored.payment_id, stored.merchant, currency if isinstance(currency, str) else None,
+            amount=((origin.amount() if origin else None) or stored.amount) if authorized else 0,
+            captured=captured, cancelled=any(r.applied for r in cancels),
+            refunded=sum(a for a, state in self.final.refunds.get(stored.payment_id, []) if state == "SUCCEEDED"),
+            capture_day=capture_day, lead=origin.evidence()[:1] if origin is not None else [],
+            capture=shown(captures), cancel=shown(cancels), refund=shown(refunds)))
 
     def compare(self, pid: int, merchant: str, what: str, expected: int, final: int, reqs: list[Request],
                 lead: list[Op]) -> None:
@@ -364,6 +394,8 @@ class _Checker:
                 shown = [o for pid in owner[merchant][:2] for r in per_payment.get(pid, []) for o in r.evidence()[:1]]
                 self.report("money", merchant, None, f"{merchant}: captured {fin_cap} afterwards vs {exp_cap} from "
                             f"the applied requests; refund requested {fin_ref} vs {exp_ref}", shown[:4])
+        for finding in money.ledger(self.booked, self.final) + money.settlement(self.booked, self.final):
+            self.report(finding.kind, finding.merchant, finding.payment, finding.message, finding.ops)
         self.monotonic()
         return self.verdict
 

@@ -1,4 +1,6 @@
-"""The client-side history on the real stack: a recorded run on the healthy stack checks valid; an
+"""The client-side history on the real stack: a recorded run on the healthy stack checks valid, its
+ledger and settlement included; a capture's postings removed from the ledger and a settlement day
+changed behind the workers' back are reported with their merchant; an
 acknowledged payment deleted from its shard afterwards (a commit acknowledged, then lost) makes
 the checker report a lost acknowledged write and `payctl history check` exit 1; and so does an
 ingest built to answer before it commits, which the platform's own reconcile cannot see."""
@@ -39,6 +41,8 @@ def test_a_recorded_run_checks_valid_and_a_lost_acknowledged_payment_is_caught(s
     assert cli.returncode == 0, cli.stderr
     assert json.loads(cli.stdout)["verdict"] == "valid"
 
+    _books_changed_behind_the_workers_back_are_caught(stack, tmp_path, ops)
+
     victim = next(op.answered_payment() for op in ops if op.kind == "authorize" and op.outcome == "ok")
     assert victim is not None
     stack.query(shard_for_id(victim, len(stack.topo.vms)), "DELETE FROM payment WHERE payment_id=%s", (victim,))
@@ -48,6 +52,39 @@ def test_a_recorded_run_checks_valid_and_a_lost_acknowledged_payment_is_caught(s
     assert lost and lost[0].payment == victim and lost[0].ops[0].kind == "authorize", verdict.counts()
     cli = stack.payctl("history", "check", str(tmp_path))
     assert cli.returncode == 1 and "lost_ack" in cli.stdout and "INVALID" in cli.stdout, cli.stdout
+
+
+def _books_changed_behind_the_workers_back_are_caught(stack, tmp_path, ops) -> None:
+    """Remove a capture's receivable posting and add 1 to a settlement day, check, then put both back."""
+    count = len(stack.topo.vms)
+    captured = next(op for op in ops if op.kind == "capture" and op.outcome == "ok")
+    pid, merchant = captured.payment, captured.merchant
+    shard = shard_for_id(pid, count)
+    cols = "event_id, payment_id, merchant_id, account, direction, amount, currency, created_at"
+    posting = stack.query(shard, f"SELECT entry_id, {cols} FROM ledger_entry WHERE payment_id=%s "
+                          "AND account='acquirer_receivable' AND direction='DEBIT'", (pid,))
+    assert len(posting) == 1, posting
+    day = stack.query(shard, "SELECT settlement_date FROM settlement WHERE merchant_id=%s "
+                      "ORDER BY settlement_date DESC LIMIT 1", (merchant,))[0][0]
+    stack.query(shard, "DELETE FROM ledger_entry WHERE entry_id=%s", (posting[0][0],))
+    stack.query(shard, "UPDATE settlement SET gross_captured=gross_captured+1, net=net+1 "
+                "WHERE merchant_id=%s AND settlement_date=%s AND currency='KRW'", (merchant, day))
+    try:
+        verdict = check_run(stack.topo, tmp_path)
+    finally:
+        stack.query(shard, f"INSERT INTO ledger_entry (entry_id, {cols}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    posting[0])
+        stack.query(shard, "UPDATE settlement SET gross_captured=gross_captured-1, net=net-1 "
+                    "WHERE merchant_id=%s AND settlement_date=%s AND currency='KRW'", (merchant, day))
+    assert set(verdict.counts()) >= {"ledger", "settlement"}
+    assert {k for k, n in verdict.counts().items() if n} == {"ledger", "settlement"}, verdict.counts()
+    ledger = [a for a in verdict.anomalies if a.kind == "ledger"]
+    assert len(ledger) == 1 and ledger[0].merchant == merchant and ledger[0].payment == pid, ledger[0].message
+    assert any(op.seq == captured.seq for op in ledger[0].ops) or any(o.kind == "capture" for o in ledger[0].ops)
+    settlement = [a for a in verdict.anomalies if a.kind == "settlement"]
+    assert len(settlement) == 1 and settlement[0].merchant == merchant, [a.message for a in settlement]
+    assert f"{merchant} {day.isoformat()} KRW" in settlement[0].message, settlement[0].message
+    assert check_run(stack.topo, tmp_path).valid  # put back: the books agree again
 
 
 # A broken build of the ingest: every 4th transaction is answered as if committed, then rolled

@@ -13,6 +13,7 @@ from typing import Any
 
 from pymysql.cursors import Cursor, DictCursor
 
+from payflow.domain import events
 from payflow.domain.invariants import PaymentFacts, SettlementKey
 from payflow.domain.payment import Status
 from payflow.store import parking
@@ -169,3 +170,63 @@ def client_run_rows(cur: Cursor, merchant_ids: list[str], key_prefix: str) -> Cl
                     + ", ".join(["%s"] * len(chunk)) + ")", tuple(chunk))
         refunds.extend((int(p), int(a), str(s)) for p, a, s in cur.fetchall())
     return ClientRunRows(payments, records, refunds)
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """An event of a client run's merchants that a consumer takes, and what the consumers did with it."""
+    event_id: int
+    payment_id: int
+    event_type: str
+    payload: dict[str, Any]
+    created_at_s: float  # epoch seconds, converted by the shard (its own time zone)
+    dead: bool
+    applied_by: frozenset[str]  # consumers that processed it
+    parked_by: frozenset[str]   # consumers that parked it (terminal until a person replays it)
+
+
+@dataclass(frozen=True)
+class ClientRunMoney:
+    """What the workers booked for a client run: the ledger of its payments, the events of its
+    merchants since a time, and their settlement rows from that day on."""
+    ledger: dict[int, dict[str, int]]  # payment → account → Σdebit − Σcredit
+    events: list[RunEvent]
+    settlement: dict[SettlementKey, tuple[int, int]]  # (merchant, day, currency) → (gross captured, refunded)
+
+
+def client_run_money(cur: Cursor, merchant_ids: list[str], payment_ids: list[int], since_s: float) -> ClientRunMoney:
+    """Read-only. The ledger by payment (ix_ledger_payment, in chunks); the consumers'
+    events created since `since_s` whose payload names one of the merchants (ix_created), with the
+    consumers that applied or parked each; the merchants' settlement rows from that day on. Call it
+    inside one transaction with the run's other reads: one snapshot of payments, events and books."""
+    ledger: dict[int, dict[str, int]] = {}
+    for start in range(0, len(payment_ids), 1000):
+        chunk = payment_ids[start:start + 1000]
+        cur.execute("SELECT payment_id, account, SUM(IF(direction='DEBIT', amount, -amount)) FROM ledger_entry "
+                    f"WHERE payment_id IN ({', '.join(['%s'] * len(chunk))}) GROUP BY payment_id, account",
+                    tuple(chunk))
+        for pid, account, net in cur.fetchall():
+            ledger.setdefault(int(pid), {})[str(account)] = int(net)
+    if not merchant_ids:
+        return ClientRunMoney(ledger, [], {})
+    marks = ", ".join(["%s"] * len(merchant_ids))
+    types = sorted(set().union(*events.EVENTS_BY_CONSUMER.values()))
+    consumers = sorted(events.EVENTS_BY_CONSUMER)
+    by = ", ".join(["%s"] * len(consumers))
+    cur.execute("SELECT e.event_id, e.aggregate_id, e.event_type, e.payload, UNIX_TIMESTAMP(e.created_at), e.dead, "
+                "GROUP_CONCAT(DISTINCT p.consumer), GROUP_CONCAT(DISTINCT k.consumer) FROM outbox_event e "
+                f"LEFT JOIN processed_event p ON p.event_id = e.event_id AND p.consumer IN ({by}) "
+                "LEFT JOIN parked_message k ON k.event_id = e.event_id AND k.replayed_at IS NULL "
+                f"AND k.kind IN ({parking.EVENT_KINDS_SQL}) "
+                f"WHERE e.created_at >= FROM_UNIXTIME(%s) AND e.event_type IN ({', '.join(['%s'] * len(types))}) "
+                f"AND JSON_UNQUOTE(JSON_EXTRACT(e.payload, '$.merchantId')) IN ({marks}) GROUP BY e.event_id",
+                (*consumers, *parking.EVENT_KIND_VALUES, since_s, *types, *merchant_ids))
+    run_events = [RunEvent(int(r[0]), int(r[1]), str(r[2]), json.loads(r[3]), float(r[4]), bool(r[5]),
+                           frozenset(str(r[6]).split(",")) if r[6] else frozenset(),
+                           frozenset(str(r[7]).split(",")) if r[7] else frozenset()) for r in cur.fetchall()]
+    cur.execute("SELECT merchant_id, settlement_date, currency, gross_captured, refunded FROM settlement "
+                f"WHERE merchant_id IN ({marks}) AND settlement_date >= DATE(FROM_UNIXTIME(%s))",
+                (*merchant_ids, since_s))
+    settlement = {(str(m), d if isinstance(d, date) else date.fromisoformat(str(d)), str(c)): (int(g), int(f))
+                  for m, d, c, g, f in cur.fetchall()}
+    return ClientRunMoney(ledger, run_events, settlement)

@@ -61,6 +61,7 @@ class LocalBackend:
         for d in (p.root, p.logs, p.haproxy_cfg.parent, p.prometheus_yml.parent, p.prometheus_data):
             d.mkdir(parents=True, exist_ok=True)
         p.root.chmod(0o700)
+        p.make_socket_dir()
         error_503 = p.haproxy_cfg.parent / "503.http"
         error_503.write_text(resources.files("payctl").joinpath("templates/503.http").read_text())
         for vm in self.topo.vms:
@@ -219,6 +220,7 @@ class LocalBackend:
         self.paths.isolation_file.unlink(missing_ok=True)
         if purge:
             owned.delete(self.paths.root)
+            self.paths.remove_socket_dir()
             progress("state folder deleted")
 
     # -- status -------------------------------------------------------------------------------

@@ -64,6 +64,7 @@ def fresh_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 def start_supervisord(paths: StatePaths) -> subprocess.Popen[bytes]:
     paths.logs.mkdir(parents=True)
+    paths.make_socket_dir()
     paths.supervisord_conf.write_text(SUPERVISORD_CONF.format(sock=paths.supervisor_sock, logs=paths.logs,
                                                               pid=paths.supervisord_pid))
     proc = subprocess.Popen([supervisord_binary(), "-n", "-c", str(paths.supervisord_conf)],
@@ -122,3 +123,4 @@ def test_console_of_a_fresh_checkout_sees_the_running_stack(fresh_checkout: Topo
         proc.wait(10)
         supervisord.terminate()
         supervisord.wait(10)
+        paths.remove_socket_dir()

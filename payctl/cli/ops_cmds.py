@@ -12,23 +12,22 @@ from rich.live import Live
 from payctl.cli.context import load
 from payctl.cli.options import JsonOpt
 from payctl.cli.output import console, ok_mark, print_json, table
-from payctl.ops.breaker import breaker_rows
+from payctl.ops.breaker import RelayBreaker, breaker_rows
 from payctl.ops.outbox import outbox_json, outbox_stats, replay_parked
 from payctl.ops.reconcile import ReconcileResult, ShardReport, parse_since
 from payctl.ops.reconcile import reconcile as run_reconcile
 from payctl.stack.topology import Topology
 
 
-def _breaker_table(rows: list[dict[str, Any]]) -> Any:
-    def last(r: dict[str, Any]) -> str:
-        ts = r.get("transitions") or []
-        return " ".join(f"{t['from']}→{t['to']}@{time.strftime('%H:%M:%S', time.localtime(t['at']))}"
-                        for t in ts[-3:])
+def _breaker_table(rows: list[RelayBreaker]) -> Any:
+    def last(r: RelayBreaker) -> str:
+        return " ".join(f"{t.from_state}→{t.to_state}@{time.strftime('%H:%M:%S', time.localtime(t.at))}"
+                        for t in r.transitions[-3:])
 
     return table("kafka-publisher breaker", ["relay", "state", "ok", "failed", "not permitted", "failure %",
                                              "last transitions"],
-                 [[r["relay"], r["state"], r.get("numberOfSuccessfulCalls"), r.get("numberOfFailedCalls"),
-                   r.get("numberOfNotPermittedCalls"), r.get("failureRate"), last(r)] for r in rows])
+                 [[r.relay, r.state, r.successful_calls, r.failed_calls, r.not_permitted_calls, r.failure_rate,
+                   last(r)] for r in rows])
 
 
 def breaker_status(ctx: typer.Context, json_out: JsonOpt = False,
@@ -36,7 +35,7 @@ def breaker_status(ctx: typer.Context, json_out: JsonOpt = False,
     """State per relay, counters, failure rate and the last transitions."""
     topo = load(ctx)
     if json_out:
-        print_json(breaker_rows(topo))
+        print_json([r.to_json() for r in breaker_rows(topo)])
         return
     if not watch:
         console().print(_breaker_table(breaker_rows(topo)))
@@ -61,7 +60,7 @@ def _watch_plain(topo: Topology, every_s: float = 1.0, heartbeat_s: float = 60.0
         while True:
             rows = breaker_rows(topo)
             now = time.monotonic()
-            states = {str(r.get("relay")): str(r.get("state")) for r in rows}
+            states = {r.relay: r.state for r in rows}
             if states != last or now - last_print >= heartbeat_s:
                 stamp = time.strftime("%H:%M:%S")
                 console().print(f"{stamp} " + " · ".join(f"{k} {v}" for k, v in sorted(states.items())),

@@ -182,11 +182,11 @@ def doctor(json_out: JsonOpt = False) -> None:
     """What is missing on this machine and the exact command that installs it."""
     rows = doctor_mod.check()
     if json_out:
-        print_json(rows)
+        print_json([r.to_json() for r in rows])
     else:
         console().print(table("payctl doctor", ["tool", "found", "path / install with"],
-                              [[r["name"], ok_mark(r["found"]), r["path"] or r["install"]] for r in rows]))
-    if any(not r["found"] for r in rows):
+                              [[r.name, ok_mark(r.found), r.path or r.install] for r in rows]))
+    if any(not r.found for r in rows):
         raise typer.Exit(2)
 
 

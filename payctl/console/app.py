@@ -31,7 +31,7 @@ from payctl.loadtest import history
 from payctl.loadtest.report import TimelineRow
 from payctl.loadtest.run import DASHBOARD
 from payctl.ops import metrics
-from payctl.ops.breaker import breaker_rows
+from payctl.ops.breaker import RelayBreaker, breaker_rows
 from payctl.stack.backend import Backend
 
 STATIC = Path(__file__).parent / "static"
@@ -44,7 +44,7 @@ class ConsoleSources:
     metrics: metrics.MetricsSource
     reports: Path
     jobs: JobRunner
-    breakers: Callable[[], list[dict[str, Any]]] = field(default=lambda: [])
+    breakers: Callable[[], list[RelayBreaker]] = field(default=lambda: [])
     scenarios: Callable[[], list[str]] = field(default=lambda: sorted(p.stem for p in k6_dir().glob("*.js")))
     experiments: Callable[[], list[dict[str, Any]]] = field(default=chaos_runner.list_experiments)
 
@@ -199,7 +199,7 @@ def create_app(src: ConsoleSources, guard: Guard) -> Flask:
     @app.get("/api/status")
     def status() -> Response:
         services = [s.as_dict() for s in src.backend.status()]
-        return jsonify({"services": services, "breakers": src.breakers()})
+        return jsonify({"services": services, "breakers": [b.to_json() for b in src.breakers()]})
 
     @app.get("/api/charts")
     def charts() -> Response:
@@ -211,7 +211,7 @@ def create_app(src: ConsoleSources, guard: Guard) -> Flask:
         if not minutes.isdigit():
             return jsonify({"error": f"minutes: '{minutes}' is not a whole number"}), 400
         try:
-            return jsonify(metrics.chart_data(src.metrics, chart_id, int(minutes)))
+            return jsonify(metrics.chart_data(src.metrics, chart_id, int(minutes)).to_json())
         except PayctlError as err:
             code = 404 if str(err).startswith("chart:") else 503
             return jsonify({"error": str(err)}), code

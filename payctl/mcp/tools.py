@@ -58,7 +58,7 @@ def system_health(ctx: ToolContext) -> Answer:
 
 def breaker_status(ctx: ToolContext) -> Answer:
     rows = breaker_rows(ctx.topo)
-    return "; ".join(f"{r['relay']} {r.get('state', '?')}" for r in rows), rows
+    return "; ".join(f"{r.relay} {r.state}" for r in rows), [r.to_json() for r in rows]
 
 
 def breaker_diagnose(ctx: ToolContext) -> Answer:
@@ -70,32 +70,33 @@ def breaker_diagnose(ctx: ToolContext) -> Answer:
         outbox = outbox_json(got)
     except Exception as exc:
         answered, outbox = [], [{"error": str(exc)}]
-    result = diagnose(rows, bool(broker["reachable"]), answered)
-    result["breakers"] = rows
-    result["outbox"] = outbox
-    return ("healthy: " if result["healthy"] else "attention: ") + "; ".join(result["findings"]), result
+    result = diagnose(rows, broker.reachable, answered)
+    data = {**result.to_json(), "breakers": [r.to_json() for r in rows], "outbox": outbox}
+    return ("healthy: " if result.healthy else "attention: ") + "; ".join(result.findings), data
 
 
 def breaker_failure_pattern(ctx: ToolContext, minutes: int) -> Answer:
-    data = metrics.breaker_pattern(ctx.metrics, minutes)
-    opened = {k: v for k, v in data["open_seconds"].items() if v}
+    pattern = metrics.breaker_pattern(ctx.metrics, minutes)
+    opened = {k: v for k, v in pattern.open_seconds.items() if v}
     summary = (f"over {minutes} min: open about {', '.join(f'{k} {v:.0f}s' for k, v in opened.items())}"
                if opened else f"over {minutes} min: the breakers never opened")
-    return summary, data
+    return summary, pattern.to_json()
 
 
 def kafka_overview(ctx: ToolContext) -> Answer:
     broker = kafka.broker_overview(ctx.topo)
+    data = broker.to_json()
+    lag: list[kafka.GroupLag] = []
     try:
-        progress = queries.consumer_progress(ctx.topo)
-        broker["lag"] = kafka.group_lag(progress)
+        lag = kafka.group_lag(queries.consumer_progress(ctx.topo))
+        data["lag"] = [g.to_json() for g in lag]
     except Exception as exc:
-        broker["lag"] = []
-        broker["lag_error"] = str(exc)
-    worst = max((g["behind_s"] for g in broker["lag"]), default=0.0)
-    summary = (f"broker {broker['bootstrap']} {'reachable' if broker['reachable'] else 'NOT reachable'}; "
-               f"{len(broker['topics'])} topics, {len(broker['groups'])} groups; worst group lag {worst:.1f} s")
-    return summary, broker
+        data["lag"] = []
+        data["lag_error"] = str(exc)
+    worst = max((g.behind_s for g in lag), default=0.0)
+    summary = (f"broker {broker.bootstrap} {'reachable' if broker.reachable else 'NOT reachable'}; "
+               f"{len(broker.topics)} topics, {len(broker.groups)} groups; worst group lag {worst:.1f} s")
+    return summary, data
 
 
 def _since(text: str | None, field: str) -> datetime | None:
@@ -110,30 +111,30 @@ def _since(text: str | None, field: str) -> datetime | None:
 
 def db_payments(ctx: ToolContext, merchant_id: str, status: str | None, min_amount: int | None,
                 since: str | None, limit: int) -> Answer:
-    data = queries.payments(ctx.topo, merchant_id, status, min_amount, _since(since, "since"), limit)
-    return f"{len(data['rows'])} payment(s) of {merchant_id} on {data['shard']}" + \
-        (" (more not shown)" if data["truncated"] else ""), data
+    got = queries.payments(ctx.topo, merchant_id, status, min_amount, _since(since, "since"), limit)
+    return f"{len(got.rows)} payment(s) of {merchant_id} on {got.shard}" + \
+        (" (more not shown)" if got.truncated else ""), got.to_json()
 
 
 def db_ledger_summary(ctx: ToolContext, merchant_id: str) -> Answer:
-    data = queries.ledger_aggregates(ctx.topo, merchant_id)
-    return (f"{merchant_id}: Σdebit {data['debit_total']} Σcredit {data['credit_total']} "
-            f"({'balanced' if data['balanced'] else 'NOT balanced'})"), data
+    got = queries.ledger_aggregates(ctx.topo, merchant_id)
+    return (f"{merchant_id}: Σdebit {got.debit_total} Σcredit {got.credit_total} "
+            f"({'balanced' if got.balanced else 'NOT balanced'})"), got.to_json()
 
 
 def db_outbox_status(ctx: ToolContext, stuck_after_s: float, limit: int) -> Answer:
     stats = outbox_stats(ctx.topo).complete()
     stuck = queries.stuck_events(ctx.topo, stuck_after_s, limit)
-    data = {"shards": [r.to_json() for r in stats], "stuck": stuck}
-    n = sum(len(s["stuck"]) for s in stuck)
+    data = {"shards": [r.to_json() for r in stats], "stuck": [s.to_json() for s in stuck]}
+    n = sum(len(s.stuck) for s in stuck)
     return (f"pending {sum(r.pending for r in stats)}, dead {sum(r.dead for r in stats)}, "
             f"{n} event(s) pending longer than {stuck_after_s:g} s"), data
 
 
 def db_duplicate_idempotency(ctx: ToolContext, merchant_id: str, limit: int) -> Answer:
-    data = queries.duplicate_idempotency(ctx.topo, merchant_id, limit)
-    return (f"{merchant_id}: {len(data['reused_keys'])} key(s) with more than one payment, "
-            f"{len(data['repeated_refund_requests'])} refund(s) asked of the acquirer more than once"), data
+    got = queries.duplicate_idempotency(ctx.topo, merchant_id, limit)
+    return (f"{merchant_id}: {len(got.reused_keys)} key(s) with more than one payment, "
+            f"{len(got.repeated_refund_requests)} refund(s) asked of the acquirer more than once"), got.to_json()
 
 
 def db_reconcile(ctx: ToolContext, since: str, grace_s: float) -> Answer:

@@ -3,22 +3,33 @@
 from __future__ import annotations
 
 import subprocess
+from dataclasses import dataclass
 from typing import Any
 
 from payctl.stack.binaries import INSTALL_HINTS, Binaries
 
 
-def check(bins: Binaries | None = None) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """One thing the stack needs: found (where, or a note), or the command that installs it."""
+
+    name: str
+    found: bool
+    path: str | None
+    install: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "found": self.found, "path": self.path, "install": self.install}
+
+
+def check(bins: Binaries | None = None) -> list[Requirement]:
     bins = bins or Binaries.discover()
-    rows = [
-        {"name": name, "found": bool(bins.found.get(name)), "path": bins.found.get(name),
-         "install": None if bins.found.get(name) else hint}
-        for name, hint in INSTALL_HINTS.items()
-    ]
+    rows = [Requirement(name, bool(bins.found.get(name)), bins.found.get(name),
+                        None if bins.found.get(name) else hint)
+            for name, hint in INSTALL_HINTS.items()]
     iptables = bins.found.get("iptables")
     if iptables:
-        rows.append({"name": "forwarding", "found": True, "path": forwarding_note(_forward_chain(iptables)),
-                     "install": None})
+        rows.append(Requirement("forwarding", True, forwarding_note(_forward_chain(iptables)), None))
     return rows
 
 

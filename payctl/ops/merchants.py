@@ -11,6 +11,7 @@ import json
 import threading
 from collections import defaultdict
 from collections.abc import Generator, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +35,65 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat(timespec="seconds")
 
 
-def _issue(topo: Topology, merchant_id: str, grace_s: float | None) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class ReplacedKey:
+    """A key a rotation ends: it stays valid this many seconds more."""
+
+    key_id: str
+    valid_for_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"keyId": self.key_id, "validForS": self.valid_for_s}
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A key just issued: the only place its secret (`key`) appears."""
+
+    merchant_id: str
+    shard: str
+    key_id: str
+    key: str
+    replaced: tuple[ReplacedKey, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"merchantId": self.merchant_id, "shard": self.shard, "keyId": self.key_id, "key": self.key,
+                "replaced": [r.to_json() for r in self.replaced]}
+
+
+@dataclass(frozen=True, slots=True)
+class Revoked:
+    """Keys ended now; ingests refuse them within `effective_within_s`."""
+
+    merchant_id: str
+    shard: str
+    revoked: int
+    effective_within_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"merchantId": self.merchant_id, "shard": self.shard, "revoked": self.revoked,
+                "effectiveWithinS": self.effective_within_s}
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """A key as `merchants list` shows it (never its secret)."""
+
+    merchant_id: str
+    key_id: str
+    shard: str
+    state: str  # usable | revoked | expired
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"merchantId": self.merchant_id, "keyId": self.key_id, "shard": self.shard, "state": self.state,
+                "createdAt": _iso(self.created_at), "expiresAt": _iso(self.expires_at),
+                "revokedAt": _iso(self.revoked_at)}
+
+
+def _issue(topo: Topology, merchant_id: str, grace_s: float | None) -> IssuedKey:
     """A new key for the merchant; with `grace_s`, the merchant's other keys end after it (rotation)."""
     vm, shard = merchant_vm(topo, merchant_id)
     key = api_keys.issue(merchant_id)
@@ -46,16 +105,16 @@ def _issue(topo: Topology, merchant_id: str, grace_s: float | None) -> dict[str,
                 merchant_keys.expire_in(cur, key_id, seconds)
         merchant_keys.insert(cur, merchant_id, key.key_id, key.secret_hash)
         conn.commit()
-    return {"merchantId": merchant_id, "shard": shard, "keyId": key.key_id, "key": key.token,
-            "replaced": [{"keyId": k, "validForS": round(s, 3)} for k, s in sorted(replaced.items())]}
+    return IssuedKey(merchant_id, shard, key.key_id, key.token,
+                     tuple(ReplacedKey(k, round(s, 3)) for k, s in sorted(replaced.items())))
 
 
-def create(topo: Topology, merchant_id: str) -> dict[str, Any]:
+def create(topo: Topology, merchant_id: str) -> IssuedKey:
     """Issue a key (a merchant may hold several); the answer is the only place its secret appears."""
     return _issue(topo, check_merchant(merchant_id, "merchant"), None)
 
 
-def rotate(topo: Topology, merchant_id: str, grace_s: float | None = None) -> dict[str, Any]:
+def rotate(topo: Topology, merchant_id: str, grace_s: float | None = None) -> IssuedKey:
     """Issue a new key; the merchant's other keys stay valid for the grace period (api_key_grace_s
     unless given), then stop working."""
     grace = topo.settings.api_key_grace_s if grace_s is None else grace_s
@@ -64,7 +123,7 @@ def rotate(topo: Topology, merchant_id: str, grace_s: float | None = None) -> di
     return _issue(topo, check_merchant(merchant_id, "merchant"), grace)
 
 
-def revoke(topo: Topology, merchant_id: str, key_id: str | None) -> dict[str, Any]:
+def revoke(topo: Topology, merchant_id: str, key_id: str | None) -> Revoked:
     """End one key (or every key of the merchant: key_id None) now. Ingests stop accepting it within
     api_key_cache_ttl_s. UsageError when nothing usable matched."""
     vm, shard = merchant_vm(topo, check_merchant(merchant_id, "merchant"))
@@ -76,24 +135,23 @@ def revoke(topo: Topology, merchant_id: str, key_id: str | None) -> dict[str, An
     if count == 0:
         what = f"key {key_id}" if key_id else "any key"
         raise UsageError(f"{merchant_id} has no usable {what}", "see `payctl merchants list`")
-    return {"merchantId": merchant_id, "shard": shard, "revoked": count,
-            "effectiveWithinS": topo.settings.api_key_cache_ttl_s}
+    return Revoked(merchant_id, shard, count, topo.settings.api_key_cache_ttl_s)
 
 
-def list_keys(topo: Topology, merchant_id: str | None = None) -> list[dict[str, Any]]:
+def list_keys(topo: Topology, merchant_id: str | None = None) -> list[KeyInfo]:
     """Keys (never their secrets) of one merchant, or of every merchant per shard."""
     if merchant_id is not None:
         vms = [merchant_vm(topo, check_merchant(merchant_id, "merchant"))]
     else:
         vms = [(vm.name, topo.shard_name(i)) for i, vm in enumerate(topo.vms)]
-    out = []
+    out: list[KeyInfo] = []
     for vm, shard in vms:
         with shard_connection(topo, vm) as conn, conn.cursor() as cur:
             rows = merchant_keys.listing(cur, merchant_id, MAX_LIST)
             conn.rollback()
-        out += [{"merchantId": r.merchant_id, "keyId": r.key_id, "shard": shard,
-                 "state": "usable" if r.usable else ("revoked" if r.revoked_at else "expired"),
-                 "createdAt": _iso(r.created_at), "expiresAt": _iso(r.expires_at), "revokedAt": _iso(r.revoked_at)}
+        out += [KeyInfo(r.merchant_id, r.key_id, shard,
+                        "usable" if r.usable else ("revoked" if r.revoked_at else "expired"),
+                        r.created_at, r.expires_at, r.revoked_at)
                 for r in rows]
     return out
 

@@ -1,5 +1,6 @@
 """The stack's Prometheus, read with prometheus-api-client: the console's charts (data, not code) and
-range queries for the MCP tools. Series come back as plain dicts with NaN turned into None."""
+range queries for the MCP tools. Prometheus's JSON is read in one place (`to_series`) into typed
+`Series`, NaN turned into None; JSON again only in the results' `to_json()`, at the edges."""
 
 from __future__ import annotations
 
@@ -60,9 +61,29 @@ def chart(chart_id: str) -> Chart:
     raise UsageError(f"chart: unknown chart '{chart_id}'", f"known: {', '.join(c.id for c in CHARTS)}")
 
 
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One Prometheus series: its labels and its (unix seconds, value) points; a value is None where
+    Prometheus had NaN or ±Inf."""
+
+    labels: dict[str, str]
+    points: tuple[tuple[float, float | None], ...]
+
+    def label(self, name: str, default: str = "?") -> str:
+        return self.labels.get(name, default)
+
+    @property
+    def last(self) -> float | None:
+        """The value of the newest point (None without points)."""
+        return self.points[-1][1] if self.points else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"labels": dict(self.labels), "points": [[t, v] for t, v in self.points]}
+
+
 class MetricsSource(Protocol):
-    def instant(self, expr: str) -> list[dict[str, Any]]: ...
-    def range(self, expr: str, start: datetime, end: datetime, step_s: int) -> list[dict[str, Any]]: ...
+    def instant(self, expr: str) -> list[Series]: ...
+    def range(self, expr: str, start: datetime, end: datetime, step_s: int) -> list[Series]: ...
 
 
 def _num(value: Any) -> float | None:
@@ -73,13 +94,13 @@ def _num(value: Any) -> float | None:
     return None if math.isnan(f) or math.isinf(f) else round(f, 6)
 
 
-def to_series(result: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Pure: Prometheus `result` entries → [{labels, points: [[t, v|None], …]}]."""
+def to_series(result: list[dict[str, Any]]) -> list[Series]:
+    """Pure: Prometheus's `result` entries (the HTTP API's JSON, read only here) → typed series."""
     out = []
     for item in result:
         values = item.get("values") or ([item["value"]] if "value" in item else [])
-        out.append({"labels": dict(item.get("metric", {})),
-                    "points": [[float(t), _num(v)] for t, v in values]})
+        out.append(Series({str(k): str(v) for k, v in dict(item.get("metric", {})).items()},
+                          tuple((float(t), _num(v)) for t, v in values)))
     return out
 
 
@@ -98,28 +119,41 @@ class Prometheus:
     def for_topology(cls, topo: Topology) -> Prometheus:
         return cls(topo.prometheus_url)
 
-    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> list[Series]:
         try:
             return to_series(fn(*args, **kwargs))
         except Exception as exc:
             raise EnvironmentProblem(f"Prometheus at {self.url} did not answer: {type(exc).__name__}",
                                      "is the stack up? see `payctl status`") from exc
 
-    def instant(self, expr: str) -> list[dict[str, Any]]:
+    def instant(self, expr: str) -> list[Series]:
         return self._call(self.client.custom_query, expr)
 
-    def range(self, expr: str, start: datetime, end: datetime, step_s: int) -> list[dict[str, Any]]:
+    def range(self, expr: str, start: datetime, end: datetime, step_s: int) -> list[Series]:
         return self._call(self.client.custom_query_range, expr, start_time=start, end_time=end, step=f"{step_s}s")
 
 
-def chart_data(source: MetricsSource, chart_id: str, minutes: int = 15, now: datetime | None = None) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class ChartData:
+    """One chart's series over a window."""
+
+    chart: Chart
+    minutes: int
+    step_s: int
+    series: tuple[Series, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.chart.as_dict(), "minutes": self.minutes, "step_s": self.step_s,
+                "series": [s.to_json() for s in self.series]}
+
+
+def chart_data(source: MetricsSource, chart_id: str, minutes: int = 15, now: datetime | None = None) -> ChartData:
     """One chart's series over the last `minutes`."""
     c = chart(chart_id)
     minutes = check_minutes(minutes)
     end = now or datetime.now()
     step = max(5, minutes * 60 // 120)
-    return {**c.as_dict(), "minutes": minutes, "step_s": step,
-            "series": source.range(c.expr, end - timedelta(minutes=minutes), end, step)}
+    return ChartData(c, minutes, step, tuple(source.range(c.expr, end - timedelta(minutes=minutes), end, step)))
 
 
 def check_minutes(minutes: int, field: str = "minutes") -> int:
@@ -139,21 +173,48 @@ BREAKER_PATTERN = {
 }
 
 
-def breaker_pattern(source: MetricsSource, minutes: int, now: datetime | None = None) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class InstanceSummary:
+    """One instance's series of a breaker metric, summed up: its peak and its newest value."""
+
+    instance: str
+    max: float | None
+    last: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"instance": self.instance, "max": self.max, "last": self.last}
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerPattern:
+    """The breaker's failure pattern over a window: per metric of BREAKER_PATTERN and instance, the
+    peak and the newest value; per instance, about how many seconds the breaker was open."""
+
+    minutes: int
+    step_s: int
+    series: dict[str, tuple[InstanceSummary, ...]]
+    open_seconds: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"minutes": self.minutes, "step_s": self.step_s,
+                "series": {key: [i.to_json() for i in rows] for key, rows in self.series.items()},
+                "open_seconds": dict(self.open_seconds)}
+
+
+def breaker_pattern(source: MetricsSource, minutes: int, now: datetime | None = None) -> BreakerPattern:
     """The breaker's failure pattern over a window: per series, when it was open and the peaks."""
     minutes = check_minutes(minutes)
     end = now or datetime.now()
     step = max(5, minutes * 60 // 120)
-    out: dict[str, Any] = {"minutes": minutes, "step_s": step, "series": {}}
-    open_s: dict[str, float] = {}
+    summaries: dict[str, tuple[InstanceSummary, ...]] = {}
+    open_s: dict[str, int] = {}
     for key, expr in BREAKER_PATTERN.items():
         series = source.range(expr, end - timedelta(minutes=minutes), end, step)
-        out["series"][key] = [{"instance": s["labels"].get("instance", "?"),
-                               "max": max((v for _, v in s["points"] if v is not None), default=None),
-                               "last": next((v for _, v in reversed(s["points"]) if v is not None), None)}
-                              for s in series]
+        summaries[key] = tuple(InstanceSummary(s.label("instance"),
+                                               max((v for _, v in s.points if v is not None), default=None),
+                                               next((v for _, v in reversed(s.points) if v is not None), None))
+                               for s in series)
         if key == "state_open":
             for s in series:
-                open_s[s["labels"].get("instance", "?")] = step * sum(1 for _, v in s["points"] if v == 1)
-    out["open_seconds"] = open_s
-    return out
+                open_s[s.label("instance")] = step * sum(1 for _, v in s.points if v == 1)
+    return BreakerPattern(minutes, step, summaries, open_s)

@@ -32,18 +32,13 @@ def stage_lags(source: MetricsSource, window: str = "5m") -> list[StageLag]:
     by_stage: dict[str, dict[str, float | None]] = {}
     for q in QUANTILES:
         for series in source.instant(f"histogram_quantile({q}, {buckets})"):
-            stage = series["labels"].get("stage")
+            stage = series.labels.get("stage")
             if stage:
-                by_stage.setdefault(stage, {})[f"p{round(q * 100)}"] = _last(series)
+                by_stage.setdefault(stage, {})[f"p{round(q * 100)}"] = series.last
     for series in source.instant(f"sum by (stage) (rate(payment_stage_lag_seconds_count[{window}]))"):
-        stage = series["labels"].get("stage")
+        stage = series.labels.get("stage")
         if stage:
-            by_stage.setdefault(stage, {})["rate"] = _last(series)
+            by_stage.setdefault(stage, {})["rate"] = series.last
     return [StageLag(stage, v.get("p50"), v.get("p95"), v.get("p99"), v.get("rate"))
             for stage, v in sorted(by_stage.items())]
 
-
-def _last(series: dict[str, Any]) -> float | None:
-    points = series.get("points") or []
-    value = points[-1][1] if points else None
-    return None if value is None else float(value)

@@ -14,6 +14,8 @@ from payctl.console.jobs import ChaosRequest, LoadRequest, Progress
 from payctl.loadtest import history
 from payctl.loadtest.analyze import analyze_file
 from payctl.loadtest.grade import Grade
+from payctl.ops.breaker import RelayBreaker
+from payctl.ops.metrics import Series
 from payctl.stack.backend import ServiceStatus
 from payctl.stack.plan import services
 from payctl.stack.topology import Topology
@@ -25,6 +27,8 @@ BREAKERS = [{"vm": "vm1", "relay": "relay-vm1", "state": "CLOSED", "failureRate"
                              {"from": "HALF_OPEN", "to": "CLOSED", "at": 1_700_000_011.0}]},
             {"vm": "vm2", "relay": "relay-vm2", "state": "OPEN", "failureRate": 60.0, "slowCallRate": 10.0,
              "numberOfNotPermittedCalls": 4, "numberOfBufferedCalls": 10, "transitions": []}]
+# What `breaker_rows` answers for those relays (BREAKERS is their JSON).
+BREAKER_ROWS = [RelayBreaker.parse(b["vm"], {k: v for k, v in b.items() if k not in ("vm", "relay")}) for b in BREAKERS]
 
 
 class FakeBackend:
@@ -50,16 +54,16 @@ class FakeMetrics:
     def __init__(self) -> None:
         self.queries: list[str] = []
 
-    def instant(self, expr: str) -> list[dict[str, Any]]:
+    def instant(self, expr: str) -> list[Series]:
         self.queries.append(expr)
-        return [{"labels": {"uri": "/payments/authorize"}, "points": [[time.time(), 1.0]]}]
+        return [Series({"uri": "/payments/authorize"}, ((time.time(), 1.0),))]
 
-    def range(self, expr: str, start: datetime, end: datetime, step_s: int) -> list[dict[str, Any]]:
+    def range(self, expr: str, start: datetime, end: datetime, step_s: int) -> list[Series]:
         self.queries.append(expr)
         t0 = start.timestamp()
-        return [{"labels": {"uri": "/payments/authorize", "shard": "shard1", "application": "ledger",
-                            "instance": "relay-vm1"},
-                 "points": [[t0 + i * step_s, float(i % 5)] for i in range(10)]}]
+        return [Series({"uri": "/payments/authorize", "shard": "shard1", "application": "ledger",
+                        "instance": "relay-vm1"},
+                       tuple((t0 + i * step_s, float(i % 5)) for i in range(10)))]
 
 
 def fake_load(reports: Path, seconds: float = 0.3) -> Any:

@@ -16,14 +16,14 @@ from payctl.loadtest import history
 from payctl.loadtest.analyze import analyze_file, write_reports
 from payctl.loadtest.grade import Grade
 from payctl.ops import metrics
-from tests.console.fakes import BREAKERS, FakeBackend, FakeMetrics, fake_chaos, fake_load
+from tests.console.fakes import BREAKER_ROWS, FakeBackend, FakeMetrics, fake_chaos, fake_load
 
 
 @pytest.fixture
 def sources(tmp_path: Path) -> ConsoleSources:
     return ConsoleSources(backend=FakeBackend(), metrics=FakeMetrics(), reports=tmp_path,
                           jobs=JobRunner(fake_load(tmp_path, 0.05), fake_chaos(tmp_path)),
-                          breakers=lambda: BREAKERS, scenarios=lambda: ["authorize", "smoke"],
+                          breakers=lambda: BREAKER_ROWS, scenarios=lambda: ["authorize", "smoke"],
                           experiments=lambda: [{"name": "kafka-outage", "title": "Kafka down", "variables": {}}])
 
 

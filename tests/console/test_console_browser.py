@@ -23,7 +23,7 @@ from payctl.console.app import ConsoleSources, create_app
 from payctl.console.jobs import JobRunner
 from payctl.console.settings import Guard
 from tests.browser import BROWSER
-from tests.console.fakes import BREAKERS, FakeBackend, FakeMetrics, fake_chaos, fake_load, load_until_cancelled
+from tests.console.fakes import BREAKER_ROWS, FakeBackend, FakeMetrics, fake_chaos, fake_load, load_until_cancelled
 
 CHROMIUM = BROWSER
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -108,7 +108,7 @@ def test_console_in_headless_chromium(tmp_path: Path) -> None:
     reports.mkdir()
     sources = ConsoleSources(backend=FakeBackend(), metrics=FakeMetrics(), reports=reports,
                              jobs=JobRunner(fake_load(reports, 1.5), fake_chaos(reports)),
-                             breakers=lambda: BREAKERS, scenarios=lambda: ["authorize", "smoke"],
+                             breakers=lambda: BREAKER_ROWS, scenarios=lambda: ["authorize", "smoke"],
                              experiments=lambda: [{"name": "kafka-outage", "title": "Kafka down", "variables": {}}])
     for url in serve(sources):
         run_smoke_from_the_page(url, tmp_path / "screenshots")
@@ -118,7 +118,7 @@ def test_console_in_headless_chromium(tmp_path: Path) -> None:
 
 def fake_sources(reports: Path, load: Any) -> ConsoleSources:
     return ConsoleSources(backend=FakeBackend(), metrics=FakeMetrics(), reports=reports,
-                          jobs=JobRunner(load, fake_chaos(reports)), breakers=lambda: BREAKERS,
+                          jobs=JobRunner(load, fake_chaos(reports)), breakers=lambda: BREAKER_ROWS,
                           scenarios=lambda: ["authorize", "smoke"],
                           experiments=lambda: [{"name": "kafka-outage", "title": "Kafka down", "variables": {}}])
 

@@ -42,7 +42,7 @@ def test_every_chart_and_parity_query_returns_data(stack: Any) -> None:
     missing = []
     for expr in [c.expr for c in CHARTS] + PARITY:
         try:
-            stack.wait_for(lambda e=expr: [s for s in prom.instant(e) if s["points"]], timeout=60, interval=2.0)
+            stack.wait_for(lambda e=expr: [s for s in prom.instant(e) if s.points], timeout=60, interval=2.0)
         except AssertionError:
             missing.append(expr)
     assert missing == []

@@ -10,13 +10,13 @@ import pytest
 from payctl.loadtest import history
 from payctl.mcp import tools
 from payctl.mcp.tools import ToolContext
-from tests.console.fakes import BREAKERS, FakeBackend, FakeMetrics
+from tests.console.fakes import BREAKER_ROWS, FakeBackend, FakeMetrics
 from tests.mcp.support import CHAOS_RUN, LOAD_RUN
 
 
 @pytest.fixture
 def ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ToolContext:
-    monkeypatch.setattr(tools, "breaker_rows", lambda topo: BREAKERS)
+    monkeypatch.setattr(tools, "breaker_rows", lambda topo: BREAKER_ROWS)
     run = tmp_path / LOAD_RUN
     run.mkdir()
     (run / "report.md").write_text("# smoke report\n")

@@ -17,6 +17,7 @@ from payctl.chaos.journal import Journal
 from payctl.mcp import tools
 from payctl.mcp.server import DATA_CLOSE, DATA_NOTE, DATA_OPEN, build_server
 from payctl.mcp.tools import ToolContext
+from payctl.ops.queries import DuplicateIdempotency, MerchantPayments, PaymentRow, RepeatedRefund, ReusedKey
 from payctl.ops.reconcile import ReconcileResult, ShardReport
 from payflow.store.parking import ParkedEvent
 from tests.mcp.support import CHAOS_RUN
@@ -51,19 +52,17 @@ def assert_only_inside_marked_data(result: types.CallToolResult) -> None:
 
 
 def test_a_payment_row_written_by_an_api_client_is_data(ctx: ToolContext, monkeypatch: pytest.MonkeyPatch) -> None:
-    row = {"payment_id": "p-1", "merchant_id": "MERCHANT-1", "amount": 100, "status": "AUTHORIZED",
-           "idempotency_key": INJECTION}
+    row = PaymentRow(1, "MERCHANT-1", 100, 0, 0, "KRW", "AUTHORIZED", INJECTION, datetime(2026, 1, 2),
+                     datetime(2026, 1, 2))
     monkeypatch.setattr(tools.queries, "payments",
-                        lambda *a, **k: {"merchant_id": "MERCHANT-1", "shard": "shard1", "rows": [row],
-                                         "truncated": False})
+                        lambda *a, **k: MerchantPayments("MERCHANT-1", "shard1", (row,), False))
     assert_only_inside_marked_data(call(ctx, "db_payments", {"merchant_id": "MERCHANT-1"}))
 
 
 def test_refund_and_parked_reasons_are_data(ctx: ToolContext, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tools.queries, "duplicate_idempotency",
-                        lambda *a, **k: {"merchant_id": "MERCHANT-1", "shard": "shard1",
-                                         "reused_keys": [{"idempotency_key": INJECTION, "payments": 2}],
-                                         "repeated_refund_requests": [{"refund_id": "r-1", "reason": INJECTION}]})
+                        lambda *a, **k: DuplicateIdempotency("MERCHANT-1", "shard1", (ReusedKey(INJECTION, 2, 1, 3),),
+                                                             (RepeatedRefund(1, 1, INJECTION, 2, 1),)))
     assert_only_inside_marked_data(call(ctx, "db_duplicate_idempotency", {"merchant_id": "MERCHANT-1"}))
     parked = ParkedEvent(1, "ledger", INJECTION, datetime(2026, 1, 2))
     monkeypatch.setattr(tools, "reconcile",

@@ -4,29 +4,29 @@ window held no finished payment."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
+from payctl.ops.metrics import Series
 from payctl.ops.stages import stage_lags
 
 
 class Fake:
-    def __init__(self, answers: dict[str, list[dict[str, Any]]]) -> None:
+    def __init__(self, answers: dict[str, list[Series]]) -> None:
         self.answers = answers
         self.asked: list[str] = []
 
-    def instant(self, expr: str) -> list[dict[str, Any]]:
+    def instant(self, expr: str) -> list[Series]:
         self.asked.append(expr)
         for key, answer in self.answers.items():
             if expr.startswith(key):
                 return answer
         return []
 
-    def range(self, expr: str, start: datetime, end: datetime, step_s: int) -> list[dict[str, Any]]:
+    def range(self, expr: str, start: datetime, end: datetime, step_s: int) -> list[Series]:
         return []
 
 
-def _point(stage: str, value: float | None) -> dict[str, Any]:
-    return {"labels": {"stage": stage}, "points": [[0.0, value]]}
+def _point(stage: str, value: float | None) -> Series:
+    return Series({"stage": stage}, ((0.0, value),))
 
 
 def test_each_stage_gets_its_quantiles_and_rate() -> None:

@@ -5,13 +5,12 @@ fit, and stay where they are when they do."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import stat
-from pathlib import Path
-
-import shutil
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 

@@ -20,6 +20,7 @@ import pytest
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
+from payctl.stack.paths import StatePaths
 from tests.console.test_console_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.mcp.support import ROOT
 
@@ -40,7 +41,10 @@ def payctl(checkout: Path, *args: str, timeout: float = 300) -> subprocess.Compl
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A clone of this repository, brought up with the defaults, taken down (and purged) after."""
-    where = tmp_path_factory.mktemp("user") / "payctl"
+    # as deep as a real one (~/src/<host>/<org>/<repo>): its sockets would not fit a Unix socket path
+    where = tmp_path_factory.mktemp("user") / "src" / "git.example.com" / "payments-infrastructure" / "payctl"
+    assert len(bytes(where / ".payctl" / "vm1" / "mariadb" / "mariadb.sock")) > 107
+    where.parent.mkdir(parents=True)
     subprocess.run(["git", "clone", "-q", "--no-local", str(ROOT), str(where)], check=True)
     assert not (where / "stack.toml").exists()
     up = payctl(where, "up")
@@ -53,6 +57,7 @@ def checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     finally:
         down = payctl(where, "down", "--purge")
         assert down.returncode == 0, down.stdout + down.stderr
+        assert not StatePaths((where / ".payctl").resolve()).supervisor_sock.parent.exists()
 
 
 def _status(checkout: Path) -> list[dict[str, Any]]:

@@ -43,8 +43,10 @@ def test_prune_deletes_only_what_is_past_retention_in_batches(stack):
     old_ids = [int(r[0]) for r in stack.query(0, "SELECT event_id FROM outbox_event WHERE aggregate_id IN "
                                                  f"({','.join(map(str, pids[:3]))})")]
     marks = ",".join(map(str, old_ids))
-    _age(stack, f"UPDATE outbox_event SET created_at = NOW(6) - INTERVAL 8 DAY WHERE event_id IN ({marks})", ())
-    _age(stack, f"UPDATE processed_event SET processed_at = NOW(6) - INTERVAL 8 DAY WHERE event_id IN ({marks})", ())
+    # past the outbox's retention (7 d), every consumer's inbox row still there (8 d)
+    _age(stack, f"UPDATE outbox_event SET created_at = NOW(6) - INTERVAL 173 HOUR WHERE event_id IN ({marks})", ())
+    _age(stack, f"UPDATE processed_event SET processed_at = NOW(6) - INTERVAL 172 HOUR WHERE event_id IN ({marks})",
+         ())
     keys_before = int(stack.query(0, "SELECT COUNT(*) FROM idempotency_record")[0][0])
     _age(stack, "UPDATE idempotency_record SET created_at = NOW(6) - INTERVAL 2 DAY WHERE idem_key IN (%s, %s)",
          (keys[0], keys[1]))
@@ -52,13 +54,17 @@ def test_prune_deletes_only_what_is_past_retention_in_batches(stack):
     settings = config.settings.model_copy(update={"prune_batch": 2})
     conn: pymysql.Connection = direct_connect(config.shards[0], 2, settings)
     try:
+        first = prune_once(conn, settings)
+        assert first.deleted["outbox"] == len(old_ids)
+        assert first.deleted["idempotency"] == 2
+        assert not stack.query(0, f"SELECT 1 FROM outbox_event WHERE event_id IN ({marks})")
+        _age(stack, f"UPDATE processed_event SET processed_at = NOW(6) - INTERVAL 8 DAY WHERE event_id IN ({marks})",
+             ())
         pruned = prune_once(conn, settings)
     finally:
         conn.close()
-    assert pruned.deleted["outbox"] == len(old_ids)
     assert pruned.deleted["processed"] >= len(old_ids)  # ledger + settlement rows of those events
-    assert pruned.deleted["idempotency"] == 2
-    assert pruned.caught_up
+    assert first.caught_up and pruned.caught_up
     assert not stack.query(0, f"SELECT 1 FROM outbox_event WHERE event_id IN ({marks})")
     assert not stack.query(0, f"SELECT 1 FROM processed_event WHERE event_id IN ({marks})")
     young = ",".join(map(str, pids[3:]))
@@ -113,10 +119,11 @@ def _fill(admin, live: int, expired: int) -> None:
                         f"created_at) SELECT 'M', CONCAT('k', @base + seq), 'authorize', '', NOW(6) - {age} "
                         f"FROM {COPY}.seq_1_to_{count}")
             cur.execute(f"INSERT INTO {COPY}.outbox_event (aggregate_type, aggregate_id, event_type, payload, "
-                        f"published, created_at) SELECT 'payment', seq, 'payment.authorized', '{{}}', 1, "
+                        f"published, created_at) SELECT 'payment', seq, 'PaymentAuthorized', '{{}}', 1, "
                         f"NOW(6) - {age} FROM {COPY}.seq_1_to_{count}")
+            # the ledger's inbox rows of those events (ids step by the shard's auto_increment_increment)
             cur.execute(f"INSERT INTO {COPY}.processed_event (consumer, event_id, processed_at) "
-                        f"SELECT 'ledger', @base + seq, NOW(6) - {age} FROM {COPY}.seq_1_to_{count}")
+                        f"SELECT 'ledger', event_id, created_at FROM {COPY}.outbox_event WHERE event_id > @base")
             cur.execute(f"INSERT INTO {COPY}.refund_request (payment_id, merchant_id, amount, status, acquirer_key) "
                         f"SELECT seq, 'M', 1, 'SUCCEEDED', CONCAT('refund-', @base + seq) FROM {COPY}.seq_1_to_{count}")
             cur.execute(f"INSERT INTO {COPY}.acquirer_refund (acquirer_key, amount, succeeded, created_at) "
@@ -138,7 +145,8 @@ def _copy_conn(stack) -> pymysql.Connection:
 
 # The outbox has two indexes by age (with and without `published` in front): either bounds a batch.
 EXPECTED_INDEX = {"idempotency": {"ix_idem_created"}, "processed": {"ix_processed_at"},
-                  "outbox": {"ix_pub_created", "ix_created"}, "acquirer": {"ix_acquirer_created"},
+                  "outbox": {"ix_pub_created", "ix_created"}, "outbox-expired": {"ix_pub_created", "ix_created"},
+                  "acquirer": {"ix_acquirer_created"},
                   "progress": {"ix_progress_updated"}, "parked": {"ix_parked_at"},
                   "parked-replayed": {"ix_parked_replayed"}}
 
@@ -178,9 +186,11 @@ def test_every_retention_delete_reads_an_index_about_a_batch_not_the_table(stack
             conn.commit()
             read = _rows_read(conn) - before
             assert deleted == 200, (step.name, deleted)
-            # the acquirer step also reads each record's request by its key, the outbox step looks up
-            # each row's parked rows (a parked event's row is kept): two reads per row
-            assert read <= (2 if step.name in ("acquirer", "outbox") else 1) * 200 + 50, f"{step.name}: read {read}"
+            # the acquirer step also reads each record's request by its key, the outbox steps look up
+            # each row's parked rows (a parked event's row is kept), the first also the ledger's inbox
+            # row (a row the ledger lacks is kept)
+            per_row = {"acquirer": 2, "outbox-expired": 2, "outbox": 3}.get(step.name, 1)
+            assert read <= per_row * 200 + 50, f"{step.name}: read {read}"
     finally:
         conn.close()
 
@@ -205,3 +215,42 @@ def test_acquirer_records_go_only_once_their_refund_is_final_and_old(stack, copy
     with copy_db.cursor() as cur:
         cur.execute(f"SELECT acquirer_key FROM {COPY}.acquirer_refund ORDER BY acquirer_key")
         assert [r[0] for r in cur.fetchall()] == ["old-open", "old-orphan", "young-final"]
+
+
+def test_an_event_a_consumer_has_not_applied_outlives_the_outbox_retention(stack):
+    """A published row past outbox_retention_s goes only once every consumer of its type has it in
+    its inbox: a consumer group away for longer than the outbox's retention must still find its
+    events (the re-drive republishes them). Only past the consumers' own age limit (they would
+    refuse it as expired) is such a row deleted, counted on its own."""
+    keys = [f"horizon-{uuid.uuid4().hex}" for _ in range(3)]
+    pids = [stack.api.authorize(f"MERCHANT-{980 + 2 * i}", 700, key=keys[i]).json()["paymentId"] for i in range(3)]
+    ids_sql = ("SELECT event_id FROM outbox_event WHERE event_type='PaymentAuthorized' AND aggregate_id IN "
+               f"({','.join(map(str, pids))}) ORDER BY event_id")
+    stack.wait_for(lambda: int(stack.query(0, "SELECT COUNT(*) FROM processed_event WHERE consumer='ledger' AND "
+                                              f"event_id IN ({ids_sql})")[0][0]) == 3, timeout=30)
+    ids = [int(r[0]) for r in stack.query(0, ids_sql)]
+    marks = ",".join(map(str, ids))
+    # 7.25 days: past the outbox's retention (7 d), inside the age limit (7.5 d)
+    _age(stack, f"UPDATE outbox_event SET created_at = NOW(6) - INTERVAL 174 HOUR WHERE event_id IN ({marks})", ())
+    _age(stack, f"UPDATE processed_event SET processed_at = NOW(6) - INTERVAL 173 HOUR WHERE event_id IN ({marks})",
+         ())
+    # the ledger never applied the first one (its group was away)
+    stack.query(0, "DELETE FROM processed_event WHERE consumer='ledger' AND event_id=%s", (ids[0],))
+    config, settings = _shard_settings(stack)
+
+    def prune() -> dict[str, int]:
+        conn: pymysql.Connection = direct_connect(config.shards[0], 2, settings)
+        try:
+            return prune_once(conn, settings).deleted
+        finally:
+            conn.close()
+
+    deleted = prune()
+    left = [int(r[0]) for r in stack.query(0, f"SELECT event_id FROM outbox_event WHERE event_id IN ({marks})")]
+    assert left == [ids[0]], deleted
+    assert deleted["outbox-expired"] == 0
+    # past what any consumer would still apply: gone, and counted as such
+    _age(stack, "UPDATE outbox_event SET created_at = NOW(6) - INTERVAL 9 DAY WHERE event_id=%s", (ids[0],))
+    deleted = prune()
+    assert not stack.query(0, "SELECT 1 FROM outbox_event WHERE event_id=%s", (ids[0],))
+    assert deleted["outbox-expired"] == 1, deleted

@@ -78,7 +78,9 @@ def test_a_pass_deletes_far_more_than_twenty_batches_and_stops_when_caught_up() 
     shard = FakeShard({"processed_event": 30_000, "outbox_event": 12_345, "idempotency_record": 100}, cost_s=1e-5)
     pruned = _prune(shard)
     assert pruned.caught_up
-    assert pruned.deleted["processed"] == 30_000 and pruned.deleted["outbox"] == 12_345
+    # the fake cannot tell a consumed row from an expired one: both outbox steps delete from one count
+    assert pruned.deleted["processed"] == 30_000
+    assert pruned.deleted["outbox"] + pruned.deleted["outbox-expired"] == 12_345
     assert pruned.deleted["idempotency"] == 100
     assert shard.commits == pruned.batches == len(shard.statements)  # each batch committed on its own
     assert max(limit for _, limit in shard.statements) <= 5000

@@ -89,6 +89,10 @@ class RelayProcess:
                 for table, deleted in pruned.deleted.items():
                     if deleted:
                         metrics.PRUNED.labels(self.shard.name, table).inc(deleted)
+                if pruned.deleted.get(retention.EXPIRED_OUTBOX):
+                    log.error("retention deleted %s outbox events that a consumer never applied within their "
+                              "age limit: lost for that consumer (retention_pruned_rows_total, step %s)",
+                              pruned.deleted[retention.EXPIRED_OUTBOX], retention.EXPIRED_OUTBOX)
                 if pruned.any:
                     log.info("retention pruned %s in %s batches%s", pruned.deleted, pruned.batches,
                              "" if pruned.caught_up else " (behind: next pass soon)")

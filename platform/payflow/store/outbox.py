@@ -78,14 +78,22 @@ def redrive_ids(cur: Cursor, event_ids: list[int]) -> int:
     return int(cur.rowcount)
 
 
-def prune_statement(older_than_s: float, batch: int) -> tuple[str, tuple[Any, ...]]:
+def prune_statement(older_than_s: float, batch: int, consumers: tuple[str, ...] = ()) -> tuple[str, tuple[Any, ...]]:
     """The DELETE of up to `batch` published rows older than the retention, oldest first (index
-    ix_pub_created). DEAD and pending rows are never pruned, nor an event parked and not replayed
-    (a person may still replay it)."""
+    ix_pub_created), each only once every one of `consumers` that takes its type has it in its inbox
+    (a group away longer than the retention still gets its events re-driven). DEAD and pending rows
+    are never pruned, nor an event parked and not replayed (a person may still replay it)."""
+    applied = ""
+    args: list[Any] = [int(older_than_s * 1e6), *EVENT_KIND_VALUES]
+    for consumer in consumers:
+        types = sorted(events.EVENTS_BY_CONSUMER[consumer])
+        applied += (f"AND (event_type NOT IN ({','.join(['%s'] * len(types))}) OR EXISTS (SELECT 1 FROM "
+                    "processed_event p WHERE p.consumer=%s AND p.event_id=outbox_event.event_id)) ")
+        args += [*types, consumer]
     return ("DELETE FROM outbox_event WHERE published=1 AND created_at < NOW(6) - INTERVAL %s MICROSECOND "
             "AND NOT EXISTS (SELECT 1 FROM parked_message k WHERE k.event_id=outbox_event.event_id "
-            f"AND k.kind IN ({EVENT_KINDS_SQL}) AND k.replayed_at IS NULL) "
-            "ORDER BY created_at LIMIT %s", (int(older_than_s * 1e6), *EVENT_KIND_VALUES, batch))
+            f"AND k.kind IN ({EVENT_KINDS_SQL}) AND k.replayed_at IS NULL) {applied}"
+            "ORDER BY created_at LIMIT %s", (*args, batch))
 
 
 def first_event_id(cur: Cursor) -> int:

@@ -5,7 +5,10 @@ transaction), as fast as the platform adds them.
 The tables, and why each is pruned or kept:
 
 - idempotency_record: a key is remembered for `idempotency_ttl_s`, then deleted.
-- outbox_event: published rows after `outbox_retention_s`; pending and DEAD rows are kept.
+- outbox_event: a published row after `outbox_retention_s` once every configured consumer of its
+  type has it in its inbox; one a consumer lacks stays (the re-drive can still deliver it) until
+  `max_event_age_s`, past which every consumer would refuse it as expired: then it goes, counted
+  as "outbox-expired" (the relay logs it as an error). Pending and DEAD rows are kept.
 - processed_event: the inbox, after `processed_retention_s` (outlives the outbox: config rule).
 - acquirer_refund: once its refund request is final and it is older than `acquirer_refund_retention_s`.
 - consumer_progress: a member's row not written for `progress_retention_s` (the member is gone).
@@ -23,12 +26,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pymysql
 from pymysql.cursors import Cursor
 
 from payflow.config import Settings
+from payflow.domain.signing import max_event_age_s
 from payflow.store import acquirer, idempotency, inbox, outbox, parking, progress
 
 # Business records: one row per payment, entry, day or refund, kept for as long as the money's history is.
@@ -45,6 +50,8 @@ BATCH_TARGET_S = 0.25
 BEHIND_PAUSE_S = 1.0
 
 Statement = tuple[str, tuple[Any, ...]]
+# The step that deletes outbox rows some consumer never applied, once no consumer would accept them.
+EXPIRED_OUTBOX = "outbox-expired"
 
 
 @dataclass(frozen=True)
@@ -58,8 +65,13 @@ def steps(settings: Settings) -> list[Step]:
     """What a pass prunes, in turn."""
     return [
         Step("idempotency", idempotency.prune_statement, settings.idempotency_ttl_s),
+        # The outbox before the inbox: an outbox row goes once its inbox rows are there to say it was
+        # applied (after a pass fell far behind, the inbox step could otherwise delete them first).
+        Step("outbox", partial(outbox.prune_statement, consumers=tuple(settings.consumers)),
+             settings.outbox_retention_s),
+        Step(EXPIRED_OUTBOX, outbox.prune_statement,
+             max_event_age_s(settings.processed_retention_s, settings.outbox_retention_s)),
         Step("processed", inbox.prune_statement, settings.processed_retention_s),
-        Step("outbox", outbox.prune_statement, settings.outbox_retention_s),
         Step("acquirer", acquirer.prune_statement, settings.acquirer_refund_retention_s),
         Step("progress", progress.prune_statement, settings.progress_retention_s),
         Step("parked", parking.prune_statement, settings.parked_retention_s),

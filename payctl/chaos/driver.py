@@ -27,6 +27,7 @@ from payctl.chaos.model import (
     ParkedMessagesProbe,
     Probe,
     ReconcileCleanProbe,
+    RefundsSettledProbe,
     ServiceHealthyProbe,
 )
 from payctl.chaos.transitions import check_outage_transitions
@@ -129,6 +130,12 @@ class StackDriver:
             if probe.since not in self.parked_before:
                 raise ActivityFailed(f"inject_poison '{probe.since}' did not run")
             return parked - self.parked_before[probe.since]
+        if isinstance(probe, RefundsSettledProbe):
+            total = audit.RefundAudit()
+            for vm in self.topo.vms:
+                with shard_connection(self.topo, vm.name) as conn, conn.cursor() as cur:
+                    total += audit.refund_audit(cur, self.started)
+            return total.to_json()
         raise ActivityFailed(f"unsupported probe {probe.type}")
 
     # -- actions: each kind's own `apply` (payctl.chaos.kinds) ---------------------------------

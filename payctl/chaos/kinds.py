@@ -17,7 +17,7 @@ from payctl.atomic import write_atomic
 from payctl.chaos import broker_faults, poison
 from payctl.chaos.activity import ID_PATTERN, SERVICE_PATTERN, Activity, ActivityFailed, ProbeBase, Tolerance
 from payctl.chaos.fault_kind import FaultKind, ProbeKind, check_kinds, type_tags
-from payctl.chaos.load import LoadGenerator, merchant_for
+from payctl.chaos.load import Flow, LoadGenerator, merchant_for
 from payctl.chaos.tolerance import within
 from payctl.stack.netfaults import LinkFault, LinkFaults
 from payflow.domain.events import TOPIC_BY_EVENT
@@ -95,18 +95,20 @@ def _payments(d: StackDriver, action: PaymentsAction) -> dict[str, Any]:
 
 
 class BackgroundLoadAction(Activity):
-    """Authorizations at a fixed arrival rate in the background; without `duration_s` the load
-    runs until a `stop_load` (or the end of the run)."""
+    """Payments at a fixed arrival rate in the background; without `duration_s` the load runs until
+    a `stop_load` (or the end of the run). `flow: authorize` (the default) only authorizes; `flow:
+    full` authorizes, captures and refunds each payment (the refund stage gets work too)."""
 
     type: Literal["background_load"]
     id: str = Field(pattern=ID_PATTERN)
     rate: float = Field(gt=0, le=2000)
     duration_s: float | None = Field(default=None, gt=0, le=86_400)
     merchants: Literal["even", "odd", "both"] = "both"
+    flow: Flow = "authorize"
 
 
 def _background_load(d: StackDriver, a: BackgroundLoadAction) -> Any:
-    gen = LoadGenerator(d.api, a.rate, a.duration_s, a.merchants, auth=d.auth)
+    gen = LoadGenerator(d.api, a.rate, a.duration_s, a.merchants, auth=d.auth, flow=a.flow)
     d.loads[a.id] = gen
     gen.start()
     d.start_history()
@@ -140,16 +142,22 @@ class FaultHook(NamedTuple):
 
 
 # The fault hooks the platform implements (payflow.common.faults), in one table: `crash-after-publish`
-# (a relay kills itself after the broker acknowledged a batch) fires once; `slow-requests` (an
-# ingest instance stalls each payment request by `delay_ms`) holds until disarmed.
+# (a relay kills itself after the broker acknowledged a batch) fires once; the others hold until
+# disarmed: `slow-requests` (an ingest instance stalls each payment request by `delay_ms`),
+# `slow-acquirer` (a refund worker's acquirer answers with a median latency of `delay_ms`) and
+# `acquirer-outage` (every acquirer call fails without executing, refused after `delay_ms` or timed
+# out when `delay_ms` reaches the caller's acquirer_timeout_ms).
 FAULT_HOOKS = {"crash-after-publish": FaultHook("relay-", delay=False),
-               "slow-requests": FaultHook("ingest-", delay=True)}
-FaultPoint = Literal["crash-after-publish", "slow-requests"]
+               "slow-requests": FaultHook("ingest-", delay=True),
+               "slow-acquirer": FaultHook("refund-", delay=True),
+               "acquirer-outage": FaultHook("refund-", delay=True)}
+FaultPoint = Literal["crash-after-publish", "slow-requests", "slow-acquirer", "acquirer-outage"]
 
 
 class ArmFaultAction(Activity):
     """Arm a fault hook in one process (`<state>/faults/<service>/<point>`): a crash point fires
-    once; a delay point (`slow-requests`, with `delay_ms`) holds until disarmed."""
+    once; a delay point (`slow-requests`, `slow-acquirer`, `acquirer-outage`, with `delay_ms`)
+    holds until disarmed."""
 
     type: Literal["arm_fault"]
     service: str = Field(pattern=SERVICE_PATTERN)

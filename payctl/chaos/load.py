@@ -1,4 +1,6 @@
-"""Background payment load for experiments: a fixed arrival rate, results kept per shard parity."""
+"""Background payment load for experiments: a fixed arrival rate, results kept per shard parity.
+Each arrival is an authorization, or with `flow="full"` an authorization, its capture and its
+refund one after another (a step refused ends that payment's flow); every request is a sample."""
 
 from __future__ import annotations
 
@@ -7,11 +9,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
 from payctl.loadtest.stats import percentile
+
+Flow = Literal["authorize", "full"]
 
 
 @dataclass(frozen=True)
@@ -30,18 +34,22 @@ def merchant_for(i: int, merchants: str) -> tuple[str, str]:
 
 class LoadGenerator:
     def __init__(self, base_url: str, rate: float, duration_s: float | None = None, merchants: str = "both",
-                 workers: int | None = None, auth: httpx.Auth | None = None) -> None:
+                 workers: int | None = None, auth: httpx.Auth | None = None, flow: Flow = "authorize",
+                 transport: httpx.BaseTransport | None = None) -> None:
         # enough workers that a slow answer (a hung shard's timeout) does not delay the schedule
         workers = workers or max(16, min(64, int(rate / 2)))
         self.base_url = base_url
         self.rate = rate
         self.duration_s = duration_s
         self.merchants = merchants
+        self.flow = flow
         self.samples: list[Sample] = []
+        self.refunds_requested = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
-        self._client = httpx.Client(timeout=10, limits=httpx.Limits(max_connections=workers), auth=auth)
+        self._client = httpx.Client(timeout=10, limits=httpx.Limits(max_connections=workers), auth=auth,
+                                    transport=transport)
         self._thread = threading.Thread(target=self._schedule, daemon=True)
         self.started_at = 0.0
 
@@ -64,16 +72,39 @@ class LoadGenerator:
 
     def _one(self, i: int) -> None:
         merchant, parity = merchant_for(i, self.merchants)
+        answer = self._send(parity, "/payments/authorize", {
+            "merchantId": merchant, "amount": 1000, "currency": "KRW", "idempotencyKey": uuid.uuid4().hex})
+        if answer is None:  # refused, or only authorizing
+            return
+        payment_id = answer.get("paymentId")
+        if payment_id is None:
+            return
+        if self._send(parity, f"/payments/capture/{payment_id}", {"merchantId": merchant}) is None:
+            return
+        if self._send(parity, f"/payments/refund/{payment_id}", {"merchantId": merchant}) is not None:
+            with self._lock:
+                self.refunds_requested += 1
+
+    def _send(self, parity: str, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """One request, kept as a sample; in the full flow its JSON body when answered 200 (None
+        otherwise, and always when only authorizing: the body is not needed)."""
         started = time.perf_counter()
+        answer: Any = None
         try:
-            status = self._client.post(f"{self.base_url}/payments/authorize", json={
-                "merchantId": merchant, "amount": 1000, "currency": "KRW", "idempotencyKey": uuid.uuid4().hex,
-            }).status_code
+            resp = self._client.post(f"{self.base_url}{path}", json=body)
         except httpx.HTTPError:
             status = 0
+        else:
+            status = resp.status_code
+            if status == 200 and self.flow == "full":
+                try:
+                    answer = resp.json()
+                except ValueError:
+                    answer = None
         sample = Sample(time.time(), parity, status, (time.perf_counter() - started) * 1000)
         with self._lock:
             self.samples.append(sample)
+        return answer if isinstance(answer, dict) else None
 
     def stop(self) -> dict[str, Any]:
         self._stop.set()
@@ -90,7 +121,8 @@ class LoadGenerator:
         with self._lock:
             samples = [s for s in self.samples
                        if (since is None or s.at >= since) and (until is None or s.at <= until)]
-        return summarize(samples)
+            refunds = self.refunds_requested
+        return {**summarize(samples), "flow": self.flow, "refunds_requested": refunds}
 
 
 def summarize(samples: list[Sample]) -> dict[str, Any]:

@@ -118,11 +118,22 @@ class ParkedMessagesProbe(ProbeBase):
     tolerance: Tolerance
 
 
+class RefundsSettledProbe(ProbeBase):
+    """The refunds requested since the run started, against the acquirer's record (summed over
+    the shards, payflow.store.queries.RefundAudit): none still open, none executed twice or
+    executed but recorded FAILED, none SUCCEEDED without its execution, every payment's refunded
+    amount the sum of its SUCCEEDED requests."""
+
+    type: Literal["refunds_settled"]
+    tolerance: Tolerance = Field(default_factory=lambda: {
+        "open": 0, "succeeded_not_executed": 0, "failed_but_executed": 0, "refunded_mismatch": 0})
+
+
 # the probes above, then those the fault kinds declare (e.g. `fault_armed`)
 PROBE_MODELS: tuple[type[ProbeBase], ...] = (
     HttpProbe, BreakerStateProbe, OutboxPendingProbe, LedgerBalancedProbe, ReconcileCleanProbe, ServiceHealthyProbe,
     NoPartialPaymentsProbe, BreakerTransitionsProbe, LoadResultsProbe, OutboxDeadProbe, ParkedMessagesProbe,
-    *(p.model for p in PROBES.values()))
+    RefundsSettledProbe, *(p.model for p in PROBES.values()))
 PROBE_TYPES = tuple(tag for model in PROBE_MODELS for tag in type_tags(model))
 
 

@@ -59,7 +59,9 @@ from payctl.loadtest.junit import to_junit
 from payctl.loadtest.live import LiveProgress
 from payctl.loadtest.report import LoadReport
 from payctl.loadtest.session import run_and_analyze
+from payctl.loadtest.stage_read import read_stages
 from payctl.ops import merchants
+from payctl.ops.metrics import Prometheus
 from payctl.stack.backend import backend_for
 from payctl.stack.binaries import Binaries
 from payctl.stack.topology import Topology
@@ -283,7 +285,8 @@ def run_cmd(
             session = run_and_analyze(scenario, rate=rate, duration=duration, vus=vus, base_url=url, raw=raw,
                                       reports_root=reports, min_grade=grade_floor,
                                       stack_state=lambda: _stack_state(topo), on_tick=tick, apdex_t_ms=t_ms,
-                                      k6_env=merchants.k6_env(topo), api_auth=topo.settings.api_auth)
+                                      k6_env=merchants.k6_env(topo), api_auth=topo.settings.api_auth,
+                                      stage_reader=lambda a, b: read_stages(Prometheus.for_topology(topo), a, b))
         except BaseException:
             if beside is not None:
                 beside.stop()  # its history stays in the staging folder; nothing is checked

@@ -27,7 +27,9 @@ from payctl.errors import EnvironmentProblem
 from payctl.loadtest.live import LiveProgress
 from payctl.loadtest.run import RunPlan
 from payctl.loadtest.session import run_and_analyze
+from payctl.loadtest.stage_read import read_stages
 from payctl.ops import merchants
+from payctl.ops.metrics import Prometheus
 from payctl.stack.backend import Backend, backend_for
 
 WORKER_ENTRY = "payctl.console.actions:run_from_env"
@@ -49,7 +51,8 @@ def load_session(backend: Backend, reports: Path, req: LoadRequest, progress: Pr
     session = run_and_analyze(req.scenario, rate=req.rate, duration=req.duration, vus=req.vus,
                               base_url=f"{topo.gateway_url}/api", raw=True,
                               reports_root=reports, stack_state=stack_state, on_tick=tick,
-                              k6_env=merchants.k6_env(topo), api_auth=topo.settings.api_auth)
+                              k6_env=merchants.k6_env(topo), api_auth=topo.settings.api_auth,
+                              stage_reader=lambda a, b: read_stages(Prometheus.for_topology(topo), a, b))
     grade = session.report.grade.grade.name
     progress({"line": f"grade {grade}"})
     return {"folder": str(session.folder), "passed": session.passed, "grade": grade,

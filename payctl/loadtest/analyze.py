@@ -20,6 +20,7 @@ from payctl.loadtest.model import LoadSummary
 from payctl.loadtest.parse import parse
 from payctl.loadtest.report import LoadReport, RunInfo, build
 from payctl.loadtest.run import output_in
+from payctl.loadtest.stages import STAGES_FILE, StageJudgement, judge_all, samples_from_doc
 
 FORMATS = ("table", "md", "json", "html", "junit")
 FILE_FORMATS = ("md", "json", "html", "junit")  # what --out can write
@@ -45,6 +46,18 @@ class RunInput:
     def target_rate(self) -> float | None:
         rate = self.plan.get("rate")
         return float(rate) if rate else None
+
+    def stages(self) -> list[StageJudgement] | None:
+        """Each stage judged from the run folder's stages.json; None when the folder has none (a
+        file analyzed on its own, or a run from before stages were read). A damaged file judges
+        nothing: every stage is then "not judged", never kept up."""
+        if self.folder is None or not (self.folder / STAGES_FILE).is_file():
+            return None
+        try:
+            samples = samples_from_doc(json.loads((self.folder / STAGES_FILE).read_bytes()))
+        except (OSError, ValueError, KeyError, TypeError):
+            samples = []
+        return judge_all(samples)
 
     def info(self, s: LoadSummary) -> RunInfo:
         plan = self.plan
@@ -97,8 +110,9 @@ def analyze_file(path: Path, *, baseline: Path | None = None, min_grade: Grade =
     if baseline is not None:
         base = load(resolve_input(baseline, reports_root), apdex_t_ms=apdex_t_ms)
         comparison = compare(base, summary, max_regression, floor_ms, error_floor)
-    return build(summary, grade(summary), min_grade, comparison, str(baseline) if baseline else None,
-                 apdex_t_ms=apdex_t_ms, run=inp.info(summary))
+    stages = inp.stages()
+    return build(summary, grade(summary, stages), min_grade, comparison, str(baseline) if baseline else None,
+                 apdex_t_ms=apdex_t_ms, run=inp.info(summary), stages=stages)
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,12 @@ names grades with `Grade`, reads `--min-grade` with `parse_grade` and defaults t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
 from payctl.loadtest.model import LoadSummary
+from payctl.loadtest.stages import StageJudgement
 
 MAX_ERROR_RATE = 0.01
 FAIR_P95_MS = 200.0
@@ -52,7 +54,12 @@ def base_grade(error_rate: float, p95_ms: float) -> tuple[Grade, str]:
     return Grade.EXCELLENT, f"error rate {error_rate:.2%} and p95 {p95_ms:.1f} ms ≤ {GOOD_P95_MS:.0f} ms"
 
 
-def grade(s: LoadSummary) -> Verdict:
+def grade(s: LoadSummary, stages: Sequence[StageJudgement] | None = None) -> Verdict:
+    """The run's grade; with `stages` (a run against a stack) a stage that fell behind caps it."""
+    return cap_for_stages(_grade(s), stages)
+
+
+def _grade(s: LoadSummary) -> Verdict:
     failed_t = len(s.failed_thresholds)
     failed_c = len(s.failed_checks)
     if s.failure_rate is None or s.latency.p95 is None:
@@ -74,6 +81,25 @@ def grade(s: LoadSummary) -> Verdict:
     if failed_t:
         reason += f"; {failed_t} threshold(s) failed"
     return Verdict(g, reason, capped, failed_t, failed_c)
+
+
+def cap_for_stages(verdict: Verdict, stages: Sequence[StageJudgement] | None) -> Verdict:
+    """A stage whose backlog grew makes the run POOR (the rate cannot be sustained, however quick
+    the answers); stages not judged are named in the reason and do not count as kept up."""
+    if stages is None or verdict.grade is Grade.UNGRADED:
+        return verdict
+    behind = [s for s in stages if s.kept_up is False]
+    unknown = [s.stage for s in stages if s.kept_up is None]
+    reason, grade, capped = verdict.reason, verdict.grade, verdict.capped
+    if behind:
+        why = "; ".join(f"stage {s.stage} fell behind: {s.note}" for s in behind)
+        if grade > Grade.POOR:
+            grade, capped, reason = Grade.POOR, True, f"capped at POOR: {why} (was: {verdict.reason})"
+        else:
+            reason = f"{reason}; also {why}"
+    if unknown:
+        reason += f"; not known to have kept up (no backlog data): {', '.join(unknown)}"
+    return Verdict(grade, reason, capped, verdict.failed_thresholds, verdict.failed_checks)
 
 
 def parse_grade(text: str) -> Grade:

@@ -207,6 +207,21 @@ def history_title(r: LoadReport) -> str:
             f"(median ± {h.k:g}·MAD; {h.consecutive} in a row outside fails) — {h.status.upper()}")
 
 
+STAGE_COLUMNS = ("stage", "drained by", "backlog start", "backlog end", "slope", "lag p95", "kept up")
+STAGES_TITLE = "Stages: did every stage keep up? (backlog flat over the run)"
+
+
+def kept_up_text(kept_up: bool | None) -> str:
+    return "no data" if kept_up is None else ("yes" if kept_up else "NO")
+
+
+def stage_rows(r: LoadReport) -> list[list[str]]:
+    """One row per stage; exact numbers are in --json."""
+    return [[s.stage, s.consumer, fmt(s.backlog_start, digits=0), fmt(s.backlog_end, digits=0),
+             "—" if s.slope_per_s is None else f"{s.slope_per_s:+.1f}/s", fmt(s.lag_p95_s, " s", digits=2),
+             kept_up_text(s.kept_up)] for s in r.stages or []]
+
+
 def to_rich(r: LoadReport) -> Group:
     parts: list[Any] = []
     if header_line(r):
@@ -237,6 +252,14 @@ def to_rich(r: LoadReport) -> Group:
         for row in timeline_rows(r):
             over.add_row(*row)
         parts.append(over)
+    if r.stages is not None:
+        stages = Table(title=STAGES_TITLE, title_justify="left")
+        for col in STAGE_COLUMNS:
+            stages.add_column(col, justify="left" if col in ("stage", "drained by", "kept up") else "right")
+        kept_colour = {"yes": "green", "NO": "red", "no data": "yellow"}
+        for row in stage_rows(r):
+            stages.add_row(*row[:-1], f"[{kept_colour[row[-1]]}]{row[-1]}[/{kept_colour[row[-1]]}]")
+        parts.append(stages)
     if r.k6_dashboard is not None:
         parts.append(Text(dashboard_line(r), style="bold yellow" if r.k6_dashboard.file is None else ""))
     if r.checks:
@@ -373,6 +396,9 @@ def to_markdown(r: LoadReport) -> str:
     lines += ["", f"## {apdex_title(r)}", "", *table(APDEX_COLUMNS, apdex_rows(r))]
     if r.timeline:
         lines += ["", f"## {timeline_title(r).capitalize()}", "", *table(TIMELINE_COLUMNS, timeline_rows(r))]
+    if r.stages is not None:
+        rows = [[*row[:-1], "**NO**" if row[-1] == "NO" else row[-1]] for row in stage_rows(r)]
+        lines += ["", f"## {STAGES_TITLE}", "", *table(list(STAGE_COLUMNS), rows)]
     if r.k6_dashboard is not None:
         d = r.k6_dashboard
         lines += ["", f"[k6 web dashboard]({d.file})" if d.file else f"**{dashboard_line(r)}**"]
@@ -426,4 +452,6 @@ def to_html(r: LoadReport) -> str:
         apdex_title=apdex_title(r), apdex_columns=APDEX_COLUMNS, apdex=apdex_rows(r), apdex_note=apdex_note(r),
         header=header_parts(r), delta_columns=DELTA_COLUMNS,
         deltas=delta_rows(r.comparison) if r.comparison is not None else [],
-        history_title=history_title(r), history_columns=HISTORY_COLUMNS, history=history_rows(r))
+        history_title=history_title(r), history_columns=HISTORY_COLUMNS, history=history_rows(r),
+        stages_title=STAGES_TITLE, stage_columns=STAGE_COLUMNS,
+        stages=stage_rows(r) if r.stages is not None else None)

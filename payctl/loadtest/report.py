@@ -16,6 +16,7 @@ from payctl.loadtest.compare import Delta
 from payctl.loadtest.grade import Grade, Verdict
 from payctl.loadtest.mad import METRICS, MIN_BASELINE, HistoryGate, Status
 from payctl.loadtest.model import Apdex, LoadSummary
+from payctl.loadtest.stages import StageJudgement
 
 SCHEMA = "payctl.loadtest.report/v1"
 
@@ -181,6 +182,26 @@ class K6Dashboard(_Doc):
     note: str | None
 
 
+class StageRow(_Doc):
+    """Did one stage keep up? (payctl.loadtest.stages) Backlogs in records, slope in records/s,
+    lag in seconds; `kept_up` None: not judged (no backlog data), never counted as kept up."""
+
+    stage: str
+    consumer: str
+    backlog_start: float | None
+    backlog_end: float | None
+    slope_per_s: float | None
+    growth: float | None
+    tolerance: float
+    lag_p95_s: float | None
+    kept_up: bool | None
+    note: str
+
+    @classmethod
+    def of(cls, j: StageJudgement) -> StageRow:
+        return cls.model_validate(j.to_json())
+
+
 class LoadReport(_Doc):
     """What renderers, gates, JUnit, the history index, the console and MCP read."""
 
@@ -213,12 +234,14 @@ class LoadReport(_Doc):
     api_auth: str | None = None
     # a run that recorded per-request data (payctl loadtest run); None otherwise
     k6_dashboard: K6Dashboard | None = None
+    # a run against a stack (its folder's stages.json): did every stage keep up? None otherwise
+    stages: list[StageRow] | None = None
 
     def as_json(self) -> dict[str, Any]:
-        """The JSON document (schema v1), keys in their stable order ("api_auth" and "k6_dashboard"
-        only for a run)."""
+        """The JSON document (schema v1), keys in their stable order ("api_auth", "k6_dashboard" and
+        "stages" only for a run)."""
         doc = self.model_dump(mode="json")
-        for key in ("api_auth", "k6_dashboard"):
+        for key in ("api_auth", "k6_dashboard", "stages"):
             if doc[key] is None:
                 del doc[key]
         return doc
@@ -227,7 +250,7 @@ class LoadReport(_Doc):
 def build(s: LoadSummary, verdict: Verdict, min_grade: Grade,
           comparison: list[Delta] | None = None, baseline: str | None = None,
           history: HistoryGate | None = None, apdex_t_ms: float | None = None,
-          run: RunInfo | None = None) -> LoadReport:
+          run: RunInfo | None = None, stages: list[StageJudgement] | None = None) -> LoadReport:
     regression = any(d.regression for d in comparison or [])
     history_failed = history is not None and history.status == "fail"
     return LoadReport(
@@ -263,4 +286,5 @@ def build(s: LoadSummary, verdict: Verdict, min_grade: Grade,
                            per_operation={op: ApdexRow.of(a) for op, a in s.apdex_per_operation.items()}),
         history=HistorySection.of(history) if history is not None else None,
         timeline=[TimelineRow.model_validate(p) for p in s.timeline],
+        stages=[StageRow.of(j) for j in stages] if stages is not None else None,
     )

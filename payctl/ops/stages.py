@@ -1,15 +1,21 @@
 """Each payment stage's lag (authorize → ledger, capture → settlement, refund requested → refunded),
 from the consumers' `payment_stage_lag_seconds` histogram in the stack's Prometheus: p50/p95/p99
-over a recent window and how many payments finished the stage in it. Typed rows; JSON at the edges."""
+over a recent window and how many payments finished the stage in it; and each stage's backlog over
+a window (`consumer_backlog_records` per consumer, `outbox_pending_events` for the relays). Typed
+rows; JSON at the edges."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from payctl.ops.metrics import MetricsSource
 
 QUANTILES = (0.5, 0.95, 0.99)
+BACKLOG_BY_CONSUMER = "sum by (application) (consumer_backlog_records)"
+OUTBOX_PENDING = "sum(outbox_pending_events)"
+MAX_POINTS = 120  # per series over a window
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,3 +48,17 @@ def stage_lags(source: MetricsSource, window: str = "5m") -> list[StageLag]:
     return [StageLag(stage, v.get("p50"), v.get("p95"), v.get("p99"), v.get("rate"))
             for stage, v in sorted(by_stage.items())]
 
+
+def backlog_series(source: MetricsSource, start_s: float, end_s: float) -> dict[str, list[tuple[float, float]]]:
+    """Each consumer's backlog (records, summed over its members) and the relays' ("relay": the
+    outbox events not yet published, over every shard) between two epoch times, at most
+    MAX_POINTS samples each; gaps (no scrape) are left out."""
+    step = max(1, int((end_s - start_s) / MAX_POINTS))
+    start, end = datetime.fromtimestamp(start_s, UTC), datetime.fromtimestamp(end_s, UTC)
+    out: dict[str, list[tuple[float, float]]] = {}
+    for name, expr, label in (("", BACKLOG_BY_CONSUMER, "application"), ("relay", OUTBOX_PENDING, None)):
+        for series in source.range(expr, start, end, step):
+            key = series.labels.get(label) if label else name
+            if key:
+                out[key] = [(float(t), float(v)) for t, v in series.points if v is not None]
+    return out

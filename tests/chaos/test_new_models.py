@@ -65,6 +65,22 @@ def test_ingest_slow_arms_a_delay_from_its_variable():
     assert (arm.service, arm.point, arm.delay_ms) == ("ingest-vm1", "slow-requests", 250)
 
 
+@pytest.mark.parametrize(("name", "point", "variable"), [("acquirer-slow", "slow-acquirer", "median_ms"),
+                                                        ("acquirer-outage", "acquirer-outage", "fail_after_ms")])
+def test_acquirer_experiments_fault_every_refund_worker_under_a_load_that_refunds(name, point, variable):
+    exp, _ = load_experiment(experiment_path(name), {variable: 1234, "fault_s": 7})
+    arms = [a for a in exp.method if isinstance(a, ArmFaultAction)]
+    assert sorted((a.service, a.point, a.delay_ms) for a in arms) == [("refund-vm1", point, 1234),
+                                                                      ("refund-vm2", point, 1234)]
+    disarms = [a for a in [*exp.method, *exp.rollbacks] if a.type == "disarm_fault"]
+    assert sorted(a.service for a in disarms) == ["refund-vm1", "refund-vm1", "refund-vm2", "refund-vm2"]
+    assert any(getattr(a, "seconds", None) == 7 for a in exp.method)
+    loads = [a for a in exp.method if isinstance(a, BackgroundLoadAction)]
+    assert loads and all(a.flow == "full" for a in loads)  # authorize → capture → refund
+    verified = {p.type for p in exp.verify}
+    assert {"refunds_settled", "reconcile_clean", "ledger_balanced"} <= verified
+
+
 @pytest.mark.parametrize(
     ("method", "error"),
     [
@@ -77,7 +93,13 @@ def test_ingest_slow_arms_a_delay_from_its_variable():
         ("- {type: arm_fault, service: ingest-vm1, point: slow-requests}",
          r"method\[0\]: .*delay_ms is required for 'slow-requests'"),
         ("- {type: arm_fault, service: relay-vm1, point: crash-after-publish, delay_ms: 5}",
-         r"method\[0\]: .*delay_ms applies only to slow-requests, not 'crash-after-publish'"),
+         r"method\[0\]: .*delay_ms applies only to acquirer-outage, slow-acquirer, slow-requests, "
+         r"not 'crash-after-publish'"),
+        ("- {type: arm_fault, service: ingest-vm1, point: slow-acquirer, delay_ms: 2500}",
+         r"method\[0\]: .*exists only in refund-\* services, not 'ingest-vm1'"),
+        ("- {type: arm_fault, service: refund-vm1, point: acquirer-outage}",
+         r"method\[0\]: .*delay_ms is required for 'acquirer-outage'"),
+        ("- {type: background_load, id: l, rate: 5, flow: refunds}", r"method\[0\]\.flow: Input should be"),
         ("- {type: arm_fault, service: relay-vm1, point: slow-requests, delay_ms: 5}",
          r"method\[0\]: .*exists only in ingest-\* services, not 'relay-vm1'"),
         ("- {type: arm_fault, service: ingest-vm1, point: slow-requests, delay_ms: 0}",
@@ -221,3 +243,49 @@ def test_the_fault_point_type_and_the_hook_table_name_the_same_points():
     from payctl.chaos.kinds import FAULT_HOOKS, FaultPoint
 
     assert set(typing.get_args(FaultPoint)) == set(FAULT_HOOKS)
+
+
+def test_a_full_flow_load_authorizes_captures_and_refunds_each_payment():
+    import httpx
+
+    from payctl.chaos.load import LoadGenerator
+
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        if request.url.path.endswith("/authorize"):
+            return httpx.Response(200, json={"paymentId": 41, "status": "AUTHORIZED"})
+        return httpx.Response(200, json={"paymentId": 41})
+
+    gen = LoadGenerator("http://gw/api", rate=50, duration_s=0.05, flow="full", transport=httpx.MockTransport(answer))
+    gen.start()
+    gen.wait()
+    stats = gen.stop()
+    payments = seen.count("/api/payments/authorize")
+    assert payments >= 1
+    assert seen.count("/api/payments/capture/41") == payments
+    assert seen.count("/api/payments/refund/41") == payments
+    assert stats["sent"] == 3 * payments and stats["failures"] == 0
+    assert gen.stats()["refunds_requested"] == payments
+
+
+def test_a_full_flow_stops_at_the_first_refused_step():
+    import httpx
+
+    from payctl.chaos.load import LoadGenerator
+
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        if request.url.path.endswith("/authorize"):
+            return httpx.Response(200, json={"paymentId": 7})
+        return httpx.Response(503, json={"code": "SHARD_UNAVAILABLE"})
+
+    gen = LoadGenerator("http://gw/api", rate=20, duration_s=0.01, flow="full", transport=httpx.MockTransport(answer))
+    gen.start()
+    gen.wait()
+    stats = gen.stop()
+    assert not any("/refund/" in p for p in seen)
+    assert stats["failures"] == seen.count("/api/payments/capture/7") >= 1 and stats["refunds_requested"] == 0

@@ -258,3 +258,41 @@ def test_a_slow_instance_is_kept_and_nothing_is_cut(stack, tmp_path):
     assert answered["failures"] == 0 and answered["sent"] >= 500, answered
     # it really was slow: some answers took the stall
     assert max(answered["even"]["max_ms"], answered["odd"]["max_ms"]) >= 500, answered
+
+
+def _refund_rows(stack, since: float) -> list[tuple[float, int, str]]:
+    """(seconds from request to outcome, acquirer calls, status) of the refunds asked for since."""
+    rows = []
+    for shard in (0, 1):
+        rows += stack.query(shard, "SELECT TIMESTAMPDIFF(MICROSECOND, created_at, updated_at) / 1e6, attempts, status "
+                                   "FROM refund_request WHERE created_at >= FROM_UNIXTIME(%s)", (since,))
+    return [(float(s), int(a), str(st)) for s, a, st in rows]
+
+
+def test_a_slow_acquirer_delays_refunds_that_all_complete_once(stack, tmp_path):
+    # a median of 2.5 s against the 3 s timeout: about a third of the calls time out (in doubt,
+    # looked up by key), and each refund waits seconds instead of milliseconds
+    started = time.time()
+    journal, folder = run(stack, "acquirer-slow", {**LIGHT, "median_ms": 2500, "fault_s": 8,
+                                                   "drain_timeout_s": 60}, tmp_path)
+    held(journal)
+    data, steps = _steps(folder)
+    refunds = next(r for r in data["verify"] if r["type"] == "refunds_settled")["output"]
+    assert refunds["succeeded"] >= 50 and refunds["open"] == refunds["failed"] == 0, refunds
+    assert steps["load"]["output"]["started"] == "load"
+    rows = _refund_rows(stack, started)
+    assert len(rows) == refunds["requested"] and max(s for s, _, _ in rows) >= 2.0, rows[:5]
+
+
+def test_an_acquirer_outage_shorter_than_the_retry_budget_costs_no_refund(stack, tmp_path):
+    # every call hangs to the 3 s timeout and executes nothing for 8 s; a refund's 5 calls span
+    # ~15 s, so each one asked for during the outage completes after it, once
+    started = time.time()
+    journal, folder = run(stack, "acquirer-outage", {**LIGHT, "fault_s": 8, "drain_timeout_s": 60}, tmp_path)
+    held(journal)
+    data, _ = _steps(folder)
+    refunds = next(r for r in data["verify"] if r["type"] == "refunds_settled")["output"]
+    assert refunds["succeeded"] >= 50 and refunds["open"] == refunds["failed"] == 0, refunds
+    rows = _refund_rows(stack, started)
+    assert max(attempts for _, attempts, _ in rows) >= 2, rows[:5]  # it was down: calls were repeated
+    assert all(status == "SUCCEEDED" for _, _, status in rows)

@@ -128,3 +128,36 @@ def test_a_missing_dashboard_export_is_said_loudly(tmp_path: Path) -> None:
     assert "NO k6 web dashboard" in console.export_text()
     # a file analyzed on its own is no run: nothing about a dashboard
     assert "k6_dashboard" not in analyze_file(sample, min_grade=Grade.POOR).as_json()
+
+
+def test_a_session_reads_its_stages_over_the_run_and_reports_them(tmp_path: Path, base_url: str):
+    from payctl.errors import EnvironmentProblem
+    from payctl.loadtest.stages import StageSamples
+
+    script = tmp_path / "probe.js"
+    script.write_text(SCRIPT)
+    windows: list[tuple[float, float]] = []
+
+    def reader(start: float, end: float) -> list[StageSamples]:
+        windows.append((start, end))
+        return [StageSamples("authorize_to_ledger", "ledger", ((start, 4.0), (end, 4.0)), 0.05, 10.0)]
+
+    session = run_and_analyze(str(script), rate=10, duration="2s", vus=5, base_url=base_url, raw=False,
+                              reports_root=tmp_path / "reports", min_grade=Grade.POOR, stage_reader=reader,
+                              record_history=False)
+    (start, end), = windows
+    assert end - start >= 2.0
+    doc = json.loads((session.folder / "stages.json").read_text())
+    assert doc["start"] == start and doc["stages"][0]["stage"] == "authorize_to_ledger"
+    rows = {s.stage: s for s in session.report.stages}
+    assert rows["authorize_to_ledger"].kept_up is True and rows["refund_requested_to_refunded"].kept_up is None
+    assert "did every stage keep up?" in (session.folder / "report.md").read_text()
+
+    def down(start: float, end: float) -> list[StageSamples]:
+        raise EnvironmentProblem("Prometheus at http://127.0.0.1:1 did not answer: ConnectionError")
+
+    again = run_and_analyze(str(script), rate=10, duration="1s", vus=5, base_url=base_url, raw=False,
+                            reports_root=tmp_path / "reports", min_grade=Grade.POOR, stage_reader=down,
+                            record_history=False)
+    assert "did not answer" in json.loads((again.folder / "stages.json").read_text())["note"]
+    assert all(s.kept_up is None for s in again.report.stages)  # said, not kept up

@@ -48,3 +48,48 @@ def test_each_stage_gets_its_quantiles_and_rate() -> None:
 
 def test_nothing_measured_yet_is_no_rows() -> None:
     assert stage_lags(Fake({})) == []
+
+
+def _series(labels: dict[str, str], points: list[tuple[float, float | None]]) -> Series:
+    return Series(labels, tuple(points))
+
+
+class RangeFake(Fake):
+    def __init__(self, answers: dict[str, list[Series]], ranges: dict[str, list[Series]]) -> None:
+        super().__init__(answers)
+        self.ranges = ranges
+        self.windows: list[tuple[datetime, datetime, int]] = []
+
+    def range(self, expr: str, start: datetime, end: datetime, step_s: int) -> list[Series]:
+        self.windows.append((start, end, step_s))
+        return next((answer for key, answer in self.ranges.items() if expr.startswith(key)), [])
+
+
+def test_backlogs_per_consumer_and_the_outbox_over_a_window() -> None:
+    from payctl.ops.stages import backlog_series
+
+    fake = RangeFake({}, {
+        "sum by (application) (consumer_backlog_records)": [
+            _series({"application": "refund"}, [(10.0, 3.0), (12.0, None), (14.0, 9.0)]),
+            _series({"application": "ledger"}, [(10.0, 0.0)])],
+        "sum(outbox_pending_events)": [_series({}, [(10.0, 1.0), (14.0, 2.0)])],
+    })
+    got = backlog_series(fake, 10.0, 14.0)
+    assert got == {"refund": [(10.0, 3.0), (14.0, 9.0)], "ledger": [(10.0, 0.0)], "relay": [(10.0, 1.0), (14.0, 2.0)]}
+    start, end, step = fake.windows[0]
+    assert (start.timestamp(), end.timestamp(), step) == (10.0, 14.0, 1)
+
+
+def test_a_run_reads_every_stage_with_its_lag_and_backlog() -> None:
+    from payctl.loadtest.stage_read import read_stages
+
+    fake = RangeFake({
+        "histogram_quantile(0.95,": [_point("refund_requested_to_refunded", 4.5)],
+        "sum by (stage) (rate(payment_stage_lag_seconds_count": [_point("refund_requested_to_refunded", 30.0)],
+    }, {"sum by (application) (consumer_backlog_records)": [
+        _series({"application": "refund"}, [(10.0, 3.0), (70.0, 9.0)])]})
+    samples = {s.stage: s for s in read_stages(fake, 10.0, 70.0)}
+    refund = samples["refund_requested_to_refunded"]
+    assert (refund.backlog, refund.lag_p95_s, refund.per_s) == (((10.0, 3.0), (70.0, 9.0)), 4.5, 30.0)
+    assert samples["authorize_to_ledger"].backlog == () and samples["authorize_to_ledger"].lag_p95_s is None
+    assert any("[60s]" in expr for expr in fake.asked)  # the lag over the run's own window

@@ -14,7 +14,13 @@ so a slow call is in doubt: executed or not, the caller cannot tell and must loo
 before asking again (`AcquirerTimeout`). A share of calls (`acquirer_failure_rate`) fails without
 executing anything (`AcquirerUnavailable`: safe to retry with the same key). It also keeps a record
 of the calls in flight (`InFlight`): how many at most, and whether two were ever in flight for
-one payment at once."""
+one payment at once.
+
+Two fault hooks (payflow.common.faults, `<fault_dir>/refund-<vm>/<point>`, holding milliseconds)
+let a chaos experiment make it worse while armed: `slow-acquirer` replaces the median latency (the
+tail follows: calls beyond the timeout are in doubt, as above), `acquirer-outage` makes every call
+fail without executing, after that long (refused) or at the caller's timeout when it is as long or
+longer (no answer). Lookups by key keep answering: the record of what was executed is intact."""
 
 from __future__ import annotations
 
@@ -30,9 +36,14 @@ from typing import Protocol
 
 import pymysql
 
+from payflow.common.faults import FaultHooks
 from payflow.config import Settings
 from payflow.db.pool import Connection
 from payflow.store import acquirer
+
+# Fault points (see the module docstring): each file holds milliseconds.
+SLOW_ACQUIRER = "slow-acquirer"
+ACQUIRER_OUTAGE = "acquirer-outage"
 
 # A connection to the payment's shard, lent for a few statements (payflow.consumers.connections).
 Borrow = Callable[[], AbstractContextManager[Connection]]
@@ -124,8 +135,9 @@ class Acquirer(Protocol):
 
 class SimulatedAcquirer:
     def __init__(self, settings: Settings, rng: random.Random | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, faults: FaultHooks | None = None) -> None:
         self.settings = settings
+        self.faults = faults or FaultHooks(None, "refund")
         self.rng = rng or random.Random()
         self.sleep = sleep
         self.calls = InFlight()
@@ -145,8 +157,16 @@ class SimulatedAcquirer:
 
     def _refund(self, borrow: Borrow, key: str, amount: int) -> AcquirerAnswer:
         s = self.settings
-        plan = plan_call(sample_latency_s(self.rng, s.acquirer_latency_median_ms, s.acquirer_latency_sigma),
-                         s.acquirer_timeout_ms / 1000)
+        timeout_s = s.acquirer_timeout_ms / 1000
+        outage_s = self.faults.delay_s(ACQUIRER_OUTAGE)
+        if outage_s:
+            self.sleep(min(outage_s, timeout_s))
+            if outage_s >= timeout_s:
+                raise AcquirerTimeout(f"no answer from the acquirer for {key} within {s.acquirer_timeout_ms} ms "
+                                      "(outage)")
+            raise AcquirerUnavailable(f"acquirer refused {key} (outage)")
+        median_ms = self.faults.delay_s(SLOW_ACQUIRER) * 1000 or s.acquirer_latency_median_ms
+        plan = plan_call(sample_latency_s(self.rng, median_ms, s.acquirer_latency_sigma), timeout_s)
         if self.rng.random() < s.acquirer_failure_rate:
             self.sleep(plan.answer_after_s)
             raise AcquirerUnavailable(f"acquirer did not answer for {key}")

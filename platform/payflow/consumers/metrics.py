@@ -26,6 +26,9 @@ PARKED_DROPPED = Counter("consumer_parked_dropped", "messages skipped without a 
 REREADS = Counter("consumer_partitions_reread", "partitions read again (from the start or the last mark): the "
                   "broker's log ended below this member's position", ["application"])
 DEFERRED = Gauge("consumer_deferred_records", "records waiting for their shard", ["application"])
+# Records on the member's partitions not handled yet (log end − next to handle), every few seconds:
+# a stage keeps up with its input when this stays flat (payctl's load-test report judges it).
+BACKLOG = Gauge("consumer_backlog_records", "records on this member's partitions not handled yet", ["application"])
 LAG = Histogram(
     "consumer_end_to_end_lag_seconds", "event created → consumer commit", ["application"],
     buckets=LAG_BUCKETS,
@@ -56,6 +59,8 @@ class ConsumerMetrics:
         self.rereads = REREADS.labels(app)
         self.deferred = DEFERRED.labels(app)
         self.deferred.set(0)
+        self.backlog = BACKLOG.labels(app)
+        self.backlog.set(0)
         self._processed = PROCESSED.labels(app)
         self._duplicates = DUPLICATES.labels(app)
         self._lag = LAG.labels(app)

@@ -66,3 +66,10 @@ def member_read_through(partitions: dict[P, float | None]) -> float | None:
 def behind_s(now: float, read_through: float) -> float:
     """How long ago `read_through` was, on the clock both were read from."""
     return max(0.0, now - read_through)
+
+
+def backlog_records(partitions: Iterable[tuple[int | None, int | None]]) -> int:
+    """Records on a member's partitions it has not handled yet: per partition the broker's last
+    reported log end minus the next offset to handle (never below 0), over the partitions where
+    both are known. Exported as `consumer_backlog_records`: a stage whose input outruns it grows."""
+    return sum(max(0, end - handled) for end, handled in partitions if end is not None and handled is not None)

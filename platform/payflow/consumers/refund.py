@@ -26,7 +26,8 @@ import pymysql
 from prometheus_client import Gauge
 
 from payflow.common.backoff import retry_delay
-from payflow.config import Settings
+from payflow.common.faults import FaultHooks
+from payflow.config import PlatformConfig, Settings
 from payflow.consumers.acquirer import (
     Acquirer,
     AcquirerAnswer,
@@ -132,8 +133,15 @@ class RefundHandler:
             outbox.append(cur, event.payment_id, events.REFUNDED, payload)
 
 
+def make_handler(config: PlatformConfig) -> RefundHandler:
+    """The refund worker's handler: its acquirer reads the fault hooks armed for this worker
+    (`<fault_dir>/refund-<vm>/`, chaos `slow-acquirer` and `acquirer-outage`)."""
+    faults = FaultHooks(config.fault_dir, f"refund-{config.vm}")
+    return RefundHandler(config.settings, SimulatedAcquirer(config.settings, faults=faults))
+
+
 def main() -> None:
-    worker_main("refund", lambda c: RefundHandler(c.settings), lambda c: c.refund_port)
+    worker_main("refund", make_handler, lambda c: c.refund_port)
 
 
 if __name__ == "__main__":

@@ -218,6 +218,7 @@ class ConsumerWorker:
             oldest_waiting[w.tp] = min(oldest_waiting.get(w.tp, w.record.offset), w.record.offset)
         wall, mono = time.time(), time.monotonic()
         parts: dict[TopicPartition, float | None] = {}
+        backlog: list[tuple[int | None, int | None]] = []
         for tp in consumer.assignment():
             # No `await consumer.position()`: it can wait on an offset reset and stall this loop.
             # What this member handled is known locally; the high-water mark comes with each fetch.
@@ -234,6 +235,8 @@ class ConsumerWorker:
             if tp in oldest_waiting:  # everything before the oldest waiting record is handled
                 handled_to = oldest_waiting[tp]
             parts[tp] = self.log_marks.read_through(tp, handled_to or 0)
+            backlog.append((highwater, handled_to))
+        self.metrics.backlog.set(progress.backlog_records(backlog))
         read_through = progress.member_read_through(parts)
         if read_through is None:
             return

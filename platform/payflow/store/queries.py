@@ -134,6 +134,56 @@ def repeated_refund_requests(cur: DictCursor, merchant_id: str, limit: int) -> l
 
 
 @dataclass(frozen=True)
+class RefundAudit:
+    """Refund requests asked for since a time, against the acquirer's record of what it executed:
+    every request final (none PENDING / SUBMITTED), each SUCCEEDED one executed once with its
+    amount, no FAILED one executed, and each payment's refunded amount the sum of its SUCCEEDED
+    requests. `retries_deduped`: repeated calls the acquirer answered from its record."""
+
+    requested: int = 0
+    open: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    succeeded_not_executed: int = 0
+    failed_but_executed: int = 0
+    refunded_mismatch: int = 0
+    retries_deduped: int = 0
+
+    def __add__(self, other: RefundAudit) -> RefundAudit:
+        return RefundAudit(*(a + b for a, b in zip(self.as_tuple(), other.as_tuple(), strict=True)))
+
+    def as_tuple(self) -> tuple[int, ...]:
+        return (self.requested, self.open, self.succeeded, self.failed, self.succeeded_not_executed,
+                self.failed_but_executed, self.refunded_mismatch, self.retries_deduped)
+
+    def to_json(self) -> dict[str, int]:
+        return dict(zip(("requested", "open", "succeeded", "failed", "succeeded_not_executed",
+                         "failed_but_executed", "refunded_mismatch", "retries_deduped"), self.as_tuple(), strict=True))
+
+
+def refund_audit(cur: Cursor, since_epoch_s: float) -> RefundAudit:
+    """The RefundAudit of one shard for the refunds requested since `since_epoch_s` (compared in
+    the shard's own time zone, as the rows were stamped)."""
+    cur.execute("SELECT COUNT(*), COALESCE(SUM(r.status IN ('PENDING', 'SUBMITTED')), 0), "
+                "COALESCE(SUM(r.status = 'SUCCEEDED'), 0), COALESCE(SUM(r.status = 'FAILED'), 0), "
+                "COALESCE(SUM(r.status = 'SUCCEEDED' AND (a.acquirer_key IS NULL OR a.amount <> r.amount "
+                "OR a.succeeded = 0)), 0), "
+                "COALESCE(SUM(r.status = 'FAILED' AND a.succeeded = 1), 0), "
+                "COALESCE(SUM(GREATEST(a.requests - 1, 0)), 0) "
+                "FROM refund_request r LEFT JOIN acquirer_refund a ON a.acquirer_key = r.acquirer_key "
+                "WHERE r.created_at >= FROM_UNIXTIME(%s)", (since_epoch_s,))
+    row = cur.fetchone() or (0,) * 7
+    requested, open_, succeeded, failed, not_executed, executed, deduped = (int(v or 0) for v in row)
+    cur.execute("SELECT COUNT(*) FROM payment p JOIN (SELECT payment_id, SUM(IF(status = 'SUCCEEDED', amount, 0)) ok "
+                "FROM refund_request WHERE payment_id IN (SELECT payment_id FROM refund_request "
+                "WHERE created_at >= FROM_UNIXTIME(%s)) GROUP BY payment_id) x ON x.payment_id = p.payment_id "
+                "WHERE p.refunded_amount <> x.ok", (since_epoch_s,))
+    mismatch = cur.fetchone()
+    return RefundAudit(requested, open_, succeeded, failed, not_executed, executed,
+                       int(mismatch[0] or 0) if mismatch else 0, deduped)
+
+
+@dataclass(frozen=True)
 class ClientRunRows:
     """What a client-side history checker needs from one shard for a run's keys."""
     payments: list[dict[str, Any]]  # payment_id, merchant_id, idempotency_key, status, amounts

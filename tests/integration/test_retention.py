@@ -171,28 +171,60 @@ def test_every_retention_delete_reads_an_index_about_a_batch_not_the_table(stack
     conn = _copy_conn(stack)
     try:
         for step in steps:
-            sql, args = step.statement(step.keep_s, 200)
-            with conn.cursor(pymysql.cursors.DictCursor) as cur:
-                cur.execute("EXPLAIN " + sql, args)
-                plan = list(cur.fetchall())
-            conn.rollback()
-            assert plan[0]["key"] in EXPECTED_INDEX[step.name] and plan[0]["type"] != "ALL", (step.name, plan)
-            if step.name == "acquirer":
-                assert plan[1]["key"] == "ix_refund_acquirer_key", plan
+            if step.statement is not None:
+                sql, args = step.statement(step.keep_s, 200)
+                with conn.cursor(pymysql.cursors.DictCursor) as cur:
+                    cur.execute("EXPLAIN " + sql, args)
+                    plan = list(cur.fetchall())
+                conn.rollback()
+                assert plan[0]["key"] in EXPECTED_INDEX[step.name] and plan[0]["type"] != "ALL", (step.name, plan)
+                if step.name == "acquirer":
+                    assert plan[1]["key"] == "ix_refund_acquirer_key", plan
             before = _rows_read(conn)
             with conn.cursor() as cur:
-                cur.execute(sql, args)
-                deleted = cur.rowcount
+                _, deleted, _ = step.run(cur, step.keep_s, 200)
             conn.commit()
             read = _rows_read(conn) - before
             assert deleted == 200, (step.name, deleted)
             # the acquirer step also reads each record's request by its key, the outbox steps look up
-            # each row's parked rows (a parked event's row is kept), the first also the ledger's inbox
-            # row (a row the ledger lacks is kept)
-            per_row = {"acquirer": 2, "outbox-expired": 2, "outbox": 3}.get(step.name, 1)
+            # each row's parked rows (a parked event's row is kept); the consumed-rows step reads its
+            # batch, then each row again with the ledger's inbox row, and the expired step counts the
+            # rows a consumer lacks before deleting
+            per_row = {"acquirer": 2, "outbox-expired": 4, "outbox": 4}.get(step.name, 1)
             assert read <= per_row * 200 + 50, f"{step.name}: read {read}"
     finally:
         conn.close()
+
+
+def test_rows_a_consumer_lacks_are_read_once_not_by_every_batch(stack, copy_db):
+    """2,000 old rows the ledger never applied, then 1,000 it did: the kept rows sit at the head of
+    the age index, and the prune goes on from where it stopped instead of reading through them for
+    every batch (15 batches × 2,000 rows)."""
+    from payflow.config import Settings
+    from payflow.store import outbox, retention
+    _fill(copy_db, live=1, expired=3_000)
+    with copy_db.cursor() as cur:
+        cur.execute(f"DELETE FROM {COPY}.processed_event WHERE processed_at < NOW(6) - INTERVAL 1 DAY "
+                    "ORDER BY event_id LIMIT 2000")
+    copy_db.commit()
+    step = next(s for s in retention.steps(Settings(), outbox.PruneCursor()) if s.name == "outbox")
+    conn = _copy_conn(stack)
+    try:
+        before, deleted, batches = _rows_read(conn), 0, 0
+        while True:
+            with conn.cursor() as cur:
+                looked, removed, _ = step.run(cur, step.keep_s, 200)
+            conn.commit()
+            deleted, batches = deleted + removed, batches + 1
+            if looked < 200:
+                break
+        read = _rows_read(conn) - before
+    finally:
+        conn.close()
+    assert deleted == 1000 and batches == 16
+    assert int(copy_db.cursor().execute(f"SELECT 1 FROM {COPY}.outbox_event WHERE published=1 AND "
+                                        "created_at < NOW(6) - INTERVAL 1 DAY")) == 2000
+    assert read <= 4 * 3000 + 500, read
 
 
 def test_acquirer_records_go_only_once_their_refund_is_final_and_old(stack, copy_db):

@@ -16,6 +16,8 @@ PUBLISH_LAG = Histogram(
     "outbox_publish_lag_seconds", "event written → broker acknowledged", ["shard"],
     buckets=LAG_BUCKETS,
 )
+LOST = Counter("outbox_lost_events", "events retention deleted past the consumers' age limit that a configured "
+               "consumer never applied", ["shard"])
 REDRIVEN = Counter("outbox_redriven_events", "events re-driven because no consumer processed them", ["shard"])
 PRUNED = Counter("retention_pruned_rows", "rows retention deleted, per retention step", ["shard", "step"])
 

@@ -18,7 +18,7 @@ from payflow.outbox.breaker import TrackedBreaker
 from payflow.outbox.publisher import BreakerPublisher
 from payflow.outbox.relay import PublishLoop, pause_after_tick
 from payflow.store import retention
-from payflow.store.outbox import OutboxStats, OutboxStore
+from payflow.store.outbox import OutboxStats, OutboxStore, PruneCursor
 
 log = plog.setup("payflow.relay")
 
@@ -28,6 +28,7 @@ class RelayProcess:
         self.config = config
         self.settings = s = config.settings
         self.shard = config.local_shard
+        self.prune_cursor = PruneCursor()
         self.tracked = TrackedBreaker(s.breaker_fail_max, s.breaker_reset_timeout_s, s.breaker_success_threshold,
                                       slow_call_s=s.breaker_slow_call_s)
         self.publisher = BreakerPublisher(config.bootstrap_servers, s, self.tracked, config.event_secret())
@@ -85,14 +86,15 @@ class RelayProcess:
             delay = s.prune_interval_s
             try:
                 store = self._store("retention")
-                pruned = await asyncio.to_thread(retention.prune_once, store.conn, s, stop=self.stopping.is_set)
+                pruned = await asyncio.to_thread(retention.prune_once, store.conn, s, stop=self.stopping.is_set,
+                                                 cursor=self.prune_cursor)
                 for table, deleted in pruned.deleted.items():
                     if deleted:
                         metrics.PRUNED.labels(self.shard.name, table).inc(deleted)
-                if pruned.deleted.get(retention.EXPIRED_OUTBOX):
-                    log.error("retention deleted %s outbox events that a consumer never applied within their "
-                              "age limit: lost for that consumer (retention_pruned_rows_total, step %s)",
-                              pruned.deleted[retention.EXPIRED_OUTBOX], retention.EXPIRED_OUTBOX)
+                if pruned.lost:
+                    metrics.LOST.labels(self.shard.name).inc(pruned.lost)
+                    log.error("retention deleted %s outbox events that a consumer never applied within the "
+                              "consumers' age limit: lost for that consumer (outbox_lost_events_total)", pruned.lost)
                 if pruned.any:
                     log.info("retention pruned %s in %s batches%s", pruned.deleted, pruned.batches,
                              "" if pruned.caught_up else " (behind: next pass soon)")

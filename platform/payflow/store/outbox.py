@@ -6,7 +6,8 @@ member has read past them) in the same statement; the prune keeps events parked 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
 import orjson
 import pymysql
@@ -78,22 +79,74 @@ def redrive_ids(cur: Cursor, event_ids: list[int]) -> int:
     return int(cur.rowcount)
 
 
-def prune_statement(older_than_s: float, batch: int, consumers: tuple[str, ...] = ()) -> tuple[str, tuple[Any, ...]]:
-    """The DELETE of up to `batch` published rows older than the retention, oldest first (index
-    ix_pub_created), each only once every one of `consumers` that takes its type has it in its inbox
-    (a group away longer than the retention still gets its events re-driven). DEAD and pending rows
-    are never pruned, nor an event parked and not replayed (a person may still replay it)."""
-    applied = ""
-    args: list[Any] = [int(older_than_s * 1e6), *EVENT_KIND_VALUES]
+def prune_statement(older_than_s: float, batch: int) -> tuple[str, tuple[Any, ...]]:
+    """The DELETE of up to `batch` published rows older than `older_than_s` whatever their
+    consumers did, oldest first (index ix_pub_created): for rows past the consumers' age limit,
+    which no consumer would accept any more. Never DEAD or pending rows, nor an event parked and not
+    replayed (a person may still replay it)."""
+    return ("DELETE FROM outbox_event WHERE published=1 AND created_at < NOW(6) - INTERVAL %s MICROSECOND "
+            f"AND {_NOT_PARKED} ORDER BY created_at LIMIT %s", (int(older_than_s * 1e6), *EVENT_KIND_VALUES, batch))
+
+
+_NOT_PARKED = ("NOT EXISTS (SELECT 1 FROM parked_message k WHERE k.event_id=outbox_event.event_id "
+               f"AND k.kind IN ({EVENT_KINDS_SQL}) AND k.replayed_at IS NULL)")
+
+
+def _applied_by_all(consumers: tuple[str, ...]) -> tuple[str, tuple[Any, ...]]:
+    """SQL true when every one of `consumers` that takes the row's type has it in its inbox."""
+    sql, args = "1", []
     for consumer in consumers:
         types = sorted(events.EVENTS_BY_CONSUMER[consumer])
-        applied += (f"AND (event_type NOT IN ({','.join(['%s'] * len(types))}) OR EXISTS (SELECT 1 FROM "
-                    "processed_event p WHERE p.consumer=%s AND p.event_id=outbox_event.event_id)) ")
+        sql += (f" AND (event_type NOT IN ({','.join(['%s'] * len(types))}) OR EXISTS (SELECT 1 FROM "
+                "processed_event p WHERE p.consumer=%s AND p.event_id=outbox_event.event_id))")
         args += [*types, consumer]
-    return ("DELETE FROM outbox_event WHERE published=1 AND created_at < NOW(6) - INTERVAL %s MICROSECOND "
-            "AND NOT EXISTS (SELECT 1 FROM parked_message k WHERE k.event_id=outbox_event.event_id "
-            f"AND k.kind IN ({EVENT_KINDS_SQL}) AND k.replayed_at IS NULL) {applied}"
-            "ORDER BY created_at LIMIT %s", (*args, batch))
+    return sql, tuple(args)
+
+
+@dataclass
+class PruneCursor:
+    """Where the consumed-rows prune goes on from (created_at, event_id of the last row it looked
+    at): rows a consumer still lacks are stepped over once, not re-read by every batch. In memory:
+    a relay that restarts reads them once more."""
+    created_at: datetime | None = None
+    event_id: int = 0
+
+
+def prune_applied(cur: Cursor, older_than_s: float, batch: int, consumers: tuple[str, ...],
+                  cursor: PruneCursor) -> tuple[int, int]:
+    """Look at the next `batch` published rows older than the retention (index ix_pub_created, from
+    `cursor` on) and delete those every configured consumer of their type has applied and none has
+    parked; the others stay, for the re-drive, until the consumers' age limit (`prune_statement`).
+    (rows looked at, rows deleted)."""
+    applied, applied_args = _applied_by_all(consumers)
+    after, after_args = "", cast(tuple[Any, ...], ())
+    if cursor.created_at is not None:
+        after = "AND created_at >= %s AND NOT (created_at = %s AND event_id <= %s) "
+        after_args = (cursor.created_at, cursor.created_at, cursor.event_id)
+    cur.execute("SELECT event_id, created_at FROM outbox_event FORCE INDEX (ix_pub_created) WHERE published=1 "
+                f"AND created_at < NOW(6) - INTERVAL %s MICROSECOND {after}ORDER BY created_at, event_id LIMIT %s",
+                (int(older_than_s * 1e6), *after_args, batch))
+    rows = cur.fetchall()
+    if not rows:
+        return 0, 0
+    cursor.created_at, cursor.event_id = rows[-1][1], int(rows[-1][0])
+    ids = [int(r[0]) for r in rows]
+    # the conditions again in the DELETE: a row replayed or parked since the SELECT stays
+    cur.execute(f"DELETE FROM outbox_event WHERE event_id IN ({','.join(['%s'] * len(ids))}) AND published=1 "
+                f"AND {_NOT_PARKED} AND {applied}", (*ids, *EVENT_KIND_VALUES, *applied_args))
+    return len(rows), int(cur.rowcount)
+
+
+def count_unapplied(cur: Cursor, older_than_s: float, batch: int, consumers: tuple[str, ...]) -> int:
+    """Of the `batch` oldest rows past `older_than_s` that `prune_statement` deletes next, how many
+    a configured consumer never applied (read just before that DELETE: lost for that consumer)."""
+    applied, applied_args = _applied_by_all(consumers)
+    cur.execute("SELECT COUNT(*) FROM (SELECT event_id, event_type FROM outbox_event WHERE published=1 AND "
+                f"created_at < NOW(6) - INTERVAL %s MICROSECOND AND {_NOT_PARKED} ORDER BY created_at LIMIT %s) "
+                f"outbox_event WHERE NOT ({applied})", (int(older_than_s * 1e6), *EVENT_KIND_VALUES, batch,
+                                                        *applied_args))
+    row = cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 def first_event_id(cur: Cursor) -> int:

@@ -7,8 +7,9 @@ The tables, and why each is pruned or kept:
 - idempotency_record: a key is remembered for `idempotency_ttl_s`, then deleted.
 - outbox_event: a published row after `outbox_retention_s` once every configured consumer of its
   type has it in its inbox; one a consumer lacks stays (the re-drive can still deliver it) until
-  `max_event_age_s`, past which every consumer would refuse it as expired: then it goes, counted
-  as "outbox-expired" (the relay logs it as an error). Pending and DEAD rows are kept.
+  `max_event_age_s`, past which every consumer would refuse it as expired: then it goes (step
+  "outbox-expired"), and if a consumer never applied it, it is counted as lost (`Pruned.lost`, an
+  error in the relay's log). Pending and DEAD rows are kept.
 - processed_event: the inbox, after `processed_retention_s` (outlives the outbox: config rule).
 - acquirer_refund: once its refund request is final and it is older than `acquirer_refund_retention_s`.
 - consumer_progress: a member's row not written for `progress_retention_s` (the member is gone).
@@ -26,7 +27,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import pymysql
@@ -56,26 +56,49 @@ EXPIRED_OUTBOX = "outbox-expired"
 
 @dataclass(frozen=True)
 class Step:
+    """One table's prune: `run(cursor, keep_s, batch)` deletes one batch and says (rows looked at,
+    rows deleted, rows lost); the step is caught up once a batch looked at fewer rows than asked."""
     name: str
-    statement: Callable[[float, int], Statement]  # (retention s, batch) → the DELETE
+    run: Callable[[Cursor, float, int], tuple[int, int, int]]
     keep_s: float
+    # the one DELETE a plain step runs (for EXPLAIN in tests); None for the outbox's look-then-delete
+    statement: Callable[[float, int], Statement] | None = None
 
 
-def steps(settings: Settings) -> list[Step]:
-    """What a pass prunes, in turn."""
+def _plain(name: str, statement: Callable[[float, int], Statement], keep_s: float) -> Step:
+    """A step that is one DELETE … ORDER BY age LIMIT batch: what it deleted is what it looked at."""
+    def run(cur: Cursor, keep: float, batch: int) -> tuple[int, int, int]:
+        deleted = _delete(cur, statement(keep, batch))
+        return deleted, deleted, 0
+    return Step(name, run, keep_s, statement)
+
+
+def steps(settings: Settings, cursor: outbox.PruneCursor | None = None) -> list[Step]:
+    """What a pass prunes, in turn (`cursor`: where the outbox's consumed-rows prune goes on from,
+    kept by the caller across passes)."""
+    consumers = tuple(settings.consumers)
+    outbox_cursor = cursor if cursor is not None else outbox.PruneCursor()
+    max_age_s = max_event_age_s(settings.processed_retention_s, settings.outbox_retention_s)
+
+    def applied(cur: Cursor, keep_s: float, batch: int) -> tuple[int, int, int]:
+        looked, deleted = outbox.prune_applied(cur, keep_s, batch, consumers, outbox_cursor)
+        return looked, deleted, 0
+
+    def expired(cur: Cursor, keep_s: float, batch: int) -> tuple[int, int, int]:
+        lost = outbox.count_unapplied(cur, keep_s, batch, consumers)
+        deleted = _delete(cur, outbox.prune_statement(keep_s, batch))
+        return deleted, deleted, min(lost, deleted)
+
     return [
-        Step("idempotency", idempotency.prune_statement, settings.idempotency_ttl_s),
-        # The outbox before the inbox: an outbox row goes once its inbox rows are there to say it was
-        # applied (after a pass fell far behind, the inbox step could otherwise delete them first).
-        Step("outbox", partial(outbox.prune_statement, consumers=tuple(settings.consumers)),
-             settings.outbox_retention_s),
-        Step(EXPIRED_OUTBOX, outbox.prune_statement,
-             max_event_age_s(settings.processed_retention_s, settings.outbox_retention_s)),
-        Step("processed", inbox.prune_statement, settings.processed_retention_s),
-        Step("acquirer", acquirer.prune_statement, settings.acquirer_refund_retention_s),
-        Step("progress", progress.prune_statement, settings.progress_retention_s),
-        Step("parked", parking.prune_statement, settings.parked_retention_s),
-        Step("parked-replayed", parking.prune_replayed_statement, parking.REPLAYED_KEEP_S),
+        _plain("idempotency", idempotency.prune_statement, settings.idempotency_ttl_s),
+        # The outbox before the inbox: whether a consumer applied an event is read from the inbox.
+        Step("outbox", applied, settings.outbox_retention_s),
+        Step(EXPIRED_OUTBOX, expired, max_age_s, outbox.prune_statement),
+        _plain("processed", inbox.prune_statement, settings.processed_retention_s),
+        _plain("acquirer", acquirer.prune_statement, settings.acquirer_refund_retention_s),
+        _plain("progress", progress.prune_statement, settings.progress_retention_s),
+        _plain("parked", parking.prune_statement, settings.parked_retention_s),
+        _plain("parked-replayed", parking.prune_replayed_statement, parking.REPLAYED_KEEP_S),
     ]
 
 
@@ -98,6 +121,8 @@ def next_pass_in(caught_up: bool, settings: Settings) -> float:
 @dataclass
 class Pruned:
     deleted: dict[str, int] = field(default_factory=dict)  # step name → rows deleted
+    # outbox rows deleted past the consumers' age limit that a configured consumer never applied
+    lost: int = 0
     batches: int = 0
     caught_up: bool = True  # every step found fewer expired rows than a batch
 
@@ -108,11 +133,11 @@ class Pruned:
 
 def prune_once(conn: pymysql.Connection[Any], settings: Settings, *,
                clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-               stop: Callable[[], bool] = lambda: False) -> Pruned:
+               stop: Callable[[], bool] = lambda: False, cursor: outbox.PruneCursor | None = None) -> Pruned:
     """One pass: batches round-robin over the steps, each committed on its own, until all are
     caught up, the budget is spent or `stop()` says so."""
     deadline = clock() + settings.prune_pass_budget_s
-    pending = steps(settings)
+    pending = steps(settings, cursor)
     batch = {step.name: settings.prune_batch for step in pending}
     result = Pruned({step.name: 0 for step in pending})
     while pending:
@@ -120,12 +145,13 @@ def prune_once(conn: pymysql.Connection[Any], settings: Settings, *,
             size = batch[step.name]
             started = clock()
             with conn.cursor() as cur:
-                deleted = _delete(cur, step.statement(step.keep_s, size))
+                looked, deleted, lost = step.run(cur, step.keep_s, size)
             conn.commit()
             result.batches += 1
             result.deleted[step.name] += deleted
+            result.lost += lost
             batch[step.name] = next_batch(size, clock() - started, settings.prune_batch, settings.prune_batch_max)
-            if deleted < size:
+            if looked < size:
                 pending.remove(step)
             if not pending:
                 break

@@ -1,0 +1,136 @@
+"""Every stage keeps up: the full flow (authorize → capture → refund, the acquirer at its default
+log-normal latency) first probed at rising rates for the highest one the HTTP side holds, then run
+at that rate for the seed's six minutes. Per stage: lag p95, backlog at the start and the end of
+the run, the fitted backlog slope and whether it kept up (payctl.loadtest.stages, the same judge the
+load-test report uses); then how long after the load stopped `reconcile` was clean. Beside it, the
+held rate as a ratio of the highest probed and of the seed's 300 iterations/s.
+
+    .venv/bin/python bench/bench_stages.py [--rates 60,90,120,150] [--probe-s 40] [--hold-s 360]
+                                           [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from payctl.loadtest.session import LoadSession, run_and_analyze
+from payctl.loadtest.stage_read import read_stages
+from payctl.loadtest.stages import StageJudgement, judge_all, samples_from_doc
+from payctl.ops import merchants
+from payctl.ops.metrics import Prometheus
+from payctl.ops.reconcile import reconcile
+from payctl.stack.local import LocalBackend
+from payctl.stack.topology import Topology
+
+SEED_RATE = 300  # the original full-flow script's own rate (iterations/s)
+HELD_P95_MS = 500.0  # the HTTP side holds: p95 within this, < 1 % dropped, < 1 % failed
+SETTLE_LIMIT_S = 300
+
+
+@dataclass(frozen=True)
+class Probe:
+    rate: int
+    requests_per_s: float
+    p95_ms: float | None
+    dropped_share: float
+    failure_rate: float
+
+    @property
+    def held(self) -> bool:
+        return (self.p95_ms is not None and self.p95_ms <= HELD_P95_MS and self.dropped_share < 0.01
+                and self.failure_rate < 0.01)
+
+
+def _load(topo: Topology, rate: int, seconds: int, reports: Path, stages: bool) -> LoadSession:
+    reader = (lambda a, b: read_stages(Prometheus.for_topology(topo), a, b)) if stages else None
+    return run_and_analyze("full-flow", rate=rate, duration=f"{seconds}s", vus=max(100, rate * 4),
+                           base_url=f"{topo.gateway_url}/api", raw=False, reports_root=reports,
+                           record_history=False, k6_env=merchants.k6_env(topo), stage_reader=reader)
+
+
+def _probe(topo: Topology, rate: int, seconds: int, reports: Path) -> Probe:
+    r = _load(topo, rate, seconds, reports, stages=False).report
+    probe = Probe(rate, float(r.throughput_rps or 0.0), r.latency_ms.p95, float(r.dropped_share or 0.0),
+                  float(r.failure_rate or 0.0))
+    print(f"probe {rate:>4}/s: {probe.requests_per_s:7.1f} req/s  p95 {probe.p95_ms or 0:7.0f} ms  "
+          f"dropped {probe.dropped_share:6.1%}  failed {probe.failure_rate:6.1%}  "
+          f"{'held' if probe.held else 'NOT held'}", flush=True)
+    return probe
+
+
+def _settle(topo: Topology) -> float | None:
+    """Seconds from now until reconcile is clean (None: not within SETTLE_LIMIT_S)."""
+    stopped = time.monotonic()
+    while time.monotonic() - stopped < SETTLE_LIMIT_S:
+        if reconcile(topo, grace_s=0.0).clean:
+            return time.monotonic() - stopped
+        time.sleep(1.0)
+    return None
+
+
+def _settle_quietly(topo: Topology) -> None:
+    if _settle(topo) is None:
+        print("  (the platform did not settle between probes)", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rates", default="60,90,120,150", help="full-flow iterations/s to probe, rising")
+    ap.add_argument("--probe-s", type=int, default=40)
+    ap.add_argument("--hold-s", type=int, default=360)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    rates = [int(r) for r in args.rates.split(",")]
+    probes: list[Probe] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        backend = LocalBackend(Topology(state_dir=Path(tmp) / "state").with_port_offset(7000))
+        backend.up()
+        topo = backend.topo
+        try:
+            for rate in rates:
+                probes.append(_probe(topo, rate, args.probe_s, Path(tmp) / "reports"))
+                _settle_quietly(topo)
+                if not probes[-1].held:
+                    break
+            held = [p for p in probes if p.held]
+            if not held:
+                print("no probed rate held: nothing to hold for six minutes")
+                return
+            rate = held[-1].rate
+            print(f"\nholding {rate}/s for {args.hold_s} s …", flush=True)
+            session = _load(topo, rate, args.hold_s, Path(tmp) / "reports", stages=True)
+            settle_s = _settle(topo)
+            doc = json.loads((session.folder / "stages.json").read_text())
+        finally:
+            backend.down(purge=True)
+    judged: list[StageJudgement] = judge_all(samples_from_doc(doc))
+    r = session.report
+    print(f"\nfull flow at {rate}/s for {args.hold_s} s: {r.throughput_rps or 0:.0f} req/s, p95 "
+          f"{r.latency_ms.p95 or 0:.0f} ms, failed {r.failure_rate or 0:.2%}, grade {r.grade.grade}")
+    print(f"{'stage':<30} {'lag p95 s':>10} {'backlog start':>14} {'end':>8} {'slope/s':>9}  kept up")
+    for j in judged:
+        print(f"{j.stage:<30} {_num(j.lag_p95_s, 2):>10} {_num(j.backlog_start, 0):>14} {_num(j.backlog_end, 0):>8} "
+              f"{_num(j.slope_per_s, 2):>9}  {'yes' if j.kept_up else 'no' if j.kept_up is False else 'no data'}")
+    settled = f"{settle_s:.1f} s" if settle_s is not None else f"NOT within {SETTLE_LIMIT_S} s"
+    print(f"reconcile clean {settled} after the load stopped")
+    print(f"held rate / highest probed: {rate / rates[-1]:.2f}; held rate / the seed's {SEED_RATE}/s: "
+          f"{rate / SEED_RATE:.2f}")
+    if args.json:
+        args.json.write_text(json.dumps({"probes": [asdict(p) for p in probes], "rate": rate,
+                                         "hold_s": args.hold_s, "settle_s": settle_s,
+                                         "report": {"throughput_rps": r.throughput_rps, "p95_ms": r.latency_ms.p95,
+                                                    "failure_rate": r.failure_rate, "grade": str(r.grade.grade)},
+                                         "stages": [j.to_json() for j in judged]}, indent=2))
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+if __name__ == "__main__":
+    main()

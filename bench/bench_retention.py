@@ -4,8 +4,8 @@ shards summed) sampled every --every-s seconds. Pruned tables must level off: a 
 still grows over the last half of the run by more than 5 % of its size per minute "GROWS". Business
 records (payment, ledger_entry, settlement, refund_request) are kept by design and grow.
 
-Retentions: idempotency_ttl_s=60, outbox_retention_s=60, processed_retention_s=120,
-acquirer_refund_retention_s=120 (the shortest the settings' cross-checks allow), prune_interval_s
+Retentions: idempotency_ttl_s=60, outbox_retention_s=60, processed_retention_s=240,
+acquirer_refund_retention_s=240 (the shortest the settings' cross-checks allow), prune_interval_s
 at its default (60 s) unless --prune-interval-s: a pass then has a minute of inserts to delete.
 
     .venv/bin/python bench/bench_retention.py [--flow full-flow] [--rate 100] [--duration-s 600]
@@ -66,8 +66,8 @@ def main() -> None:
     ap.add_argument("--prune-interval-s", type=float, default=None)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    shortened: dict[str, Any] = {"idempotency_ttl_s": 60, "outbox_retention_s": 60, "processed_retention_s": 120,
-                                 "acquirer_refund_retention_s": 120}
+    shortened: dict[str, Any] = {"idempotency_ttl_s": 60, "outbox_retention_s": 60, "processed_retention_s": 240,
+                                 "acquirer_refund_retention_s": 240}
     if args.prune_interval_s is not None:
         shortened["prune_interval_s"] = args.prune_interval_s
     settings = Settings(**shortened)

@@ -12,6 +12,7 @@ from payctl.errors import UsageError
 from payctl.ops.partial import PerShard, each_shard
 from payctl.stack.shards import shard_connection
 from payctl.stack.topology import Topology
+from payflow.domain.signing import max_event_age_s
 from payflow.store import outbox as outbox_store
 from payflow.store import parking
 from payflow.store.outbox import OutboxStats, OutboxStore
@@ -71,9 +72,11 @@ def replay_parked(topo: Topology, event_id: int) -> Replayed:
     """Queue a parked event to be published again (after its cause was fixed): its parked rows are
     marked replayed and its outbox row unpublished, due now, in one transaction on the shard that
     holds them. If it fails again it is parked again, terminal as before."""
-    # Consumers that applied it dedupe on processed_event, kept processed_retention_s: an older
-    # event could be applied a second time where it already was.
-    within_s = topo.settings.processed_retention_s - topo.settings.relay_redrive_after_s
+    # Consumers accept an event up to their age limit (and dedupe it on processed_event, kept longer):
+    # an older one would be refused as expired everywhere, so it is not queued to be lost again.
+    settings = topo.settings
+    within_s = (max_event_age_s(settings.processed_retention_s, settings.outbox_retention_s)
+                - settings.relay_redrive_after_s)
     for i, vm in enumerate(topo.vms):
         with shard_connection(topo, vm.name) as conn:
             with conn.cursor() as cur:

@@ -33,6 +33,11 @@ KNOWN_CONSUMERS = ("ledger", "refund", "settlement")
 REFUND_WORST_CASE_S = 240.0
 
 
+# Room for clocks (a consumer's host against the shard's) and for a deferred event's wait, on top of
+# the re-drive window, between the consumers' age limit and the inbox's retention.
+CLOCK_MARGIN_S = 60.0
+
+
 class Settings(BaseModel):
     """Tunables; chaos runs shorten the breaker timings."""
 
@@ -88,9 +93,9 @@ class Settings(BaseModel):
     consumer_max_attempts: int = Field(default=3, ge=1)
     consumer_max_deferred: int = Field(default=20000, ge=1)
     # Retention (Stripe keeps idempotency keys 24 h); pruning runs in small batches. A TTL of 0
-    # would turn idempotency off: at least a minute. The inbox (processed_event) outlives the
-    # outbox by more than the re-drive window (checked below): an event the relay can still
-    # re-drive always finds its dedupe row.
+    # would turn idempotency off: at least a minute. The inbox (processed_event) outlives every
+    # event the relay can still re-drive by the re-drive window and a margin (checked below): such
+    # an event always finds its dedupe row.
     idempotency_ttl_s: float = Field(default=24 * 3600.0, ge=60)
     outbox_retention_s: float = Field(default=7 * 24 * 3600.0, gt=0)
     processed_retention_s: float = Field(default=8 * 24 * 3600.0, gt=0)
@@ -174,12 +179,16 @@ class Settings(BaseModel):
     @model_validator(mode="after")
     def _rules_between_settings(self) -> Self:
         """Combinations that silently turn a guarantee off."""
-        window = self.outbox_retention_s + self.relay_redrive_after_s
+        # Consumers accept an event up to halfway between the two retentions (max_event_age_s) and the
+        # outbox keeps (and re-drives) a row a consumer lacks up to that age: the half above it must
+        # hold the re-drive window and a margin for clocks and deferrals, or a re-driven event could
+        # outlive the inbox row of a consumer that applied it at once.
+        window = self.outbox_retention_s + 2 * (self.relay_redrive_after_s + CLOCK_MARGIN_S)
         if self.processed_retention_s < window:
             raise ValueError(
                 f"processed_retention_s ({self.processed_retention_s:g} s) must be at least outbox_retention_s + "
-                f"relay_redrive_after_s ({window:g} s): an event re-driven after its inbox row was pruned "
-                "would be applied twice")
+                f"2 × (relay_redrive_after_s + {CLOCK_MARGIN_S:g} s) ({window:g} s): an event re-driven after "
+                "its inbox row was pruned would be applied twice")
         if self.acquirer_refund_retention_s < self.processed_retention_s:
             raise ValueError(
                 f"acquirer_refund_retention_s ({self.acquirer_refund_retention_s:g} s) must be at least "

@@ -110,6 +110,20 @@ def test_the_redrive_finds_lost_events_and_leaves_young_ones(stack: Any, outbox:
     assert settled[-1] < watermarks["ledger"] <= lost
 
 
+def test_an_event_too_old_for_any_consumer_is_not_re_driven(stack: Any, outbox: Any) -> None:
+    """A row kept for a consumer that never applied it is re-driven while the consumers would still
+    accept it; past `too_old_s` (their age limit less the re-drive window) it would arrive expired
+    everywhere, and be parked by consumers that applied it long ago: it stays where it is."""
+    with outbox.cursor() as cur:
+        cur.execute(f"INSERT INTO {DB}.consumer_progress VALUES ('ledger', 'm1', NOW(6), NOW(6))")
+    [young] = _insert_events(outbox, 1, created_s_ago=600, processed_by=None, first_aggregate=1000)
+    [old] = _insert_events(outbox, 1, created_s_ago=3600, processed_by=None, first_aggregate=2000)
+    store = OutboxStore(_connect(stack))
+    assert store.redrive_unprocessed(30, ["ledger"], {}, too_old_s=1800) == 1
+    rows = _rows(outbox)
+    assert rows[young][0] == 0 and rows[old][0] == 1
+
+
 def test_a_lost_event_whose_id_came_after_a_newer_row_is_redriven_on_a_quiet_shard(stack: Any, outbox: Any) -> None:
     """Creation time is when the INSERT started, the id comes later: two concurrent inserts can
     get them in opposite orders. Here the lost event is the older one with the higher id, and no

@@ -170,5 +170,28 @@ def test_new_retention_settings_are_bounded_and_cross_checked() -> None:
     with pytest.raises(ValidationError, match="acquirer_refund_retention_s"):
         Settings(acquirer_refund_retention_s=3600)
     # the soak bench's shortened retentions hold every rule
-    Settings(idempotency_ttl_s=60, outbox_retention_s=60, processed_retention_s=120,
-             acquirer_refund_retention_s=120)
+    Settings(idempotency_ttl_s=60, outbox_retention_s=60, processed_retention_s=240,
+             acquirer_refund_retention_s=240)
+
+
+def test_one_table_failing_does_not_starve_the_others() -> None:
+    """A batch that fails (a lock wait timeout on one table) is rolled back and that step skipped for
+    the pass; every other table is still pruned, and the failure is said."""
+    import pymysql
+
+    class Failing(FakeShard):
+        rollbacks = 0
+
+        def execute(self, sql: str, args: tuple[Any, ...]) -> None:
+            if sql.startswith("DELETE FROM processed_event"):
+                raise pymysql.err.OperationalError(1205, "Lock wait timeout exceeded")
+            super().execute(sql, args)
+
+        def rollback(self) -> None:
+            self.rollbacks += 1
+
+    shard = Failing({"processed_event": 900, "idempotency_record": 700, "parked_message": 300})
+    pruned = _prune(shard)
+    assert pruned.deleted["idempotency"] == 700 and pruned.deleted["parked"] == 300
+    assert pruned.deleted["processed"] == 0 and "Lock wait timeout" in pruned.failed["processed"]
+    assert shard.rollbacks == 1 and set(pruned.failed) == {"processed"}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from payflow.config import Settings
+from payflow.config import CLOCK_MARGIN_S, Settings
 
 
 @pytest.mark.parametrize(("field", "value"), [
@@ -37,7 +37,13 @@ def test_the_inbox_must_outlive_every_event_that_can_be_re_driven():
         Settings(outbox_retention_s=3600, processed_retention_s=1800)
     text = str(err.value)
     assert "processed_retention_s" in text and "outbox_retention_s" in text and "relay_redrive_after_s" in text
-    Settings(outbox_retention_s=3600, processed_retention_s=3600 + 31, relay_redrive_after_s=30)
+    # consumers accept events up to halfway between the retentions (max_event_age_s); the re-drive
+    # works up to that age less its window, so the half above it must hold the window again plus a
+    # margin for clocks: the old minimum (a gap of the window alone) left 15 s
+    with pytest.raises(ValidationError, match="processed_retention_s"):
+        Settings(outbox_retention_s=3600, processed_retention_s=3600 + 31, relay_redrive_after_s=30)
+    Settings(outbox_retention_s=3600, processed_retention_s=3600 + 2 * (30 + CLOCK_MARGIN_S),
+             relay_redrive_after_s=30)
 
 
 def test_backoff_bounds_are_ordered_and_consumers_are_known():

@@ -52,13 +52,12 @@ def max_event_age_s(processed_retention_s: float, outbox_retention_s: float) -> 
     relay itself republishes after so long (re-driven, then stuck behind a long outage).
 
     Legit events are never that old: the relay signs at publish time (a re-drive or a backlog
-    carries a fresh signedAt), and the outbox prunes published rows outbox_retention_s after
-    their creation, while settings guarantee processed_retention_s >= outbox_retention_s +
-    relay_redrive_after_s (payflow.config): an event older than processed_retention_s no longer
-    exists in any outbox, so no legit publish of it can happen. (A row never published at all,
-    behind a relay outage longer than the bound, is parked "expired": visible, not applied.)
+    carries a fresh signedAt), the outbox keeps a published row past outbox_retention_s only while
+    a consumer lacks it and deletes it at this bound, and the re-drive leaves rows older than the
+    bound less its own window alone (payflow.store.outbox). (A row never published at all, behind
+    a relay outage longer than the bound, is parked "expired": visible, not applied.)
 
-    The bound sits halfway between the two retentions: the half above it is the safety margin
-    for clocks (the relay's signedAt, the shard's createdAt and the consumer's clock differ) and
-    for a record in flight; the half below it for a legit republish delayed after its row aged."""
+    The bound sits halfway between the two retentions; settings guarantee the half above it holds
+    the re-drive window plus CLOCK_MARGIN_S (payflow.config), for clocks (the relay's signedAt, the
+    shard's createdAt and the consumer's clock differ), a record in flight and a deferred one."""
     return processed_retention_s - (processed_retention_s - outbox_retention_s) / 2

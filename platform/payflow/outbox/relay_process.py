@@ -13,6 +13,7 @@ from payflow.common.faults import FaultHooks
 from payflow.common.http import serve
 from payflow.config import PlatformConfig, load_config
 from payflow.db.pool import direct_connect
+from payflow.domain.signing import max_event_age_s
 from payflow.outbox import metrics
 from payflow.outbox.breaker import TrackedBreaker
 from payflow.outbox.publisher import BreakerPublisher
@@ -29,6 +30,9 @@ class RelayProcess:
         self.settings = s = config.settings
         self.shard = config.local_shard
         self.prune_cursor = PruneCursor()
+        # an event older than this would reach its consumers expired: not re-driven
+        self.redrive_too_old_s = (max_event_age_s(s.processed_retention_s, s.outbox_retention_s)
+                                  - s.relay_redrive_after_s)
         self.tracked = TrackedBreaker(s.breaker_fail_max, s.breaker_reset_timeout_s, s.breaker_success_threshold,
                                       slow_call_s=s.breaker_slow_call_s)
         self.publisher = BreakerPublisher(config.bootstrap_servers, s, self.tracked, config.event_secret())
@@ -65,7 +69,8 @@ class RelayProcess:
                 store = self._store("housekeeping")
                 if self.tracked.state == "closed":
                     redriven = await asyncio.to_thread(store.redrive_unprocessed, s.relay_redrive_after_s,
-                                                       s.consumers, self.redrive_watermarks)
+                                                       s.consumers, self.redrive_watermarks,
+                                                       too_old_s=self.redrive_too_old_s)
                     if redriven:
                         metrics.REDRIVEN.labels(self.shard.name).inc(redriven)
                         log.warning("re-drove %s published-but-unprocessed events", redriven)
@@ -91,6 +96,8 @@ class RelayProcess:
                 for table, deleted in pruned.deleted.items():
                     if deleted:
                         metrics.PRUNED.labels(self.shard.name, table).inc(deleted)
+                for step, why in pruned.failed.items():
+                    log.warning("retention step %s failed this pass (the others ran): %s", step, why)
                 if pruned.lost:
                     metrics.LOST.labels(self.shard.name).inc(pruned.lost)
                     log.error("retention deleted %s outbox events that a consumer never applied within the "

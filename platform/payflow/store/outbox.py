@@ -237,6 +237,10 @@ def next_watermark(current: int, first_missing: int | None, newest_settled: int 
     return max(current, candidate)
 
 
+# Without an age limit (tests, tools): ten years, i.e. none.
+_TOO_OLD_DEFAULT_S = 10 * 365 * 24 * 3600.0
+
+
 class OutboxStore:
     def __init__(self, conn: pymysql.Connection[Any]) -> None:
         self.conn = conn
@@ -303,7 +307,7 @@ class OutboxStore:
         self._update_ids("next_attempt_at=NOW(6)", event_ids)
 
     def redrive_unprocessed(self, older_than_s: float, consumers: list[str], watermarks: dict[str, int],
-                            limit: int = 1000) -> int:
+                            limit: int = 1000, too_old_s: float | None = None) -> int:
         """Events published long ago that a consumer never processed (the broker lost them):
         mark unpublished so the relay sends them again. Consumers dedupe, so this is safe.
 
@@ -318,8 +322,12 @@ class OutboxStore:
 
         A consumer with no watermark yet (a relay that just started: they are kept in memory)
         starts where the table begins, not at id 0: below it retention has deleted every row, and
-        a range read from 0 would step over all of them that InnoDB has not purged yet."""
+        a range read from 0 would step over all of them that InnoDB has not purged yet.
+
+        Rows created more than `too_old_s` ago are left alone: consumers would refuse them as
+        expired (and park them, even those that applied them long ago)."""
         total = 0
+        too_old_us = int((too_old_s if too_old_s is not None else _TOO_OLD_DEFAULT_S) * 1e6)
         with self.conn.cursor() as cur:
             lost_top = _lost_scan_top(cur, older_than_s)
             settled = _newest_created_before(cur, SETTLE_S)
@@ -343,10 +351,11 @@ class OutboxStore:
                     cur.execute(
                         f"SELECT e.event_id FROM outbox_event e WHERE {unprocessed} AND e.published=1 "
                         "AND e.published_at < NOW(6) - INTERVAL %s MICROSECOND "
+                        "AND e.created_at >= NOW(6) - INTERVAL %s MICROSECOND "
                         "AND e.published_at < (SELECT MIN(caught_up_to) FROM consumer_progress WHERE consumer=%s "
                         "AND updated_at > NOW(6) - INTERVAL %s MICROSECOND) - INTERVAL %s MICROSECOND "
                         "ORDER BY e.event_id LIMIT %s",
-                        (start, top, *types, consumer, *parked_args, int(older_than_s * 1e6), consumer,
+                        (start, top, *types, consumer, *parked_args, int(older_than_s * 1e6), too_old_us, consumer,
                          int(PROGRESS_FRESH_S * 1e6), int(PROGRESS_MARGIN_S * 1e6), limit),
                     )
                     lost = [int(r[0]) for r in cur.fetchall()]

@@ -5,7 +5,7 @@ transaction), as fast as the platform adds them.
 The tables, and why each is pruned or kept:
 
 - idempotency_record: a key is remembered for `idempotency_ttl_s`, then deleted.
-- outbox_event: a published row after `outbox_retention_s` once every configured consumer of its
+- outbox_event: a published row after `outbox_retention_s` once every consumer of its
   type has it in its inbox; one a consumer lacks stays (the re-drive can still deliver it) until
   `max_event_age_s`, past which every consumer would refuse it as expired: then it goes (step
   "outbox-expired"), and if a consumer never applied it, it is counted as lost (`Pruned.lost`, an
@@ -33,6 +33,7 @@ import pymysql
 from pymysql.cursors import Cursor
 
 from payflow.config import Settings
+from payflow.domain.events import EVENTS_BY_CONSUMER
 from payflow.domain.signing import max_event_age_s
 from payflow.store import acquirer, idempotency, inbox, outbox, parking, progress
 
@@ -76,7 +77,8 @@ def _plain(name: str, statement: Callable[[float, int], Statement], keep_s: floa
 def steps(settings: Settings, cursor: outbox.PruneCursor | None = None) -> list[Step]:
     """What a pass prunes, in turn (`cursor`: where the outbox's consumed-rows prune goes on from,
     kept by the caller across passes)."""
-    consumers = tuple(settings.consumers)
+    # every consumer the platform has, not only the configured ones: a row goes once all have it
+    consumers = tuple(EVENTS_BY_CONSUMER)
     outbox_cursor = cursor if cursor is not None else outbox.PruneCursor()
     max_age_s = max_event_age_s(settings.processed_retention_s, settings.outbox_retention_s)
 
@@ -121,8 +123,9 @@ def next_pass_in(caught_up: bool, settings: Settings) -> float:
 @dataclass
 class Pruned:
     deleted: dict[str, int] = field(default_factory=dict)  # step name → rows deleted
-    # outbox rows deleted past the consumers' age limit that a configured consumer never applied
+    # outbox rows deleted past the consumers' age limit that a consumer never applied
     lost: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # step name → why its batch failed (skipped this pass)
     batches: int = 0
     caught_up: bool = True  # every step found fewer expired rows than a batch
 
@@ -144,9 +147,16 @@ def prune_once(conn: pymysql.Connection[Any], settings: Settings, *,
         for step in list(pending):
             size = batch[step.name]
             started = clock()
-            with conn.cursor() as cur:
-                looked, deleted, lost = step.run(cur, step.keep_s, size)
-            conn.commit()
+            try:
+                with conn.cursor() as cur:
+                    looked, deleted, lost = step.run(cur, step.keep_s, size)
+                conn.commit()
+            except pymysql.MySQLError as exc:
+                # one table's trouble (a lock wait, a timeout) must not starve the others' pruning
+                _rollback(conn)
+                result.failed[step.name] = f"{type(exc).__name__}: {exc}"
+                pending.remove(step)
+                continue
             result.batches += 1
             result.deleted[step.name] += deleted
             result.lost += lost
@@ -161,6 +171,13 @@ def prune_once(conn: pymysql.Connection[Any], settings: Settings, *,
             if settings.prune_pause_s:
                 sleep(settings.prune_pause_s)
     return result
+
+
+def _rollback(conn: pymysql.Connection[Any]) -> None:
+    try:
+        conn.rollback()
+    except pymysql.MySQLError:
+        pass  # the connection is gone: the next pass gets a new one
 
 
 def _delete(cur: Cursor, statement: Statement) -> int:

@@ -60,8 +60,12 @@ def listens(files: ComposeFiles, svc: PlannedService) -> tuple[str, int]:
     spec = compose(files)["services"][svc.name]
     if svc.kind == "db":
         return flag_value(spec["command"], "--bind-address"), int(flag_value(spec["command"], "--port"))
-    if svc.kind == "kafka":
+    if svc.kind == "kafka" and "environment" in spec:  # Apache Kafka (the upstream images)
         listener = spec["environment"]["KAFKA_LISTENERS"].split(",")[0].removeprefix("PLAINTEXT://")
+        address, port = listener.rsplit(":", 1)
+        return address, int(port)
+    if svc.kind == "kafka":  # tansu
+        listener = arg_after(spec["command"], "--listener-url").removeprefix("tcp://")
         address, port = listener.rsplit(":", 1)
         return address, int(port)
     if svc.kind == "gateway":

@@ -275,12 +275,13 @@ class ComposeBackend:
     def down(self, purge: bool = False, progress: Progress = lambda _m: None) -> None:
         """Stop the containers group by group (front, each VM's services, broker, shards with the
         VMs' holders last), remove them and the network; `purge` also the shards' volumes and the
-        state folder."""
+        state folder (with the record that this state is the compose backend's)."""
         stopped = self._stop_all(progress)
         self._remove(purge)
-        if stopped:
+        if stopped or purge:
             progress("containers and network removed" + (", volumes too" if purge else ""))
-        self.paths.backend_file.unlink(missing_ok=True)
+        # the shards' data stays in the project's volumes: later commands (`down --purge`) still
+        # need this backend until the state is purged
         if purge:
             owned.delete(self.paths.root)
             progress("state folder deleted")
@@ -393,10 +394,14 @@ class ComposeBackend:
             container.unpause()
 
     def kill(self, name: str) -> int:
-        """SIGKILL the service's process; Docker restarts it (restart: unless-stopped)."""
+        """SIGKILL the service's process, then start its container again: `docker kill` disables
+        the restart policy until the next start, so payctl restarts it as the local backend's
+        supervisor does. Answers the killed pid (as the host sees it)."""
         container = self._require_running(name, "kill")
         pid = int(container.attrs.get("State", {}).get("Pid") or 0)
         container.kill(signal="SIGKILL")
+        container.wait(timeout=30)
+        container.start()
         return pid
 
     # -- logs ------------------------------------------------------------------------------------

@@ -331,10 +331,8 @@ def _service(topo: Topology, svc: PlannedService, base: Path | None) -> dict[str
             "secrets": _secret_mounts([svc.vm], event_key=False),
             "volumes": [f"{_volume(svc.vm)}:/var/lib/mysql"],
             "stop_grace_period": f"{svc.stop_wait_s}s",
-            # TCP to the shard's own address: healthy only once the real server listens there
-            # (mariadb-admin ping exits 0 even when the anonymous login is refused).
-            "healthcheck": {"test": ["CMD", "mariadb-admin", "ping", f"--host={address}", f"--port={svc.port}",
-                                     "--silent"], "interval": "2s", "timeout": "3s", "retries": 30},
+            "healthcheck": {"test": ["CMD-SHELL", _shard_ping(topo, svc.vm, address, svc.port)],
+                            "interval": "2s", "timeout": "3s", "retries": 30},
             "depends_on": {svc.vm: {"condition": "service_started"}},
         }
     if svc.kind == "kafka" and broker_is_tansu(topo):
@@ -388,6 +386,15 @@ def _service(topo: Topology, svc: PlannedService, base: Path | None) -> dict[str
             "secrets": _secret_mounts([vm.name for vm in topo.vms], event_key=False),
         }
     return _payflow_service(topo, svc, address, base)
+
+
+def _shard_ping(topo: Topology, vm: str, address: str, port: int) -> str:
+    """TCP to the shard's own address: healthy only once the real server listens there. As the app
+    user with its secret (in the environment, not on the command line): a refused login would be
+    logged as a warning at every check. `$$` is compose's escaped `$`."""
+    password = CONTAINER_STATE.password_file(vm)
+    return (f'MYSQL_PWD="$$(cat {password})" mariadb-admin ping --host={address} --port={port} '
+            f"--user={topo.db_user} --silent")
 
 
 def _payflow_service(topo: Topology, svc: PlannedService, address: str, base: Path | None) -> dict[str, Any]:

@@ -103,7 +103,7 @@ class ImageBuilder:
             self.client.images.pull(BASE_OFFICIAL)
             return BASE_OFFICIAL
         except Exception as exc:
-            reason = str(exc).splitlines()[0][:160]
+            reason = str(getattr(exc, "explanation", None) or exc).splitlines()[0][:160]
             self.progress(f"cannot pull {BASE_OFFICIAL} ({reason}): making {BASE_LOCAL} with debootstrap")
         self.make_local_base()
         return BASE_LOCAL
@@ -147,14 +147,14 @@ class ImageBuilder:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert proc.stdout is not None
         lines: list[str] = []
-        stage = ""
+        stages: set[str] = set()
         for line in proc.stdout:
             line = line.rstrip()
             lines.append(line)
             # one progress line per stage (Retrieving, Validating, Extracting, Installing, …)
             words = line.split()
-            if len(words) > 1 and words[0] == "I:" and words[1] != stage:
-                stage = words[1]
+            if len(words) > 1 and words[0] == "I:" and words[1] not in stages:
+                stages.add(words[1])
                 self.progress(f"debootstrap: {line[3:]}")
         if proc.wait() != 0:
             raise EnvironmentProblem(f"debootstrap failed (exit {proc.returncode}): {_tail(chr(10).join(lines))}",

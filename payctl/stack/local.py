@@ -77,6 +77,7 @@ class LocalBackend:
         p.supervisord_conf.write_text(render.supervisord_conf(self.plan, p, self.bins))
         p.topology_json.write_text(self.topo.model_dump_json(indent=2))
         p.isolation_file.write_text(self.topo.isolation + "\n")
+        p.backend_file.unlink(missing_ok=True)  # a compose stack's record: this folder is a local stack's now
 
     # -- up -----------------------------------------------------------------------------------
     def up(self, vm: str | None = None, progress: Progress = lambda _m: None, timeout_s: float = 60) -> None:

@@ -12,10 +12,12 @@ import docker.errors
 import pytest
 
 from payctl.errors import EnvironmentProblem, UsageError
-from payctl.stack import compose_files, compose_render
+from payctl.stack import compose_files, compose_render, owned
 from payctl.stack.backend import backend_for
 from payctl.stack.compose import ComposeBackend, container_name
 from payctl.stack.images import LocalImage
+from payctl.stack.local import LocalBackend
+from payctl.stack.paths import StatePaths
 from payctl.stack.plan import services
 from payctl.stack.topology import Topology, load_topology
 from tests.cli_inprocess import run_payctl
@@ -143,7 +145,8 @@ def test_up_builds_the_images_creates_the_secrets_and_runs_compose(tmp_path: Pat
     assert (tmp_path / ".payctl" / "faults").is_dir()
 
 
-def test_a_stack_up_with_compose_stays_compose_until_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_a_stack_up_with_compose_stays_compose_until_purged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Its data outlives `down` in compose volumes: `down --purge` must still reach them."""
     monkeypatch.chdir(tmp_path)
     compose_files.write(compose_render.render(Topology(), base=tmp_path), tmp_path)
     client = mock.MagicMock()
@@ -153,7 +156,18 @@ def test_a_stack_up_with_compose_stays_compose_until_down(tmp_path: Path, monkey
     assert load_topology().backend == "compose"  # `payctl status` after `payctl up --backend compose`
     assert backend_for(load_topology()).name == "compose"
     ComposeBackend(load_topology(), client=client).down()
+    assert load_topology().backend == "compose"
+    ComposeBackend(load_topology(), client=client).down(purge=True)
+    assert client.volumes.list.called
     assert load_topology().backend == "local"
+
+
+def test_a_local_stack_takes_the_state_folder_back(tmp_path: Path):
+    paths = StatePaths(tmp_path / "state")
+    owned.claim(paths.root)
+    paths.backend_file.write_text("compose\n")
+    LocalBackend(Topology(state_dir=paths.root)).write_files()
+    assert not paths.backend_file.exists()
 
 
 def test_the_upstream_images_build_only_the_platform_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -258,11 +272,14 @@ def test_pause_or_kill_of_a_stopped_service_is_refused_with_a_hint():
         be.kill("relay-vm1")
 
 
-def test_kill_sends_sigkill_and_answers_the_pid():
+def test_kill_sends_sigkill_then_starts_the_container_again():
+    """`docker kill` disables a container's restart policy until it is started again: payctl starts
+    it, as the local backend's supervisor restarts a killed process."""
     be, client = backend()
     c = container("ingest-vm1", pid=4242)
     client.containers.get.return_value = c
     assert be.kill("ingest-vm1") == 4242
+    assert [call[0] for call in c.method_calls if call[0] in ("kill", "wait", "start")] == ["kill", "wait", "start"]
     c.kill.assert_called_once_with(signal="SIGKILL")
 
 

@@ -216,8 +216,9 @@ class ComposeBackend:
             raise
 
     def _health(self, svc: PlannedService) -> tuple[bool, str]:
-        """(healthy, detail) of a service's container: Docker's healthcheck where it has one, else
-        a probe at its container address (a published port always accepts: docker-proxy holds it)."""
+        """(healthy, detail) of a service's container: running, not marked unhealthy by Docker, and
+        answering payctl's own probe (a TCP one at the container's address: a published port
+        always accepts, docker-proxy holds it)."""
         c = self._find(svc.name)
         if c is None:
             return False, "no container"
@@ -227,9 +228,8 @@ class ComposeBackend:
             return False, status
         if state.get("Paused"):
             return False, "paused: not answering"
-        health = state.get("Health", {}).get("Status")
-        if health is not None and health != "healthy":
-            return False, f"container {health}"
+        if state.get("Health", {}).get("Status") == "unhealthy":
+            return False, "container unhealthy"
         if svc.health == "tcp":
             address = compose_render.address_of(self.topo, svc)
             return (True, "accepting") if port_open(svc.port, host=address) else (False, "port closed")

@@ -286,8 +286,10 @@ def _platform_image(topo: Topology) -> dict[str, Any]:
 
 
 def _http_health(address: str, port: int, path: str) -> dict[str, Any]:
+    """Docker's view of a platform process (`docker ps`). Each check starts an interpreter, so it
+    runs every 10 s, not every 2: payctl waits on its own probes and only believes "unhealthy"."""
     probe = f"import urllib.request; urllib.request.urlopen('http://{address}:{port}{path}', timeout=2)"
-    return {"test": ["CMD", "python", "-c", probe], "interval": "2s", "timeout": "3s", "retries": 30}
+    return {"test": ["CMD", "python", "-c", probe], "interval": "10s", "timeout": "3s", "retries": 3}
 
 
 def _services(plan: ServicePlan, base: Path | None) -> dict[str, Any]:

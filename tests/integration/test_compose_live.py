@@ -228,29 +228,39 @@ def test_logs_come_from_docker(stack: ComposeStack):
     assert "ready for connections" in shard.stdout
 
 
-def test_one_service_is_stopped_paused_and_killed_through_the_docker_sdk(stack: ComposeStack):
+def test_one_service_is_stopped_paused_and_killed_through_the_docker_sdk(stack: ComposeStack, engine: Any):
+    def container(name: str) -> Any:
+        return engine.containers.get(f"{PROJECT}-{name}")
+
+    def answers(port: int) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    vm1, vm2 = stack.topo.vms
     assert stack.payctl("stop", "ledger-vm2").returncode == 0
-    assert stack.status()["ledger-vm2"]["state"] == "EXITED"
-    assert stack.payctl("start", "ledger-vm2").returncode == 0
-    assert stack.status()["ledger-vm2"]["healthy"]
+    assert container("ledger-vm2").status == "exited"
+    assert stack.payctl("start", "ledger-vm2").returncode == 0  # waits until healthy
+    assert answers(vm2.ledger_port)
 
     assert stack.payctl("pause", "relay-vm1").returncode == 0
-    paused = stack.status()["relay-vm1"]
-    assert paused["state"] == "PAUSED" and not paused["healthy"]
+    assert container("relay-vm1").status == "paused" and not answers(vm1.relay_port)
     assert stack.payctl("resume", "relay-vm1").returncode == 0
-    stack.wait_for(lambda: stack.status()["relay-vm1"]["healthy"], timeout=30)
+    stack.wait_for(lambda: answers(vm1.relay_port), timeout=30)
 
-    before = stack.status()["ingest-vm2"]["pid"]
+    before = container("ingest-vm2").attrs["State"]["Pid"]
     killed = stack.payctl("kill", "ingest-vm2")
     assert killed.returncode == 0, killed.stderr
-    # Docker restarts it (restart: unless-stopped): a new process, healthy again
-    stack.wait_for(lambda: (row := stack.status()["ingest-vm2"])["healthy"] and row["pid"] != before, timeout=60)
+    # a new process in the same container, answering again (Docker's restart policy is off after a
+    # `docker kill`: payctl starts it, as the local backend's supervisor restarts a killed process)
+    stack.wait_for(lambda: answers(vm2.ingest_port), timeout=60)
+    after = container("ingest-vm2")
+    assert after.status == "running" and after.attrs["State"]["Pid"] != before
 
-    stopped = stack.payctl("stop", "settlement-vm1")
-    assert stopped.returncode == 0
-    refused = stack.payctl("pause", "settlement-vm1")
-    assert refused.returncode == 2 and "cannot pause settlement-vm1" in refused.stderr
-    assert stack.payctl("start", "settlement-vm1").returncode == 0
+    refused = stack.payctl("pause", "shard9")
+    assert refused.returncode == 2 and "unknown service 'shard9'" in refused.stderr
+    assert "Traceback" not in refused.stderr
 
 
 def test_kafka_outage_holds_on_the_compose_stack(stack: ComposeStack):

@@ -165,6 +165,7 @@ class ImageBuilder:
         with self._context(image) as context:
             self.progress(f"building {image.tag} on {base}")
             recent: list[str] = []
+            steps = StepReport(image.tag, self.progress)
             try:
                 chunks = self.client.api.build(path=str(context), tag=image.tag, buildargs={"BASE": base},
                                                rm=True, forcerm=True, decode=True, pull=False)
@@ -176,12 +177,12 @@ class ImageBuilder:
                     for line in str(chunk.get("stream", "")).splitlines():
                         if line.strip():
                             recent = [*recent[-8:], line.strip()]
-                        if line.startswith("Step "):
-                            self.progress(f"{image.tag}: {line[:110]}")
+                            steps.line(line.strip())
             except EnvironmentProblem:
                 raise
             except Exception as exc:
                 raise EnvironmentProblem(f"building {image.tag} failed: {str(exc).splitlines()[0][:300]}") from exc
+            steps.done()
 
     @contextmanager
     def _context(self, image: LocalImage) -> Iterator[Path]:
@@ -249,6 +250,39 @@ class ImageBuilder:
         (fresh / ".stamp").write_text(key)
         shutil.rmtree(target, ignore_errors=True)
         fresh.rename(target)
+
+
+class StepReport:
+    """A build's progress lines: each step that runs (one line, shortened), none for the steps
+    Docker's cache answers, then how many were cached. Fed the builder's output line by line."""
+
+    def __init__(self, tag: str, progress: Progress) -> None:
+        self.tag = tag
+        self.progress = progress
+        self.pending: str | None = None
+        self.steps = 0
+        self.cached = 0
+
+    def line(self, line: str) -> None:
+        if line.startswith("Step "):
+            self._flush()
+            self.steps += 1
+            self.pending = line
+        elif line.startswith("---> Using cache"):
+            self.cached += 1
+            self.pending = None
+        else:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending is not None:
+            text = self.pending if len(self.pending) <= 72 else self.pending[:71] + "…"
+            self.progress(f"{self.tag}: {text}")
+            self.pending = None
+
+    def done(self) -> None:
+        self._flush()
+        self.progress(f"{self.tag}: built ({self.cached} of {self.steps} steps from the cache)")
 
 
 def _stamp(folder: Path) -> str | None:

@@ -13,7 +13,7 @@ import pytest
 
 from payctl.errors import EnvironmentProblem
 from payctl.stack import image_build
-from payctl.stack.image_build import ImageBuilder, source_root
+from payctl.stack.image_build import ImageBuilder, StepReport, source_root
 from payctl.stack.images import (
     BASE_LOCAL,
     BASE_OFFICIAL,
@@ -103,6 +103,20 @@ def test_a_failed_build_names_the_image_and_the_failing_step(tmp_path: Path):
     assert said[:2] == [f"building payctl/haproxy:bookworm on {BASE_LOCAL}",
                         "payctl/haproxy:bookworm: Step 1/4 : ARG BASE=debian:bookworm-slim"]
     assert client.api.build.call_args.kwargs["buildargs"] == {"BASE": BASE_LOCAL}
+
+
+def test_build_progress_shows_the_steps_that_run_and_counts_the_cached_ones():
+    said: list[str] = []
+    report = StepReport("payctl/platform:bookworm", said.append)
+    for line in ["Step 1/3 : ARG BASE=debian:bookworm-slim", "Step 2/3 : FROM ${BASE}", "---> b10e5f88066a",
+                 "Step 3/3 : RUN apt-get update && apt-get install -y --no-install-recommends python3 "
+                 "python3-venv libmariadb3", "---> Using cache", "---> 0123456789ab"]:
+        report.line(line)
+    report.done()
+    assert said == ["payctl/platform:bookworm: Step 1/3 : ARG BASE=debian:bookworm-slim",
+                    "payctl/platform:bookworm: Step 2/3 : FROM ${BASE}",
+                    "payctl/platform:bookworm: built (1 of 3 steps from the cache)"]
+    assert all(len(line) < 120 for line in said)
 
 
 def test_unchanged_wheel_inputs_are_not_built_again(tmp_path: Path):

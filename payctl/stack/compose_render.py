@@ -232,8 +232,8 @@ def compose_yml(plan: ServicePlan, base: Path | None = None) -> str:
         "volumes": {_volume(s.vm): {} for s in plan.of_kind("db") if s.vm},
         "secrets": secrets,
     }
-    usage = ("\nUp: payctl up --backend compose (checks these files are current, creates the secrets in the\n"
-             "state folder, then runs `docker compose up -d --wait`).")
+    usage = ("\nUp: payctl up --backend compose (checks these files are current, builds the images, creates the\n"
+             "secrets in the state folder, runs `docker compose up -d` and waits until every service is healthy).")
     return "".join(f"# {line}\n" for line in (HEADER + usage).splitlines()) + _dump(doc)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
+import sys
 from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Annotated
@@ -12,7 +12,7 @@ import typer
 from payctl.cli.context import load
 from payctl.cli.options import JsonOpt
 from payctl.cli.output import console, duration, err_console, ok_mark, print_json, table
-from payctl.errors import EnvironmentProblem, PayctlError
+from payctl.errors import PayctlError
 from payctl.ops import doctor as doctor_mod
 from payctl.ops.metrics import Prometheus
 from payctl.ops.stages import stage_lags
@@ -148,12 +148,10 @@ def logs(
     lines: Annotated[int, typer.Option("-n", min=1, max=1_000_000, help="lines to show")] = 50,
 ) -> None:
     """Show (or follow) one service's log."""
-    path = backend_for(load(ctx)).log_path(service)
-    if not path.exists():
-        raise EnvironmentProblem(f"no log for {service} yet at {path}", "has the stack been started?")
-    cmd = ["tail", "-n", str(lines)] + (["-F"] if follow else []) + [str(path)]
     try:
-        subprocess.run(cmd, check=False)
+        for line in backend_for(load(ctx)).log_lines(service, lines, follow):
+            sys.stdout.write(line)
+            sys.stdout.flush()
     except KeyboardInterrupt:
         pass
 

@@ -3,7 +3,7 @@ which one runs the stack, and the one place that picks the backend for a topolog
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,6 +45,8 @@ class Backend(Protocol):
     def kill(self, name: str) -> int: ...
     def log_path(self, name: str) -> Path: ...
     def log_tail(self, name: str, lines: int = 20) -> str: ...
+    # the last `lines` of a service's log, then (with `follow`) what it writes until interrupted
+    def log_lines(self, name: str, lines: int = 50, follow: bool = False) -> Iterator[str]: ...
     def is_up(self) -> bool: ...
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import shutil
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -76,6 +77,7 @@ class LocalBackend:
         p.supervisord_conf.write_text(render.supervisord_conf(self.plan, p, self.bins))
         p.topology_json.write_text(self.topo.model_dump_json(indent=2))
         p.isolation_file.write_text(self.topo.isolation + "\n")
+        p.backend_file.unlink(missing_ok=True)  # a compose stack's record: this folder is a local stack's now
 
     # -- up -----------------------------------------------------------------------------------
     def up(self, vm: str | None = None, progress: Progress = lambda _m: None, timeout_s: float = 60) -> None:
@@ -317,6 +319,19 @@ class LocalBackend:
         if not path.exists():
             return "(no log)"
         return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+
+    def log_lines(self, name: str, lines: int = 50, follow: bool = False) -> Iterator[str]:
+        """The last `lines` of the service's log file; with `follow`, then what is appended (tail -F)."""
+        path = self.log_path(name)
+        if not path.exists():
+            raise EnvironmentProblem(f"no log for {name} yet at {path}", "has the stack been started?")
+        cmd = ["tail", "-n", str(lines)] + (["-F"] if follow else []) + [str(path)]
+        with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, errors="replace") as proc:
+            assert proc.stdout is not None
+            try:
+                yield from proc.stdout
+            finally:
+                proc.terminate()
 
     def is_up(self) -> bool:
         return self.sup.is_running()

@@ -152,6 +152,10 @@ def require_fault_support(topo: Topology, kinds: set[FaultKind]) -> None:
     """Refuse (exit 2) before anything is injected when the stack or the kernel cannot do it."""
     if not kinds:
         return
+    if topo.backend == "compose":
+        raise EnvironmentProblem("network faults cut the links between the local backend's network namespaces; "
+                                 "the compose backend's containers share one Docker network with no such links",
+                                 "run this experiment on `payctl up --isolation netns` (the local backend)")
     if not topo.netns:
         raise EnvironmentProblem("network faults need a stack started with isolation \"netns\"",
                                  "run `payctl down` then `payctl up --isolation netns`")

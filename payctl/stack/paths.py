@@ -108,6 +108,12 @@ class StatePaths:
         """How the running stack was started ("none"/"netns"); removed by `down`."""
         return self.root / "isolation"
 
+    @property
+    def backend_file(self) -> Path:
+        """The backend a running stack was started with when not the topology's own (`up --backend
+        compose`); removed by `down`."""
+        return self.root / "backend"
+
     def running_isolation(self) -> str | None:
         try:
             return self.isolation_file.read_text().strip() or None

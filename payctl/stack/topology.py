@@ -52,6 +52,9 @@ class Topology(BaseModel):
     name: str = Field(default="payctl", pattern=r"^[a-z][a-z0-9-]{0,31}$")
     state_dir: Path = Path(".payctl")
     backend: Literal["local", "compose"] = "local"
+    # the compose backend's images: "debian" built here from Debian's packages (no registry needed),
+    # "upstream" the official images (MariaDB, Apache Kafka, HAProxy, Prometheus, Grafana) pulled
+    compose_images: Literal["debian", "upstream"] = "debian"
     # "netns": each VM in its own network namespace with its own address on a private bridge, the
     # shared services (broker, gateway, Prometheus, console) in a third; cross-VM calls cross a link.
     isolation: Literal["none", "netns"] = "none"
@@ -285,7 +288,7 @@ def load_topology(path: Path | None = None) -> Topology:
     if source is None:
         defaults = Topology()
         state = defaults.state_dir if defaults.state_dir.is_absolute() else anchor / defaults.state_dir
-        return with_running_isolation(defaults.model_copy(update={"state_dir": state.resolve()}))
+        return with_running_stack(defaults.model_copy(update={"state_dir": state.resolve()}))
     try:
         raw = source.read_bytes()
     except OSError as exc:
@@ -304,7 +307,7 @@ def load_topology(path: Path | None = None) -> Topology:
         raise UsageError(f"{source}: {problems}") from exc
     if not topo.state_dir.is_absolute():
         topo = topo.model_copy(update={"state_dir": (source.parent / topo.state_dir).resolve()})
-    return with_running_isolation(topo)
+    return with_running_stack(topo)
 
 
 def with_isolation(topo: Topology, isolation: str) -> Topology:
@@ -313,6 +316,22 @@ def with_isolation(topo: Topology, isolation: str) -> Topology:
         return Topology.model_validate({**topo.model_dump(), "isolation": isolation})
     except ValidationError as exc:
         raise UsageError(f"--isolation {isolation}: {exc.errors()[0]['msg']}", "use none or netns") from exc
+
+
+def with_running_stack(topo: Topology) -> Topology:
+    """The topology as the running stack was started: its backend and isolation (until `down`)."""
+    return with_running_backend(with_running_isolation(topo))
+
+
+def with_running_backend(topo: Topology) -> Topology:
+    """A stack started with `up --backend X` keeps X for every later command until `down`."""
+    try:
+        running = (topo.state_path() / "backend").read_text().strip()
+    except OSError:
+        return topo
+    if running not in ("local", "compose") or running == topo.backend:
+        return topo
+    return topo.model_copy(update={"backend": running})
 
 
 def with_running_isolation(topo: Topology) -> Topology:

@@ -60,8 +60,12 @@ def listens(files: ComposeFiles, svc: PlannedService) -> tuple[str, int]:
     spec = compose(files)["services"][svc.name]
     if svc.kind == "db":
         return flag_value(spec["command"], "--bind-address"), int(flag_value(spec["command"], "--port"))
-    if svc.kind == "kafka":
+    if svc.kind == "kafka" and "environment" in spec:  # Apache Kafka (the upstream images)
         listener = spec["environment"]["KAFKA_LISTENERS"].split(",")[0].removeprefix("PLAINTEXT://")
+        address, port = listener.rsplit(":", 1)
+        return address, int(port)
+    if svc.kind == "kafka":  # tansu
+        listener = arg_after(spec["command"], "--listener-url").removeprefix("tcp://")
         address, port = listener.rsplit(":", 1)
         return address, int(port)
     if svc.kind == "gateway":
@@ -317,3 +321,51 @@ def test_a_bad_out_path_is_a_clear_error(tmp_path: Path):
     cli = subprocess.run([sys.executable, "-m", "payctl.cli.app", "compose", "render", "--out",
                           str(tmp_path / "a-file")], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert cli.returncode == 2 and "is not a folder" in cli.stderr and "Traceback" not in cli.stderr
+
+
+def test_the_shard_healthcheck_logs_in_as_the_app_user_with_its_secret():
+    """A refused root login every 2 s filled the shard's log with "Access denied" warnings."""
+    topo = Topology()
+    spec = compose(render(topo))["services"]
+    for vm, shard in (("vm1", "shard1"), ("vm2", "shard2")):
+        kind, command = spec[shard]["healthcheck"]["test"]
+        assert kind == "CMD-SHELL"
+        assert f'MYSQL_PWD="$$(cat /run/secrets/{vm}.password)" mariadb-admin ping' in command
+        assert f"--user={topo.db_user}" in command and "--password" not in command
+
+
+def test_the_debian_images_are_built_here_and_never_pulled():
+    spec = compose(render(Topology()))
+    assert "grafana" not in spec["services"]
+    for name, svc in spec["services"].items():
+        assert svc["image"].startswith("payctl/") and svc["pull_policy"] == "never", name
+        assert "build" not in svc, name
+    assert spec["services"]["kafka"]["command"][0] == "broker"  # tansu, as the local backend runs it
+    assert spec["volumes"] == {"vm1-data": {}, "vm2-data": {}}
+    assert spec["services"]["shard1"]["volumes"] == ["vm1-data:/var/lib/mysql"]
+
+
+def test_the_upstream_images_add_grafana_and_apache_kafka():
+    files = render(Topology(compose_images="upstream"))
+    spec = compose(files)["services"]
+    assert spec["shard1"]["image"] == "mariadb:10.11" and "pull_policy" not in spec["shard1"]
+    assert spec["kafka"]["image"].startswith("apache/kafka") and "KAFKA_LISTENERS" in spec["kafka"]["environment"]
+    assert spec["grafana"]["ports"] == ["127.0.0.1:3000:3000"]
+    assert spec["ingest-vm1"]["image"] == "payctl/platform:bookworm" and spec["ingest-vm1"]["pull_policy"] == "never"
+    assert payflow(files, "vm1")["settings"]["consumer_log_lost_grace_s"] is None  # Kafka answers "out of range"
+
+
+def test_a_shard_runs_with_the_local_backends_server_settings():
+    """The durability and collation settings of the local my.cnf, as flags both images accept."""
+    from payctl.stack import render as local_render
+    from payctl.stack.paths import StatePaths
+
+    topo = Topology()
+    cnf = local_render.my_cnf(topo, StatePaths(Path("/state")), "vm1").split("[client]")[0]
+    wanted = {line.strip() for line in cnf.splitlines()
+              if line.strip() and not line.startswith(("#", "[")) and line.split("=")[0]
+              not in ("user", "datadir", "socket", "port", "bind-address", "pid-file")}
+    flags = set(compose(render(topo))["services"]["shard1"]["command"])
+    as_flags = {"--" + setting.split("=")[0].replace("_", "-") + setting[len(setting.split("=")[0]):]
+                for setting in wanted}
+    assert len(as_flags) >= 9 and as_flags <= flags

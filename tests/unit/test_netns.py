@@ -220,3 +220,8 @@ def test_the_forward_rule_names_only_the_stacks_own_bridge() -> None:
     rule = forward_rule(topo)
     bridge = topo.link_name("bridge")
     assert rule[:5] == ["FORWARD", "-i", bridge, "-o", bridge] and rule[-2:] == ["-j", "ACCEPT"]
+
+
+def test_network_faults_on_the_compose_backend_say_why_they_cannot_run():
+    with pytest.raises(EnvironmentProblem, match="compose backend's containers share one Docker network"):
+        require_fault_support(Topology(backend="compose"), {"drop"})

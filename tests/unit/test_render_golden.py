@@ -48,6 +48,7 @@ LOCAL_CASES: dict[str, Callable[[], Topology]] = {
 COMPOSE_CASES: dict[str, Callable[[], Topology]] = {
     "compose-default": Topology,
     "compose-external-kafka": _three_vms_external_kafka,
+    "compose-upstream": lambda: Topology(compose_images="upstream"),
 }
 
 

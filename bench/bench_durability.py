@@ -1,14 +1,16 @@
-"""What durable commits cost: the whole platform at one authorize rate, alternating the shards'
-redo-log flush between per-commit fsync (innodb_flush_log_at_trx_commit=1, what the platform runs)
+"""What durable commits cost: the whole platform at one or more authorize rates (a knee), alternating
+the shards' redo-log flush between per-commit fsync (innodb_flush_log_at_trx_commit=1, what the platform runs)
 and once-a-second (=2, what a power loss punishes) on the same live stack, so each pair is measured
 in the same minute. The variable is switched with SET GLOBAL for the bench only; no setting of the
 platform relaxes it.
 
 Per run it prints achieved/target, p95/p99, CPU per authorization (total and MariaDB), and InnoDB's
 own counters: COMMITs per redo-log fsync (group commit: concurrent commits sharing one fsync) and
-fsyncs per second. At the end: the durable/relaxed ratio of each figure (median over the pairs).
+fsyncs per second. At the end, per rate: the durable/relaxed ratio of each figure (median over the
+pairs), whether each mode held the rate (achieved ≥ 98 %, dropped ≤ 1 %, 0 failed), and the highest
+rate each mode held: the knee with durable commits beside the knee without, measured in one run.
 
-    .venv/bin/python bench/bench_durability.py [--rate 500] [--step-s 20] [--pairs 3] [--json OUT]
+    .venv/bin/python bench/bench_durability.py [--rates 500] [--step-s 20] [--pairs 3] [--json OUT]
 """
 
 from __future__ import annotations
@@ -86,12 +88,14 @@ def _one(backend: LocalBackend, flush: int, rate: int, step_s: int, reports: Pat
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rate", type=int, default=500)
+    ap.add_argument("--rates", "--rate", default="500",
+                    help="comma-separated authorize rates, lowest first; each is run in alternating pairs")
     ap.add_argument("--step-s", type=int, default=20)
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    runs: list[Run] = []
+    rates = [int(r) for r in str(args.rates).split(",") if r.strip()]
+    runs: list[tuple[int, Run]] = []
     with tempfile.TemporaryDirectory() as tmp:
         topo = Topology(state_dir=Path(tmp) / "state").with_port_offset(7000)
         backend = LocalBackend(topo)
@@ -101,19 +105,32 @@ def main() -> None:
                             base_url=f"http://127.0.0.1:{topo.gateway_port}/api", raw=False,
                             reports_root=Path(tmp) / "reports", record_history=False,
                             k6_env=merchants.k6_env(topo))
-            for pair in range(args.pairs):
-                order = (1, 2) if pair % 2 == 0 else (2, 1)  # alternate who goes first
-                for flush in order:
-                    runs.append(_one(backend, flush, args.rate, args.step_s, Path(tmp) / "reports"))
+            for rate in rates:
+                for pair in range(args.pairs):
+                    order = (1, 2) if pair % 2 == 0 else (2, 1)  # alternate who goes first
+                    for flush in order:
+                        runs.append((rate, _one(backend, flush, rate, args.step_s, Path(tmp) / "reports")))
         finally:
             _set_flush(backend, 1)
             backend.down(purge=True)
 
+    for rate in rates:
+        _summary([r for at, r in runs if at == rate], rate, args.pairs)
+    held = {flush: [rate for rate in rates if all(r.step.holds for at, r in runs if at == rate and r.flush == flush)]
+            for flush in (1, 2)}
+    print(f"\nknee (highest rate held in every pair): durable {max(held[1], default='none')}/s, "
+          f"relaxed {max(held[2], default='none')}/s")
+    if args.json:
+        args.json.write_text(json.dumps([{"rate": at, **asdict(r), "cpu_ms": r.cpu_ms, "holds": r.step.holds}
+                                         for at, r in runs], indent=2))
+
+
+def _summary(runs: list[Run], rate: int, pairs: int) -> None:
     def median(flush: int, figure: str) -> float:
         values = [getattr(r, figure) if figure != "p99" else r.step.p99_ms for r in runs if r.flush == flush]
         return statistics.median(values)
 
-    print(f"\nmedians over {args.pairs} alternating pairs at {args.rate}/s (durable = flush 1, relaxed = flush 2):")
+    print(f"\nmedians over {pairs} alternating pairs at {rate}/s (durable = flush 1, relaxed = flush 2):")
     for figure, label in (("cpu_ms", "CPU ms/auth"), ("p99", "p99 ms"), ("commits_per_fsync", "commits/fsync"),
                           ("fsyncs_per_s", "fsyncs/s")):
         durable, relaxed = median(1, figure), median(2, figure)
@@ -122,9 +139,8 @@ def main() -> None:
     achieved = {f: statistics.median(r.step.achieved_rps for r in runs if r.flush == f) for f in (1, 2)}
     print(f"  {'achieved/s':>14}: durable {achieved[1]:8.1f}  relaxed {achieved[2]:8.1f}  "
           f"ratio {achieved[1] / achieved[2]:5.2f}")
-    if args.json:
-        args.json.write_text(json.dumps([{**asdict(r), "cpu_ms": r.cpu_ms} for r in runs], indent=2))
-
+    held = {f: sum(r.step.holds for r in runs if r.flush == f) for f in (1, 2)}
+    print(f"  {'held':>14}: durable {held[1]}/{pairs}  relaxed {held[2]}/{pairs}")
 
 if __name__ == "__main__":
     main()

@@ -1,11 +1,14 @@
 """Every stage keeps up: the full flow (authorize → capture → refund, the acquirer at its default
 log-normal latency) first probed at rising rates for the highest one the HTTP side holds, then run
-at that rate for the seed's six minutes. Per stage: lag p95, backlog at the start and the end of
-the run, the fitted backlog slope and whether it kept up (payctl.loadtest.stages, the same judge the
-load-test report uses); then how long after the load stopped `reconcile` was clean. Beside it, the
-held rate as a ratio of the highest probed and of the seed's 300 iterations/s.
+at that rate for the seed's six minutes; then the same for the hot shard (`hot-shard`: every payment
+on shard2, as the original's full-flow script sends them), beside the even split. Per stage: lag
+p95, backlog at the start and the end of the run, the fitted backlog slope and whether it kept up
+(payctl.loadtest.stages, the same judge the load-test report uses); then how long after the load
+stopped `reconcile` was clean. Beside it, the held rate as a ratio of the highest probed and of the
+seed's 300 iterations/s, and the hot shard's held rate as a ratio of the even split's.
 
     .venv/bin/python bench/bench_stages.py [--rates 60,90,120,150] [--probe-s 40] [--hold-s 360]
+                                           [--scenarios full-flow,hot-shard] [--hot-hold-s 360]
                                            [--json OUT]
 """
 
@@ -46,18 +49,18 @@ class Probe:
                 and self.failure_rate < 0.01)
 
 
-def _load(topo: Topology, rate: int, seconds: int, reports: Path, stages: bool) -> LoadSession:
+def _load(topo: Topology, scenario: str, rate: int, seconds: int, reports: Path, stages: bool) -> LoadSession:
     reader = (lambda a, b: read_stages(Prometheus.for_topology(topo), a, b)) if stages else None
-    return run_and_analyze("full-flow", rate=rate, duration=f"{seconds}s", vus=max(100, rate * 4),
+    return run_and_analyze(scenario, rate=rate, duration=f"{seconds}s", vus=max(100, rate * 4),
                            base_url=f"{topo.gateway_url}/api", raw=False, reports_root=reports,
                            record_history=False, k6_env=merchants.k6_env(topo), stage_reader=reader)
 
 
-def _probe(topo: Topology, rate: int, seconds: int, reports: Path) -> Probe:
-    r = _load(topo, rate, seconds, reports, stages=False).report
+def _probe(topo: Topology, scenario: str, rate: int, seconds: int, reports: Path) -> Probe:
+    r = _load(topo, scenario, rate, seconds, reports, stages=False).report
     probe = Probe(rate, float(r.throughput_rps or 0.0), r.latency_ms.p95, float(r.dropped_share or 0.0),
                   float(r.failure_rate or 0.0))
-    print(f"probe {rate:>4}/s: {probe.requests_per_s:7.1f} req/s  p95 {probe.p95_ms or 0:7.0f} ms  "
+    print(f"{scenario} probe {rate:>4}/s: {probe.requests_per_s:7.1f} req/s  p95 {probe.p95_ms or 0:7.0f} ms  "
           f"dropped {probe.dropped_share:6.1%}  failed {probe.failure_rate:6.1%}  "
           f"{'held' if probe.held else 'NOT held'}", flush=True)
     return probe
@@ -78,54 +81,97 @@ def _settle_quietly(topo: Topology) -> None:
         print("  (the platform did not settle between probes)", flush=True)
 
 
+@dataclass(frozen=True)
+class Hold:
+    scenario: str
+    probes: list[Probe]
+    rate: int | None
+    hold_s: int
+    settle_s: float | None
+    throughput_rps: float
+    p95_ms: float | None
+    failure_rate: float
+    grade: str
+    stages: list[StageJudgement]
+
+    def to_json(self) -> dict[str, object]:
+        return {"scenario": self.scenario, "probes": [asdict(p) for p in self.probes], "rate": self.rate,
+                "hold_s": self.hold_s, "settle_s": self.settle_s,
+                "report": {"throughput_rps": self.throughput_rps, "p95_ms": self.p95_ms,
+                           "failure_rate": self.failure_rate, "grade": self.grade},
+                "stages": [j.to_json() for j in self.stages]}
+
+
+def _probe_and_hold(topo: Topology, scenario: str, rates: list[int], probe_s: int, hold_s: int,
+                    reports: Path) -> Hold:
+    probes: list[Probe] = []
+    for rate in rates:
+        probes.append(_probe(topo, scenario, rate, probe_s, reports))
+        _settle_quietly(topo)
+        if not probes[-1].held:
+            break
+    held = [p for p in probes if p.held]
+    if not held:
+        print(f"{scenario}: no probed rate held: nothing to hold", flush=True)
+        return Hold(scenario, probes, None, hold_s, None, 0.0, None, 0.0, "-", [])
+    rate = held[-1].rate
+    print(f"\n{scenario}: holding {rate}/s for {hold_s} s …", flush=True)
+    session = _load(topo, scenario, rate, hold_s, reports, stages=True)
+    settle_s = _settle(topo)
+    doc = json.loads((session.folder / "stages.json").read_text())
+    r = session.report
+    hold = Hold(scenario, probes, rate, hold_s, settle_s, float(r.throughput_rps or 0.0), r.latency_ms.p95,
+                float(r.failure_rate or 0.0), str(r.grade.grade), judge_all(samples_from_doc(doc)))
+    _print_hold(hold, rates)
+    return hold
+
+
+def _print_hold(hold: Hold, rates: list[int]) -> None:
+    assert hold.rate is not None
+    print(f"\n{hold.scenario} at {hold.rate}/s for {hold.hold_s} s: {hold.throughput_rps:.0f} req/s, p95 "
+          f"{hold.p95_ms or 0:.0f} ms, failed {hold.failure_rate:.2%}, grade {hold.grade}")
+    print(f"{'stage':<30} {'lag p95 s':>10} {'backlog start':>14} {'end':>8} {'slope/s':>9}  kept up")
+    for j in hold.stages:
+        print(f"{j.stage:<30} {_num(j.lag_p95_s, 2):>10} {_num(j.backlog_start, 0):>14} {_num(j.backlog_end, 0):>8} "
+              f"{_num(j.slope_per_s, 2):>9}  {'yes' if j.kept_up else 'no' if j.kept_up is False else 'no data'}")
+    settled = f"{hold.settle_s:.1f} s" if hold.settle_s is not None else f"NOT within {SETTLE_LIMIT_S} s"
+    print(f"reconcile clean {settled} after the load stopped")
+    print(f"held rate / highest probed: {hold.rate / rates[-1]:.2f}; held rate / the seed's {SEED_RATE}/s: "
+          f"{hold.rate / SEED_RATE:.2f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rates", default="60,90,120,150", help="full-flow iterations/s to probe, rising")
     ap.add_argument("--probe-s", type=int, default=40)
     ap.add_argument("--hold-s", type=int, default=360)
+    ap.add_argument("--scenarios", default="full-flow,hot-shard",
+                    help="the even split first, then the hot shard (each probed and held)")
+    ap.add_argument("--hot-hold-s", type=int, default=None, help="hold time of the scenarios after the first "
+                    "(default: --hold-s)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
-    probes: list[Probe] = []
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    holds: list[Hold] = []
     with tempfile.TemporaryDirectory() as tmp:
         backend = LocalBackend(Topology(state_dir=Path(tmp) / "state").with_port_offset(7000))
         backend.up()
-        topo = backend.topo
         try:
-            for rate in rates:
-                probes.append(_probe(topo, rate, args.probe_s, Path(tmp) / "reports"))
-                _settle_quietly(topo)
-                if not probes[-1].held:
-                    break
-            held = [p for p in probes if p.held]
-            if not held:
-                print("no probed rate held: nothing to hold for six minutes")
-                return
-            rate = held[-1].rate
-            print(f"\nholding {rate}/s for {args.hold_s} s …", flush=True)
-            session = _load(topo, rate, args.hold_s, Path(tmp) / "reports", stages=True)
-            settle_s = _settle(topo)
-            doc = json.loads((session.folder / "stages.json").read_text())
+            for i, scenario in enumerate(scenarios):
+                hold_s = args.hold_s if i == 0 or args.hot_hold_s is None else args.hot_hold_s
+                reports = Path(tmp) / "reports"
+                holds.append(_probe_and_hold(backend.topo, scenario, rates, args.probe_s, hold_s, reports))
+                _settle_quietly(backend.topo)
         finally:
             backend.down(purge=True)
-    judged: list[StageJudgement] = judge_all(samples_from_doc(doc))
-    r = session.report
-    print(f"\nfull flow at {rate}/s for {args.hold_s} s: {r.throughput_rps or 0:.0f} req/s, p95 "
-          f"{r.latency_ms.p95 or 0:.0f} ms, failed {r.failure_rate or 0:.2%}, grade {r.grade.grade}")
-    print(f"{'stage':<30} {'lag p95 s':>10} {'backlog start':>14} {'end':>8} {'slope/s':>9}  kept up")
-    for j in judged:
-        print(f"{j.stage:<30} {_num(j.lag_p95_s, 2):>10} {_num(j.backlog_start, 0):>14} {_num(j.backlog_end, 0):>8} "
-              f"{_num(j.slope_per_s, 2):>9}  {'yes' if j.kept_up else 'no' if j.kept_up is False else 'no data'}")
-    settled = f"{settle_s:.1f} s" if settle_s is not None else f"NOT within {SETTLE_LIMIT_S} s"
-    print(f"reconcile clean {settled} after the load stopped")
-    print(f"held rate / highest probed: {rate / rates[-1]:.2f}; held rate / the seed's {SEED_RATE}/s: "
-          f"{rate / SEED_RATE:.2f}")
+    if len(holds) > 1 and holds[0].rate:
+        print("\nbeside the even split:")
+        for hold in holds[1:]:
+            ratio = f"{hold.rate / holds[0].rate:.2f}" if hold.rate else "—"
+            print(f"  {hold.scenario}: held {hold.rate or 0}/s = {ratio}× {holds[0].scenario}'s {holds[0].rate}/s")
     if args.json:
-        args.json.write_text(json.dumps({"probes": [asdict(p) for p in probes], "rate": rate,
-                                         "hold_s": args.hold_s, "settle_s": settle_s,
-                                         "report": {"throughput_rps": r.throughput_rps, "p95_ms": r.latency_ms.p95,
-                                                    "failure_rate": r.failure_rate, "grade": str(r.grade.grade)},
-                                         "stages": [j.to_json() for j in judged]}, indent=2))
+        args.json.write_text(json.dumps([h.to_json() for h in holds], indent=2))
 
 
 def _num(value: float | None, digits: int) -> str:

@@ -177,14 +177,17 @@ def service_verb(verb: str, doc: str) -> Callable[..., None]:
 
 
 def doctor(json_out: JsonOpt = False) -> None:
-    """What is missing on this machine and the exact command that installs it."""
+    """What is missing on this machine and the exact command that installs it (exit 2 when a part
+    the default local backend needs is missing; the compose backend's parts are listed too, marked
+    as its own, and do not fail the check)."""
     rows = doctor_mod.check()
     if json_out:
         print_json([r.to_json() for r in rows])
     else:
-        console().print(table("payctl doctor", ["tool", "found", "path / install with"],
-                              [[r.name, ok_mark(r.found), r.path or r.install] for r in rows]))
-    if any(not r.found for r in rows):
+        console().print(table("payctl doctor", ["tool", "found", "path / install with", "needed for"],
+                              [[r.name, ok_mark(r.found), r.path or r.install, r.needed_for or "local"]
+                               for r in rows]))
+    if any(not r.found for r in rows if r.required):
         raise typer.Exit(2)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from payctl.stack.binaries import INSTALL_HINTS, Binaries
@@ -11,15 +13,31 @@ from payctl.stack.binaries import INSTALL_HINTS, Binaries
 
 @dataclass(frozen=True, slots=True)
 class Requirement:
-    """One thing the stack needs: found (where, or a note), or the command that installs it."""
+    """One thing the stack needs: found (where, or a note), or the command that installs it.
+    `needed_for` names the backend that needs it when the default local one does not: a missing
+    optional part is listed with its install command but does not fail `doctor`."""
 
     name: str
     found: bool
     path: str | None
     install: str | None
+    needed_for: str | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.needed_for is None
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "found": self.found, "path": self.path, "install": self.install}
+        row: dict[str, Any] = {"name": self.name, "found": self.found, "path": self.path, "install": self.install}
+        if self.needed_for is not None:
+            row["neededFor"] = self.needed_for
+        return row
+
+
+COMPOSE_HINTS = {
+    "dockerd": "apt-get install -y docker.io (or ./run install)",
+    "debootstrap": "apt-get install -y debootstrap (or ./run install)",
+}
 
 
 def check(bins: Binaries | None = None) -> list[Requirement]:
@@ -30,7 +48,39 @@ def check(bins: Binaries | None = None) -> list[Requirement]:
     iptables = bins.found.get("iptables")
     if iptables:
         rows.append(Requirement("forwarding", True, forwarding_note(_forward_chain(iptables)), None))
+    return rows + compose_requirements()
+
+
+def _sbin(name: str) -> str | None:
+    found = shutil.which(name)
+    return found or next((str(p) for p in (Path("/usr/sbin") / name, Path("/sbin") / name) if p.exists()), None)
+
+
+def compose_requirements() -> list[Requirement]:
+    """What `--backend compose` needs beyond the local backend: the engine's daemon, debootstrap (the
+    images' base where no registry answers) and a running engine."""
+    rows = [Requirement(name, path is not None, path, None if path else hint, needed_for="compose")
+            for name, hint in COMPOSE_HINTS.items() for path in [_sbin(name)]]
+    running, note = engine_state()
+    rows.append(Requirement("docker engine", running, note,
+                            None if running else "start dockerd (as root), or use the default local backend",
+                            needed_for="compose"))
     return rows
+
+
+def engine_state() -> tuple[bool, str]:
+    """Whether a Docker engine answers on the default socket, and its version or why not."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        try:
+            version = client.version().get("Version", "?")
+        finally:
+            client.close()
+        return True, f"running (Docker {version})"
+    except Exception as exc:  # any failure means: no engine to use; the reason is the note
+        return False, f"not running or not reachable ({type(exc).__name__})"
 
 
 def _forward_chain(iptables: str) -> str:

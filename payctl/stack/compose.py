@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from ipaddress import IPv4Network, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,23 @@ def ensure_secrets(topo: Topology, paths: StatePaths) -> None:
         mariadb.ensure_password(path)
         path.chmod(0o644)
     paths.password_file(topo.vms[0].name).parent.chmod(0o700)
+
+
+def subnet_clashes(subnet: IPv4Network, networks: list[tuple[str, list[str]]], own: str) -> list[str]:
+    """Docker networks (name, their IPAM subnets) other than `own` whose subnets overlap `subnet`:
+    "name (subnet)" each. Pure; malformed subnets are not clashes."""
+    clashes = []
+    for name, subnets in networks:
+        if name == own:
+            continue
+        for text in subnets:
+            try:
+                other = ip_network(text, strict=False)
+            except ValueError:
+                continue
+            if other.version == 4 and other.overlaps(subnet):
+                clashes.append(f"{name} ({other})")
+    return clashes
 
 
 def container_name(topo: Topology, service: str) -> str:
@@ -177,6 +195,19 @@ class ComposeBackend:
                 raise EnvironmentProblem(f"port {svc.port} needed by {svc.name} is already in use",
                                          "stop whatever holds it or change the port in stack.toml")
 
+    def _check_subnet(self) -> None:
+        """The stack's network must not overlap another Docker network (another compose stack's
+        included): Docker would refuse it halfway through `up`."""
+        own = f"{self.topo.name}_{compose_render.NETWORK}"
+        networks = [(n.name, [c.get("Subnet", "") for c in ((n.attrs.get("IPAM") or {}).get("Config") or [])])
+                     for n in self.client.networks.list()]
+        clashes = subnet_clashes(self.topo.compose_subnet, networks, own)
+        if clashes:
+            raise EnvironmentProblem(f"compose_subnet {self.topo.compose_subnet} overlaps the Docker network "
+                                     f"{', '.join(clashes)}",
+                                     "set compose_subnet in stack.toml to another private /24 (e.g. 10.205.0.0/24) "
+                                     "and run `payctl compose render` again")
+
     def up(self, vm: str | None = None, progress: Progress = lambda _m: None, timeout_s: float = 180) -> None:
         self.topo.check_api_auth()  # before anything starts
         file = compose_file()
@@ -185,6 +216,7 @@ class ComposeBackend:
         compose = compose_command()
         wanted = self.plan.on(vm)
         self._check_ports(wanted)
+        self._check_subnet()
         owned.claim(self.paths.root)
         self.paths.root.chmod(0o700)
         ensure_secrets(self.topo, self.paths)

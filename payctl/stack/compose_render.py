@@ -1,8 +1,8 @@
 """compose.yml and every file it mounts, generated from the topology (pure: returns text, writes nothing).
 
 The compose stack is the topology the local backend runs, as containers:
-- a private compose network (`SUBNET`); each VM gets one address, held by a small `<vm>` container
-  whose network namespace the VM's shard and services join (as a pod's containers do), and each
+- a private compose network (the topology's `compose_subnet`); each VM gets one address, held by
+  a small `<vm>` container whose network namespace the VM's shard and services join (as a pod's containers do), and each
   shared service (broker, gateway, Prometheus, Grafana, the schema job) gets its own;
 - every process listens on exactly its address, on the topology's port for it, and that port is
   published on the host's loopback as the same number: payctl reaches a compose stack where it
@@ -51,10 +51,9 @@ from payflow.domain.events import TOPIC_PARTITIONS
 COMPOSE_FILE = PurePosixPath("compose.yml")
 CONFIG_DIR = PurePosixPath("platform/compose")
 
-# Fixed addresses come from the lower half; Docker hands out the upper half (`ip_range`) to anything
-# else on the network (a `docker compose run`), so it never takes an address a service needs.
-SUBNET = IPv4Network("10.204.0.0/24")
-DYNAMIC_RANGE = IPv4Network("10.204.0.128/25")
+# Fixed addresses come from the lower half of the topology's `compose_subnet`; Docker hands out the
+# upper half (`ip_range`) to anything else on the network (a `docker compose run`), so it never takes
+# an address a service needs.
 _SHARED_HOSTS = {"kafka": 2, "gateway": 3, "prometheus": 4, "grafana": 5, "schema": 6}
 _FIRST_VM_HOST = 11
 NETWORK = "stack"
@@ -121,18 +120,24 @@ def config_path(vm: str) -> PurePosixPath:
 # -- addresses ---------------------------------------------------------------------------------
 def vm_address(topo: Topology, vm_name: str) -> str:
     """The one address a VM's shard and services share (its `<vm>` container's)."""
-    return str(SUBNET.network_address + _FIRST_VM_HOST + topo.vms.index(topo.vm(vm_name)))
+    return str(topo.compose_subnet.network_address + _FIRST_VM_HOST + topo.vms.index(topo.vm(vm_name)))
 
 
-def shared_address(role: str) -> str:
-    return str(SUBNET.network_address + _SHARED_HOSTS[role])
+def shared_address(topo: Topology, role: str) -> str:
+    return str(topo.compose_subnet.network_address + _SHARED_HOSTS[role])
+
+
+def dynamic_range(topo: Topology) -> IPv4Network:
+    """The upper half of the stack's subnet, which Docker may hand out."""
+    _lower, upper = topo.compose_subnet.subnets(prefixlen_diff=1)
+    return upper
 
 
 def address_of(topo: Topology, svc: PlannedService) -> str:
     """Where a service listens inside the compose network (the console: the host's loopback)."""
     if svc.kind == "console":
         return "127.0.0.1"
-    return vm_address(topo, svc.vm) if svc.vm else shared_address(svc.kind)
+    return vm_address(topo, svc.vm) if svc.vm else shared_address(topo, svc.kind)
 
 
 # -- the whole set -----------------------------------------------------------------------------
@@ -184,19 +189,19 @@ def platform_config(plan: ServicePlan, vm_name: str) -> PlatformConfig:
     if "auth_trusted_proxies" in topo.settings.model_fields_set:
         return config
     # the gateway container is the peer whose X-Forwarded-For the ingest believes
-    proxies = [*config.settings.auth_trusted_proxies, shared_address("gateway")]
+    proxies = [*config.settings.auth_trusted_proxies, shared_address(topo, "gateway")]
     return config.model_copy(update={"settings": config.settings.model_copy(update={"auth_trusted_proxies": proxies})})
 
 
 def _bootstrap(topo: Topology) -> str:
-    return topo.bootstrap_servers or f"{shared_address('kafka')}:{topo.kafka_port}"
+    return topo.bootstrap_servers or f"{shared_address(topo, 'kafka')}:{topo.kafka_port}"
 
 
 def haproxy_cfg(plan: ServicePlan) -> str:
     topo = plan.topology
     servers = gateway_servers(plan, lambda svc: address_of(topo, svc))
     text = _templates.get_template("haproxy.cfg.j2").render(
-        binds=[f"{shared_address('gateway')}:{topo.gateway_port}"], servers=servers,
+        binds=[f"{shared_address(topo, 'gateway')}:{topo.gateway_port}"], servers=servers,
         error_503="/usr/local/etc/haproxy/503.http", server_namespace="", console=None,
     )
     return _commented(text)
@@ -209,7 +214,7 @@ def prometheus_yml(plan: ServicePlan) -> str:
 
 def grafana_datasources(topo: Topology) -> str:
     source = {"name": "Prometheus", "uid": "prometheus", "type": "prometheus", "access": "proxy",
-              "url": f"http://{shared_address('prometheus')}:{topo.prometheus_port}", "isDefault": True}
+              "url": f"http://{shared_address(topo, 'prometheus')}:{topo.prometheus_port}", "isDefault": True}
     return _commented(_dump({"apiVersion": 1, "datasources": [source]}))
 
 
@@ -228,7 +233,8 @@ def compose_yml(plan: ServicePlan, base: Path | None = None) -> str:
     doc = {
         "name": topo.name,
         "services": _services(plan, base),
-        "networks": {NETWORK: {"ipam": {"config": [{"subnet": str(SUBNET), "ip_range": str(DYNAMIC_RANGE)}]}}},
+        "networks": {NETWORK: {"ipam": {"config": [{"subnet": str(topo.compose_subnet),
+                                                      "ip_range": str(dynamic_range(topo))}]}}},
         "volumes": {_volume(s.vm): {} for s in plan.of_kind("db") if s.vm},
         "secrets": secrets,
     }
@@ -270,8 +276,8 @@ def _ports(*ports: int) -> list[str]:
     return [f"127.0.0.1:{p}:{p}" for p in ports]
 
 
-def _on_network(role: str) -> dict[str, Any]:
-    return {"networks": {NETWORK: {"ipv4_address": shared_address(role)}}}
+def _on_network(topo: Topology, role: str) -> dict[str, Any]:
+    return {"networks": {NETWORK: {"ipv4_address": shared_address(topo, role)}}}
 
 
 def _image(topo: Topology, kind: str) -> dict[str, Any]:
@@ -303,7 +309,7 @@ def _services(plan: ServicePlan, base: Path | None) -> dict[str, Any]:
                         "command": ["sleep", "infinity"], "init": True, "restart": "unless-stopped",
                         "networks": {NETWORK: {"ipv4_address": vm_address(topo, vm.name)}}, "ports": _ports(*own)}
     out["schema"] = {
-        **_platform_image(topo), "container_name": f"{topo.name}-schema", **_on_network("schema"),
+        **_platform_image(topo), "container_name": f"{topo.name}-schema", **_on_network(topo, "schema"),
         "command": ["python", "-m", "payflow.db.migrate"], "restart": "no",
         "environment": {"PAYFLOW_CONFIG": PAYFLOW_CONFIG, "PYTHONUNBUFFERED": "1"},
         "volumes": [f"./{config_path(topo.vms[0].name)}:{PAYFLOW_CONFIG}:ro"],
@@ -340,7 +346,7 @@ def _service(topo: Topology, svc: PlannedService, base: Path | None) -> dict[str
     if svc.kind == "kafka" and broker_is_tansu(topo):
         url = f"tcp://{address}:{svc.port}"
         return {
-            **_image(topo, "kafka"), **_on_network("kafka"), "restart": "unless-stopped",
+            **_image(topo, "kafka"), **_on_network(topo, "kafka"), "restart": "unless-stopped",
             "command": ["broker", "--listener-url", url, "--advertised-listener-url", url,
                         "--storage-engine", "memory://tansu/"],
             "stop_grace_period": f"{svc.stop_wait_s}s",
@@ -349,7 +355,7 @@ def _service(topo: Topology, svc: PlannedService, base: Path | None) -> dict[str
     if svc.kind == "kafka":
         listener = f"{address}:{svc.port}"
         return {
-            **_image(topo, "kafka"), **_on_network("kafka"), "restart": "unless-stopped",
+            **_image(topo, "kafka"), **_on_network(topo, "kafka"), "restart": "unless-stopped",
             "environment": {
                 "KAFKA_NODE_ID": "1", "KAFKA_PROCESS_ROLES": "broker,controller",
                 "KAFKA_LISTENERS": f"PLAINTEXT://{listener},CONTROLLER://{KAFKA_CONTROLLER}",
@@ -364,7 +370,7 @@ def _service(topo: Topology, svc: PlannedService, base: Path | None) -> dict[str
         }
     if svc.kind == "gateway":
         return {
-            **_image(topo, "gateway"), **_on_network("gateway"), "restart": "unless-stopped",
+            **_image(topo, "gateway"), **_on_network(topo, "gateway"), "restart": "unless-stopped",
             "volumes": [f"./{CONFIG_DIR}/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro",
                         f"./{CONFIG_DIR}/503.http:/usr/local/etc/haproxy/503.http:ro"],
             "ports": _ports(svc.port),
@@ -372,7 +378,7 @@ def _service(topo: Topology, svc: PlannedService, base: Path | None) -> dict[str
         }
     if svc.kind == "prometheus":
         return {
-            **_image(topo, "prometheus"), **_on_network("prometheus"), "restart": "unless-stopped",
+            **_image(topo, "prometheus"), **_on_network(topo, "prometheus"), "restart": "unless-stopped",
             "command": ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus",
                         f"--web.listen-address={address}:{svc.port}", "--storage.tsdb.retention.time=2d"],
             "volumes": [f"./{CONFIG_DIR}/prometheus.yml:/etc/prometheus/prometheus.yml:ro"],
@@ -424,9 +430,9 @@ def _payflow_service(topo: Topology, svc: PlannedService, address: str, base: Pa
 
 
 def _grafana(topo: Topology) -> dict[str, Any]:
-    address = shared_address("grafana")
+    address = shared_address(topo, "grafana")
     return {
-        "container_name": f"{topo.name}-grafana", **_image(topo, "grafana"), **_on_network("grafana"),
+        "container_name": f"{topo.name}-grafana", **_image(topo, "grafana"), **_on_network(topo, "grafana"),
         "restart": "unless-stopped",
         "environment": {"GF_SERVER_HTTP_ADDR": address, "GF_SERVER_HTTP_PORT": str(GRAFANA_PORT)},
         "volumes": [f"./{CONFIG_DIR}/grafana-datasources.yml:/etc/grafana/provisioning/datasources/payctl.yml:ro",

@@ -60,6 +60,9 @@ class Topology(BaseModel):
     isolation: Literal["none", "netns"] = "none"
     netns_subnet: IPv4Network = Field(default=IPv4Network("10.203.0.0/24"),
                                       description="the private /24 the namespaces take their addresses from")
+    compose_subnet: IPv4Network = Field(default=IPv4Network("10.204.0.0/24"),
+                                        description="the compose backend: the private /24 of the stack's network "
+                                                    "(two compose stacks on one engine need two)")
     shared_host: IPv4Address | None = Field(
         default=None, description="real VMs: the address of the machine running broker, gateway, Prometheus, console"
     )
@@ -87,8 +90,11 @@ class Topology(BaseModel):
             raise ValueError(f"vm names must be unique, got {names}")
         if "shared" in names:
             raise ValueError("a vm may not be named 'shared' (the shared services' namespace is called that)")
-        if self.netns_subnet.prefixlen != 24 or not self.netns_subnet.is_private:
-            raise ValueError(f"netns_subnet must be a private /24 (e.g. 10.203.0.0/24), got {self.netns_subnet}")
+        for field, subnet in (("netns_subnet", self.netns_subnet), ("compose_subnet", self.compose_subnet)):
+            if subnet.prefixlen != 24 or not subnet.is_private:
+                raise ValueError(f"{field} must be a private /24 (e.g. 10.203.0.0/24), got {subnet}")
+        if self.netns_subnet == self.compose_subnet:
+            raise ValueError(f"netns_subnet and compose_subnet must differ, both are {self.netns_subnet}")
         if self.isolation == "netns" and (self.shared_host or any(vm.host for vm in self.vms)):
             raise ValueError("isolation = \"netns\" gives every VM its own address; drop `host`/`shared_host`")
         if self.shared_vm is not None and self.shared_vm not in names:

@@ -4,14 +4,17 @@ on shifted ports and in its own state folder so it never touches a user's stack.
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pymysql
@@ -37,6 +40,21 @@ def make_topology(state_dir: Path) -> Topology:
                         # a revocation is waited for in test_merchant_auth
                         api_key_cache_ttl_s=3.0)
     return Topology(state_dir=state_dir, settings=settings).with_port_offset(PORT_OFFSET)
+
+
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 30, interval: float = 0.2) -> T:
+    """The predicate's first truthy answer within `timeout` seconds, else an AssertionError with the last."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
 
 
 class Api:
@@ -93,14 +111,7 @@ class Stack:
             conn.close()
 
     def wait_for(self, predicate: Any, timeout: float = 30, interval: float = 0.2) -> Any:
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            last = predicate()
-            if last:
-                return last
-            time.sleep(interval)
-        raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+        return wait_for(predicate, timeout, interval)
 
 
 @pytest.fixture(scope="session")
@@ -120,6 +131,84 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         backend.down(purge=not keep)
         if keep:
             print(f"\nstack state kept in {state}")
+
+
+ENGINE_START_S = 60
+
+
+def _docker_client() -> Any:
+    import docker
+
+    return docker.from_env(timeout=60)
+
+
+def _engine_answers() -> bool:
+    try:
+        _docker_client().ping()
+        return True
+    except Exception:
+        return False
+
+
+def _forward_policy() -> str | None:
+    if shutil.which("iptables") is None:
+        return None
+    rules = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True, check=False).stdout
+    return rules.splitlines()[0].split()[-1] if rules else None  # "-P FORWARD ACCEPT"
+
+
+@dataclass(frozen=True)
+class DockerEngine:
+    """The session's Docker engine, or why there is none (`client` None, `why` says it)."""
+
+    client: Any
+    why: str
+    started_here: bool
+
+
+@pytest.fixture(scope="session")
+def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerEngine]:
+    """A Docker engine for the whole session: the one running, else dockerd started here and stopped
+    at the end by its pid (the FORWARD policy it set put back). The compose tests need it; the netns
+    tests run beside it, as on a laptop or CI runner where Docker runs. Never skips by itself: the
+    compose tests skip, loudly, on `why`."""
+    if _engine_answers():
+        yield DockerEngine(_docker_client(), "", started_here=False)
+        return
+    dockerd = shutil.which("dockerd") or ("/usr/sbin/dockerd" if Path("/usr/sbin/dockerd").exists() else None)
+    if dockerd is None:
+        yield DockerEngine(None, "dockerd is not installed and none is running (./run install adds docker.io)", False)
+        return
+    if os.geteuid() != 0:
+        yield DockerEngine(None, "none is running and starting dockerd needs root", False)
+        return
+    policy = _forward_policy()
+    log = tmp_path_factory.mktemp("dockerd") / "dockerd.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([dockerd], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + ENGINE_START_S
+    try:
+        while not _engine_answers():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
+                yield DockerEngine(None, f"dockerd cannot run on this machine: {tail}", False)
+                return
+            time.sleep(0.3)
+        yield DockerEngine(_docker_client(), "", started_here=True)
+    finally:
+        _stop_dockerd(proc)
+        if policy is not None and _forward_policy() != policy:
+            subprocess.run(["iptables", "-P", "FORWARD", policy], capture_output=True, check=False)
+
+
+def _stop_dockerd(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 # Every table the relay's re-drive and the stores' statements read (a copy missing one would fail

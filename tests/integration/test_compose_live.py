@@ -4,89 +4,48 @@ reconcile clean, one service driven through the docker SDK, the kafka-outage exp
 --purge` leaving nothing of the project behind.
 
 The stack has its own project name and ports (PAYCTL_TEST_PORT_OFFSET + 500), so it runs beside the
-local test stack. The engine is the running one, else dockerd started here (and stopped after);
-the module skips, saying why, only where dockerd is missing or cannot run."""
+local test stack. The engine is the session's (conftest `docker_engine`: the running one, else
+dockerd started for the session); the module skips, saying why, only where dockerd is missing or
+cannot run."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pymysql
 import pytest
+from docker import types as docker_types
 
 from payctl.ops.merchants import MerchantKeys
 from payctl.stack.topology import Topology, dump_toml
 from payflow.config import Settings
-from tests.integration.conftest import PORT_OFFSET
+from tests.integration.conftest import PORT_OFFSET, DockerEngine, wait_for
 
 pytestmark = pytest.mark.integration
 
 OFFSET = PORT_OFFSET + 500
 PROJECT = "payctl-it-compose"
+SUBNET = "10.214.5.0/24"
 ENGINE_START_S = 60
 
 
-def _client() -> Any:
-    import docker
-
-    return docker.from_env(timeout=60)
-
-
-def _engine_answers() -> bool:
-    try:
-        _client().ping()
-        return True
-    except Exception:
-        return False
-
-
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A Docker engine: the one running, else dockerd started here (stopped afterwards by its pid)."""
-    if _engine_answers():
-        yield _client()
-        return
-    dockerd = shutil.which("dockerd") or ("/usr/sbin/dockerd" if Path("/usr/sbin/dockerd").exists() else None)
-    if dockerd is None:
-        pytest.skip("NO DOCKER ENGINE: dockerd is not installed and none is running (./run install adds docker.io)")
-    if os.geteuid() != 0:
-        pytest.skip("NO DOCKER ENGINE: none is running and starting dockerd needs root")
-    log = tmp_path_factory.mktemp("dockerd") / "dockerd.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([dockerd], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + ENGINE_START_S
-    while not _engine_answers():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
-            _stop(proc)
-            pytest.skip(f"NO DOCKER ENGINE: dockerd cannot run on this machine: {tail}")
-        time.sleep(0.3)
-    try:
-        yield _client()
-    finally:
-        _stop(proc)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def engine(docker_engine: DockerEngine) -> Any:
+    """The session's Docker engine (conftest: the running one, else dockerd started for the session)."""
+    if docker_engine.client is None:
+        pytest.skip(f"NO DOCKER ENGINE: {docker_engine.why}")
+    return docker_engine.client
 
 
 class ComposeStack:
@@ -117,14 +76,7 @@ class ComposeStack:
         return {row["name"]: row for row in json.loads(result.stdout)}
 
     def wait_for(self, predicate: Any, timeout: float = 60, interval: float = 0.5) -> Any:
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            last = predicate()
-            if last:
-                return last
-            time.sleep(interval)
-        raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+        return wait_for(predicate, timeout, interval)
 
 
 def make_topology(folder: Path) -> Topology:
@@ -132,7 +84,9 @@ def make_topology(folder: Path) -> Topology:
                         redrive_interval_s=1.0, publish_timeout_s=1.0, acquirer_latency_median_ms=5,
                         relay_max_retries=4, relay_backoff_base_s=0.2, relay_backoff_max_s=1.0,
                         ingest_db_timeout_s=1.5)
-    return Topology(name=PROJECT, state_dir=folder / ".payctl", settings=settings).with_port_offset(OFFSET)
+    # its own subnet too: a user's default compose stack (10.204.0.0/24) may run beside it
+    return Topology(name=PROJECT, state_dir=folder / ".payctl", settings=settings,
+                    compose_subnet=IPv4Network(SUBNET)).with_port_offset(OFFSET)
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +109,21 @@ def test_a_taken_port_is_one_line_and_exit_2_before_anything_starts(engine: Any,
         result = ComposeStack(folder, topo).payctl("up", "--backend", "compose")
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"port {topo.gateway_port} needed by gateway is already in use" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not engine.containers.list(all=True, filters={"label": f"com.docker.compose.project={PROJECT}"})
+
+
+def test_a_subnet_another_docker_network_holds_is_one_line_and_exit_2(engine: Any, folder: Path):
+    """Two compose stacks on one engine need two subnets: Docker would refuse the second halfway
+    through `up`; payctl refuses it before anything starts, naming the setting."""
+    other = engine.networks.create(f"{PROJECT}-clash", ipam=docker_types.IPAMConfig(
+        pool_configs=[docker_types.IPAMPool(subnet=SUBNET)]))
+    try:
+        result = ComposeStack(folder, make_topology(folder)).payctl("up", "--backend", "compose")
+    finally:
+        other.remove()
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"compose_subnet {SUBNET} overlaps the Docker network {PROJECT}-clash" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not engine.containers.list(all=True, filters={"label": f"com.docker.compose.project={PROJECT}"})
 

@@ -2,8 +2,9 @@
 stack's, so it runs in any order. The walking-skeleton and Kafka-outage checks are collected
 again here and run against the netns stack (this module's `stack` fixture overrides the
 session's); then the network-fault experiments, `chaos recover` after a killed run, the kernel
-refusing netem, and `down` leaving no namespace, link or address behind. All of it under FORWARD
-policy DROP, as on a machine where Docker runs."""
+refusing netem, and `down` leaving no namespace, link or address behind. All of it beside a running
+Docker engine where one can run (the session's `docker_engine`: dockerd with its chains and bridge
+filtering), and under FORWARD policy DROP in any case, as on a machine where Docker runs."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import pytest
 from payctl.stack.local import LocalBackend
 from payctl.stack.netfaults import LinkFaults
 from payctl.stack.topology import Topology, dump_toml, load_topology
-from tests.integration.conftest import Stack, make_topology
+from tests.integration.conftest import DockerEngine, Stack, make_topology
 from tests.integration.test_chaos import SHORT
 from tests.integration.test_chaos import test_kafka_outage_passes_with_every_invariant as test_kafka_outage_experiment
 from tests.integration.test_faults import (
@@ -68,9 +69,10 @@ def _forward_policy() -> str:
 
 
 @pytest.fixture(scope="module")
-def forward_drop() -> Iterator[None]:
-    """What dockerd does on start: bridged traffic passes iptables (bridge-nf-call-iptables=1, set
-    on these machines) and the FORWARD policy is DROP. Every test of this module runs under it."""
+def forward_drop(docker_engine: DockerEngine) -> Iterator[None]:
+    """Beside the session's Docker engine when one runs, and in any case what dockerd does on start:
+    bridged traffic passes iptables (bridge-nf-call-iptables=1, set on these machines) and the
+    FORWARD policy is DROP. Every test of this module runs under it."""
     if shutil.which("iptables") is None:
         pytest.fail("iptables is not installed: ./run install installs it (the netns mode needs it beside Docker)")
     before = _forward_policy()
@@ -188,11 +190,16 @@ def test_recover_heals_the_network_after_a_killed_run(stack: Stack, tmp_path: Pa
         faults.heal_all()
 
 
-def test_beside_docker_the_stack_opens_its_own_bridge_and_nothing_else(stack: Stack) -> None:
-    """Under FORWARD policy DROP (the module's fixture) the cross-VM calls of every test here went
-    through one ACCEPT rule for this stack's bridge; the policy itself is untouched."""
+def test_beside_docker_the_stack_opens_its_own_bridge_and_nothing_else(stack: Stack,
+                                                                       docker_engine: DockerEngine) -> None:
+    """Under FORWARD policy DROP (the module's fixture), beside a running dockerd where one can run,
+    the cross-VM calls of every test here went through one ACCEPT rule for this stack's bridge; the
+    policy itself is untouched."""
     bridge = stack.topo.link_name("bridge")
     rules = _iptables("-S", "FORWARD").stdout
+    if docker_engine.client is not None:
+        assert docker_engine.client.ping()
+        assert "DOCKER" in rules, rules  # Docker's own chains are hooked into FORWARD beside ours
     assert f"-i {bridge} -o {bridge}" in rules and "-j ACCEPT" in rules, rules
     assert _forward_policy() == "DROP"
     for merchant in ("MERCHANT-2", "MERCHANT-3"):  # both shards, across the namespaces

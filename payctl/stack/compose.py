@@ -28,7 +28,7 @@ from payctl.stack.images import local_images
 from payctl.stack.kafka_admin import create_topics
 from payctl.stack.paths import StatePaths
 from payctl.stack.plan import PlannedService, plan_for, stop_groups
-from payctl.stack.probes import gateway_servers, port_free, port_open, probe, relay_breaker
+from payctl.stack.probes import port_free, port_open, probe, relay_breaker, wait_gateway_routes
 from payctl.stack.topology import Topology
 
 Progress = Callable[[str], None]
@@ -240,7 +240,7 @@ class ComposeBackend:
                 create_topics(self.topo.kafka_bootstrap)
             if any(s.kind == "gateway" for s in wanted):
                 progress("waiting for the gateway to route to every ingest instance")
-                self._wait_gateway_routes([s.name for s in wanted if s.kind == "ingest"], timeout_s)
+                wait_gateway_routes(self.topo, [s.name for s in wanted if s.kind == "ingest"], timeout_s)
         except BaseException:
             if not was_running:
                 self._remove(purge=False)
@@ -288,20 +288,6 @@ class ComposeBackend:
             name = sorted(pending)[0]
             raise EnvironmentProblem(f"{name} did not become healthy within {timeout_s:.0f}s ({details.get(name)}): "
                                      f"{self.log_tail(name, 3)}", f"see `payctl logs {name}`")
-
-    def _wait_gateway_routes(self, ingests: list[str], timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        states: dict[str, str] = {}
-        while time.monotonic() < deadline:
-            try:
-                states = gateway_servers(self.topo.gateway_port, host=self.topo.gateway_host)
-            except Exception:
-                states = {}
-            if ingests and all(states.get(name, "").startswith("UP") for name in ingests):
-                return
-            time.sleep(0.3)
-        raise EnvironmentProblem(f"the gateway never marked {ingests} UP (last: {states})",
-                                 "see `payctl logs gateway` and the ingest logs")
 
     # -- down ------------------------------------------------------------------------------------
     def down(self, purge: bool = False, progress: Progress = lambda _m: None) -> None:
@@ -403,7 +389,7 @@ class ComposeBackend:
         if wait:
             self._wait_healthy([svc], 60)
             if svc.kind == "ingest" and (gw := self._find("gateway")) is not None and gw.status == "running":
-                self._wait_gateway_routes([name], 30)
+                wait_gateway_routes(self.topo, [name], 30)
         if svc.kind == "kafka":
             # the in-memory broker comes back empty: recreate the topics straight away
             create_topics(self.topo.kafka_bootstrap)

@@ -19,7 +19,7 @@ from payctl.stack.kafka_admin import create_topics
 from payctl.stack.netns import NetnsNetwork, require_netns_support
 from payctl.stack.paths import StatePaths
 from payctl.stack.plan import PlannedService, plan_for, stop_groups
-from payctl.stack.probes import gateway_servers, port_free, probe, relay_breaker
+from payctl.stack.probes import port_free, probe, relay_breaker, wait_gateway_routes
 from payctl.stack.shards import apply_migrations
 from payctl.stack.supervisor import Supervisor
 from payctl.stack.topology import Topology
@@ -142,7 +142,7 @@ class LocalBackend:
                 list(pool.map(lambda s: self._wait(s, timeout_s), rest))
             if any(s.kind == "gateway" for s in wanted):  # real VMs: the gateway may run on the other one
                 progress("waiting for the gateway to route to every ingest instance")
-                self._wait_gateway_routes([s.name for s in wanted if s.kind == "ingest"], timeout_s)
+                wait_gateway_routes(self.topo, [s.name for s in wanted if s.kind == "ingest"], timeout_s)
         except BaseException:
             if not was_running:
                 self.sup.shutdown()
@@ -193,20 +193,6 @@ class LocalBackend:
             time.sleep(0.2)
         raise EnvironmentProblem(f"{svc.name} did not become healthy within {timeout_s:.0f}s ({detail})",
                                  f"see `payctl logs {svc.name}`")
-
-    def _wait_gateway_routes(self, ingests: list[str], timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        states: dict[str, str] = {}
-        while time.monotonic() < deadline:
-            try:
-                states = gateway_servers(self.topo.gateway_port, host=self.topo.gateway_host)
-            except Exception:
-                states = {}
-            if ingests and all(states.get(name, "").startswith("UP") for name in ingests):
-                return
-            time.sleep(0.2)
-        raise EnvironmentProblem(f"the gateway never marked {ingests} UP (last: {states})",
-                                 "see `payctl logs gateway` and the ingest logs")
 
     # -- down ---------------------------------------------------------------------------------
     def down(self, purge: bool = False, progress: Progress = lambda _m: None) -> None:
@@ -278,7 +264,7 @@ class LocalBackend:
         if wait:
             self._wait(svc, 60)
         if svc.kind == "ingest" and wait and self.sup.info().get("gateway", {}).get("statename") == "RUNNING":
-            self._wait_gateway_routes([name], 30)
+            wait_gateway_routes(self.topo, [name], 30)
         if svc.kind == "kafka":
             # The in-memory broker comes back empty: recreate the topics straight away.
             create_topics(self.topo.kafka_bootstrap)

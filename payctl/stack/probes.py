@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any
 
 import httpx
 
-from payctl.errors import PayctlError
+from payctl.errors import EnvironmentProblem, PayctlError
 from payctl.stack import shards
 from payctl.stack.paths import StatePaths
 from payctl.stack.plan import PlannedService
@@ -95,3 +96,20 @@ def gateway_servers(port: int, timeout: float = 1.0, host: str = "127.0.0.1") ->
         if row.get("pxname") == "ingest" and row.get("svname") not in ("FRONTEND", "BACKEND"):
             out[row["svname"]] = row.get("status", "")
     return out
+
+
+def wait_gateway_routes(topo: Topology, ingests: list[str], timeout_s: float, interval_s: float = 0.2) -> None:
+    """Until the gateway marks every one of `ingests` UP (its health checks passed), whichever backend
+    runs it; else an EnvironmentProblem naming the states it last saw."""
+    deadline = time.monotonic() + timeout_s
+    states: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        try:
+            states = gateway_servers(topo.gateway_port, host=topo.gateway_host)
+        except Exception:  # not answering yet: the same as not UP
+            states = {}
+        if ingests and all(states.get(name, "").startswith("UP") for name in ingests):
+            return
+        time.sleep(interval_s)
+    raise EnvironmentProblem(f"the gateway never marked {ingests} UP (last: {states})",
+                             "see `payctl logs gateway` and the ingest logs")

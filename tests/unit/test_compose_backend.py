@@ -113,7 +113,7 @@ def up_with(be: ComposeBackend, **kw: Any) -> mock.MagicMock:
     """`be.up(**kw)` with compose, the waits and the topics stood in for; the subprocess.run mock."""
     with mock.patch("payctl.stack.compose.compose_command", return_value=["docker", "compose"]), \
             mock.patch.object(ComposeBackend, "_wait_healthy"), \
-            mock.patch.object(ComposeBackend, "_wait_gateway_routes"), \
+            mock.patch("payctl.stack.compose.wait_gateway_routes"), \
             mock.patch("payctl.stack.compose.create_topics"), \
             mock.patch("payctl.stack.compose.port_free", return_value=True), \
             mock.patch("subprocess.run") as run:
@@ -143,6 +143,27 @@ def test_up_builds_the_images_creates_the_secrets_and_runs_compose(tmp_path: Pat
         assert stat.S_IMODE((secrets / name).stat().st_mode) == 0o644  # readable by the container's user
     assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
     assert (tmp_path / ".payctl" / "faults").is_dir()
+
+
+def test_up_refuses_a_subnet_another_network_holds_before_anything_starts(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    topo = Topology()
+    compose_files.write(compose_render.render(topo, base=tmp_path), tmp_path)
+    client = mock.MagicMock()
+    client.containers.list.return_value = []
+    own, other = mock.MagicMock(), mock.MagicMock()
+    own.name, own.attrs = "payctl_stack", {"IPAM": {"Config": [{"Subnet": "10.204.0.0/24"}]}}
+    other.name, other.attrs = "shop_default", {"IPAM": {"Config": [{"Subnet": "10.204.0.0/16"}]}}
+    client.networks.list.return_value = [own, other]
+    FakeBuilder.built = []
+    with pytest.raises(EnvironmentProblem, match=r"compose_subnet 10.204.0.0/24 overlaps the Docker network "
+                                                 r"shop_default \(10.204.0.0/16\)"):
+        up_with(ComposeBackend(topo, client=client, builder=FakeBuilder))
+    assert FakeBuilder.built == [] and not (tmp_path / ".payctl" / "secrets").exists()
+    client.networks.list.return_value = [own]  # its own network from an earlier up is no clash
+    up_with(ComposeBackend(topo, client=client, builder=FakeBuilder))
+    assert FakeBuilder.built
 
 
 def test_a_stack_up_with_compose_stays_compose_until_purged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

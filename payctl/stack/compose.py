@@ -199,8 +199,13 @@ class ComposeBackend:
         """The stack's network must not overlap another Docker network (another compose stack's
         included): Docker would refuse it halfway through `up`."""
         own = f"{self.topo.name}_{compose_render.NETWORK}"
+        try:
+            listed = self.client.networks.list()
+        except Exception as exc:  # the engine went away between the ping and here
+            raise EnvironmentProblem(f"the Docker engine did not list its networks: {exc}",
+                                     "check that dockerd runs (`payctl doctor`)") from exc
         networks = [(n.name, [c.get("Subnet", "") for c in ((n.attrs.get("IPAM") or {}).get("Config") or [])])
-                     for n in self.client.networks.list()]
+                     for n in listed]
         clashes = subnet_clashes(self.topo.compose_subnet, networks, own)
         if clashes:
             raise EnvironmentProblem(f"compose_subnet {self.topo.compose_subnet} overlaps the Docker network "

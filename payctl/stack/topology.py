@@ -90,9 +90,10 @@ class Topology(BaseModel):
             raise ValueError(f"vm names must be unique, got {names}")
         if "shared" in names:
             raise ValueError("a vm may not be named 'shared' (the shared services' namespace is called that)")
-        for field, subnet in (("netns_subnet", self.netns_subnet), ("compose_subnet", self.compose_subnet)):
+        for field, subnet, example in (("netns_subnet", self.netns_subnet, "10.203.0.0/24"),
+                                       ("compose_subnet", self.compose_subnet, "10.204.0.0/24")):
             if subnet.prefixlen != 24 or not subnet.is_private:
-                raise ValueError(f"{field} must be a private /24 (e.g. 10.203.0.0/24), got {subnet}")
+                raise ValueError(f"{field} must be a private /24 (e.g. {example}), got {subnet}")
         if self.netns_subnet == self.compose_subnet:
             raise ValueError(f"netns_subnet and compose_subnet must differ, both are {self.netns_subnet}")
         if self.isolation == "netns" and (self.shared_host or any(vm.host for vm in self.vms)):

@@ -144,10 +144,15 @@ def _docker_client() -> Any:
 
 def _engine_answers() -> bool:
     try:
-        _docker_client().ping()
-        return True
+        client = _docker_client()
     except Exception:
         return False
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+    finally:
+        client.close()
 
 
 def _forward_policy() -> str | None:
@@ -190,11 +195,14 @@ def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerEn
     try:
         while not _engine_answers():
             if proc.poll() is not None or time.monotonic() > deadline:
+                _stop_dockerd(proc)  # not half-started beside the tests that follow
                 tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
                 yield DockerEngine(None, f"dockerd cannot run on this machine: {tail}", False)
                 return
             time.sleep(0.3)
-        yield DockerEngine(_docker_client(), "", started_here=True)
+        client = _docker_client()
+        yield DockerEngine(client, "", started_here=True)
+        client.close()
     finally:
         _stop_dockerd(proc)
         if policy is not None and _forward_policy() != policy:

@@ -37,7 +37,6 @@ pytestmark = pytest.mark.integration
 OFFSET = PORT_OFFSET + 500
 PROJECT = "payctl-it-compose"
 SUBNET = "10.214.5.0/24"
-ENGINE_START_S = 60
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -197,7 +198,10 @@ def test_beside_docker_the_stack_opens_its_own_bridge_and_nothing_else(stack: St
     policy itself is untouched."""
     bridge = stack.topo.link_name("bridge")
     rules = _iptables("-S", "FORWARD").stdout
-    if docker_engine.client is not None:
+    if docker_engine.client is None:
+        warnings.warn(f"netns tested under FORWARD policy DROP only, not beside dockerd: {docker_engine.why}",
+                      stacklevel=1)
+    elif docker_engine.started_here:  # this machine's dockerd, on this machine's iptables
         assert docker_engine.client.ping()
         assert "DOCKER" in rules, rules  # Docker's own chains are hooked into FORWARD beside ours
     assert f"-i {bridge} -o {bridge}" in rules and "-j ACCEPT" in rules, rules

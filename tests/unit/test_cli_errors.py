@@ -40,7 +40,7 @@ def test_doctor_lists_tools_as_json(tmp_path: Path):
     assert result.returncode == (0 if all(r["found"] for r in rows if "neededFor" not in r) else 2)
     # the compose backend's parts are listed, marked as that backend's
     compose = {r["name"]: r for r in rows if r.get("neededFor") == "compose"}
-    assert set(compose) == {"dockerd", "debootstrap", "docker engine"}
+    assert set(compose) == {"dockerd", "debootstrap", "docker compose", "docker engine"}
 
 
 def test_doctor_fails_on_a_missing_part_every_backend_needs_not_on_a_compose_one(monkeypatch):

@@ -109,6 +109,15 @@ class FakeBuilder:
         FakeBuilder.built.append([i.tag for i in images])
 
 
+def empty_engine() -> mock.MagicMock:
+    """A docker client stand-in with no container and no network of ours; FakeBuilder's record reset."""
+    client = mock.MagicMock()
+    client.containers.list.return_value = []
+    client.networks.list.return_value = []
+    FakeBuilder.built = []
+    return client
+
+
 def up_with(be: ComposeBackend, **kw: Any) -> mock.MagicMock:
     """`be.up(**kw)` with compose, the waits and the topics stood in for; the subprocess.run mock."""
     with mock.patch("payctl.stack.compose.compose_command", return_value=["docker", "compose"]), \
@@ -126,9 +135,7 @@ def test_up_builds_the_images_creates_the_secrets_and_runs_compose(tmp_path: Pat
     monkeypatch.chdir(tmp_path)
     topo = Topology()
     compose_files.write(compose_render.render(topo, base=tmp_path), tmp_path)
-    client = mock.MagicMock()
-    client.containers.list.return_value = []
-    FakeBuilder.built = []
+    client = empty_engine()
     be = ComposeBackend(topo, client=client, builder=FakeBuilder)
     run = up_with(be, vm="vm1")
     cmd = run.call_args.args[0]
@@ -150,13 +157,11 @@ def test_up_refuses_a_subnet_another_network_holds_before_anything_starts(tmp_pa
     monkeypatch.chdir(tmp_path)
     topo = Topology()
     compose_files.write(compose_render.render(topo, base=tmp_path), tmp_path)
-    client = mock.MagicMock()
-    client.containers.list.return_value = []
+    client = empty_engine()
     own, other = mock.MagicMock(), mock.MagicMock()
     own.name, own.attrs = "payctl_stack", {"IPAM": {"Config": [{"Subnet": "10.204.0.0/24"}]}}
     other.name, other.attrs = "shop_default", {"IPAM": {"Config": [{"Subnet": "10.204.0.0/16"}]}}
     client.networks.list.return_value = [own, other]
-    FakeBuilder.built = []
     with pytest.raises(EnvironmentProblem, match=r"compose_subnet 10.204.0.0/24 overlaps the Docker network "
                                                  r"shop_default \(10.204.0.0/16\)"):
         up_with(ComposeBackend(topo, client=client, builder=FakeBuilder))
@@ -170,9 +175,7 @@ def test_a_stack_up_with_compose_stays_compose_until_purged(tmp_path: Path, monk
     """Its data outlives `down` in compose volumes: `down --purge` must still reach them."""
     monkeypatch.chdir(tmp_path)
     compose_files.write(compose_render.render(Topology(), base=tmp_path), tmp_path)
-    client = mock.MagicMock()
-    client.containers.list.return_value = []
-    client.networks.list.return_value = []
+    client = empty_engine()
     up_with(ComposeBackend(load_topology(), client=client, builder=FakeBuilder))
     assert load_topology().backend == "compose"  # `payctl status` after `payctl up --backend compose`
     assert backend_for(load_topology()).name == "compose"
@@ -195,9 +198,7 @@ def test_the_upstream_images_build_only_the_platform_here(tmp_path: Path, monkey
     monkeypatch.chdir(tmp_path)
     topo = Topology(compose_images="upstream")
     compose_files.write(compose_render.render(topo, base=tmp_path), tmp_path)
-    client = mock.MagicMock()
-    client.containers.list.return_value = []
-    FakeBuilder.built = []
+    client = empty_engine()
     up_with(ComposeBackend(topo, client=client, builder=FakeBuilder))
     assert FakeBuilder.built == [["payctl/platform:bookworm"]]
 
@@ -206,9 +207,7 @@ def test_a_taken_port_stops_up_before_anything_is_built(tmp_path: Path, monkeypa
     monkeypatch.chdir(tmp_path)
     topo = Topology()
     compose_files.write(compose_render.render(topo, base=tmp_path), tmp_path)
-    client = mock.MagicMock()
-    client.containers.list.return_value = []
-    FakeBuilder.built = []
+    client = empty_engine()
     be = ComposeBackend(topo, client=client, builder=FakeBuilder)
     with mock.patch("payctl.stack.compose.compose_command", return_value=["docker", "compose"]), \
             mock.patch("payctl.stack.compose.port_free", side_effect=lambda port: port != topo.gateway_port), \

@@ -258,7 +258,12 @@ class LocalBackend:
     def start(self, name: str, wait: bool = True) -> bool:
         svc = self._known(name)
         self._require_running_stack()
-        if self._state(name) == "RUNNING":
+        state = self._state(name)
+        if state in ("RUNNING", "STARTING"):
+            # STARTING: started a moment ago (supervisor's start seconds not yet passed): nothing to do
+            # but, as after a start, wait until it answers
+            if state == "STARTING" and wait:
+                self._wait(svc, 60)
             return False
         self.sup.start(name)
         if wait:

@@ -325,3 +325,20 @@ def test_a_held_lock_defers_its_shard_and_never_parks(processor: Processor, shar
     assert shards[0].statements == tried  # waited behind the first, no attempt of their own
     assert processor.handle(TP, record(4, 2)).outcome is Outcome.APPLIED  # shard 1 unaffected
     assert parked_rows(shards[0]) == [] and parked_rows(shards[1]) == []
+
+
+def test_a_deferred_record_past_the_age_bound_when_its_shard_returns_is_parked_expired_not_applied(
+        processor: Processor, shards: list[Shard], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Young when it arrived, but its shard stayed down until the record was older than the inbox can
+    deduplicate: applying it then could apply it twice (its inbox row, if another member applied it,
+    may be gone). The age is checked again at the attempt, as at arrival."""
+    shards[0].down = True
+    assert processor.handle(TP, record(0, 1)).outcome is Outcome.DEFERRED
+    later = NOW + processor.max_age_s + 1
+    monkeypatch.setattr(processing, "time", SimpleNamespace(time=lambda: later, monotonic=time.monotonic))
+    shards[0].down = False
+    time.sleep(0.25)
+    assert outcomes(processor.retry_waiting()) == [(0, Outcome.PARKED)]
+    assert shards[0].settled == [] and len(processor.deferral) == 0
+    (row,) = parked_rows(shards[0])
+    assert row["kind"] == ParkKind.EXPIRED.value and "expired" in row["reason"]

@@ -226,12 +226,30 @@ class Processor:
         done: list[Handled] = []
         for shard in self.deferral.due(time.monotonic()):
             while (item := self.deferral.first(shard)) is not None and not self.should_stop():
-                outcome = self._attempt(item.tp, item.record, item.event)
+                outcome = self._retry(item)
                 if outcome is Outcome.DEFERRED:
                     break
                 self.deferral.pop(shard)
                 done.append(Handled(item.tp, item.record, outcome, item.event))
         return done
+
+    def _retry(self, item: Waiting) -> Outcome:
+        """A deferred record's next attempt. Its age is checked again first (decode's own rule, with
+        the clock of now): it may have waited for its shard until it is older than the inbox can
+        deduplicate, and is then parked as expired, never applied."""
+        again = decode(item.record, self.secret, self.config.shard_count, time.time(), self.max_age_s)
+        if not (isinstance(again, Rejection) and again.kind is ParkKind.EXPIRED):
+            return self._attempt(item.tp, item.record, item.event)
+        shard = item.event.shard
+        try:
+            self._park(shard, item.tp, item.record, item.event.event_id, again.kind, again.reason, 0)
+        except Exception as exc:
+            if not is_unavailable_error(exc):
+                raise
+            self._shard_down(shard, exc)
+            return Outcome.DEFERRED
+        self.deferral.up(shard)
+        return Outcome.PARKED
 
     def _attempt(self, tp: TopicPartition, record: ConsumerRecord[Any, Any], event: Event) -> Outcome:
         """Apply with bounded retries: DEFERRED when the shard is unavailable, PARKED when every

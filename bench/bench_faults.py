@@ -1,6 +1,7 @@
 """Fault experiments at a real background load: bring up a stack (plain, or with --netns each VM in
 its own network namespace), run each chosen experiment with `load_rate` = --rate, and print one
-line per experiment: held or deviated, how long it took, the payments sent during it and how many
+line per experiment (the acquirer ones at --rate / 3 full-flow payments/s: the same requests/s):
+held or deviated, how long it took, the payments sent during it and how many
 failed. Beside the load a client-side history is recorded at --history-rate (0: none) and checked
 after each experiment (payctl/history): the operations, their outcomes as the clients saw them
 (ok / definite failure / unknown) and the anomalies the checker found. The timings stay the
@@ -27,7 +28,11 @@ from payctl.stack.local import LocalBackend
 from payctl.stack.topology import Topology
 
 PLAIN = ["kafka-outage", "kafka-pause", "kafka-outage-long", "broker-restart", "shard-outage", "shard-hang",
-         "relay-crash", "consumer-crash", "ingest-crash", "ingest-slow", "poison-event", "broker-lost-log"]
+         "relay-crash", "consumer-crash", "ingest-crash", "ingest-slow", "poison-event", "broker-lost-log",
+         "acquirer-slow", "acquirer-outage"]
+# Their background load runs the full flow (authorize, capture, refund: three requests a payment): at
+# --rate / 3 payments/s they get the same HTTP request rate as the others.
+FULL_FLOW = {"acquirer-slow", "acquirer-outage"}
 NETNS = ["partition-vm2-broker", "partition-shard2", "slow-link"]
 
 
@@ -71,7 +76,8 @@ def main() -> None:
         backend.up()
         try:
             for name in names:
-                overrides: dict[str, Any] = {"load_rate": args.rate}
+                rate = max(1, args.rate // 3) if name in FULL_FLOW else args.rate
+                overrides: dict[str, Any] = {"load_rate": rate}
                 if name == "kafka-outage-long":
                     overrides["outage_s"] = args.outage_s
                 stem, experiment = runner.prepare(name, overrides)
@@ -81,14 +87,14 @@ def main() -> None:
                 data = json.loads((folder / "journal.json").read_text())
                 sent, failed = _load_totals(data)
                 history = _history_totals(journal.history)
-                row = {"experiment": name, "rate": args.rate, "status": journal.status,
+                row = {"experiment": name, "rate": rate, "status": journal.status,
                        "seconds": round(time.monotonic() - started, 1), "sent": sent, "failed": failed,
                        "history": history, "reason": journal.reason}
                 rows.append(row)
                 seen = (f"  history {history['ops']:>6} ops  ok {history['ok']:>6}  fail {history['fail']:>5}  "
                         f"unknown {history['unknown']:>4}  dropped {history['dropped']:>5}  "
                         f"anomalies {history['anomalies']}" if history else "")
-                print(f"{name:>22} @ {args.rate}/s  {journal.status:>10}  {row['seconds']:>6.1f} s  "
+                print(f"{name:>22} @ {rate}/s  {journal.status:>10}  {row['seconds']:>6.1f} s  "
                       f"payments {sent:>6}  failed {failed:>4}{seen}  {journal.reason or ''}", flush=True)
         finally:
             if args.logs:
@@ -97,7 +103,7 @@ def main() -> None:
                     shutil.copytree(Path(tmp) / "reports", args.logs / "reports", dirs_exist_ok=True)
             backend.down(purge=True)
     held = sum(1 for r in rows if r["status"] == "completed")
-    print(f"\n{held} of {len(rows)} experiments held at {args.rate} authorizations/s of background load")
+    print(f"\n{held} of {len(rows)} experiments held at {args.rate} requests/s of background load")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     sys.exit(0 if held == len(rows) else 1)

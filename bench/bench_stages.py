@@ -121,7 +121,7 @@ def _probe_and_hold(topo: Topology, scenario: str, rates: list[int], probe_s: in
     doc = json.loads((session.folder / "stages.json").read_text())
     r = session.report
     hold = Hold(scenario, probes, rate, hold_s, settle_s, float(r.throughput_rps or 0.0), r.latency_ms.p95,
-                float(r.failure_rate or 0.0), str(r.grade.grade), judge_all(samples_from_doc(doc)))
+                float(r.failure_rate or 0.0), r.grade.grade.name, judge_all(samples_from_doc(doc)))
     _print_hold(hold)
     return hold
 

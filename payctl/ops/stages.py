@@ -1,8 +1,9 @@
 """Each payment stage's lag (authorize → ledger, capture → settlement, refund requested → refunded),
 from the consumers' `payment_stage_lag_seconds` histogram in the stack's Prometheus: p50/p95/p99
-over a recent window and how many payments finished the stage in it; and each stage's backlog over
-a window (`consumer_backlog_records` per consumer, `outbox_pending_events` for the relays). Typed
-rows; JSON at the edges."""
+over a recent window and how many payments finished the stage in it; the relays' stage
+(`outbox_to_broker`: written → acknowledged by the broker, `outbox_publish_lag_seconds`, and the
+events published per second); and each stage's backlog over a window (`consumer_backlog_records` per
+consumer, `outbox_pending_events` for the relays). Typed rows; JSON at the edges."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ QUANTILES = (0.5, 0.95, 0.99)
 BACKLOG_BY_CONSUMER = "sum by (application) (consumer_backlog_records)"
 OUTBOX_PENDING = "sum(outbox_pending_events)"
 MAX_POINTS = 120  # per series over a window
+RELAY_STAGE = "outbox_to_broker"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +26,7 @@ class StageLag:
     p50_s: float | None
     p95_s: float | None
     p99_s: float | None
-    per_s: float | None  # payments finishing the stage per second over the window
+    per_s: float | None  # payments (the relays' stage: events) finishing the stage per second over the window
 
     def to_json(self) -> dict[str, Any]:
         return {"stage": self.stage, "p50_s": self.p50_s, "p95_s": self.p95_s, "p99_s": self.p99_s,
@@ -45,6 +47,15 @@ def stage_lags(source: MetricsSource, window: str = "5m") -> list[StageLag]:
         stage = series.labels.get("stage")
         if stage:
             by_stage.setdefault(stage, {})["rate"] = series.last
+    relay_buckets = f"sum by (le) (rate(outbox_publish_lag_seconds_bucket[{window}]))"
+    relay: dict[str, float | None] = {}
+    for q in QUANTILES:
+        for series in source.instant(f"histogram_quantile({q}, {relay_buckets})"):
+            relay[f"p{round(q * 100)}"] = series.last
+    for series in source.instant(f"sum(rate(outbox_published_events_total[{window}]))"):
+        relay["rate"] = series.last
+    if relay:
+        by_stage[RELAY_STAGE] = relay
     return [StageLag(stage, v.get("p50"), v.get("p95"), v.get("p99"), v.get("rate"))
             for stage, v in sorted(by_stage.items())]
 

@@ -31,9 +31,9 @@ def _point(stage: str, value: float | None) -> Series:
 
 def test_each_stage_gets_its_quantiles_and_rate() -> None:
     fake = Fake({
-        "histogram_quantile(0.5,": [_point("authorize_to_ledger", 0.02), _point("refund_requested_to_refunded", 0.3)],
-        "histogram_quantile(0.95,": [_point("authorize_to_ledger", 0.09), _point("refund_requested_to_refunded", None)],
-        "histogram_quantile(0.99,": [_point("authorize_to_ledger", 0.2)],
+        "histogram_quantile(0.5, sum by (le, stage)": [_point("authorize_to_ledger", 0.02), _point("refund_requested_to_refunded", 0.3)],
+        "histogram_quantile(0.95, sum by (le, stage)": [_point("authorize_to_ledger", 0.09), _point("refund_requested_to_refunded", None)],
+        "histogram_quantile(0.99, sum by (le, stage)": [_point("authorize_to_ledger", 0.2)],
         "sum by (stage) (rate(payment_stage_lag_seconds_count": [_point("authorize_to_ledger", 41.5)],
     })
     rows = {r.stage: r for r in stage_lags(fake, window="2m")}
@@ -84,7 +84,7 @@ def test_a_run_reads_every_stage_with_its_lag_and_backlog() -> None:
     from payctl.loadtest.stage_read import read_stages
 
     fake = RangeFake({
-        "histogram_quantile(0.95,": [_point("refund_requested_to_refunded", 4.5)],
+        "histogram_quantile(0.95, sum by (le, stage)": [_point("refund_requested_to_refunded", 4.5)],
         "sum by (stage) (rate(payment_stage_lag_seconds_count": [_point("refund_requested_to_refunded", 30.0)],
     }, {"sum by (application) (consumer_backlog_records)": [
         _series({"application": "refund"}, [(10.0, 3.0), (70.0, 9.0)])]})
@@ -93,3 +93,32 @@ def test_a_run_reads_every_stage_with_its_lag_and_backlog() -> None:
     assert (refund.backlog, refund.lag_p95_s, refund.per_s) == (((10.0, 3.0), (70.0, 9.0)), 4.5, 30.0)
     assert samples["authorize_to_ledger"].backlog == () and samples["authorize_to_ledger"].lag_p95_s is None
     assert any("[60s]" in expr for expr in fake.asked)  # the lag over the run's own window
+
+
+def test_the_relay_stage_has_its_lag_and_throughput_from_the_relays_own_metrics() -> None:
+    """outbox_to_broker is a stage like the others: its lag (written → acknowledged by the broker,
+    `outbox_publish_lag_seconds`) and the events it published per second, so the judge's tolerance
+    is a second of its own throughput, not the 50-record floor of a stage it knows nothing of."""
+    fake = Fake({
+        "histogram_quantile(0.5, sum by (le) (rate(outbox_publish_lag_seconds_bucket": [Series({}, ((0.0, 0.01),))],
+        "histogram_quantile(0.95, sum by (le) (rate(outbox_publish_lag_seconds_bucket": [Series({}, ((0.0, 0.2),))],
+        "histogram_quantile(0.99, sum by (le) (rate(outbox_publish_lag_seconds_bucket": [Series({}, ((0.0, 0.5),))],
+        "sum(rate(outbox_published_events_total": [Series({}, ((0.0, 812.0),))],
+    })
+    rows = {r.stage: r for r in stage_lags(fake, window="6m")}
+    relay = rows["outbox_to_broker"]
+    assert (relay.p50_s, relay.p95_s, relay.p99_s, relay.per_s) == (0.01, 0.2, 0.5, 812.0)
+
+
+def test_a_run_judges_the_relay_with_a_second_of_its_throughput() -> None:
+    from payctl.loadtest.stage_read import read_stages
+    from payctl.loadtest.stages import judge
+
+    fake = RangeFake({
+        "histogram_quantile(0.95, sum by (le) (rate(outbox_publish_lag_seconds_bucket": [Series({}, ((0.0, 0.3),))],
+        "sum(rate(outbox_published_events_total": [Series({}, ((0.0, 800.0),))],
+    }, {"sum(outbox_pending_events)": [_series({}, [(10.0, 0.0), (370.0, 300.0)])]})
+    relay = {s.stage: s for s in read_stages(fake, 10.0, 370.0)}["outbox_to_broker"]
+    assert (relay.lag_p95_s, relay.per_s) == (0.3, 800.0)
+    verdict = judge(relay)
+    assert verdict.tolerance == 800.0 and verdict.kept_up  # +300 records is under a second of 800/s

@@ -30,10 +30,10 @@ def _point(stage: str, value: float | None) -> Series:
 
 
 def test_each_stage_gets_its_quantiles_and_rate() -> None:
-    by_stage = "sum by (le, stage)"
+    by_stage, refund = "sum by (le, stage)", "refund_requested_to_refunded"
     fake = Fake({
-        f"histogram_quantile(0.5, {by_stage}": [_point("authorize_to_ledger", 0.02), _point("refund_requested_to_refunded", 0.3)],
-        f"histogram_quantile(0.95, {by_stage}": [_point("authorize_to_ledger", 0.09), _point("refund_requested_to_refunded", None)],
+        f"histogram_quantile(0.5, {by_stage}": [_point("authorize_to_ledger", 0.02), _point(refund, 0.3)],
+        f"histogram_quantile(0.95, {by_stage}": [_point("authorize_to_ledger", 0.09), _point(refund, None)],
         f"histogram_quantile(0.99, {by_stage}": [_point("authorize_to_ledger", 0.2)],
         "sum by (stage) (rate(payment_stage_lag_seconds_count": [_point("authorize_to_ledger", 41.5)],
     })

@@ -34,8 +34,8 @@ class StageLag:
 
 
 def stage_lags(source: MetricsSource, window: str = "5m") -> list[StageLag]:
-    """One row per stage Prometheus knows, sorted by name; a quantile is None while the window holds
-    no finished payment of that stage."""
+    """One row per stage Prometheus knows, the relays' first (a payment's way), then by name; a
+    quantile is None while the window holds no finished payment of that stage."""
     buckets = f"sum by (le, stage) (rate(payment_stage_lag_seconds_bucket[{window}]))"
     by_stage: dict[str, dict[str, float | None]] = {}
     for q in QUANTILES:
@@ -57,7 +57,7 @@ def stage_lags(source: MetricsSource, window: str = "5m") -> list[StageLag]:
     if relay:
         by_stage[RELAY_STAGE] = relay
     return [StageLag(stage, v.get("p50"), v.get("p95"), v.get("p99"), v.get("rate"))
-            for stage, v in sorted(by_stage.items())]
+            for stage, v in sorted(by_stage.items(), key=lambda kv: (kv[0] != RELAY_STAGE, kv[0]))]
 
 
 def backlog_series(source: MetricsSource, start_s: float, end_s: float) -> dict[str, list[tuple[float, float]]]:

@@ -259,13 +259,12 @@ class LocalBackend:
         svc = self._known(name)
         self._require_running_stack()
         state = self._state(name)
-        if state in ("RUNNING", "STARTING"):
-            # STARTING: started a moment ago (supervisor's start seconds not yet passed): nothing to do
-            # but, as after a start, wait until it answers
-            if state == "STARTING" and wait:
-                self._wait(svc, 60)
+        if state == "RUNNING":
             return False
-        self.sup.start(name)
+        # STARTING: started a moment ago (supervisor's start seconds not yet passed; a restart after a
+        # kill too): nothing to start, but everything that follows a start still holds
+        if state != "STARTING":
+            self.sup.start(name)
         if wait:
             self._wait(svc, 60)
         if svc.kind == "ingest" and wait and self.sup.info().get("gateway", {}).get("statename") == "RUNNING":
@@ -273,7 +272,7 @@ class LocalBackend:
         if svc.kind == "kafka":
             # The in-memory broker comes back empty: recreate the topics straight away.
             create_topics(self.topo.kafka_bootstrap)
-        return True
+        return state != "STARTING"
 
     def stop(self, name: str) -> bool:
         self._known(name)

@@ -59,3 +59,16 @@ def test_start_of_a_service_that_is_not_up_starts_it(tmp_path, monkeypatch, stat
 def test_start_of_a_running_service_does_nothing(tmp_path, monkeypatch):
     be, sup = backend(tmp_path, "RUNNING", monkeypatch)
     assert be.start("settlement-vm2") is False and sup.started == []
+
+
+def test_start_of_the_broker_while_it_restarts_still_recreates_the_topics(tmp_path, monkeypatch):
+    """Supervisor restarting a killed broker is STARTING: `payctl start kafka` starts nothing, but the
+    in-memory broker comes back empty, so the topics are still made (as after any start)."""
+    be = LocalBackend(Topology(state_dir=tmp_path / "state"))
+    sup = FakeSupervisor({"kafka": "STARTING"})
+    be.sup = sup  # type: ignore[assignment]
+    monkeypatch.setattr(be, "_wait", lambda svc, timeout_s: None)
+    made: list[str] = []
+    monkeypatch.setattr("payctl.stack.local.create_topics", made.append)
+    assert be.start("kafka") is False
+    assert sup.started == [] and made == [be.topo.kafka_bootstrap]

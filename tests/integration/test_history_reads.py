@@ -27,7 +27,7 @@ def _rows_read(cur) -> int:
 
 def _fill(cur) -> None:
     cur.execute(f"INSERT INTO {COPY}.outbox_event (aggregate_type, aggregate_id, event_type, payload, published) "
-                f"SELECT 'payment', seq, IF(seq % 2, 'PaymentAuthorized', 'PaymentCaptured'), "
+                f"SELECT 'payment', seq, IF(seq % 4 < 2, 'PaymentAuthorized', 'PaymentCaptured'), "
                 f"JSON_OBJECT('merchantId', CONCAT('MERCHANT-', seq % 20), 'paymentId', seq), 1 "
                 f"FROM {COPY}.seq_1_to_{EVENTS}")
     # every event applied by the ledger, the captures by settlement too; the refund worker takes none
@@ -41,7 +41,7 @@ def _fill(cur) -> None:
                 f"FROM {COPY}.seq_1_to_3000")
     cur.execute(f"INSERT INTO {COPY}.parked_message (consumer, topic, kafka_partition, kafka_offset, event_id, "
                 f"kind, reason, attempts) SELECT 'refund', 't', 0, 1, event_id, 'poison', 'r', 3 "
-                f"FROM {COPY}.outbox_event WHERE aggregate_id = 2")  # MERCHANT-2's capture
+                f"FROM {COPY}.outbox_event WHERE aggregate_id = 2")  # MERCHANT-2's capture (2 % 4 = 2)
     cur.execute(f"ANALYZE TABLE {', '.join(f'{COPY}.{t}' for t in TABLES)}")
 
 

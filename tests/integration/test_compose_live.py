@@ -10,6 +10,7 @@ cannot run."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -26,11 +27,13 @@ import httpx
 import pymysql
 import pytest
 from docker import types as docker_types
+from mcp.client import Client
 
 from payctl.ops.merchants import MerchantKeys
 from payctl.stack.topology import Topology, dump_toml
 from payflow.config import Settings
 from tests.integration.conftest import PORT_OFFSET, DockerEngine, wait_for
+from tests.mcp.support import serve_params
 
 pytestmark = pytest.mark.integration
 
@@ -229,6 +232,38 @@ def test_one_service_is_stopped_paused_and_killed_through_the_docker_sdk(stack: 
     refused = stack.payctl("pause", "shard9")
     assert refused.returncode == 2 and "unknown service 'shard9'" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_a_load_test_the_console_and_the_mcp_server_work_against_the_compose_stack(stack: ComposeStack):
+    """The commands a user runs beside the stack reach it where they reach a local one: k6 through the
+    gateway (graded, the stage section read from the compose Prometheus), the console container's
+    charts from that Prometheus, and the MCP server's answers equal to the CLI's."""
+    reports = stack.folder / "reports"
+    run = stack.payctl("loadtest", "run", "smoke", "--rate", "5", "--duration", "15s", "--no-raw",
+                       "--reports", str(reports), "--json", timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    report = json.loads(run.stdout)
+    assert report["requests"] > 0 and report["failure_rate"] == 0, report
+    assert {s["stage"] for s in report["stages"]} >= {"authorize_to_ledger"}, report.get("stages")
+    found = json.loads(stack.payctl("console", "--json").stdout)
+    assert found["up"] is True, found
+    charts = stack.wait_for(lambda: httpx.get(f"{found['url']}api/charts/request_rate?minutes=5", timeout=10)
+                            .json().get("series"), timeout=60, interval=2)
+    assert charts
+
+    async def ask() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        async with Client(serve_params(stack.folder / "stack.toml", "--reports", str(reports))) as client:
+            for name in ("system_health", "db_outbox_status"):
+                result = await client.call_tool(name, {})
+                assert not result.is_error, (name, result.content)
+                out[name] = result.structured_content
+        return out
+
+    mcp = asyncio.run(asyncio.wait_for(ask(), 120))
+    status = stack.status()
+    assert {r["name"] for r in mcp["system_health"]["items"]} == set(status)
+    assert [r["shard"] for r in mcp["db_outbox_status"]["shards"]] == ["shard1", "shard2"]
 
 
 def test_kafka_outage_holds_on_the_compose_stack(stack: ComposeStack):

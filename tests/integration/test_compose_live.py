@@ -242,7 +242,7 @@ def test_a_load_test_the_console_and_the_mcp_server_work_against_the_compose_sta
     run = stack.payctl("loadtest", "run", "smoke", "--rate", "5", "--duration", "15s", "--no-raw",
                        "--reports", str(reports), "--json", timeout=300)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    report = json.loads(run.stdout)
+    report = json.loads(run.stdout)["report"]
     assert report["requests"] > 0 and report["failure_rate"] == 0, report
     assert {s["stage"] for s in report["stages"]} >= {"authorize_to_ledger"}, report.get("stages")
     found = json.loads(stack.payctl("console", "--json").stdout)

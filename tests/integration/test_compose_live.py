@@ -106,6 +106,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_taken_port_is_one_line_and_exit_2_before_anything_starts(engine: Any, folder: Path):
     topo = make_topology(folder)
     with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a connection of an earlier run may linger
         holder.bind(("127.0.0.1", topo.gateway_port))
         holder.listen()
         result = ComposeStack(folder, topo).payctl("up", "--backend", "compose")

@@ -99,12 +99,14 @@ class StackDriver:
         if isinstance(probe, BreakerTransitionsProbe):
             marks = journal.marks()
             down, up = marks.get(probe.down), marks.get(probe.up)
-            if not down or not up or down["start"] is None or up["end"] is None:
+            if not down or not up or down["start"] is None or up["start"] is None:
                 return {"ok": False, "error": f"activities '{probe.down}'/'{probe.up}' did not run"}
             out: dict[str, Any] = {}
             for name, snapshot in self._relays(probe.relays):
                 transitions = snapshot.get("transitions", [])
-                problems = check_outage_transitions(transitions, float(down["start"]), float(up["end"]))
+                # the broker can answer from the moment it is asked to come back, before payctl's own
+                # start action has seen it healthy and returned
+                problems = check_outage_transitions(transitions, float(down["start"]), float(up["start"]))
                 out[name] = {"problems": problems, "transitions": [t for t in transitions
                                                                     if t["at"] >= float(down["start"]) - 0.001]}
             out["ok"] = all(not v["problems"] for k, v in out.items() if k != "ok")

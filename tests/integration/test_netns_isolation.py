@@ -138,7 +138,9 @@ def test_partition_vm2_from_the_broker(stack: Stack, tmp_path: Path) -> None:
 
 
 def test_partition_vm1_from_shard2(stack: Stack, tmp_path: Path) -> None:
-    code, out = _chaos(stack, "partition-shard2", {**FAST, "partition_s": 8}, tmp_path)
+    # enough requests in the window for its 99 % floor: a request in flight to shard2 at the cut is
+    # answered 504 (outcome unknown, never retried), one of the 80 odd ones at 20/s was 1.2 %
+    code, out = _chaos(stack, "partition-shard2", {**FAST, "load_rate": 50, "partition_s": 8}, tmp_path)
     assert code == 0, out[-3000:]
     assert "hypothesis held" in out and "client-side history: valid" in out, out[-3000:]
 

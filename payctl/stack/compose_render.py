@@ -2,8 +2,8 @@
 
 The compose stack is the topology the local backend runs, as containers:
 - a private compose network (the topology's `compose_subnet`); each VM gets one address, held by
-  a small `<vm>` container whose network namespace the VM's shard and services join (as a pod's containers do), and each
-  shared service (broker, gateway, Prometheus, Grafana, the schema job) gets its own;
+  a small `<vm>` container whose network namespace the VM's shard and services join (as a pod's
+  containers do), and each shared service (broker, gateway, Prometheus, Grafana, the schema job) gets its own;
 - every process listens on exactly its address, on the topology's port for it, and that port is
   published on the host's loopback as the same number: payctl reaches a compose stack where it
   reaches a local one;

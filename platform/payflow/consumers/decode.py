@@ -26,6 +26,7 @@ class Event:
     payload: dict[str, Any]
     created_at: float | None
     shard: int  # the shard that owns the payment: where the event is applied
+    signed_at: float | None = None  # when the relay signed it (epoch seconds), for `expiry`
 
     @property
     def payment_id(self) -> int:
@@ -79,14 +80,26 @@ def decode(record: Record, secret: bytes | None, shard_count: int, now: float, m
         if not verify(secret, raw, record.value):
             return Rejection(ParkKind.BAD_SIGNATURE, "bad signature: not published by this stack's relay, or altered",
                              event_id)
-    for what, at in (("signed", signed_at), ("created", created_at)):
-        if at is not None and now - at > max_age_s:
-            return Rejection(ParkKind.EXPIRED, f"expired: {what} {now - at:.0f} s ago, beyond {max_age_s:.0f} s: "
-                             "the inbox may no longer know whether it was applied", event_id)
+    expired = expiry(signed_at, created_at, now, max_age_s, event_id)
+    if expired is not None:
+        return expired
     if body.get("eventId") not in (None, event_id) or body.get("eventType") not in (None, event_type):
         return Rejection(ParkKind.MISMATCH, "headers and value disagree", event_id)
     try:
         shard = shard_for_id(payment_id, shard_count)
     except ValueError:
         return Rejection(ParkKind.UNDECODABLE, f"undecodable: payment id {payment_id}", event_id)
-    return Event(event_id=event_id, event_type=event_type, payload=body, created_at=created_at, shard=shard)
+    return Event(event_id=event_id, event_type=event_type, payload=body, created_at=created_at, shard=shard,
+                 signed_at=signed_at)
+
+
+def expiry(signed_at: float | None, created_at: float | None, now: float, max_age_s: float,
+           event_id: int | None) -> Rejection | None:
+    """The age rule, on its own: a record signed or created longer ago than `max_age_s` is
+    expired (the inbox may have forgotten it). Decode applies it; so does a retry of an event that
+    waited for its shard, with the clock of its retry."""
+    for what, at in (("signed", signed_at), ("created", created_at)):
+        if at is not None and now - at > max_age_s:
+            return Rejection(ParkKind.EXPIRED, f"expired: {what} {now - at:.0f} s ago, beyond {max_age_s:.0f} s: "
+                             "the inbox may no longer know whether it was applied", event_id)
+    return None

@@ -23,7 +23,7 @@ from payflow.config import PlatformConfig
 from payflow.consumers import apply
 from payflow.consumers.apply import BatchHandler, ConcurrentHandler, Handler, Outcome
 from payflow.consumers.connections import ShardConnections, SharedConnections
-from payflow.consumers.decode import Event, Rejection, decode
+from payflow.consumers.decode import Event, Rejection, decode, expiry
 from payflow.consumers.deferral import Deferral
 from payflow.consumers.metrics import ConsumerMetrics
 from payflow.consumers.park_limit import ParkLimit
@@ -234,22 +234,18 @@ class Processor:
         return done
 
     def _retry(self, item: Waiting) -> Outcome:
-        """A deferred record's next attempt. Its age is checked again first (decode's own rule, with
-        the clock of now): it may have waited for its shard until it is older than the inbox can
+        """A deferred record's next attempt. Its age is checked again first (decode's rule, with the
+        clock of now): it may have waited for its shard until it is older than the inbox can
         deduplicate, and is then parked as expired, never applied."""
-        again = decode(item.record, self.secret, self.config.shard_count, time.time(), self.max_age_s)
-        if not (isinstance(again, Rejection) and again.kind is ParkKind.EXPIRED):
-            return self._attempt(item.tp, item.record, item.event)
-        shard = item.event.shard
-        try:
-            self._park(shard, item.tp, item.record, item.event.event_id, again.kind, again.reason, 0)
-        except Exception as exc:
-            if not is_unavailable_error(exc):
-                raise
-            self._shard_down(shard, exc)
-            return Outcome.DEFERRED
-        self.deferral.up(shard)
-        return Outcome.PARKED
+        event = item.event
+        expired = expiry(event.signed_at, event.created_at, time.time(), self.max_age_s, event.event_id)
+        if expired is None:
+            return self._attempt(item.tp, item.record, event)
+        outcome = self._park_or_defer(event.shard, item.tp, item.record, event.event_id, expired.kind,
+                                      expired.reason, 0)
+        if outcome is Outcome.PARKED:
+            self.deferral.up(event.shard)
+        return outcome
 
     def _attempt(self, tp: TopicPartition, record: ConsumerRecord[Any, Any], event: Event) -> Outcome:
         """Apply with bounded retries: DEFERRED when the shard is unavailable, PARKED when every
@@ -258,20 +254,29 @@ class Processor:
                                f"{self.handler.name}: event {event.event_id}")
         if result.outcome is Outcome.PARKED:
             error = result.error
-            kind = result.kind or ParkKind.POISON
-            try:
-                self._park(event.shard, tp, record, event.event_id, kind,
-                           f"failed {result.attempts} times: {type(error).__name__}: {error}", result.attempts)
-            except Exception as exc:
-                if not is_unavailable_error(exc):
-                    raise
-                # Not parked until its own shard holds the row: it waits for that shard, in order.
-                result = apply.Attempted(Outcome.DEFERRED, exc)
-        if result.outcome is Outcome.DEFERRED:
+            outcome = self._park_or_defer(event.shard, tp, record, event.event_id, result.kind or ParkKind.POISON,
+                                          f"failed {result.attempts} times: {type(error).__name__}: {error}",
+                                          result.attempts)
+            if outcome is Outcome.DEFERRED:
+                return outcome
+        elif result.outcome is Outcome.DEFERRED:
             self._shard_down(event.shard, result.error)
-        elif result.outcome is not Outcome.PARKED:
+        else:
             self.deferral.up(event.shard)
         return result.outcome
+
+    def _park_or_defer(self, shard: int, tp: TopicPartition, record: ConsumerRecord[Any, Any],
+                       event_id: int | None, kind: ParkKind, reason: str, attempts: int) -> Outcome:
+        """Park on the event's own shard; while that shard is unavailable the record waits for it,
+        in order (DEFERRED), instead."""
+        try:
+            self._park(shard, tp, record, event_id, kind, reason, attempts)
+        except Exception as exc:
+            if not is_unavailable_error(exc):
+                raise
+            self._shard_down(shard, exc)
+            return Outcome.DEFERRED
+        return Outcome.PARKED
 
     def _apply(self, event: Event) -> bool:
         self._fail_if_listed([event])

@@ -244,6 +244,10 @@ class ClientRunMoney:
     settlement: dict[SettlementKey, tuple[int, int]]  # (merchant, day, currency) → (gross captured, refunded)
 
 
+# The consumers in the order of run_events_statement's applied columns.
+RUN_EVENT_CONSUMERS: tuple[str, ...] = tuple(sorted(events.EVENTS_BY_CONSUMER))
+
+
 def run_events_statement(merchant_ids: list[str], since_s: float) -> tuple[str, tuple[Any, ...]]:
     """The consumers' events created since `since_s` naming one of the merchants, each with the
     consumers that applied it (one column per consumer, NULL where it has not) and those that parked
@@ -251,7 +255,7 @@ def run_events_statement(merchant_ids: list[str], since_s: float) -> tuple[str, 
     (a join on `consumer IN (…)` let MariaDB scan the inbox once per block of events instead, which
     took tens of seconds over a few ten thousand rows)."""
     types = sorted(set().union(*events.EVENTS_BY_CONSUMER.values()))
-    consumers = sorted(events.EVENTS_BY_CONSUMER)
+    consumers = RUN_EVENT_CONSUMERS
     applied = ", ".join(f"p{i}.consumer" for i in range(len(consumers)))
     joins = " ".join(f"LEFT JOIN processed_event p{i} ON p{i}.consumer = %s AND p{i}.event_id = e.event_id"
                      for i in range(len(consumers)))
@@ -280,11 +284,11 @@ def client_run_money(cur: Cursor, merchant_ids: list[str], payment_ids: list[int
             ledger.setdefault(int(pid), {})[str(account)] = int(net)
     if not merchant_ids:
         return ClientRunMoney(ledger, [], {})
-    consumers = sorted(events.EVENTS_BY_CONSUMER)
+    n = len(RUN_EVENT_CONSUMERS)
     cur.execute(*run_events_statement(merchant_ids, since_s))
     run_events = [RunEvent(int(r[0]), int(r[1]), str(r[2]), json.loads(r[3]), float(r[4]), bool(r[5]),
-                           frozenset(c for c in r[6:6 + len(consumers)] if c),
-                           frozenset(str(r[6 + len(consumers)]).split(",")) if r[6 + len(consumers)] else frozenset())
+                           frozenset(c for c in r[6:6 + n] if c),
+                           frozenset(str(r[6 + n]).split(",")) if r[6 + n] else frozenset())
                   for r in cur.fetchall()]
     marks = ", ".join(["%s"] * len(merchant_ids))
     cur.execute("SELECT merchant_id, settlement_date, currency, gross_captured, refunded FROM settlement "

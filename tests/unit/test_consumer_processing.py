@@ -342,3 +342,18 @@ def test_a_deferred_record_past_the_age_bound_when_its_shard_returns_is_parked_e
     assert shards[0].settled == [] and len(processor.deferral) == 0
     (row,) = parked_rows(shards[0])
     assert row["kind"] == ParkKind.EXPIRED.value and "expired" in row["reason"]
+
+
+def test_a_deferred_record_past_the_age_bound_that_the_inbox_still_knows_is_a_duplicate_not_parked(
+        processor: Processor, shards: list[Shard], monkeypatch: pytest.MonkeyPatch) -> None:
+    """While it waited, another member applied a copy (a re-drive) and its inbox row is still there:
+    the record is known to be applied, so nothing is parked for a person to look at."""
+    shards[0].down = True
+    assert processor.handle(TP, record(0, 1)).outcome is Outcome.DEFERRED
+    shards[0].processed.add((processor.handler.name, 1000))  # event 1000: record(0, …)
+    later = NOW + processor.max_age_s + 1
+    monkeypatch.setattr(processing, "time", SimpleNamespace(time=lambda: later, monotonic=time.monotonic))
+    shards[0].down = False
+    time.sleep(0.25)
+    assert outcomes(processor.retry_waiting()) == [(0, Outcome.DUPLICATE)]
+    assert parked_rows(shards[0]) == [] and shards[0].settled == [] and len(processor.deferral) == 0

@@ -241,11 +241,32 @@ class Processor:
         expired = expiry(event.signed_at, event.created_at, time.time(), self.max_age_s, event.event_id)
         if expired is None:
             return self._attempt(item.tp, item.record, event)
+        try:  # a copy applied meanwhile (a re-drive, another member) whose inbox row is still there
+            applied = self._already_processed(event)
+        except Exception as exc:
+            if not is_unavailable_error(exc):
+                raise
+            self._shard_down(event.shard, exc)
+            return Outcome.DEFERRED
+        if applied:
+            self.deferral.up(event.shard)
+            return Outcome.DUPLICATE
         outcome = self._park_or_defer(event.shard, item.tp, item.record, event.event_id, expired.kind,
                                       expired.reason, 0)
         if outcome is Outcome.PARKED:
             self.deferral.up(event.shard)
         return outcome
+
+    def _already_processed(self, event: Event) -> bool:
+        conn = self.conns.get(event.shard, "side")
+        try:
+            with conn.cursor() as cur:
+                done = inbox.already_processed(cur, self.handler.name, [event.event_id])
+            conn.rollback()  # read only: end the snapshot, so the next read sees what commits meanwhile
+            return event.event_id in done
+        except BaseException:
+            self.conns.drop(event.shard)
+            raise
 
     def _attempt(self, tp: TopicPartition, record: ConsumerRecord[Any, Any], event: Event) -> Outcome:
         """Apply with bounded retries: DEFERRED when the shard is unavailable, PARKED when every

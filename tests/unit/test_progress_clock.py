@@ -14,7 +14,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from payflow.consumers import worker as worker_module
-from payflow.consumers.progress import LogMarks, behind_s, member_read_through
+from payflow.consumers.progress import LogMarks, behind_s, member_read_through, stalled
 from payflow.consumers.settlement import SettlementHandler
 from payflow.consumers.worker import ConsumerWorker
 from payflow.store import progress as progress_store
@@ -38,6 +38,19 @@ def test_a_partition_is_read_through_the_last_log_end_it_has_reached() -> None:
     assert marks.read_through("p", 30) == 40.0
     marks.forget(["p"])
     assert marks.read_through("p", 30) is None
+
+
+def test_a_stalled_partition_is_one_the_broker_answers_but_whose_read_through_stands_still() -> None:
+    assert stalled(100.0, 60.0, 99.0, after_s=30, fresh_s=4)  # answered 1 s ago, read through 40 s ago
+    assert not stalled(100.0, 60.0, 70.0, after_s=30, fresh_s=4)  # the broker is away: nothing to say
+    assert not stalled(100.0, 80.0, 99.0, after_s=30, fresh_s=4)  # read through 20 s ago: within the bound
+    assert not stalled(100.0, None, 99.0, after_s=30, fresh_s=4)  # no claim at all
+    assert not stalled(100.0, 60.0, None, after_s=30, fresh_s=4)  # never answered
+    marks: LogMarks[str] = LogMarks()
+    assert marks.describe("p", 100.0) == "none"
+    for end, at in ((5, 10.0), (9, 20.0), (12, 90.0)):
+        marks.observe("p", end, at=at)
+    assert marks.describe("p", 100.0) == "5@90s, 9@80s, 12@10s"
 
 
 def test_a_member_is_as_far_as_its_slowest_partition_and_behind_is_a_duration() -> None:

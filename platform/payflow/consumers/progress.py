@@ -45,6 +45,10 @@ class LogMarks(Generic[P]):
         del marks[:reached[-1]]  # older marks can never be the answer again
         return marks[0][1]
 
+    def describe(self, partition: P, now: float) -> str:
+        """The partition's last few marks as "end@age s", for a log line."""
+        return ", ".join(f"{end}@{now - at:.0f}s" for end, at in self._marks.get(partition, [])[-4:]) or "none"
+
     def forget(self, partitions: Iterable[P]) -> None:
         for p in partitions:
             self._marks.pop(p, None)
@@ -61,6 +65,17 @@ def member_read_through(partitions: dict[P, float | None]) -> float | None:
     if any(v is None for v in values):
         return None
     return min(v for v in values if v is not None)
+
+
+def stalled(now: float, read_through: float | None, answered: float | None, after_s: float,
+            fresh_s: float) -> bool:
+    """A partition whose read-through is older than `after_s` although the broker answered its
+    fetches within `fresh_s` (all on one clock): the member is not waiting for a broker that is away
+    but has stopped reaching the log ends it is told of. The relays re-drive a lost event only once
+    every live member has read past it, so this is worth a line in the log."""
+    if read_through is None or answered is None:
+        return False
+    return now - read_through > after_s and now - answered <= fresh_s
 
 
 def behind_s(now: float, read_through: float) -> float:

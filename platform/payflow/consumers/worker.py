@@ -39,6 +39,8 @@ from payflow.store import progress as progress_store
 log = logging.getLogger("payflow.consumer")
 
 PROGRESS_INTERVAL_S = 2.0
+# A partition read through longer ago than this while the broker answers is logged (progress.stalled).
+STALL_WARN_S = 30.0
 LOG_END_CHECK_INTERVAL_S = 0.5
 # Joining a group can legitimately wait out departed members' sessions; giving up sooner makes
 # members that restart together keep re-triggering each other's rebalances.
@@ -68,6 +70,7 @@ class ConsumerWorker:
         self.log_marks: progress.LogMarks[TopicPartition] = progress.LogMarks()  # on time.monotonic()
         self.next_progress = 0.0
         self.next_commit = 0.0
+        self.stall_warned: dict[TopicPartition, float] = {}  # next time a stalled partition may be logged
 
     @property
     def waiting_count(self) -> int:
@@ -235,12 +238,31 @@ class ConsumerWorker:
             if tp in oldest_waiting:  # everything before the oldest waiting record is handled
                 handled_to = oldest_waiting[tp]
             parts[tp] = self.log_marks.read_through(tp, handled_to or 0)
+            answered = mono - max(0.0, wall - answered_ms / 1000) if answered_ms else None
+            if progress.stalled(mono, parts[tp], answered, STALL_WARN_S, PROGRESS_INTERVAL_S * 2):
+                await self._warn_stalled(consumer, tp, mono, parts[tp], handled_to, highwater)
             backlog.append((highwater, handled_to))
         self.metrics.backlog.set(progress.backlog_records(backlog))
         read_through = progress.member_read_through(parts)
         if read_through is None:
             return
         await asyncio.to_thread(self._write_progress, progress.behind_s(time.monotonic(), read_through))
+
+    async def _warn_stalled(self, consumer: AIOKafkaConsumer, tp: TopicPartition, mono: float,
+                            read_through: float | None, handled_to: int | None, highwater: int | None) -> None:
+        """One line a minute per partition, with what decides its read-through."""
+        if mono < self.stall_warned.get(tp, 0.0):
+            return
+        self.stall_warned[tp] = mono + 60.0
+        try:
+            position: int | None = await asyncio.wait_for(consumer.position(tp), 0.2)
+        except Exception:
+            position = None
+        behind = mono - read_through if read_through is not None else float("nan")
+        log.warning("%s: %s[%s] read through %.0f s ago although the broker answers: handled to %s, position %s, "
+                    "log end %s, log ends seen %s; lost events are re-driven only once every member read past them",
+                    self.handler.name, tp.topic, tp.partition, behind, handled_to, position, highwater,
+                    self.log_marks.describe(tp, mono))
 
     def _write_progress(self, behind_s: float) -> None:
         conns = self.processor.conns

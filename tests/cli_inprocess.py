@@ -6,17 +6,23 @@ traceback: it is raised here, so the calling test fails with it."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
+import os
+import subprocess
 import sys
+from collections.abc import Mapping
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import typer
 
 from payctl.cli import app as cli_app
+from payctl.cli import output
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,9 @@ class _BuiltApp:
 
 
 def run_payctl(*args: str) -> Outcome:
+    # A new process sizes its consoles from its own environment: so does each call here.
+    output.console.cache_clear()
+    output.err_console.cache_clear()
     out, err = io.StringIO(), io.StringIO()
     code: int | str | None = 0
     with mock.patch.object(sys, "argv", ["payctl", *args]), mock.patch.object(cli_app, "create_app", _BuiltApp), \
@@ -56,3 +65,13 @@ def run_payctl(*args: str) -> Outcome:
             code = exc.code
     assert isinstance(code, int), f"exit code {code!r}"
     return Outcome(code, out.getvalue(), err.getvalue())
+
+
+def completed(*args: str, env: Mapping[str, str] | None = None,
+              cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`run_payctl` in the shape `subprocess.run` answers (returncode, stdout, stderr), with `env` as
+    the whole environment of the call and `cwd` its working folder, as a subprocess would have them."""
+    with mock.patch.dict(os.environ, dict(env) if env is not None else {}, clear=env is not None), \
+            contextlib.chdir(cwd if cwd is not None else Path.cwd()):
+        out = run_payctl(*args)
+    return subprocess.CompletedProcess(["payctl", *args], out.code, out.stdout, out.stderr)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -17,11 +16,11 @@ from payctl.loadtest.apdex import ApdexCounter, check_t, rating
 from payctl.loadtest.grade import Grade
 from payctl.smoke import SmokeResult, Step, junit
 from payctl.smoke import step_summary as smoke_summary
+from tests.cli_inprocess import completed
 
 
 def payctl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "payctl.cli.app", *args], capture_output=True, text=True,
-                          timeout=120, env=env)
+    return completed(*args, env=env)
 
 
 def test_apdex_counts_satisfied_tolerating_frustrated():

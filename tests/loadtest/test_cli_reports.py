@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from tests.browser import BROWSER
+from tests.cli_inprocess import completed
 
 
 def payctl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "payctl.cli.app", *args], capture_output=True, text=True,
-                          timeout=120)
+    return completed(*args)
 
 
 def test_json_format_has_stable_keys(k6_outputs):

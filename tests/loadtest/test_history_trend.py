@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from payctl.loadtest import history
 from payctl.loadtest.grade import Grade
 from payctl.loadtest.session import LoadSession, run_and_analyze
 from tests.browser import BROWSER
+from tests.cli_inprocess import completed
 from tests.loadtest.conftest import HealthyHandler, serve
 
 SCRIPT = """
@@ -58,8 +58,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
 
 
 def payctl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "payctl.cli.app", *args], capture_output=True, text=True,
-                          timeout=120, env=env)
+    return completed(*args, env=env)
 
 
 def synthetic(i: int, p95: float, folder: Path, scenario: str = "probe", rate: int = 15) -> history.HistoryEntry:

@@ -5,7 +5,6 @@ Each document is read back with a parser and held to the shape JUnit consumers e
 from __future__ import annotations
 
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from payctl.loadtest.gates import cases
 from payctl.loadtest.grade import Grade
 from payctl.loadtest.junit import to_junit
 from payctl.stack.binaries import Binaries
+from tests.cli_inprocess import completed
 from tests.loadtest.conftest import HealthyHandler, serve
 
 # P95_LIMIT picks the outcome: a generous limit passes, 0.001 ms cannot be met.
@@ -64,8 +64,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
 
 
 def payctl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "payctl.cli.app", *args], capture_output=True, text=True,
-                          timeout=120)
+    return completed(*args)
 
 
 def parsed(xml: str) -> ET.Element:

@@ -1,11 +1,11 @@
 import subprocess
-import sys
 from pathlib import Path
+
+from tests.cli_inprocess import completed
 
 
 def payctl(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "payctl.cli.app", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=60)
+    return completed(*args, cwd=cwd)
 
 
 def test_bad_topology_is_one_line_and_exit_2(tmp_path: Path):

@@ -4,18 +4,17 @@ with no stack, and probe details in words (not exception class names)."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import payctl
 from payctl.stack import probes
+from tests.cli_inprocess import completed
 
 
 def _payctl(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "payctl.cli.app", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=120)
+    return completed(*args, cwd=cwd)
 
 
 def test_version(tmp_path: Path) -> None:

@@ -129,3 +129,63 @@ def test_acks_in_a_closed_breaker_leave_its_failure_count_at_zero() -> None:
     assert result.published == list(range(1, 51))
     assert pub.tracked.breaker.fail_counter == 0 and pub.tracked.state == "closed"
     assert pub.tracked.snapshot()["numberOfSuccessfulCalls"] == 50
+
+
+class RecordingStore:
+    """The outbox as the publish loop sees it: what each lease marked and returned, and the commits."""
+
+    def __init__(self, due: list[OutboxEvent]) -> None:
+        self.due = due
+        self.published: list[int] = []
+        self.commits = 0
+
+    def lease(self, limit: int, lease_s: float, published: Any = ()) -> list[OutboxEvent]:
+        self.published.extend(published)
+        batch, self.due = self.due[:limit], self.due[limit:]
+        self.commits += 1
+        return batch
+
+    def mark_published(self, event_ids: list[int]) -> None:
+        self.published.extend(event_ids)
+        self.commits += 1
+
+
+def test_a_poll_marks_the_previous_batch_in_its_lease_one_commit_per_poll() -> None:
+    """Under load the relay's polls are its shard's COMMITs; each durable one waits for an fsync. The
+    events the broker took are marked by the next lease's transaction, or by `flush` when no poll
+    comes (the breaker open, a stop)."""
+    from payflow.outbox.relay import PublishLoop
+
+    store = RecordingStore(_events(5))
+    pub = _publisher(ScriptedProducer([ACK] * 5))
+    loop = PublishLoop("shard1", Settings(relay_batch_size=3), pub, lambda: store)  # type: ignore[arg-type]
+
+    async def polls() -> None:
+        assert await loop.tick() == 3
+        assert store.published == [] and store.commits == 1  # taken by the broker, marked next poll
+        assert await loop.tick() == 2
+        assert store.published == [1, 2, 3] and store.commits == 2
+        assert await loop.tick() == 0  # nothing due: the lease still marks what the broker took
+        assert store.published == [1, 2, 3, 4, 5] and store.commits == 3
+        loop.flush()
+        assert store.commits == 3  # nothing left to mark: no statement
+        await pub.close()
+
+    asyncio.run(polls())
+
+
+def test_an_open_breaker_marks_what_the_broker_took_before_it_opened() -> None:
+    from payflow.outbox.relay import PublishLoop
+
+    store = RecordingStore(_events(2))
+    pub = _publisher(ScriptedProducer([ACK, ACK]))
+    loop = PublishLoop("shard1", Settings(relay_batch_size=2), pub, lambda: store)  # type: ignore[arg-type]
+
+    async def polls() -> None:
+        assert await loop.tick() == 2
+        pub.tracked.breaker.open()
+        assert await loop.tick() == 0
+        assert store.published == [1, 2] and loop.unmarked == []
+        await pub.close()
+
+    asyncio.run(polls())

@@ -35,14 +35,11 @@ class PublishLoop:
         self.faults = faults or FaultHooks(None, "relay")
         self._published = metrics.PUBLISHED.labels(shard)
         self._lag = metrics.PUBLISH_LAG.labels(shard)
-        # Taken by the broker, not yet marked in the outbox: marked by the next lease's transaction.
-        self.unmarked: list[int] = []
 
     async def tick(self) -> int:
         """One poll: lease, publish, record. Returns how many events were leased."""
         s = self.settings
         if s.breaker_enabled and self.tracked.open_remaining_s() > 0:
-            self.flush()
             return 0
         store = self.store()
         limit = s.relay_batch_size if self.tracked.state == "closed" else 1
@@ -50,8 +47,7 @@ class PublishLoop:
         # (asyncio.to_thread) was ~20 % of the relay's CPU, and nothing else in this loop needs to run
         # meanwhile (no acks are in flight between statements; the HTTP endpoints have their own
         # thread; a hung shard stops this relay for its read timeout either way).
-        batch = store.lease(limit, LEASE_S, self.unmarked)
-        self.unmarked = []
+        batch = store.lease(limit, LEASE_S)
         if not batch:
             if s.breaker_enabled and self.tracked.state != "closed":
                 # Nothing to trial-publish: probe the broker so the breaker closes by itself.
@@ -61,7 +57,7 @@ class PublishLoop:
         if result.published:
             # chaos `relay-crash`: die after the broker has the events, before the outbox knows
             self.faults.crash_if_armed("crash-after-publish")
-        self.unmarked = list(result.published)
+        store.mark_published(result.published)
         self._published.inc(len(result.published))
         if result.published:
             published, now = set(result.published), time.time()
@@ -94,13 +90,6 @@ class PublishLoop:
             else:
                 store.mark_failed(event.event_id, delay, reason, False)
         return len(batch)
-
-
-    def flush(self) -> None:
-        """Mark what the broker has taken now (a poll that leases nothing, a stop)."""
-        if self.unmarked:
-            self.store().mark_published(self.unmarked)
-            self.unmarked = []
 
 
 def pause_after_tick(leased: int, batch_size: int, interval_s: float, tick_s: float) -> float:

@@ -140,10 +140,6 @@ class RelayProcess:
                 await _sleep_or_stop(self.stopping, pause)
         keeper.cancel()
         pruner.cancel()
-        try:
-            self.loop.flush()
-        except Exception as exc:  # published again after their lease: the inboxes drop the copies
-            log.warning("could not mark %s published events at stop: %s", len(self.loop.unmarked), exc)
         await self.publisher.close()
         log.info("relay stopped")
 

@@ -5,7 +5,6 @@ member has read past them) in the same statement; the prune keeps events parked 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -238,7 +237,6 @@ def next_watermark(current: int, first_missing: int | None, newest_settled: int 
     return max(current, candidate)
 
 
-_PUBLISHED = "published=1, published_at=NOW(6), last_error=NULL"
 # Without an age limit (tests, tools): ten years, i.e. none.
 _TOO_OLD_DEFAULT_S = 10 * 365 * 24 * 3600.0
 
@@ -247,16 +245,10 @@ class OutboxStore:
     def __init__(self, conn: pymysql.Connection[Any]) -> None:
         self.conn = conn
 
-    def lease(self, limit: int, lease_s: float, published: Sequence[int] = ()) -> list[OutboxEvent]:
+    def lease(self, limit: int, lease_s: float) -> list[OutboxEvent]:
         """Claim due rows (SKIP LOCKED lets several relays share a shard) and push their next
-        attempt out by `lease_s`, so a relay that dies mid-publish leaves them to be retried.
-        `published`: the previous lease's events the broker has taken, marked in the same
-        transaction (one durable COMMIT per poll instead of two; until then they stay leased, so a
-        relay that dies meanwhile publishes them again and the consumers' inboxes drop the copies)."""
+        attempt out by `lease_s`, so a relay that dies mid-publish leaves them to be retried."""
         with self.conn.cursor() as cur:
-            if published:
-                cur.execute(f"UPDATE outbox_event SET {_PUBLISHED} "
-                            f"WHERE event_id IN ({','.join(['%s'] * len(published))})", tuple(published))
             cur.execute(
                 "SELECT event_id, aggregate_id, event_type, payload, retry_count, UNIX_TIMESTAMP(created_at) "
                 "FROM outbox_event "
@@ -286,7 +278,7 @@ class OutboxStore:
         self.conn.commit()
 
     def mark_published(self, event_ids: list[int]) -> None:
-        self._update_ids(_PUBLISHED, event_ids)
+        self._update_ids("published=1, published_at=NOW(6), last_error=NULL", event_ids)
 
     def mark_failed(self, event_id: int, delay_s: float, error: str, dead: bool) -> None:
         with self.conn.cursor() as cur:

@@ -52,7 +52,8 @@ class _BuiltApp:
 
 
 def run_payctl(*args: str) -> Outcome:
-    # A new process sizes its consoles from its own environment: so does each call here.
+    # A new process sizes its consoles from its own environment: so does each call here, and none
+    # is left behind sized by this call's (maybe patched) environment.
     output.console.cache_clear()
     output.err_console.cache_clear()
     out, err = io.StringIO(), io.StringIO()
@@ -63,6 +64,9 @@ def run_payctl(*args: str) -> Outcome:
             cli_app.main()
         except SystemExit as exc:
             code = exc.code
+        finally:
+            output.console.cache_clear()
+            output.err_console.cache_clear()
     assert isinstance(code, int), f"exit code {code!r}"
     return Outcome(code, out.getvalue(), err.getvalue())
 

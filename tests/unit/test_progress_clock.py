@@ -14,7 +14,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from payflow.consumers import worker as worker_module
-from payflow.consumers.progress import LogMarks, behind_s, member_read_through, stalled
+from payflow.consumers.progress import LogMarks, StallWatch, behind_s, member_read_through, stalled
 from payflow.consumers.settlement import SettlementHandler
 from payflow.consumers.worker import ConsumerWorker
 from payflow.store import progress as progress_store
@@ -47,10 +47,25 @@ def test_a_stalled_partition_is_one_the_broker_answers_but_whose_read_through_st
     assert not stalled(100.0, None, 99.0, after_s=30, fresh_s=4)  # no claim at all
     assert not stalled(100.0, 60.0, None, after_s=30, fresh_s=4)  # never answered
     marks: LogMarks[str] = LogMarks()
-    assert marks.describe("p", 100.0) == "none"
-    for end, at in ((5, 10.0), (9, 20.0), (12, 90.0)):
+    assert marks.describe("p", 100.0) == "none" and marks.first_seen("p") is None
+    for end, at in ((5, 10.0), (9, 20.0), (12, 90.0), (14, 95.0), (15, 99.0)):
         marks.observe("p", end, at=at)
-    assert marks.describe("p", 100.0) == "5@90s, 9@80s, 12@10s"
+    assert marks.describe("p", 100.0) == "5@90s, 12@10s, 14@5s, 15@1s"  # the first mark is the one waited on
+    assert marks.first_seen("p") == 10.0
+
+
+def test_a_partition_is_logged_as_stalled_only_when_its_handled_offset_stands_still() -> None:
+    watch: StallWatch[str] = StallWatch(after_s=30, fresh_s=4, every_s=60)
+    # catching up: the read-through is old, but the handled offset moves at every report
+    assert not any(watch.check("p", t, 100 + t, read_through=0.0, answered=t) for t in range(0, 100, 2))
+    # it stops moving: logged once it has stood still for longer than after_s, then once a minute
+    said = [t for t in range(100, 250, 2) if watch.check("p", t, 999, read_through=0.0, answered=t)]
+    assert said == [132, 192]
+    # the broker away (no fresh answer): nothing to say
+    quiet: StallWatch[str] = StallWatch(after_s=30, fresh_s=4)
+    assert not any(quiet.check("q", t, 7, read_through=0.0, answered=0.0) for t in range(0, 200, 2))
+    watch.keep_only(set())
+    assert not watch.check("p", 300, 999, read_through=0.0, answered=300)  # forgotten: starts over
 
 
 def test_a_member_is_as_far_as_its_slowest_partition_and_behind_is_a_duration() -> None:

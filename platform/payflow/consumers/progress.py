@@ -46,8 +46,16 @@ class LogMarks(Generic[P]):
         return marks[0][1]
 
     def describe(self, partition: P, now: float) -> str:
-        """The partition's last few marks as "end@age s", for a log line."""
-        return ", ".join(f"{end}@{now - at:.0f}s" for end, at in self._marks.get(partition, [])[-4:]) or "none"
+        """The partition's first mark (the one its read-through waits on) and last few, as
+        "end@age s", for a log line."""
+        marks = self._marks.get(partition, [])
+        shown = marks if len(marks) <= 4 else [marks[0], *marks[-3:]]
+        return ", ".join(f"{end}@{now - at:.0f}s" for end, at in shown) or "none"
+
+    def first_seen(self, partition: P) -> float | None:
+        """When the oldest mark still kept was seen (None: no mark)."""
+        marks = self._marks.get(partition)
+        return marks[0][1] if marks else None
 
     def forget(self, partitions: Iterable[P]) -> None:
         for p in partitions:
@@ -76,6 +84,36 @@ def stalled(now: float, read_through: float | None, answered: float | None, afte
     if read_through is None or answered is None:
         return False
     return now - read_through > after_s and now - answered <= fresh_s
+
+
+class StallWatch(Generic[P]):
+    """Says when to log a partition whose read-through stands still: its handled offset unchanged
+    for `after_s` (a member catching up is not stalled), the broker answering within `fresh_s`, and
+    its read-through older than `after_s` (with no log end reached, its oldest mark: a member stuck
+    from the moment it joined). At most once every `every_s` per partition."""
+
+    def __init__(self, after_s: float, fresh_s: float, every_s: float = 60.0) -> None:
+        self.after_s, self.fresh_s, self.every_s = after_s, fresh_s, every_s
+        self._handled: dict[P, tuple[int | None, float]] = {}  # handled offset, since when
+        self._next_log: dict[P, float] = {}
+
+    def check(self, partition: P, now: float, handled_to: int | None, read_through: float | None,
+              answered: float | None) -> bool:
+        seen = self._handled.get(partition)
+        if seen is None or seen[0] != handled_to:
+            self._handled[partition] = (handled_to, now)
+            return False
+        if now - seen[1] <= self.after_s or not stalled(now, read_through, answered, self.after_s, self.fresh_s):
+            return False
+        if now < self._next_log.get(partition, 0.0):
+            return False
+        self._next_log[partition] = now + self.every_s
+        return True
+
+    def keep_only(self, owned: set[P]) -> None:
+        for d in (self._handled, self._next_log):
+            for p in [p for p in d if p not in owned]:
+                del d[p]
 
 
 def behind_s(now: float, read_through: float) -> float:

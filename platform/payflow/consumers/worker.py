@@ -70,7 +70,7 @@ class ConsumerWorker:
         self.log_marks: progress.LogMarks[TopicPartition] = progress.LogMarks()  # on time.monotonic()
         self.next_progress = 0.0
         self.next_commit = 0.0
-        self.stall_warned: dict[TopicPartition, float] = {}  # next time a stalled partition may be logged
+        self.stalls: progress.StallWatch[TopicPartition] = progress.StallWatch(STALL_WARN_S, PROGRESS_INTERVAL_S * 2)
 
     @property
     def waiting_count(self) -> int:
@@ -95,6 +95,7 @@ class ConsumerWorker:
         self.read_ahead.keep_only(assigned)
         self.tracker.keep_only(assigned)
         self.log_marks.keep_only(assigned)
+        self.stalls.keep_only(assigned)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         while not self.stopping.is_set():
@@ -239,8 +240,10 @@ class ConsumerWorker:
                 handled_to = oldest_waiting[tp]
             parts[tp] = self.log_marks.read_through(tp, handled_to or 0)
             answered = mono - max(0.0, wall - answered_ms / 1000) if answered_ms else None
-            if progress.stalled(mono, parts[tp], answered, STALL_WARN_S, PROGRESS_INTERVAL_S * 2):
-                await self._warn_stalled(consumer, tp, mono, parts[tp], handled_to, highwater)
+            claim = parts[tp] if parts[tp] is not None else self.log_marks.first_seen(tp)
+            # A partition whose records wait for their shard is explained by the shard's own warning.
+            if tp not in oldest_waiting and self.stalls.check(tp, mono, handled_to, claim, answered):
+                await self._warn_stalled(consumer, tp, mono, claim, handled_to, highwater)
             backlog.append((highwater, handled_to))
         self.metrics.backlog.set(progress.backlog_records(backlog))
         read_through = progress.member_read_through(parts)
@@ -250,17 +253,16 @@ class ConsumerWorker:
 
     async def _warn_stalled(self, consumer: AIOKafkaConsumer, tp: TopicPartition, mono: float,
                             read_through: float | None, handled_to: int | None, highwater: int | None) -> None:
-        """One line a minute per partition, with what decides its read-through."""
-        if mono < self.stall_warned.get(tp, 0.0):
-            return
-        self.stall_warned[tp] = mono + 60.0
+        """The line, with what decides the partition's read-through. Rare (StallWatch: once a
+        minute at most), so it may ask for the position: at most 0.2 s of this loop."""
         try:
             position: int | None = await asyncio.wait_for(consumer.position(tp), 0.2)
         except Exception:
             position = None
         behind = mono - read_through if read_through is not None else float("nan")
-        log.warning("%s: %s[%s] read through %.0f s ago although the broker answers: handled to %s, position %s, "
-                    "log end %s, log ends seen %s; lost events are re-driven only once every member read past them",
+        log.warning("%s: %s[%s] stands still, read through %.0f s ago although the broker answers: handled to %s, "
+                    "position %s, log end %s, log ends seen %s; lost events are re-driven only once every member "
+                    "read past them",
                     self.handler.name, tp.topic, tp.partition, behind, handled_to, position, highwater,
                     self.log_marks.describe(tp, mono))
 
@@ -292,6 +294,7 @@ class ConsumerWorker:
             self.log_ends = self._log_end_watch()
             self.processor.deferral.clear()
             self.log_marks = progress.LogMarks()
+            self.stalls = progress.StallWatch(STALL_WARN_S, PROGRESS_INTERVAL_S * 2)
             try:
                 await asyncio.wait_for(consumer.start(), JOIN_TIMEOUT_S)
                 self.connected = True

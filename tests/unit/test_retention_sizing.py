@@ -195,3 +195,32 @@ def test_one_table_failing_does_not_starve_the_others() -> None:
     assert pruned.deleted["idempotency"] == 700 and pruned.deleted["parked"] == 300
     assert pruned.deleted["processed"] == 0 and "Lock wait timeout" in pruned.failed["processed"]
     assert shard.rollbacks == 1 and set(pruned.failed) == {"processed"}
+
+
+def test_the_lost_count_reads_the_rows_the_expired_delete_deletes() -> None:
+    """`count_unapplied` counts, just before the DELETE, the rows it will delete. Both pick the
+    oldest `batch` rows: ordered by created_at alone, rows written in the same microsecond could be
+    picked differently by the two statements, and the lost count would name the wrong rows."""
+    import re
+
+    from payflow.store import outbox
+
+    class Cursor:
+        sql = ""
+
+        def execute(self, sql: str, args: object) -> None:
+            self.sql = sql
+
+        def fetchone(self) -> tuple[int]:
+            return (0,)
+
+    cur = Cursor()
+    outbox.count_unapplied(cur, 10.0, 5, ("ledger",))  # type: ignore[arg-type]
+    delete, _ = outbox.prune_statement(10.0, 5)
+
+    def order(sql: str) -> str:
+        found = re.search(r"ORDER BY ([\w, ]+?) LIMIT", sql)
+        assert found, sql
+        return found.group(1)
+
+    assert order(cur.sql) == order(delete) == "created_at, event_id"

@@ -83,9 +83,11 @@ def prune_statement(older_than_s: float, batch: int) -> tuple[str, tuple[Any, ..
     """The DELETE of up to `batch` published rows older than `older_than_s` whatever their
     consumers did, oldest first (index ix_pub_created): for rows past the consumers' age limit,
     which no consumer would accept any more. Never DEAD or pending rows, nor an event parked and not
-    replayed (a person may still replay it)."""
+    replayed (a person may still replay it). Ordered as `count_unapplied` orders them, ties included,
+    so the lost count names the rows deleted."""
     return ("DELETE FROM outbox_event WHERE published=1 AND created_at < NOW(6) - INTERVAL %s MICROSECOND "
-            f"AND {_NOT_PARKED} ORDER BY created_at LIMIT %s", (int(older_than_s * 1e6), *EVENT_KIND_VALUES, batch))
+            f"AND {_NOT_PARKED} ORDER BY created_at, event_id LIMIT %s",
+            (int(older_than_s * 1e6), *EVENT_KIND_VALUES, batch))
 
 
 _NOT_PARKED = ("NOT EXISTS (SELECT 1 FROM parked_message k WHERE k.event_id=outbox_event.event_id "
@@ -142,7 +144,8 @@ def count_unapplied(cur: Cursor, older_than_s: float, batch: int, consumers: tup
     a configured consumer never applied (read just before that DELETE: lost for that consumer)."""
     applied, applied_args = _applied_by_all(consumers)
     cur.execute("SELECT COUNT(*) FROM (SELECT event_id, event_type FROM outbox_event WHERE published=1 AND "
-                f"created_at < NOW(6) - INTERVAL %s MICROSECOND AND {_NOT_PARKED} ORDER BY created_at LIMIT %s) "
+                f"created_at < NOW(6) - INTERVAL %s MICROSECOND AND {_NOT_PARKED} "
+                "ORDER BY created_at, event_id LIMIT %s) "
                 f"outbox_event WHERE NOT ({applied})", (int(older_than_s * 1e6), *EVENT_KIND_VALUES, batch,
                                                         *applied_args))
     row = cur.fetchone()

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from ipaddress import IPv4Network, ip_network
 from pathlib import Path
@@ -34,6 +35,7 @@ from payctl.stack.topology import Topology
 Progress = Callable[[str], None]
 COMPOSE_FILE = str(compose_render.COMPOSE_FILE)
 PROJECT_LABEL = "com.docker.compose.project"
+NETWORK_LABEL = "com.docker.compose.network"
 SERVICE_LABEL = "com.docker.compose.service"
 
 
@@ -93,20 +95,39 @@ def ensure_secrets(topo: Topology, paths: StatePaths) -> None:
     paths.password_file(topo.vms[0].name).parent.chmod(0o700)
 
 
-def subnet_clashes(subnet: IPv4Network, networks: list[tuple[str, list[str]]], own: str) -> list[str]:
-    """Docker networks (name, their IPAM subnets) other than `own` whose subnets overlap `subnet`:
+@dataclass(frozen=True)
+class DockerNetwork:
+    """What the subnet check reads of a Docker network."""
+    name: str
+    subnets: list[str]
+    labels: dict[str, str]
+
+
+def _subnets(attrs: dict[str, Any]) -> list[str]:
+    return [c.get("Subnet", "") for c in (attrs.get("IPAM") or {}).get("Config") or []]
+
+
+def is_stack_network(network: DockerNetwork, project: str) -> bool:
+    """The stack's own network, by the labels compose puts on it (not by its name: a network of
+    that name made by anything else is somebody else's)."""
+    return (network.labels.get(PROJECT_LABEL) == project
+            and network.labels.get(NETWORK_LABEL) == compose_render.NETWORK)
+
+
+def subnet_clashes(subnet: IPv4Network, networks: list[DockerNetwork], project: str) -> list[str]:
+    """Docker networks other than the stack's own whose IPAM subnets overlap `subnet`:
     "name (subnet)" each. Pure; malformed subnets are not clashes."""
     clashes = []
-    for name, subnets in networks:
-        if name == own:
+    for network in networks:
+        if is_stack_network(network, project):
             continue
-        for text in subnets:
+        for text in network.subnets:
             try:
                 other = ip_network(text, strict=False)
             except ValueError:
                 continue
             if other.version == 4 and other.overlaps(subnet):
-                clashes.append(f"{name} ({other})")
+                clashes.append(f"{network.name} ({other})")
     return clashes
 
 
@@ -198,15 +219,15 @@ class ComposeBackend:
     def _check_subnet(self) -> None:
         """The stack's network must not overlap another Docker network (another compose stack's
         included): Docker would refuse it halfway through `up`."""
-        own = f"{self.topo.name}_{compose_render.NETWORK}"
         try:
             listed = self.client.networks.list()
         except Exception as exc:  # the engine went away between the ping and here
             raise EnvironmentProblem(f"the Docker engine did not list its networks: {exc}",
                                      "check that dockerd runs (`payctl doctor`)") from exc
-        networks = [(n.name, [c.get("Subnet", "") for c in ((n.attrs.get("IPAM") or {}).get("Config") or [])])
-                     for n in listed]
-        clashes = subnet_clashes(self.topo.compose_subnet, networks, own)
+        networks = [DockerNetwork(n.name, _subnets(n.attrs),
+                                  dict(n.attrs.get("Labels") or {}))
+                    for n in listed]
+        clashes = subnet_clashes(self.topo.compose_subnet, networks, self.topo.name)
         if clashes:
             raise EnvironmentProblem(f"compose_subnet {self.topo.compose_subnet} overlaps the Docker network "
                                      f"{', '.join(clashes)}",

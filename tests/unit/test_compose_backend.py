@@ -159,7 +159,9 @@ def test_up_refuses_a_subnet_another_network_holds_before_anything_starts(tmp_pa
     compose_files.write(compose_render.render(topo, base=tmp_path), tmp_path)
     client = empty_engine()
     own, other = mock.MagicMock(), mock.MagicMock()
-    own.name, own.attrs = "payctl_stack", {"IPAM": {"Config": [{"Subnet": "10.204.0.0/24"}]}}
+    own.name, own.attrs = "payctl_stack", {"IPAM": {"Config": [{"Subnet": "10.204.0.0/24"}]},
+                                           "Labels": {"com.docker.compose.project": "payctl",
+                                                      "com.docker.compose.network": "stack"}}
     other.name, other.attrs = "shop_default", {"IPAM": {"Config": [{"Subnet": "10.204.0.0/16"}]}}
     client.networks.list.return_value = [own, other]
     with pytest.raises(EnvironmentProblem, match=r"compose_subnet 10.204.0.0/24 overlaps the Docker network "

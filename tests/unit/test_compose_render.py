@@ -156,13 +156,20 @@ def test_a_compose_subnet_that_is_not_a_private_24_is_refused_naming_the_field(s
 
 
 def test_another_docker_network_on_the_stack_subnet_is_a_clash_its_own_is_not():
-    from payctl.stack.compose import subnet_clashes
+    from payctl.stack.compose import DockerNetwork, subnet_clashes
 
-    networks = [("payctl_stack", ["10.204.0.0/24"]), ("other_stack", ["10.204.0.0/24"]),
-                ("wide", ["10.0.0.0/8"]), ("bridge", ["172.17.0.0/16"]), ("v6", ["fd00::/64"]), ("junk", ["x"])]
-    clashes = subnet_clashes(IPv4Network("10.204.0.0/24"), networks, own="payctl_stack")
+    own = {"com.docker.compose.project": "payctl", "com.docker.compose.network": "stack"}
+    networks = [DockerNetwork("payctl_stack", ["10.204.0.0/24"], own),
+                DockerNetwork("other_stack", ["10.204.0.0/24"], {**own, "com.docker.compose.project": "other"}),
+                DockerNetwork("wide", ["10.0.0.0/8"], {}), DockerNetwork("bridge", ["172.17.0.0/16"], {}),
+                DockerNetwork("v6", ["fd00::/64"], {}), DockerNetwork("junk", ["x"], {})]
+    clashes = subnet_clashes(IPv4Network("10.204.0.0/24"), networks, project="payctl")
     assert clashes == ["other_stack (10.204.0.0/24)", "wide (10.0.0.0/8)"]
-    assert subnet_clashes(IPv4Network("10.205.0.0/24"), networks[:1] + networks[3:], own="x") == []
+    assert subnet_clashes(IPv4Network("10.205.0.0/24"), networks[:1] + networks[3:], project="x") == []
+    # a network with the stack's name that compose did not make for this project is somebody else's
+    impostor = DockerNetwork("payctl_stack", ["10.204.0.0/24"], {})
+    clashes = subnet_clashes(IPv4Network("10.204.0.0/24"), [impostor], project="payctl")
+    assert clashes == ["payctl_stack (10.204.0.0/24)"]
 
 
 def test_a_vms_shard_and_services_share_its_address():

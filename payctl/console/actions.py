@@ -88,8 +88,9 @@ def run_from_env(kind: str, request: dict[str, Any], progress: Progress) -> dict
 def in_worker(kind: str, environ: Mapping[str, str], cwd: Path, entry: str = WORKER_ENTRY,
               ) -> Callable[[Any, Progress, threading.Event], dict[str, Any]]:
     """A job action that runs `entry` in a worker process (environment `environ` added to the
-    console's, working directory `cwd`), relays its progress, and on cancel sends it SIGINT once and
-    waits for it to end (a chaos run then rolls back before it exits)."""
+    console's, working directory `cwd`), relays its progress, and on cancel sends it SIGINT once (after
+    the worker said it handles SIGINT) and waits for it to end (a chaos run then rolls back before it
+    exits)."""
 
     def run(req: LoadRequest | ChaosRequest, progress: Progress, cancel: threading.Event) -> dict[str, Any]:
         proc = subprocess.Popen([sys.executable, "-m", "payctl.console.worker", entry, kind],
@@ -99,9 +100,14 @@ def in_worker(kind: str, environ: Mapping[str, str], cwd: Path, entry: str = WOR
         proc.stdin.write(json.dumps(req.model_dump()))
         proc.stdin.close()
 
+        ready = threading.Event()  # the worker handles SIGINT: a signal sent before could be lost
+
         def interrupt_on_cancel() -> None:
             while proc.poll() is None:
                 if cancel.wait(0.2):
+                    while not ready.wait(0.1):
+                        if proc.poll() is not None:
+                            return
                     if proc.poll() is None:
                         proc.send_signal(signal.SIGINT)
                     return
@@ -115,7 +121,9 @@ def in_worker(kind: str, environ: Mapping[str, str], cwd: Path, entry: str = WOR
             except ValueError:
                 progress({"line": line.rstrip()})
                 continue
-            if "progress" in message:
+            if "ready" in message:
+                ready.set()
+            elif "progress" in message:
                 progress(message["progress"])
             else:
                 outcome = message

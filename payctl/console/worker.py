@@ -1,6 +1,7 @@
 """A console job in its own process: `python -m payctl.console.worker <module:function> <kind>`, the
-request as JSON on stdin. Progress and the outcome go to stdout as JSON lines ({"progress": ...},
-then {"result": ...} or {"error": ...}); anything else the job prints goes to stderr. SIGINT (the
+request as JSON on stdin. Progress and the outcome go to stdout as JSON lines ({"ready": true} once
+SIGINT is handled, {"progress": ...}, then {"result": ...} or {"error": ...}); anything else the
+job prints goes to stderr. SIGINT (the
 console's cancel) reaches the job as KeyboardInterrupt, as Ctrl-C does on the command line."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
 import sys
 from typing import Any
 
@@ -15,6 +17,9 @@ from payctl.errors import PayctlError
 
 
 def main(argv: list[str]) -> int:
+    # SIGINT is the console's cancel. A console started in the background by a script or under
+    # nohup has it ignored, and this process would inherit that: take it back.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     entry, kind = argv
     module, _, name = entry.partition(":")
     request = json.loads(sys.stdin.read())
@@ -24,6 +29,8 @@ def main(argv: list[str]) -> int:
 
     def send(message: dict[str, Any]) -> None:
         out.write(json.dumps(message, default=str) + "\n")
+
+    send({"ready": True})  # SIGINT is handled from here on: the console sends its cancel after this
 
     try:
         job = getattr(importlib.import_module(module), name)

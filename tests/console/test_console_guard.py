@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import threading
 import time
@@ -299,6 +300,23 @@ def test_a_cancelled_worker_before_its_job_ends_reports_cancelled(tmp_path: Path
     chaos = in_worker("chaos", environ, tmp_path, entry="tests.console.fakes:chaos_in_worker")
     with pytest.raises(Exception, match="cancel"):
         chaos(ChaosRequest(experiment="x", confirm=True), lambda _u: None, cancel)
+
+
+def test_cancel_reaches_the_worker_of_a_console_started_ignoring_ctrl_c(tmp_path: Path) -> None:
+    """A console started in the background by a script (or under nohup) has SIGINT ignored, and
+    its workers would inherit that: cancel, which is SIGINT, would then never reach the job. The
+    worker takes SIGINT back, since it is the console's cancel, not a terminal's Ctrl-C."""
+    cancel = threading.Event()
+    cancel.set()
+    environ = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "platform"), os.environ.get("PYTHONPATH", "")]),
+               "PAYCTL_CONSOLE_REPORTS": str(tmp_path)}
+    chaos = in_worker("chaos", environ, tmp_path, entry="tests.console.fakes:chaos_in_worker")
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the child inherits it, as from such a console
+    try:
+        with pytest.raises(Exception, match="cancel"):
+            chaos(ChaosRequest(experiment="x", confirm=True), lambda _u: None, cancel)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_job_conflicts_are_payctl_errors() -> None:

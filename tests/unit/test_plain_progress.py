@@ -32,8 +32,10 @@ def test_plain_progress_prints_at_most_once_per_interval(monkeypatch: pytest.Mon
 
 def test_breaker_watch_into_a_pipe_prints_plain_lines(tmp_path: Path) -> None:
     (tmp_path / "stack.toml").write_text('state_dir = "state"\n')
+    # Ctrl-C's default, whatever this test run inherited (a run started in the background has it ignored)
     proc = subprocess.Popen([sys.executable, "-m", "payctl.cli.app", "breaker", "status", "--watch"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(4)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)

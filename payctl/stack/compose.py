@@ -224,9 +224,7 @@ class ComposeBackend:
         except Exception as exc:  # the engine went away between the ping and here
             raise EnvironmentProblem(f"the Docker engine did not list its networks: {exc}",
                                      "check that dockerd runs (`payctl doctor`)") from exc
-        networks = [DockerNetwork(n.name, _subnets(n.attrs),
-                                  dict(n.attrs.get("Labels") or {}))
-                    for n in listed]
+        networks = [DockerNetwork(n.name, _subnets(n.attrs), dict(n.attrs.get("Labels") or {})) for n in listed]
         clashes = subnet_clashes(self.topo.compose_subnet, networks, self.topo.name)
         if clashes:
             raise EnvironmentProblem(f"compose_subnet {self.topo.compose_subnet} overlaps the Docker network "

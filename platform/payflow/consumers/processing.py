@@ -275,12 +275,10 @@ class Processor:
                                f"{self.handler.name}: event {event.event_id}")
         if result.outcome is Outcome.PARKED:
             error = result.error
-            outcome = self._park_or_defer(event.shard, tp, record, event.event_id, result.kind or ParkKind.POISON,
-                                          f"failed {result.attempts} times: {type(error).__name__}: {error}",
-                                          result.attempts)
-            if outcome is Outcome.DEFERRED:
-                return outcome
-        elif result.outcome is Outcome.DEFERRED:
+            return self._park_or_defer(event.shard, tp, record, event.event_id, result.kind or ParkKind.POISON,
+                                       f"failed {result.attempts} times: {type(error).__name__}: {error}",
+                                       result.attempts)
+        if result.outcome is Outcome.DEFERRED:
             self._shard_down(event.shard, result.error)
         else:
             self.deferral.up(event.shard)

@@ -21,15 +21,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from payctl.stack.local import LocalBackend
-from payctl.stack.topology import Topology
+from shards_only import shards_only
+
 from payflow.config import PlatformConfig, load_config
 from payflow.db.pool import direct_connect
 from payflow.domain import events
@@ -81,7 +79,7 @@ def _mark_uncommitted(store: OutboxStore, event_ids: list[int]) -> None:
 
 def drain_mark_with_lease(store: OutboxStore, until: float, ack_s: float) -> int:
     """Tried: each lease marks the batch before it in its own transaction, one COMMIT per poll."""
-    drained, unmarked = 0, []
+    drained, unmarked = 0, list[int]()
     while time.monotonic() < until:
         _mark_uncommitted(store, unmarked)
         batch = store.lease(BATCH, LEASE_S)
@@ -121,51 +119,40 @@ def main() -> None:
     ap.add_argument("--ack-ms", type=float, default=3.0)
     args = ap.parse_args()
     samples: dict[str, list[tuple[float, float, float]]] = {name: [] for name in VARIANTS}
-    with tempfile.TemporaryDirectory() as tmp:
-        topo = Topology(state_dir=Path(tmp) / "state", prometheus_enabled=False,
-                        console_enabled=False).with_port_offset(6000)
-        backend = LocalBackend(topo)
-        backend.up(progress=lambda m: print(f"  {m}", file=sys.stderr))
+    with shards_only() as backend:
+        config = load_config(backend.paths.service_config("vm1"))
+        admin, store = _connect(config), OutboxStore(_connect(config))
+        stop = threading.Event()
+        writer = threading.Thread(target=_writer, args=(config, args.write_rate, stop), daemon=True)
+        writer.start()
         try:
-            # Only the shard is measured, with nothing else draining its outbox.
-            for s in backend.status():
-                if s.name not in ("shard1", "shard2"):
-                    backend.stop(s.name)
-            config = load_config(backend.paths.service_config("vm1"))
-            admin, store = _connect(config), OutboxStore(_connect(config))
-            stop = threading.Event()
-            writer = threading.Thread(target=_writer, args=(config, args.write_rate, stop), daemon=True)
-            writer.start()
-            try:
-                first = 1
-                for r in range(args.rounds):
-                    for name, drain in VARIANTS.items():
-                        _fill(admin, int(args.window_s * 3000), first)  # more than a window drains
-                        first += 2 * int(args.window_s * 3000)
-                        before, t0 = _status(admin), time.monotonic()
-                        drained = drain(store, t0 + args.window_s, args.ack_ms / 1000)
-                        took, after = time.monotonic() - t0, _status(admin)
-                        samples[name].append((drained / took,
-                                              (after["Com_commit"] - before["Com_commit"]) / drained,
-                                              (after["Innodb_data_fsyncs"] - before["Innodb_data_fsyncs"])
-                                              / drained))
-                        with admin.cursor() as cur:  # the next window starts from an empty backlog
-                            cur.execute("UPDATE outbox_event SET published=1 WHERE published=0")
-                        admin.commit()
-                    print(f"  round {r + 1}/{args.rounds} done", file=sys.stderr)
-            finally:
-                stop.set()
-                writer.join(5)
+            first = 1
+            for r in range(args.rounds):
+                for name, drain in VARIANTS.items():
+                    _fill(admin, int(args.window_s * 3000), first)  # more than a window drains
+                    first += 2 * int(args.window_s * 3000)
+                    before, t0 = _status(admin), time.monotonic()
+                    drained = drain(store, t0 + args.window_s, args.ack_ms / 1000)
+                    took, after = time.monotonic() - t0, _status(admin)
+                    samples[name].append((drained / took,
+                                          (after["Com_commit"] - before["Com_commit"]) / drained,
+                                          (after["Innodb_data_fsyncs"] - before["Innodb_data_fsyncs"])
+                                          / drained))
+                    with admin.cursor() as cur:  # the next window starts from an empty backlog
+                        cur.execute("UPDATE outbox_event SET published=1 WHERE published=0")
+                    admin.commit()
+                print(f"  round {r + 1}/{args.rounds} done", file=sys.stderr)
         finally:
-            backend.down(purge=True)
+            stop.set()
+            writer.join(5)
     names = list(VARIANTS)
     med = {n: [statistics.median(s[k] for s in samples[n]) for k in range(3)] for n in names}
     print(f"{'variant':<48} {'events/s':>9} {'COMMITs/event':>14} {'fsyncs/event':>13}")
     for n in names:
         print(f"{n:<48} {med[n][0]:>9.0f} {med[n][1]:>14.4f} {med[n][2]:>13.4f}")
     current, tried = med[names[0]], med[names[1]]
-    r = [tried[k] / current[k] for k in range(3)]
-    print(f"{'ratio tried/current':<48} {r[0]:>9.2f} {r[1]:>14.2f} {r[2]:>13.2f}")
+    ratio = [tried[k] / current[k] for k in range(3)]
+    print(f"{'ratio tried/current':<48} {ratio[0]:>9.2f} {ratio[1]:>14.2f} {ratio[2]:>13.2f}")
     print(f"(median of {args.rounds} rounds × {args.window_s:.0f} s windows; {args.write_rate:.0f} writer "
           f"COMMITs/s beside; ack stand-in {args.ack_ms:.0f} ms; batches of {BATCH}; COMMIT and fsync counts "
           "are the shard's, writer included)")

@@ -27,7 +27,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -36,9 +35,8 @@ from pathlib import Path
 import orjson
 import pymysql
 from pymysql.constants import CLIENT
+from shards_only import shards_only
 
-from payctl.stack.local import LocalBackend
-from payctl.stack.topology import Topology
 from payflow.config import load_config
 from payflow.db.pool import ShardPools, commit, execute_together
 from payflow.domain import events, payment
@@ -150,46 +148,35 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--per-round", type=int, default=400)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        topo = Topology(state_dir=Path(tmp) / "state", prometheus_enabled=False,
-                        console_enabled=False).with_port_offset(6000)
-        backend = LocalBackend(topo)
-        backend.up(progress=lambda m: print(f"  {m}", file=sys.stderr))
-        try:
-            # Only the shard is measured: stop what would compete with it for the 2 cores.
-            for s in backend.status():
-                if s.name.startswith(("relay", "ledger", "refund", "settlement", "ingest")) or s.name == "gateway":
-                    backend.stop(s.name)
-            shard_pid = next(s.pid for s in backend.status() if s.name == "shard1" and s.pid)
-            config = load_config(backend.paths.service_config("vm1"))
-            pools = ShardPools(config.shards, config.settings)
-            shard = config.shards[0]
-            _PYMYSQL.append(pymysql.connect(unix_socket=str(shard.unix_socket), user=shard.user,
-                                            password=shard.password(), database=shard.database, charset="utf8mb4",
-                                            client_flag=CLIENT.MULTI_STATEMENTS,
-                                            init_command=(f"SET SESSION auto_increment_increment={len(config.shards)}, "
-                                                          f"auto_increment_offset=1, tx_isolation='READ-COMMITTED'")))
-            svc = PaymentService(pools, config.settings)
-            tcp_shards = [s.model_copy(update={"unix_socket": None}) for s in config.shards]
-            svc_tcp = PaymentService(ShardPools(tcp_shards, config.settings), config.settings)
-            services = {name: svc_tcp if run is payment_service_tcp else svc for name, run in VARIANTS.items()}
-            samples: dict[str, list[tuple[float, float, float]]] = {name: [] for name in VARIANTS}
-            for name, run in VARIANTS.items():  # warm-up: connections, plans, buffer pool
-                for _ in range(50):
-                    run(pools, services[name], uuid.uuid4().hex, 1000)
-            for r in range(args.rounds):
-                for name, run in VARIANTS.items():
-                    keys = [uuid.uuid4().hex for _ in range(args.per_round)]
-                    c0, s0, w0 = time.process_time(), _proc_cpu_s(shard_pid), time.perf_counter()
-                    for i, key in enumerate(keys):
-                        run(pools, services[name], key, 1000 + i)
-                    c1, s1, w1 = time.process_time(), _proc_cpu_s(shard_pid), time.perf_counter()
-                    n = args.per_round
-                    samples[name].append((1e6 * (c1 - c0) / n, 1e6 * (s1 - s0) / n, 1e6 * (w1 - w0) / n))
-                print(f"  round {r + 1}/{args.rounds} done", file=sys.stderr)
-            pools.dispose()
-        finally:
-            backend.down(purge=True)
+    with shards_only() as backend:
+        shard_pid = next(s.pid for s in backend.status() if s.name == "shard1" and s.pid)
+        config = load_config(backend.paths.service_config("vm1"))
+        pools = ShardPools(config.shards, config.settings)
+        shard = config.shards[0]
+        _PYMYSQL.append(pymysql.connect(unix_socket=str(shard.unix_socket), user=shard.user,
+                                        password=shard.password(), database=shard.database, charset="utf8mb4",
+                                        client_flag=CLIENT.MULTI_STATEMENTS,
+                                        init_command=(f"SET SESSION auto_increment_increment={len(config.shards)}, "
+                                                      f"auto_increment_offset=1, tx_isolation='READ-COMMITTED'")))
+        svc = PaymentService(pools, config.settings)
+        tcp_shards = [s.model_copy(update={"unix_socket": None}) for s in config.shards]
+        svc_tcp = PaymentService(ShardPools(tcp_shards, config.settings), config.settings)
+        services = {name: svc_tcp if run is payment_service_tcp else svc for name, run in VARIANTS.items()}
+        samples: dict[str, list[tuple[float, float, float]]] = {name: [] for name in VARIANTS}
+        for name, run in VARIANTS.items():  # warm-up: connections, plans, buffer pool
+            for _ in range(50):
+                run(pools, services[name], uuid.uuid4().hex, 1000)
+        for r in range(args.rounds):
+            for name, run in VARIANTS.items():
+                keys = [uuid.uuid4().hex for _ in range(args.per_round)]
+                c0, s0, w0 = time.process_time(), _proc_cpu_s(shard_pid), time.perf_counter()
+                for i, key in enumerate(keys):
+                    run(pools, services[name], key, 1000 + i)
+                c1, s1, w1 = time.process_time(), _proc_cpu_s(shard_pid), time.perf_counter()
+                n = args.per_round
+                samples[name].append((1e6 * (c1 - c0) / n, 1e6 * (s1 - s0) / n, 1e6 * (w1 - w0) / n))
+            print(f"  round {r + 1}/{args.rounds} done", file=sys.stderr)
+        pools.dispose()
     base = {k: statistics.median(v[k] for v in samples[next(iter(VARIANTS))]) for k in range(3)}
     print(f"{'variant':<26} {'client µs':>10} {'shard µs':>9} {'wall µs':>8} "
           f"{'client×':>8} {'shard×':>7} {'wall×':>6}")

@@ -244,10 +244,7 @@ class Processor:
         try:  # a copy applied meanwhile (a re-drive, another member) whose inbox row is still there
             applied = self._already_processed(event)
         except Exception as exc:
-            if not is_unavailable_error(exc):
-                raise
-            self._shard_down(event.shard, exc)
-            return Outcome.DEFERRED
+            return self._deferred_if_unavailable(event.shard, exc)
         if applied:
             self.deferral.up(event.shard)
             return Outcome.DUPLICATE
@@ -291,11 +288,15 @@ class Processor:
         try:
             self._park(shard, tp, record, event_id, kind, reason, attempts)
         except Exception as exc:
-            if not is_unavailable_error(exc):
-                raise
-            self._shard_down(shard, exc)
-            return Outcome.DEFERRED
+            return self._deferred_if_unavailable(shard, exc)
         return Outcome.PARKED
+
+    def _deferred_if_unavailable(self, shard: int, exc: Exception) -> Outcome:
+        """A shard that is unavailable makes its record wait (DEFERRED); any other error is raised."""
+        if not is_unavailable_error(exc):
+            raise exc
+        self._shard_down(shard, exc)
+        return Outcome.DEFERRED
 
     def _apply(self, event: Event) -> bool:
         self._fail_if_listed([event])

@@ -60,8 +60,11 @@ class Settings(BaseModel):
     breaker_success_threshold: int = Field(default=3, ge=1)
     breaker_slow_call_s: float = Field(default=0.5, gt=0)  # a publish slower than this is a slow call
     publish_timeout_s: float = Field(default=2.0, gt=0, le=300)
-    # 0 would make the relay's loop spin on an idle shard
-    relay_poll_interval_s: float = Field(default=0.05, gt=0, le=60)
+    # 0 would make the relay's loop spin on an idle shard. 0.2 s, not less: each poll publishes one
+    # batch per partition it touches, and the local broker's CPU grows with the batches it stores
+    # (bench_broker_growth.py); at 175 full-flow it/s, 0.2 s against 0.05 s took 0.67x the broker's
+    # CPU, 0.47x the HTTP p95 and 0.60-0.70x every stage's lag (bench_relay_cadence.py, RESULTS.md).
+    relay_poll_interval_s: float = Field(default=0.2, gt=0, le=60)
     relay_batch_size: int = Field(default=200, ge=1, le=10_000)
     relay_max_retries: int = Field(default=12, ge=1)
     relay_backoff_base_s: float = Field(default=0.5, gt=0)

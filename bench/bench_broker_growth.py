@@ -1,0 +1,126 @@
+"""The local broker's CPU as its log grows: tansu's memory engine keeps every produced batch (no
+retention, no DeleteRecords) and lists a partition's stored batches on every fetch that finds new
+data there, so the same steady traffic costs it more CPU the longer it runs.
+
+Against a broker of its own (port 29094, nothing else attached): one topic of 4 partitions, a
+producer sending the same records per second either as many small batches or as a quarter as many
+4× larger ones (a fresh broker for each), one group member fetching with the platform's consumer
+settings. Every window: batches stored so far, records, and the broker's CPU (% of one core, from
+/proc). Last window over first is the growth at a steady rate.
+
+    .venv/bin/python bench/bench_broker_growth.py [--duration-s 120] [--window-s 10] [--records-per-s 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from payctl.stack.binaries import Binaries
+from payflow.config import Settings
+from payflow.kafka.clients import make_consumer
+
+BOOTSTRAP = "127.0.0.1:29094"
+TOPIC = "growth"
+PARTITIONS = 4
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Window:
+    elapsed_s: float
+    batches: int
+    records: int
+    broker_cpu_pct: float
+
+
+def _cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+async def _run(records_per_s: int, per_batch: int, duration_s: float, window_s: float) -> list[Window]:
+    url = f"tcp://{BOOTSTRAP}"
+    broker = subprocess.Popen([Binaries.discover().require("tansu"), "broker", "--listener-url", url,
+                               "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        await asyncio.sleep(1)
+        admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+        await admin.start()
+        await admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)])
+        await admin.close()
+        settings = Settings()
+        consumer = make_consumer(BOOTSTRAP, "growth", [TOPIC], settings.consumer_fetch_wait_s,
+                                 settings.consumer_fetch_min_bytes)
+        producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", linger_ms=2)
+        await consumer.start()
+        await producer.start()
+        stop = asyncio.Event()
+
+        async def read() -> None:
+            while not stop.is_set():
+                await consumer.getmany(timeout_ms=200, max_records=500)
+
+        reader = asyncio.ensure_future(read())
+        value = b"x" * 300  # about an event's size
+        # Each send cycle writes `per_batch` records to every partition: one stored batch each.
+        cycle_s = per_batch * PARTITIONS / records_per_s
+        windows: list[Window] = []
+        batches = records = 0
+        start = time.monotonic()
+        cpu0, next_window = _cpu_s(broker.pid), start + window_s
+        while (now := time.monotonic()) - start < duration_s:
+            futures = [await producer.send(TOPIC, value, partition=p)
+                       for p in range(PARTITIONS) for _ in range(per_batch)]
+            await asyncio.gather(*futures)
+            batches += PARTITIONS
+            records += PARTITIONS * per_batch
+            if now >= next_window:
+                cpu1 = _cpu_s(broker.pid)
+                windows.append(Window(now - start, batches, records, 100 * (cpu1 - cpu0) / window_s))
+                cpu0, next_window = cpu1, next_window + window_s
+            await asyncio.sleep(max(0.0, start + (records / PARTITIONS / per_batch) * cycle_s - time.monotonic()))
+        stop.set()
+        await reader
+        await producer.stop()
+        await consumer.stop()
+        return windows
+    finally:
+        broker.terminate()
+        broker.wait(timeout=10)
+
+
+def _print(name: str, windows: list[Window]) -> None:
+    print(f"\n{name}")
+    print(f"{'elapsed s':>9} {'batches stored':>15} {'records':>9} {'broker CPU % of a core':>23}")
+    for w in windows:
+        print(f"{w.elapsed_s:>9.0f} {w.batches:>15,} {w.records:>9,} {w.broker_cpu_pct:>23.1f}")
+    if len(windows) >= 2 and windows[0].broker_cpu_pct > 0:
+        print(f"last window / first: {windows[-1].broker_cpu_pct / windows[0].broker_cpu_pct:.2f}×")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--duration-s", type=float, default=120.0)
+    ap.add_argument("--window-s", type=float, default=10.0)
+    ap.add_argument("--records-per-s", type=int, default=400)
+    args = ap.parse_args()
+    small = asyncio.run(_run(args.records_per_s, 1, args.duration_s, args.window_s))
+    large = asyncio.run(_run(args.records_per_s, 4, args.duration_s, args.window_s))
+    _print(f"{args.records_per_s} records/s as batches of 1 per partition", small)
+    _print(f"{args.records_per_s} records/s as batches of 4 per partition", large)
+    if small and large and large[-1].broker_cpu_pct > 0:
+        print(f"\nlast window, small batches / large: {small[-1].broker_cpu_pct / large[-1].broker_cpu_pct:.2f}×")
+
+
+if __name__ == "__main__":
+    main()

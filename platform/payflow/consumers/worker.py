@@ -62,14 +62,19 @@ class ConsumerWorker:
         self.processor = Processor(config, handler, secret if secret is not None else config.event_secret(),
                                    self.metrics, self.stopping.is_set)
         self.connected = False
-        self.tracker: OffsetTracker[TopicPartition] = OffsetTracker()
-        self.read_ahead: ReadAhead[TopicPartition, Any] = ReadAhead()
         self.fetch_paused = False  # the assignment is paused while too many records wait for a shard
-        self.log_ends = self._log_end_watch()
         self.next_log_end_check = 0.0
-        self.log_marks: progress.LogMarks[TopicPartition] = progress.LogMarks()  # on time.monotonic()
         self.next_progress = 0.0
         self.next_commit = 0.0
+        self._start_afresh()
+
+    def _start_afresh(self) -> None:
+        """What a member knows of its partitions, empty: at start and each time it joins again."""
+        self.tracker: OffsetTracker[TopicPartition] = OffsetTracker()
+        self.read_ahead: ReadAhead[TopicPartition, Any] = ReadAhead()
+        self.log_ends = self._log_end_watch()
+        self.processor.deferral.clear()
+        self.log_marks: progress.LogMarks[TopicPartition] = progress.LogMarks()  # on time.monotonic()
         self.stalls: progress.StallWatch[TopicPartition] = progress.StallWatch(STALL_WARN_S, PROGRESS_INTERVAL_S * 2)
 
     @property
@@ -289,12 +294,7 @@ class ConsumerWorker:
         while not self.stopping.is_set():
             consumer = make_consumer(self.config.bootstrap_servers, app, topics, self.settings.consumer_fetch_wait_s,
                                      self.settings.consumer_fetch_min_bytes)
-            self.tracker = OffsetTracker()
-            self.read_ahead = ReadAhead()
-            self.log_ends = self._log_end_watch()
-            self.processor.deferral.clear()
-            self.log_marks = progress.LogMarks()
-            self.stalls = progress.StallWatch(STALL_WARN_S, PROGRESS_INTERVAL_S * 2)
+            self._start_afresh()
             try:
                 await asyncio.wait_for(consumer.start(), JOIN_TIMEOUT_S)
                 self.connected = True

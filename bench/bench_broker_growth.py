@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import subprocess
 import time
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from proc_stats import cpu_s
 
 from payctl.stack.binaries import Binaries
 from payflow.config import Settings
@@ -30,7 +30,6 @@ from payflow.kafka.clients import make_consumer
 BOOTSTRAP = "127.0.0.1:29094"
 TOPIC = "growth"
 PARTITIONS = 4
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -39,12 +38,6 @@ class Window:
     batches: int
     records: int
     broker_cpu_pct: float
-
-
-def _cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 async def _run(records_per_s: int, per_batch: int, duration_s: float, window_s: float) -> list[Window]:
@@ -77,7 +70,7 @@ async def _run(records_per_s: int, per_batch: int, duration_s: float, window_s: 
         windows: list[Window] = []
         batches = records = 0
         start = time.monotonic()
-        cpu0, next_window = _cpu_s(broker.pid), start + window_s
+        cpu0, next_window = cpu_s(broker.pid), start + window_s
         while (now := time.monotonic()) - start < duration_s:
             futures = [await producer.send(TOPIC, value, partition=p)
                        for p in range(PARTITIONS) for _ in range(per_batch)]
@@ -85,7 +78,7 @@ async def _run(records_per_s: int, per_batch: int, duration_s: float, window_s: 
             batches += PARTITIONS
             records += PARTITIONS * per_batch
             if now >= next_window:
-                cpu1 = _cpu_s(broker.pid)
+                cpu1 = cpu_s(broker.pid)
                 windows.append(Window(now - start, batches, records, 100 * (cpu1 - cpu0) / window_s))
                 cpu0, next_window = cpu1, next_window + window_s
             await asyncio.sleep(max(0.0, start + (records / PARTITIONS / per_batch) * cycle_s - time.monotonic()))

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from proc_stats import cpu_s, rss_mb
 
 from payctl.loadtest.session import run_and_analyze
 from payctl.loadtest.stage_read import read_stages
@@ -31,7 +32,6 @@ from payctl.stack.local import LocalBackend
 from payctl.stack.topology import Topology
 from payflow.config import Settings
 
-TICKS = os.sysconf("SC_CLK_TCK")
 TAIL_S = 30.0
 
 
@@ -43,20 +43,6 @@ class Run:
     lag_p95_s: dict[str, float | None]
     broker_cpu_tail_pct: float
     broker_rss_mb: float
-
-
-def _cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def _rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _one(interval_s: float, rate: int, duration_s: int, scenario: str) -> Run:
@@ -71,9 +57,9 @@ def _one(interval_s: float, rate: int, duration_s: int, scenario: str) -> Run:
 
             def sample_tail() -> None:  # the broker's CPU over the load's last TAIL_S seconds
                 time.sleep(max(0.0, duration_s - TAIL_S))
-                c0 = _cpu_s(broker)
+                c0 = cpu_s(broker)
                 time.sleep(TAIL_S)
-                tail.append(100 * (_cpu_s(broker) - c0) / TAIL_S)
+                tail.append(100 * (cpu_s(broker) - c0) / TAIL_S)
 
             sampler = threading.Thread(target=sample_tail, daemon=True)
             reader = lambda a, b: read_stages(Prometheus.for_topology(topo), a, b)  # noqa: E731
@@ -82,7 +68,7 @@ def _one(interval_s: float, rate: int, duration_s: int, scenario: str) -> Run:
                                       base_url=f"{topo.gateway_url}/api", raw=False, reports_root=Path(tmp) / "r",
                                       record_history=False, k6_env=merchants.k6_env(topo), stage_reader=reader)
             sampler.join(TAIL_S + 10)
-            rss = _rss_mb(broker)
+            rss = rss_mb(broker)
             doc = json.loads((session.folder / "stages.json").read_text())
             lags = {j.stage: j.lag_p95_s for j in judge_all(samples_from_doc(doc))}
             r = session.report

@@ -24,16 +24,15 @@ machines here are shared, so read the ratios.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 import orjson
 import pymysql
+from proc_stats import CLOCK_TICKS, cpu_s
 from pymysql.constants import CLIENT
 from shards_only import shards_only
 
@@ -44,13 +43,7 @@ from payflow.ingest.service import PaymentService, _now, payment_json
 from payflow.store import idempotency as idempotency_store
 from payflow.store import outbox as outbox_store
 
-CLK = os.sysconf("SC_CLK_TCK")
 MERCHANT = "MERCHANT-2"  # shard1
-
-
-def _proc_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
 
 
 def _payment_statement(key: str, amount: int):  # type: ignore[no-untyped-def]
@@ -169,10 +162,10 @@ def main() -> None:
         for r in range(args.rounds):
             for name, run in VARIANTS.items():
                 keys = [uuid.uuid4().hex for _ in range(args.per_round)]
-                c0, s0, w0 = time.process_time(), _proc_cpu_s(shard_pid), time.perf_counter()
+                c0, s0, w0 = time.process_time(), cpu_s(shard_pid), time.perf_counter()
                 for i, key in enumerate(keys):
                     run(pools, services[name], key, 1000 + i)
-                c1, s1, w1 = time.process_time(), _proc_cpu_s(shard_pid), time.perf_counter()
+                c1, s1, w1 = time.process_time(), cpu_s(shard_pid), time.perf_counter()
                 n = args.per_round
                 samples[name].append((1e6 * (c1 - c0) / n, 1e6 * (s1 - s0) / n, 1e6 * (w1 - w0) / n))
             print(f"  round {r + 1}/{args.rounds} done", file=sys.stderr)
@@ -185,7 +178,7 @@ def main() -> None:
         print(f"{name:<26} {med[0]:>10.0f} {med[1]:>9.0f} {med[2]:>8.0f} "
               f"{med[0] / base[0]:>8.2f} {med[1] / base[1]:>7.2f} {med[2] / base[2]:>6.2f}")
     print(f"(median of {args.rounds} rounds × {args.per_round} authorizations; shard CPU from /proc in "
-          f"{1e6 / CLK:.0f} µs ticks, so read it over many authorizations)")
+          f"{1e6 / CLOCK_TICKS:.0f} µs ticks, so read it over many authorizations)")
 
 
 if __name__ == "__main__":

@@ -1,18 +1,22 @@
 """The refund stage at a real acquirer's latency: the full flow (authorize → capture → refund) at one
-rate with the simulated acquirer's default latency (log-normal, median 200 ms), alternating the
-refund workers' `refund_concurrency` between 1 (one acquirer call at a time, the old stage) and the
-default on one live stack. Per run: refunds the acquirer executed per second during the load, the
-refund stage's lag p50/p95 (refund requested → refunded, from the consumers' histogram) and how
-long after the load stopped the last refund was final. At the end the ratio of each figure.
+rate with the simulated acquirer's default latency (log-normal, median 200 ms), alternating one of
+the refund workers' settings between two values on one live stack (members restarted for each run):
+by default `refund_groups_in_flight` 1 (one group at a time: the next waits for the slowest call
+of the last, the stage as it was) against 8; `--setting refund_concurrency --values 1,64` compares
+one acquirer call at a time with many. Per run: HTTP req/s and p95, refunds the acquirer executed
+per second during the load, the refund stage's lag p50/p95 (refund requested → refunded, from the
+consumers' histogram) and how long after the load stopped the last refund was final. At the end
+the medians of each value and their ratio.
 
-    .venv/bin/python bench/bench_refund_stage.py [--rate 40] [--step-s 30] [--pairs 2]
-                                                 [--concurrency 64] [--json OUT]
+    .venv/bin/python bench/bench_refund_stage.py [--rate 175] [--step-s 60] [--pairs 2]
+        [--setting refund_groups_in_flight] [--values 1,8] [--json OUT]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import tempfile
 import time
@@ -31,10 +35,15 @@ STAGE = "refund_requested_to_refunded"
 SETTLE_LIMIT_S = 600
 
 
+SETTINGS = ("refund_groups_in_flight", "refund_concurrency")
+
+
 @dataclass(frozen=True)
 class Run:
-    concurrency: int
+    setting: str
+    value: int
     requests_per_s: float
+    http_p95_ms: float | None
     refunds_per_s: float
     p50_s: float | None
     p95_s: float | None
@@ -55,19 +64,19 @@ def _open_refunds(topo: Topology) -> int:
     return _count(topo, "SELECT COUNT(*) FROM refund_request WHERE status IN ('PENDING', 'SUBMITTED')")
 
 
-def _set_concurrency(backend: LocalBackend, concurrency: int) -> None:
+def _set(backend: LocalBackend, setting: str, value: int) -> None:
     for vm in backend.topo.vms:
         path = backend.paths.service_config(vm.name)
         cfg = json.loads(path.read_text())
-        cfg["settings"]["refund_concurrency"] = concurrency
+        cfg["settings"][setting] = value
         path.write_text(json.dumps(cfg))
         backend.stop(f"refund-{vm.name}")
         backend.start(f"refund-{vm.name}")
 
 
-def _one(backend: LocalBackend, concurrency: int, rate: int, step_s: int, reports: Path) -> Run:
+def _one(backend: LocalBackend, setting: str, value: int, rate: int, step_s: int, reports: Path) -> Run:
     topo = backend.topo
-    _set_concurrency(backend, concurrency)
+    _set(backend, setting, value)
     time.sleep(5)  # the group settles after the members restarted
     executed0 = _count(topo, "SELECT COUNT(*) FROM acquirer_refund")
     started = time.monotonic()
@@ -82,42 +91,51 @@ def _one(backend: LocalBackend, concurrency: int, rate: int, step_s: int, report
     settle = time.monotonic() - stopped
     lag = {row.stage: row for row in stage_lags(Prometheus.for_topology(topo), window=f"{int(during) + 5}s")}
     row = lag.get(STAGE)
-    run = Run(concurrency, float(session.report.throughput_rps or 0.0), executed / during,
+    report = session.report
+    run = Run(setting, value, float(report.throughput_rps or 0.0), report.latency_ms.p95, executed / during,
               row.p50_s if row else None, row.p95_s if row else None, settle)
-    print(f"concurrency {concurrency:>3}: {run.requests_per_s:6.1f} req/s  refunds {run.refunds_per_s:6.1f}/s  "
-          f"lag p50 {run.p50_s or 0:6.2f} s  p95 {run.p95_s or 0:6.2f} s  settled {run.settle_s:6.1f} s "
-          f"after the load", flush=True)
+    print(f"{setting} {value:>3}: {run.requests_per_s:6.1f} req/s  p95 {run.http_p95_ms or 0:6.0f} ms  "
+          f"refunds {run.refunds_per_s:6.1f}/s  lag p50 {run.p50_s or 0:6.2f} s  p95 {run.p95_s or 0:6.2f} s  "
+          f"settled {run.settle_s:6.1f} s after the load", flush=True)
     return run
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rate", type=int, default=40, help="full-flow iterations per second")
-    ap.add_argument("--step-s", type=int, default=30)
+    ap.add_argument("--rate", type=int, default=175, help="full-flow iterations per second")
+    ap.add_argument("--step-s", type=int, default=60)
     ap.add_argument("--pairs", type=int, default=2)
-    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--setting", choices=SETTINGS, default=SETTINGS[0])
+    ap.add_argument("--values", default="1,8", help="A,B: the setting's two values")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
+    try:
+        a, b = (int(v) for v in args.values.split(","))
+    except ValueError:
+        ap.error(f"--values must be two integers A,B, not {args.values!r}")
     runs: list[Run] = []
     with tempfile.TemporaryDirectory() as tmp:
         backend = LocalBackend(Topology(state_dir=Path(tmp) / "state").with_port_offset(7000))
         backend.up()
         try:
             for pair in range(args.pairs):
-                order = (1, args.concurrency) if pair % 2 == 0 else (args.concurrency, 1)
-                for concurrency in order:
-                    runs.append(_one(backend, concurrency, args.rate, args.step_s, Path(tmp) / "reports"))
+                for value in ((a, b) if pair % 2 == 0 else (b, a)):
+                    runs.append(_one(backend, args.setting, value, args.rate, args.step_s, Path(tmp) / "reports"))
         finally:
             backend.down(purge=True)
 
-    def median(concurrency: int, figure: str) -> float:
-        values = [getattr(r, figure) for r in runs if r.concurrency == concurrency and getattr(r, figure) is not None]
+    def median(value: int, figure: str) -> float:
+        values = [getattr(r, figure) for r in runs if r.value == value and getattr(r, figure) is not None]
         return statistics.median(values) if values else float("nan")
 
-    print(f"\nmedians over {args.pairs} alternating pairs, full flow at {args.rate}/s, acquirer median 200 ms:")
-    for figure, label in (("refunds_per_s", "refunds/s"), ("p95_s", "lag p95 s"), ("settle_s", "settle s")):
-        one, many = median(1, figure), median(args.concurrency, figure)
-        print(f"  {label:>10}: 1 call {one:8.2f}  {args.concurrency} calls {many:8.2f}  ratio {many / one:6.2f}")
+    print(f"\nmedians over {args.pairs} alternating pairs, full flow at {args.rate}/s, acquirer median 200 ms, "
+          f"{args.setting} {a} (A) and {b} (B):")
+    for figure, label in (("requests_per_s", "req/s"), ("http_p95_ms", "HTTP p95 ms"),
+                          ("refunds_per_s", "refunds/s"), ("p50_s", "lag p50 s"), ("p95_s", "lag p95 s"),
+                          ("settle_s", "settle s")):
+        first, second = median(a, figure), median(b, figure)
+        ratio = second / first if first else math.nan
+        print(f"  {label:>11}: A {first:8.2f}  B {second:8.2f}  B/A {ratio:6.2f}")
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in runs], indent=2))
 

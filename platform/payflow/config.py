@@ -137,6 +137,10 @@ class Settings(BaseModel):
     # ~300 refunds/s per worker, where one at a time was ~5. Each call is a thread that sleeps
     # while it waits; the shard connections are shared (8 per shard at most).
     refund_concurrency: int = Field(default=64, ge=1, le=1024)
+    # Groups of refunds a worker keeps in flight side by side, a new one as records arrive: a group
+    # commits once its slowest call is answered, so with one group every refund read meanwhile
+    # waited for it. Each holds a transaction (a connection) per shard while its calls are out.
+    refund_groups_in_flight: int = Field(default=8, ge=1, le=64)
     consumers: list[str] = Field(default_factory=lambda: list(KNOWN_CONSUMERS))
     redrive_interval_s: float = Field(default=5.0, gt=0, le=3600)
     breaker_enabled: bool = True

@@ -3,6 +3,7 @@ deferral, and which handlers apply a batch in one transaction."""
 
 from __future__ import annotations
 
+import threading
 from types import SimpleNamespace
 
 import pymysql
@@ -85,10 +86,56 @@ def test_one_shard_down_never_holds_back_the_other() -> None:
     # back-off over: the queue is due, and new records of shard 0 still queue behind it (order)
     assert d.due(100.3) == [0] and d.must_wait(0, 100.3)
     assert d.first(0) == "a"
-    d.pop(0)
+    d.pop(0, "a")
     assert (d.first(0), len(d), list(d.waiting())) == ("b", 1, ["b"])
     d.keep_only(lambda item: item != "b")
     assert len(d) == 0 and not d.must_wait(0, 100.3)
+
+
+def test_a_record_dropped_while_it_was_retried_takes_no_other_record_with_it() -> None:
+    """The one-at-a-time path retries the first record; meanwhile a rebalance drops it (its
+    partition was revoked). Its pop must not remove the record now first: that one was never
+    applied, and the shard's queue would no longer hold a payment's later events behind it."""
+    d: Deferral[object] = Deferral()
+    revoked, kept = object(), object()
+    d.defer(0, revoked)
+    d.defer(0, kept)
+    first = d.first(0)
+    d.keep_only(lambda item: item is not revoked)
+    d.pop(0, first)
+    assert d.waiting() == [kept] and d.must_wait(0, 0.0)
+
+
+def test_the_deferral_is_safe_to_change_from_two_threads() -> None:
+    """The refund worker's loop drops revoked records (keep_only, waiting) while its one-at-a-time
+    thread defers and pops: unguarded, iterating a deque another thread changes raises."""
+    d: Deferral[int] = Deferral()
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def churn() -> None:
+        try:
+            for i in range(20_000):
+                d.defer(i % 2, i)
+                item = d.first(i % 2)
+                if item is not None:
+                    d.pop(i % 2, item)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            stop.set()
+
+    thread = threading.Thread(target=churn)
+    thread.start()
+    try:
+        while not stop.is_set():
+            d.keep_only(lambda item: True)
+            d.waiting()
+            len(d)
+    except BaseException as exc:
+        errors.append(exc)
+    thread.join()
+    assert not errors, errors
 
 
 def test_backoff_doubles_while_down_and_restarts_once_up() -> None:

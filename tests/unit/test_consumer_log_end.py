@@ -72,12 +72,15 @@ def test_a_member_past_the_end_for_the_grace_reads_from_the_start_and_forgets_th
 def test_not_while_records_of_the_partition_wait_for_their_shard(tmp_path: Path) -> None:
     worker = _worker(tmp_path)
     record: Any = SimpleNamespace(offset=12, timestamp=0)
-    worker.processor.deferral.defer(1, Waiting(TP, record, None))  # type: ignore[arg-type]
+    waiting = Waiting(TP, record, None)  # type: ignore[arg-type]
+    worker.processor.deferral.defer(1, waiting)
+    worker.tracker.defer(TP, 12)  # as the loop marks a deferred record
     consumer = AnsweringConsumer(position=30, highwater=5)
     for _ in range(4):
         _check(worker, consumer, 1_500)
     assert consumer.seeks == []
-    worker.processor.deferral.pop(1)  # applied at last
+    worker.processor.deferral.pop(1, waiting)  # applied at last
+    worker.tracker.done(TP, 12)
     _check(worker, consumer, 1_500)
     _check(worker, consumer, 2_500)
     assert consumer.seeks == [(TP, 0)]

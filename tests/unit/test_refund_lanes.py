@@ -132,15 +132,14 @@ def test_the_refund_handler_prepares_a_batch_concurrently_in_payment_order(monke
     def borrow(shard: int) -> AbstractContextManager[Any]:
         return nullcontext(object())
 
-    handler.prepare_many(batch, borrow)  # type: ignore[arg-type]
+    prepared = handler.prepare_many(batch, borrow)  # type: ignore[arg-type]
     assert 1 < acquirer.calls.peak <= 8 and acquirer.calls.same_payment_overlaps == 0
     for payment in range(5):
         keys = [k for k in acquirer.order if int(k.split("-")[1]) % 5 == payment]
         assert keys == [f"refund-{i}" for i in range(payment, 20, 5)]
-    # the transaction then takes each prepared answer instead of calling again
-    assert handler.prepare(batch[3], object()) == {"succeeded": True, "attempts": 1}  # type: ignore[arg-type]
+    # each answer by event id, for the group's transaction
+    assert prepared == {e.event_id: {"succeeded": True, "attempts": 1} for e in batch}
     assert acquirer.calls.calls == 20
-    handler.forget_prepared()
     assert handler.health_details()["acquirer"]["maxInFlight"] == acquirer.calls.peak
 
 
@@ -203,7 +202,7 @@ class TrickleConsumer:
         if self.next >= self.total:
             return {}
         self.next += 1
-        return {self.tp: [SimpleNamespace(offset=self.next - 1)]}
+        return {self.tp: [SimpleNamespace(offset=self.next - 1, key=None, value=b'{"paymentId": %d}' % self.next)]}
 
     async def commit(self, offsets: dict[Any, int]) -> None:
         # never past a record not yet handled (one read ahead is not)
@@ -224,12 +223,12 @@ class TrickleConsumer:
     def resume(self, *tps: Any) -> None: ...
 
 
-def test_while_a_refund_batch_is_in_flight_the_worker_reads_ahead_into_the_next_batch(tmp_path: Any) -> None:
+def test_while_refund_groups_are_in_flight_the_worker_reads_ahead_into_the_next_group(tmp_path: Any) -> None:
     import asyncio
     import math
 
     from payflow.consumers.apply import Outcome
-    from payflow.consumers.processing import Handled
+    from payflow.consumers.processing import GroupResult, Handled
     from payflow.consumers.worker import ConsumerWorker
     from tests.unit.platform_config import two_shard_config
 
@@ -239,16 +238,23 @@ def test_while_a_refund_batch_is_in_flight_the_worker_reads_ahead_into_the_next_
     consumer = TrickleConsumer(worker, 60)
     batches: list[list[int]] = []
 
-    def handle_batch(items: list[tuple[Any, Any]]) -> list[Handled]:
-        batches.append([r.offset for _, r in items])
-        time.sleep(0.05)  # the acquirer's answers
-        consumer.handled = sum(map(len, batches))
-        if consumer.handled == consumer.total:
-            worker.stopping.set()
-        return [Handled(tp, r, Outcome.APPLIED, None) for tp, r in items]
+    done: set[int] = set()
+    lock = threading.Lock()
 
-    worker.processor.handle_batch = handle_batch  # type: ignore[method-assign]
+    def handle_group(items: list[tuple[Any, Any]]) -> GroupResult:
+        with lock:
+            batches.append([r.offset for _, r in items])
+        time.sleep(0.3)  # the acquirer's answers: every group slot fills, and records wait to start
+        with lock:
+            done.update(r.offset for _, r in items)
+            # never past a record not yet handled (the ones read ahead or in another group are not)
+            consumer.handled = min(set(range(consumer.total + 1)) - done)
+            if len(done) == consumer.total:
+                worker.stopping.set()
+        return GroupResult([Handled(tp, r, Outcome.APPLIED, None) for tp, r in items], [])
+
+    worker.processor.handle_group = handle_group  # type: ignore[method-assign]
     asyncio.run(worker._consume(consumer))
-    assert [o for batch in batches for o in batch] == list(range(60))  # each once, in order
-    assert max(len(b) for b in batches) > 5  # one record per fetch, yet batches grow while one is in flight
+    assert [o for batch in batches for o in batch] == list(range(60))  # each once, started in order
+    assert max(len(b) for b in batches) > 5  # one record per fetch, yet groups grow while slots are busy
     assert len(consumer.commits) > 1 and consumer.commits[-1] == {consumer.tp: 60}

@@ -19,7 +19,7 @@ from payflow.config import Settings
 from payflow.consumers import worker as worker_module
 from payflow.consumers.acquirer import AcquirerAnswer, InFlight
 from payflow.consumers.apply import Outcome
-from payflow.consumers.processing import Handled, Processor
+from payflow.consumers.processing import GroupResult, Handled, Processor
 from payflow.consumers.refund import RefundHandler
 from payflow.consumers.worker import ConsumerWorker
 from tests.unit.platform_config import two_shard_config
@@ -42,7 +42,7 @@ class BacklogConsumer:
         if self.next >= self.total or self.tp in self.paused:
             return {}
         self.next += 1
-        return {self.tp: [SimpleNamespace(offset=self.next - 1)]}
+        return {self.tp: [SimpleNamespace(offset=self.next - 1, key=None, value=b'{"paymentId": %d}' % self.next)]}
 
     async def commit(self, offsets: dict[Any, int]) -> None: ...
 
@@ -76,8 +76,10 @@ def test_a_member_keeps_polling_while_its_batch_is_in_flight_with_the_read_ahead
     consumer = BacklogConsumer(1000)
     kept_polling: list[bool] = []
 
-    def handle_batch(items: list[tuple[Any, Any]]) -> list[Handled]:
-        if not kept_polling:  # the first batch is the long one
+    first = threading.Lock()
+
+    def handle_group(items: list[tuple[Any, Any]]) -> GroupResult:
+        if first.acquire(blocking=False):  # the first group is the long one
             polls = consumer.polls
             deadline = 200  # x 10 ms: the batch lasts at most 2 s here
             while consumer.polls < polls + 40 and deadline:
@@ -85,9 +87,12 @@ def test_a_member_keeps_polling_while_its_batch_is_in_flight_with_the_read_ahead
                 deadline -= 1
             kept_polling.append(consumer.polls >= polls + 40)
             worker.stopping.set()
-        return [Handled(tp, r, Outcome.APPLIED, None) for tp, r in items]
+        else:
+            while not worker.stopping.is_set():  # every later group is long too: the slots fill
+                threading.Event().wait(0.01)
+        return GroupResult([Handled(tp, r, Outcome.APPLIED, None) for tp, r in items], [])
 
-    worker.processor.handle_batch = handle_batch  # type: ignore[method-assign]
+    worker.processor.handle_group = handle_group  # type: ignore[method-assign]
     asyncio.run(worker._consume(consumer))
     assert len(worker.read_ahead) <= 3 + 1  # the cap still holds
     assert kept_polling == [True], "the loop stopped polling while the batch was in flight"
@@ -158,6 +163,14 @@ class FakeShardConnections:
     def drop(self, shard: int) -> None:
         self.conns.pop(shard, None)
 
+    def take(self, shard: int) -> FakeConn:
+        return self.get(shard)
+
+    def give(self, shard: int, conn: FakeConn) -> None: ...
+
+    def discard(self, shard: int, conn: FakeConn) -> None:
+        self.drop(shard)
+
 
 def test_a_stale_connection_does_not_send_the_shards_whole_batch_one_at_a_time(tmp_path: Any) -> None:
     """A shard's connection that went stale (MariaDB restarted, or closed an idle connection)
@@ -166,15 +179,15 @@ def test_a_stale_connection_does_not_send_the_shards_whole_batch_one_at_a_time(t
     max_poll_interval for a full batch. A new connection answers at once."""
     handler = RefundHandler(Settings(), FakeAcquirer())
     processor = Processor(two_shard_config(tmp_path), handler, b"s")
-    processor.conns = FakeShardConnections()  # type: ignore[assignment]
+    processor._group_conns = FakeShardConnections()  # type: ignore[assignment]
     prepared: list[int] = []
     applied: list[int] = []
 
-    def prepare_many(events: list[Any], borrow: Any) -> None:
+    def prepare_many(events: list[Any], borrow: Any) -> dict[int, dict[str, Any]]:
         prepared.extend(e.event_id for e in events)
+        return {e.event_id: {"succeeded": True, "attempts": 1} for e in events}
 
     handler.prepare_many = prepare_many  # type: ignore[method-assign,assignment]
-    handler.prepare = lambda event, side: {"succeeded": True, "attempts": 1}  # type: ignore[method-assign]
     handler.apply = lambda cur, event, ready: applied.append(event.event_id)  # type: ignore[method-assign,assignment,func-returns-value]
     events = [SimpleNamespace(event_id=100 + i, payment_id=2 * i + 2, shard=0,
                               payload={"refundId": i, "refundAmount": 10}) for i in range(10)]

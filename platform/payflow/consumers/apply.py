@@ -56,15 +56,13 @@ BorrowShard = Callable[[int], AbstractContextManager[Connection]]
 @runtime_checkable
 class ConcurrentHandler(Handler, Protocol):
     """A handler whose preparation waits on an outside system (refund: the acquirer's answer) can
-    prepare a poll's new events concurrently before they are applied one by one: `prepare_many`
-    keeps each prepared result, which `prepare` then hands out instead of doing the work again;
-    `forget_prepared` drops what was not used (an event deferred or found applied meanwhile is
-    prepared again when retried, which must therefore be safe). The worker prepares concurrently
-    for exactly the handlers that are instances of this protocol."""
+    prepare many new events concurrently before they are applied: `prepare_many` returns each
+    prepared result by event id (an event missing from it was not prepared: its lane failed).
+    An event prepared but then not applied (its group rolled back) is prepared again when
+    retried, which must therefore be safe. The worker handles exactly the handlers that are
+    instances of this protocol in groups side by side (payflow.consumers.inflight)."""
 
-    def prepare_many(self, events: list[Event], borrow: BorrowShard) -> None: ...
-
-    def forget_prepared(self) -> None: ...
+    def prepare_many(self, events: list[Event], borrow: BorrowShard) -> dict[int, dict[str, Any]]: ...
 
     def health_details(self) -> dict[str, Any]:
         """Extra fields for the worker's /health."""

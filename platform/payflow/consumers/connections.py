@@ -59,17 +59,17 @@ class SharedConnections:
 
     @contextmanager
     def borrow(self, shard: int) -> Iterator[pymysql.Connection[Any]]:
-        conn = self._take(shard)
+        conn = self.take(shard)
         try:
             yield conn
         except BaseException:
-            self._discard(shard, conn)
+            self.discard(shard, conn)
             raise
-        with self._cond:
-            self._idle.setdefault(shard, []).append(conn)
-            self._cond.notify()
+        self.give(shard, conn)
 
-    def _take(self, shard: int) -> pymysql.Connection[Any]:
+    def take(self, shard: int) -> pymysql.Connection[Any]:
+        """A connection of the shard's, idle or new, for as long as the caller needs it (`give` it
+        back, or `discard` it when it failed); waits while `size` are lent."""
         with self._cond:
             while True:
                 idle = self._idle.get(shard)
@@ -88,7 +88,12 @@ class SharedConnections:
                 self._cond.notify()
             raise
 
-    def _discard(self, shard: int, conn: pymysql.Connection[Any]) -> None:
+    def give(self, shard: int, conn: pymysql.Connection[Any]) -> None:
+        with self._cond:
+            self._idle.setdefault(shard, []).append(conn)
+            self._cond.notify()
+
+    def discard(self, shard: int, conn: pymysql.Connection[Any]) -> None:
         try:
             conn.close()
         except Exception:

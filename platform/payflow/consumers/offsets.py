@@ -21,6 +21,8 @@ class OffsetTracker(Generic[P]):
         self._committed: dict[P, int] = {}
         self._held: set[P] = set()  # a commit failed: commit again only after reading anew
         self._fetched_to: dict[P, int] = {}  # one past the last record fetched
+        self._epoch: dict[P, int] = {}  # changes each time the partition is forgotten
+        self._forgotten = 0
 
     def fetched(self, partition: P, first: int, last: int) -> None:
         """A poll returned `partition`'s records `first`..`last`. Fetches only go backwards when
@@ -50,6 +52,11 @@ class OffsetTracker(Generic[P]):
         i = bisect.bisect_left(offsets, offset)
         if i < len(offsets) and offsets[i] == offset:
             offsets.pop(i)
+
+    def oldest_deferred(self, partition: P) -> int | None:
+        """The partition's oldest record that is deferred or still in flight (None: none)."""
+        offsets = self._deferred.get(partition)
+        return offsets[0] if offsets else None
 
     @property
     def deferred_count(self) -> int:
@@ -88,9 +95,16 @@ class OffsetTracker(Generic[P]):
         """Forget every partition not in `owned` (this member's assignment)."""
         self.forget([p for p in self._next if p not in owned])
 
+    def epoch(self, partition: P) -> int:
+        """Changes each time the partition is forgotten: work taken under an older epoch must not
+        mark offsets done (the same offset may name another record by now)."""
+        return self._epoch.get(partition, 0)
+
     def forget(self, partitions: list[P]) -> None:
         """Partitions revoked in a rebalance: their records will be redelivered to the new owner."""
         for p in partitions:
+            self._forgotten += 1
+            self._epoch[p] = self._forgotten
             self._next.pop(p, None)
             self._deferred.pop(p, None)
             self._committed.pop(p, None)

@@ -57,6 +57,15 @@ class Handled:
 
 
 @dataclass(frozen=True)
+class GroupResult:
+    """A group's records: the ones done together (durable), and the rest, in order, to be handled
+    one at a time."""
+
+    handled: list[Handled]
+    leftover: list[tuple[TopicPartition, ConsumerRecord[Any, Any]]]
+
+
+@dataclass(frozen=True)
 class Waiting:
     tp: TopicPartition
     record: ConsumerRecord[Any, Any]
@@ -72,7 +81,11 @@ class Processor:
         self.batch: BatchHandler | None = handler if isinstance(handler, BatchHandler) else None
         # ...and concurrent preparation for the handlers that implement that protocol (refund).
         self.concurrent: ConcurrentHandler | None = handler if isinstance(handler, ConcurrentHandler) else None
-        self._shared: SharedConnections | None = None
+        # For a concurrent handler's groups; connections open on first use: a group's transactions
+        # (one per shard it touches, held while its calls are in flight) and the statements its
+        # calls borrow one for.
+        self._group_conns = SharedConnections(config, config.settings.refund_groups_in_flight)
+        self._shared = SharedConnections(config, min(SHARED_CONNECTIONS_PER_SHARD, config.settings.refund_concurrency))
         self.secret = secret
         self.max_age_s = max_event_age_s(config.settings.processed_retention_s, config.settings.outbox_retention_s)
         self.should_stop = should_stop
@@ -85,9 +98,10 @@ class Processor:
     def handle_batch(self, items: list[tuple[TopicPartition, ConsumerRecord[Any, Any]]]) -> list[Handled]:
         """A poll's records: decode each, then per shard apply them in one transaction when the
         handler can; on any failure, fall back to one record at a time. A concurrent handler
-        prepares the new events of the poll concurrently first, then each is applied in order."""
-        if self.concurrent is not None and len(items) >= 2:
-            return self._handle_prepared(self.concurrent, items)
+        handles them as one group (`handle_group`), then what is left one at a time."""
+        if self.concurrent is not None:
+            together = self.handle_group(items)
+            return together.handled + [self.handle(tp, record) for tp, record in together.leftover]
         if self.batch is None or len(items) < 2:
             return [self.handle(tp, record) for tp, record in items]
         results: list[Handled] = []
@@ -116,30 +130,39 @@ class Processor:
             results.extend(self._handle_event(w.tp, w.record, w.event) for w in group)
         return results
 
-    def _handle_prepared(self, handler: ConcurrentHandler,
-                         items: list[tuple[TopicPartition, ConsumerRecord[Any, Any]]]) -> list[Handled]:
-        """The refund stage's poll: per shard, claim the new events first (their processed_event
-        rows, uncommitted: another member reaching the same events waits on these locks, as one at
-        a time it waits on each claim), then prepare them concurrently (the acquirer calls, one lane
-        per payment), then apply each in order in the same transaction and commit once. What is
-        not done so (a shard backed off or with records waiting, a listed payment, any failure:
-        everything of that shard is rolled back) is handled one record at a time, in order, where
-        the submitted state and the acquirer's key make preparing again safe. Returns only once
-        every record's outcome is durable: the offsets never pass a refund still in flight."""
-        decoded = [(tp, record, self._decode(tp, record)) for tp, record in items]
-        try:
-            done = self._apply_claimed(handler, [d for _, _, d in decoded if isinstance(d, Event)])
-            results: list[Handled] = []
-            for tp, record, d in decoded:
-                if isinstance(d, Handled):
-                    results.append(d)
-                elif d.event_id in done:
-                    results.append(Handled(tp, record, done[d.event_id], d))
-                else:
-                    results.append(self._handle_event(tp, record, d))
-            return results
-        finally:
-            handler.forget_prepared()
+    def handle_group(self, items: list[tuple[TopicPartition, ConsumerRecord[Any, Any]]]) -> GroupResult:
+        """A concurrent handler's group (the refund stage), safe to run beside other groups on other
+        threads: it touches neither the one-at-a-time path's connections nor the deferral. Per shard,
+        claim the new events first (their processed_event rows, uncommitted: another member
+        reaching the same events waits on these locks, as one at a time it waits on each claim),
+        then prepare them concurrently (the acquirer calls, one lane per payment), then apply each in
+        order in the same transaction and commit once. What is not done so (a record that does not
+        decode, a shard backed off or with records waiting, a listed payment, any failure: the
+        shard's part of the group is rolled back) is returned as `leftover`, in order, for the
+        one-at-a-time path, where the submitted state and the acquirer's key make preparing again
+        safe. Returns only once every outcome in `handled` is durable."""
+        handler = self.concurrent
+        assert handler is not None, "groups are for concurrent handlers"
+        now = time.time()
+        decoded: list[tuple[TopicPartition, ConsumerRecord[Any, Any], Event | Handled | None]] = []
+        for tp, record in items:
+            event = decode(record, self.secret, self.config.shard_count, now, self.max_age_s)
+            if isinstance(event, Rejection):
+                decoded.append((tp, record, None))  # parked by the one-at-a-time path
+            elif event.event_type not in handler.event_types:
+                decoded.append((tp, record, Handled(tp, record, Outcome.IGNORED, event)))
+            else:
+                decoded.append((tp, record, event))
+        done = self._apply_claimed(handler, [d for _, _, d in decoded if isinstance(d, Event)])
+        result = GroupResult([], [])
+        for tp, record, d in decoded:
+            if isinstance(d, Handled):
+                result.handled.append(d)
+            elif isinstance(d, Event) and d.event_id in done:
+                result.handled.append(Handled(tp, record, done[d.event_id], d))
+            else:
+                result.leftover.append((tp, record))
+        return result
 
     def _apply_claimed(self, handler: ConcurrentHandler, events: list[Event]) -> dict[int, Outcome]:
         """Claim, prepare concurrently and apply the events of each shard that may go now; the
@@ -151,41 +174,43 @@ class Processor:
             of_shard = [e for e in events if e.shard == shard]
             if self.deferral.must_wait(shard, now) or any(str(e.payment_id) in listed for e in of_shard):
                 continue
-            conn = self.conns.get(shard)
             try:
-                try:
-                    seen, fresh = self._claim(handler, conn, of_shard)
-                except Exception as exc:
-                    if not is_unavailable_error(exc):
-                        raise
-                    # A connection that went stale (the shard restarted, or closed it idle) fails
-                    # its first statement: a new one, once, before the poll goes one at a time.
-                    apply.roll_back(conn)
-                    self.conns.drop(shard)
-                    conn = self.conns.get(shard)
-                    seen, fresh = self._claim(handler, conn, of_shard)
-                if fresh:
-                    if self._shared is None:
-                        size = min(SHARED_CONNECTIONS_PER_SHARD, self.config.settings.refund_concurrency)
-                        self._shared = SharedConnections(self.config, size)
-                    handler.prepare_many(fresh, self._shared.borrow)
-                    side = self.conns.get(shard, "side")
-                    with conn.cursor() as cur:
-                        for event in fresh:
-                            handler.apply(cur, event, handler.prepare(event, side))
-                conn.commit()
+                done.update(self._apply_shard(handler, shard, of_shard))
             except Exception as exc:
-                apply.roll_back(conn)
-                self.conns.drop(shard)
-                if is_unavailable_error(exc):
-                    self._shard_down(shard, exc)
                 log.info("%s: %s's %s events not applied together (%s: %s); one at a time", handler.name,
                          self.config.shards[shard].name, len(of_shard), type(exc).__name__, exc)
-                continue
-            self.deferral.up(shard)
-            done.update((e.event_id, Outcome.DUPLICATE) for e in of_shard if e.event_id in seen)
-            done.update((e.event_id, Outcome.APPLIED) for e in fresh)
         return done
+
+    def _apply_shard(self, handler: ConcurrentHandler, shard: int, events: list[Event]) -> dict[int, Outcome]:
+        """One shard's part of a group, in one transaction on a connection of the group pool's."""
+        conn = self._group_conns.take(shard)
+        try:
+            try:
+                seen, fresh = self._claim(handler, conn, events)
+            except Exception as exc:
+                if not is_unavailable_error(exc):
+                    raise
+                # A connection that went stale (the shard restarted, or closed it idle) fails its
+                # first statement: a new one, once, before the group goes one at a time.
+                self._group_conns.discard(shard, conn)
+                conn = self._group_conns.take(shard)
+                seen, fresh = self._claim(handler, conn, events)
+            if fresh:
+                prepared = handler.prepare_many(fresh, self._shared.borrow)
+                if len(prepared) < len(fresh):
+                    raise RuntimeError(f"{len(fresh) - len(prepared)} of {len(fresh)} refunds not prepared")
+                with conn.cursor() as cur:
+                    for event in fresh:
+                        handler.apply(cur, event, prepared[event.event_id])
+            conn.commit()
+        except BaseException:
+            apply.roll_back(conn)
+            self._group_conns.discard(shard, conn)
+            raise
+        self._group_conns.give(shard, conn)
+        outcomes = {e.event_id: Outcome.DUPLICATE for e in events if e.event_id in seen}
+        outcomes.update((e.event_id, Outcome.APPLIED) for e in fresh)
+        return outcomes
 
     @staticmethod
     def _claim(handler: ConcurrentHandler, conn: Any, events: list[Event]) -> tuple[set[int], list[Event]]:
@@ -229,7 +254,7 @@ class Processor:
                 outcome = self._retry(item)
                 if outcome is Outcome.DEFERRED:
                     break
-                self.deferral.pop(shard)
+                self.deferral.pop(shard, item)
                 done.append(Handled(item.tp, item.record, outcome, item.event))
         return done
 

@@ -7,16 +7,17 @@ commit or a call that timed out, first asks the acquirer what happened to that k
 executes it again.
 
 Many calls in flight: an acquirer answers in hundreds of milliseconds, so one call at a time would
-finish a few refunds a second. A poll's new refunds are prepared concurrently (`prepare_many`):
-one lane per payment, its refunds one after another in the order they were asked for (two
-refunds of one payment never race), the lanes side by side, at most `refund_concurrency` calls in
-flight. Each is then applied in its own transaction in the poll's order, and the Kafka offsets
-move only past what is committed, so a crash with calls in flight redelivers them and the
-SUBMITTED state and the key resolve each one."""
+finish a few refunds a second. The worker hands refunds over in groups, several side by side, a
+new group as records arrive (payflow.consumers.inflight), so a slow call holds back only the
+refunds of its own group. A group's refunds are prepared concurrently (`prepare_many`): one lane
+per payment, its refunds one after another in the order they were asked for, the lanes side by
+side, at most `refund_concurrency` calls in flight across all groups; a payment with a refund in
+one group has none in another (two refunds of one payment never race). The Kafka offsets move only
+past what is committed, so a crash with calls in flight redelivers them and the SUBMITTED state
+and the key resolve each one."""
 
 from __future__ import annotations
 
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
@@ -53,28 +54,21 @@ class RefundHandler:
     def __init__(self, settings: Settings, acquirer: Acquirer | None = None) -> None:
         self.settings = settings
         self.acquirer: Acquirer = acquirer or SimulatedAcquirer(settings)
-        self._prepared: dict[int, dict[str, Any]] = {}
-        self._lock = threading.Lock()
-        self._lanes: ThreadPoolExecutor | None = None
+        # Shared by every group in flight: its workers bound the calls in flight (threads start on use).
+        self._lanes = ThreadPoolExecutor(settings.refund_concurrency, thread_name_prefix="refund-lane")
         self._in_flight = IN_FLIGHT.labels(self.name)
         self._in_flight.set_function(lambda: self.acquirer.calls.now)
 
     def prepare(self, event: Event, side: pymysql.Connection[Any]) -> dict[str, Any]:
-        with self._lock:
-            ready = self._prepared.pop(event.event_id, None)
-        if ready is not None:
-            return ready
-
         def borrow() -> AbstractContextManager[pymysql.Connection[Any]]:
             return nullcontext(side)
 
         return self._execute(event, borrow)
 
-    def prepare_many(self, events_: list[Event], borrow: BorrowShard) -> None:
-        """Execute these refunds concurrently, one lane per payment; `prepare` then hands out
-        each answer. A refund whose lane failed before it is not prepared (done one at a time)."""
-        if self._lanes is None:
-            self._lanes = ThreadPoolExecutor(self.settings.refund_concurrency, thread_name_prefix="refund-lane")
+    def prepare_many(self, events_: list[Event], borrow: BorrowShard) -> dict[int, dict[str, Any]]:
+        """Execute these refunds concurrently, one lane per payment: each answer by event id. A
+        refund whose lane failed before it is missing (it is done one at a time). Groups of
+        refunds may prepare side by side: they share the lanes' bound on calls in flight."""
 
         def work(event: Event) -> dict[str, Any]:
             def lend() -> AbstractContextManager[pymysql.Connection[Any]]:
@@ -83,12 +77,7 @@ class RefundHandler:
             return self._execute(event, lend)
 
         done = run_lanes(by_key(events_, lambda e: e.payment_id), work, self._lanes)
-        with self._lock:
-            self._prepared.update((event.event_id, prepared) for event, prepared in done)
-
-    def forget_prepared(self) -> None:
-        with self._lock:
-            self._prepared.clear()
+        return {event.event_id: prepared for event, prepared in done}
 
     def health_details(self) -> dict[str, Any]:
         return {"acquirer": self.acquirer.calls.report()}

@@ -10,8 +10,8 @@ dedupes it. Three things never stall a partition:
 - a forged or altered message (signature does not verify): parked at once, never applied.
 The loop also reads a partition again when the broker lost its log (LogEndWatch) and reports how
 far this member has read (payflow.store.progress). For a handler that prepares concurrently
-(refund: calls to the acquirer in flight) it reads on while a batch is handled; what it read is the
-next batch (offsets.ReadAhead), so the calls in flight grow with the backlog."""
+(refund: calls to the acquirer in flight) it hands records over in groups, several side by side,
+and reads on meanwhile (`_consume_in_groups`), so a slow call holds back only its own group."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ import logging
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -29,6 +32,9 @@ from payflow.common.http import serve
 from payflow.config import PlatformConfig
 from payflow.consumers import progress
 from payflow.consumers.apply import ConcurrentHandler, Handler, Outcome
+from payflow.consumers.connections import ShardConnections
+from payflow.consumers.decode import payment_id_of
+from payflow.consumers.inflight import KeyedAdmission
 from payflow.consumers.metrics import ConsumerMetrics
 from payflow.consumers.offsets import LogEndWatch, OffsetTracker, ReadAhead
 from payflow.consumers.processing import Handled, Processor
@@ -45,10 +51,35 @@ LOG_END_CHECK_INTERVAL_S = 0.5
 # Joining a group can legitimately wait out departed members' sessions; giving up sooner makes
 # members that restart together keep re-triggering each other's rebalances.
 JOIN_TIMEOUT_S = 60.0
-# A concurrent handler's batch (refunds waiting on the acquirer) is read past up to this many records,
-# in polls of at most this long each (the batch's end is noticed within one).
+# A concurrent handler's records read and not started yet (every group slot busy): at most this
+# many, then the fetches pause. Polls last at most READ_AHEAD_POLL_MS while work is in flight, so
+# a group's end is noticed within one.
 READ_AHEAD_MAX = 2000
 READ_AHEAD_POLL_MS = 50
+
+
+class _Kind(Enum):
+    GROUP = "group"                  # Processor.handle_group, beside other groups
+    ONE_AT_A_TIME = "one_at_a_time"  # a group's leftover, in order (Processor.handle)
+    RETRY = "retry"                  # records waiting for their shard (Processor.retry_waiting)
+
+
+@dataclass(frozen=True)
+class _Task:
+    kind: _Kind
+    future: asyncio.Future[Any]
+    keys: list[int | None]  # the payments busy until it ends
+    epochs: dict[TopicPartition, int]  # the tracker's epoch of each partition when taken
+
+
+def _not_of(tp: TopicPartition) -> Callable[[tuple[TopicPartition, Any]], bool]:
+    return lambda item: item[0] != tp
+
+
+def _payment_key(item: tuple[TopicPartition, Any]) -> int | None:
+    """The payment a record is about, as its value says (not its Kafka key, which no signature
+    covers); None when the value does not tell (it is parked: nothing of it runs)."""
+    return payment_id_of(item[1].value)
 
 
 class ConsumerWorker:
@@ -66,12 +97,23 @@ class ConsumerWorker:
         self.next_log_end_check = 0.0
         self.next_progress = 0.0
         self.next_commit = 0.0
+        # A concurrent handler's groups, and the one-at-a-time path beside them (one thread: the
+        # processor's own connections and deferral are not shared). Threads start on first use.
+        self._groups = ThreadPoolExecutor(self.settings.refund_groups_in_flight,
+                                          thread_name_prefix=f"{handler.name}-group")
+        self._one_at_a_time = ThreadPoolExecutor(1, thread_name_prefix=f"{handler.name}-one")
+        # Progress is written from a thread of its own, beside the one-at-a-time path: its own
+        # connections (a pymysql connection serves one thread at a time).
+        self._progress_conns = ShardConnections(config)
+        self.ahead_paused: tuple[TopicPartition, ...] = ()  # paused while the read-ahead is full
         self._start_afresh()
 
     def _start_afresh(self) -> None:
         """What a member knows of its partitions, empty: at start and each time it joins again."""
         self.tracker: OffsetTracker[TopicPartition] = OffsetTracker()
         self.read_ahead: ReadAhead[TopicPartition, Any] = ReadAhead()
+        self.admission: KeyedAdmission[tuple[TopicPartition, Any], int | None] = KeyedAdmission(_payment_key)
+        self.ahead_paused = ()
         self.log_ends = self._log_end_watch()
         self.processor.deferral.clear()
         self.log_marks: progress.LogMarks[TopicPartition] = progress.LogMarks()  # on time.monotonic()
@@ -98,68 +140,145 @@ class ConsumerWorker:
         """After a rebalance, drop what we hold for partitions we no longer own."""
         self.processor.keep_only(assigned)
         self.read_ahead.keep_only(assigned)
+        self.admission.keep_only(lambda item: item[0] in assigned)
         self.tracker.keep_only(assigned)
         self.log_marks.keep_only(assigned)
         self.stalls.keep_only(assigned)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        if self.processor.concurrent is not None:
+            await self._consume_in_groups(consumer)
+            return
         while not self.stopping.is_set():
-            batches = self.read_ahead.take() or await consumer.getmany(timeout_ms=200 if self.waiting_count else 500,
-                                                                        max_records=500)
+            batches = await consumer.getmany(timeout_ms=200 if self.waiting_count else 500, max_records=500)
             items = [(tp, record) for tp, records in batches.items() for record in records]
             for tp, records in batches.items():
                 if records:
                     self.tracker.fetched(tp, records[0].offset, records[-1].offset)
             if items:
                 self.metrics.consumed.inc(len(items))
-                self._took(await self._handle(items, consumer))
+                self._took(await asyncio.to_thread(self.processor.handle_batch, items))
             if self.waiting_count:
                 self._took(await asyncio.to_thread(self.processor.retry_waiting), retried=True)
-            # Every pass, not only while records wait: a commit naming a partition this member no
-            # longer owns fails whole, so one revoked partition would stop every commit.
-            self.forget_revoked(set(consumer.assignment()))
-            if time.monotonic() >= self.next_log_end_check:
-                self.next_log_end_check = time.monotonic() + LOG_END_CHECK_INTERVAL_S
-                await self._reread_lost_logs(consumer)
-            self.metrics.deferred.set(self.waiting_count)
-            # Bounded memory: stop fetching while too much waits for a shard.
-            too_many = self.waiting_count >= self.settings.consumer_max_deferred
-            if too_many != self.fetch_paused:
-                (consumer.pause if too_many else consumer.resume)(*consumer.assignment())
-                self.fetch_paused = too_many
-            if time.monotonic() >= self.next_progress:
-                self.next_progress = time.monotonic() + PROGRESS_INTERVAL_S
-                await self._report_progress(consumer)
-            if time.monotonic() >= self.next_commit:
-                self.next_commit = time.monotonic() + self.settings.consumer_commit_interval_s
-                await self._commit(consumer)
+            await self._housekeeping(consumer)
         # A graceful stop hands over what was handled: the next owner starts after it.
         await self._commit(consumer)
 
-    async def _handle(self, items: list[tuple[TopicPartition, Any]], consumer: AIOKafkaConsumer) -> list[Handled]:
-        """Handle a poll's records (in a thread). While a concurrent handler's batch is in flight
-        the loop reads on into `read_ahead` (the next batch), up to READ_AHEAD_MAX records."""
-        busy = asyncio.ensure_future(asyncio.to_thread(self.processor.handle_batch, items))
-        if self.processor.concurrent is not None:
-            # Poll all the while: aiokafka expels a member that has not polled for max_poll_interval,
-            # and the next owner would read these refunds again while they are in flight. With the
-            # read-ahead full, the assignment is paused: the polls then fetch nothing.
-            held: tuple[TopicPartition, ...] = ()
-            try:
-                while not busy.done() and not self.stopping.is_set():
-                    if not held and len(self.read_ahead) >= READ_AHEAD_MAX:
-                        held = tuple(consumer.assignment())
-                        consumer.pause(*held)
-                    more = await consumer.getmany(timeout_ms=READ_AHEAD_POLL_MS, max_records=500)
-                    for tp, records in more.items():
+    async def _housekeeping(self, consumer: AIOKafkaConsumer) -> None:
+        """What every pass of a loop does besides handling records."""
+        # Every pass, not only while records wait: a commit naming a partition this member no
+        # longer owns fails whole, so one revoked partition would stop every commit.
+        self.forget_revoked(set(consumer.assignment()))
+        if time.monotonic() >= self.next_log_end_check:
+            self.next_log_end_check = time.monotonic() + LOG_END_CHECK_INTERVAL_S
+            await self._reread_lost_logs(consumer)
+        self.metrics.deferred.set(self.waiting_count)
+        # Bounded memory: stop fetching while too much waits for a shard.
+        too_many = self.waiting_count >= self.settings.consumer_max_deferred
+        if too_many != self.fetch_paused:
+            if too_many:
+                consumer.pause(*consumer.assignment())
+            else:  # the read-ahead's own pause stays
+                consumer.resume(*(tp for tp in consumer.assignment() if tp not in self.ahead_paused))
+            self.fetch_paused = too_many
+        if time.monotonic() >= self.next_progress:
+            self.next_progress = time.monotonic() + PROGRESS_INTERVAL_S
+            await self._report_progress(consumer)
+        if time.monotonic() >= self.next_commit:
+            self.next_commit = time.monotonic() + self.settings.consumer_commit_interval_s
+            await self._commit(consumer)
+
+    async def _consume_in_groups(self, consumer: AIOKafkaConsumer) -> None:
+        """The loop for a concurrent handler (refund): records go out in groups, up to
+        `refund_groups_in_flight` side by side, a new one each pass from what was read since, so a slow
+        acquirer call holds back only its own group. A record whose payment is busy in a group, or
+        in the one-at-a-time path, is held until that ends (KeyedAdmission). Every record taken
+        counts as deferred in the tracker until its outcome is durable: the offsets never pass a
+        refund in flight. The loop polls all the while (aiokafka expels a member that has not
+        polled for max_poll_interval, and the next owner would read these refunds again while they
+        are in flight); with READ_AHEAD_MAX records read and not started it pauses the fetches."""
+        tasks: list[_Task] = []
+        try:
+            while not self.stopping.is_set():
+                for task in [t for t in tasks if t.future.done()]:
+                    tasks.remove(task)
+                    tasks.extend(self._finished(task, set(consumer.assignment())))
+                if sum(t.kind is _Kind.GROUP for t in tasks) < self.settings.refund_groups_in_flight:
+                    arriving = [(tp, r) for tp, records in self.read_ahead.take().items() for r in records]
+                    for tp, record in arriving:
+                        self.tracker.defer(tp, record.offset)
+                    start = self.admission.admit(arriving)
+                    if start:
+                        tasks.append(self._run(_Kind.GROUP, start, self.processor.handle_group, self._groups))
+                if self.waiting_count and not any(t.kind is _Kind.RETRY for t in tasks):
+                    tasks.append(self._run(_Kind.RETRY, [], lambda _: self.processor.retry_waiting(),
+                                           self._one_at_a_time))
+                full = len(self.read_ahead) >= READ_AHEAD_MAX
+                if full and not self.ahead_paused:
+                    self.ahead_paused = tuple(consumer.assignment())
+                    consumer.pause(*self.ahead_paused)
+                elif not full and self.ahead_paused:
+                    if not self.fetch_paused:  # the deferral's own pause stays
+                        consumer.resume(*(tp for tp in self.ahead_paused if tp in consumer.assignment()))
+                    self.ahead_paused = ()
+                idle = not tasks and not self.admission.held
+                more = await consumer.getmany(timeout_ms=500 if idle else READ_AHEAD_POLL_MS, max_records=500)
+                for tp, records in more.items():
+                    if records:
+                        self.tracker.fetched(tp, records[0].offset, records[-1].offset)
                         self.read_ahead.add(tp, [(r.offset, r) for r in records])
-            except Exception:
-                await asyncio.wait({busy})  # the processor is not shared: the batch ends first
-                raise
-            finally:
-                if held and not self.fetch_paused:  # the deferral's own pause stays
-                    consumer.resume(*(tp for tp in held if tp in consumer.assignment()))
-        return await busy
+                        self.metrics.consumed.inc(len(records))
+                await self._housekeeping(consumer)
+        finally:
+            # The processor is not shared between loops: whatever is in flight ends first, and its
+            # durable outcomes count for the last commit (a leftover is redelivered to the next owner).
+            if tasks:
+                await asyncio.wait({t.future for t in tasks})
+            for task in tasks:
+                if not task.future.cancelled() and task.future.exception() is None:
+                    self._finished(task, set(consumer.assignment()), follow_up=False)
+        # A graceful stop hands over what was handled: the next owner starts after it.
+        await self._commit(consumer)
+
+    def _run(self, kind: _Kind, items: list[tuple[TopicPartition, Any]], work: Callable[[Any], Any],
+             executor: ThreadPoolExecutor, epochs: dict[TopicPartition, int] | None = None) -> _Task:
+        keys = self.admission.started(items)
+        if epochs is None:
+            epochs = {tp: self.tracker.epoch(tp) for tp, _ in items}
+        future = asyncio.get_running_loop().run_in_executor(executor, work, items)
+        return _Task(kind, future, keys, epochs)
+
+    def _finished(self, task: _Task, assigned: set[TopicPartition], follow_up: bool = True) -> list[_Task]:
+        """Take a finished task's outcomes; a group's leftover goes on one at a time (its keys stay
+        busy until then). Returns the task that follows, if any."""
+        after: list[_Task] = []
+        result = task.future.result()  # a failure here ends the loop (the member joins again)
+        if task.kind is _Kind.GROUP:
+            self._took_in_flight(result.handled, task.epochs)
+            leftover = [(tp, r) for tp, r in result.leftover
+                        if tp in assigned and self.tracker.epoch(tp) == task.epochs.get(tp)]
+            if leftover and follow_up:
+                after.append(self._run(_Kind.ONE_AT_A_TIME, leftover, self._handle_each, self._one_at_a_time,
+                                       task.epochs))
+        elif task.kind is _Kind.ONE_AT_A_TIME:
+            self._took_in_flight(result, task.epochs)
+        else:
+            self._took(result, retried=True)
+        self.admission.finished(task.keys)
+        return after
+
+    def _handle_each(self, items: list[tuple[TopicPartition, Any]]) -> list[Handled]:
+        return [self.processor.handle(tp, record) for tp, record in items]
+
+    def _took_in_flight(self, handled: list[Handled], epochs: dict[TopicPartition, int]) -> None:
+        """Outcomes of records taken in flight (deferred in the tracker when taken): a deferred one
+        stays so until its shard's retry; any other is behind this member now. Not for a partition
+        the tracker forgot since they were taken (revoked, or read again from a new log): an offset
+        there may now name another record, still in flight."""
+        for h in handled:
+            if h.outcome is not Outcome.DEFERRED and self.tracker.epoch(h.tp) == epochs.get(h.tp):
+                self.tracker.done(h.tp, h.record.offset)
+            self.metrics.count(h.outcome, h.event)
 
     def _log_end_watch(self) -> LogEndWatch[TopicPartition] | None:
         grace = self.settings.consumer_log_lost_grace_s
@@ -174,7 +293,8 @@ class ConsumerWorker:
             return
         assigned = set(consumer.assignment())
         self.log_ends.keep_only(assigned)
-        waiting = {w.tp for w in self.processor.deferral.waiting()}
+        # Records deferred or in flight (a concurrent handler's) hold the partition's commits at them.
+        waiting = {tp for tp in assigned if self.tracker.oldest_deferred(tp) is not None}
         for tp in assigned:
             highwater = consumer.highwater(tp)
             answered_ms = consumer.last_poll_timestamp(tp)
@@ -201,6 +321,7 @@ class ConsumerWorker:
                 continue  # no longer assigned: the next owner reads from the committed offset
             self.tracker.forget([tp])
             self.read_ahead.drop({tp})
+            self.admission.keep_only(_not_of(tp))
             self.log_marks.forget([tp])
             self.metrics.rereads.inc()
 
@@ -222,9 +343,9 @@ class ConsumerWorker:
         """Tell every shard how long ago this member had read everything (payflow.consumers.progress).
         Only durations on this host's clocks: the fetch answer's time (wall clock, aiokafka's) is
         turned into a monotonic one at once, and the shard computes the time from the duration."""
-        oldest_waiting: dict[TopicPartition, int] = {}
-        for w in self.processor.deferral.waiting():
-            oldest_waiting[w.tp] = min(oldest_waiting.get(w.tp, w.record.offset), w.record.offset)
+        # Records deferred for their shard, or in flight (a concurrent handler's), are not handled yet.
+        oldest_waiting = {tp: o for tp in consumer.assignment() if (o := self.tracker.oldest_deferred(tp)) is not None}
+        for_shard = {w.tp for w in self.processor.deferral.waiting()}
         wall, mono = time.time(), time.monotonic()
         parts: dict[TopicPartition, float | None] = {}
         backlog: list[tuple[int | None, int | None]] = []
@@ -247,7 +368,7 @@ class ConsumerWorker:
             answered = mono - max(0.0, wall - answered_ms / 1000) if answered_ms else None
             claim = parts[tp] if parts[tp] is not None else self.log_marks.first_seen(tp)
             # A partition whose records wait for their shard is explained by the shard's own warning.
-            if tp not in oldest_waiting and self.stalls.check(tp, mono, handled_to, claim, answered):
+            if tp not in for_shard and self.stalls.check(tp, mono, handled_to, claim, answered):
                 await self._warn_stalled(consumer, tp, mono, claim, handled_to, highwater)
             backlog.append((highwater, handled_to))
         self.metrics.backlog.set(progress.backlog_records(backlog))
@@ -272,7 +393,7 @@ class ConsumerWorker:
                     self.log_marks.describe(tp, mono))
 
     def _write_progress(self, behind_s: float) -> None:
-        conns = self.processor.conns
+        conns = self._progress_conns
         for shard in range(self.config.shard_count):
             if self.processor.deferral.is_down(shard, time.monotonic()):
                 continue

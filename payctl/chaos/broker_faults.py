@@ -14,7 +14,7 @@ from payflow.domain.events import ALL_TOPICS
 from payflow.kafka.topics import ensure_topics
 
 
-def lose_logs(bootstrap: str, timeout_s: float = 30.0) -> dict[str, object]:
+def lose_logs(bootstrap: str, members: int, timeout_s: float = 30.0) -> dict[str, object]:
     """Delete every payment topic, then create each again; what was done and how long it took."""
 
     async def run() -> dict[str, object]:
@@ -28,7 +28,7 @@ def lose_logs(bootstrap: str, timeout_s: float = 30.0) -> dict[str, object]:
                 await admin.delete_topics(deleted)
         finally:
             await admin.close()
-        created = await ensure_topics(bootstrap, timeout_s=timeout_s)
+        created = await ensure_topics(bootstrap, members, timeout_s=timeout_s)
         return {"deleted": deleted, "created": created, "seconds": round(time.monotonic() - started, 3)}
 
     return asyncio.run(asyncio.wait_for(run(), timeout_s))

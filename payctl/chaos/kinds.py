@@ -250,7 +250,7 @@ class LoseLogsAction(Activity):
 
 
 def _lose_logs(d: StackDriver, _a: LoseLogsAction) -> Any:
-    return broker_faults.lose_logs(d.topo.kafka_bootstrap)
+    return broker_faults.lose_logs(d.topo.kafka_bootstrap, len(d.topo.vms))
 
 
 # -- network links (netns stacks) --------------------------------------------------------------

@@ -261,7 +261,7 @@ class ComposeBackend:
             self._wait_healthy(wanted, timeout_s)
             if any(s.kind == "kafka" for s in wanted):
                 progress("creating topics")
-                create_topics(self.topo.kafka_bootstrap)
+                create_topics(self.topo.kafka_bootstrap, len(self.topo.vms))
             if any(s.kind == "gateway" for s in wanted):
                 progress("waiting for the gateway to route to every ingest instance")
                 wait_gateway_routes(self.topo, [s.name for s in wanted if s.kind == "ingest"], timeout_s)
@@ -416,7 +416,7 @@ class ComposeBackend:
                 wait_gateway_routes(self.topo, [name], 30)
         if svc.kind == "kafka":
             # the in-memory broker comes back empty: recreate the topics straight away
-            create_topics(self.topo.kafka_bootstrap)
+            create_topics(self.topo.kafka_bootstrap, len(self.topo.vms))
         return True
 
     def stop(self, name: str) -> bool:

@@ -46,7 +46,7 @@ from payctl.stack.plan import (
 from payctl.stack.plan import platform_config as plan_platform_config
 from payctl.stack.topology import Topology
 from payflow.config import PlatformConfig
-from payflow.domain.events import TOPIC_PARTITIONS
+from payflow.domain.events import topic_partitions
 
 COMPOSE_FILE = PurePosixPath("compose.yml")
 CONFIG_DIR = PurePosixPath("platform/compose")
@@ -364,7 +364,8 @@ def _service(topo: Topology, svc: PlannedService, base: Path | None) -> dict[str
                 "KAFKA_INTER_BROKER_LISTENER_NAME": "PLAINTEXT", "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
                 "KAFKA_CONTROLLER_QUORUM_VOTERS": f"1@{KAFKA_CONTROLLER}",
                 "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1", "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
-                "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1", "KAFKA_NUM_PARTITIONS": str(TOPIC_PARTITIONS),
+                "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+                "KAFKA_NUM_PARTITIONS": str(topic_partitions(len(topo.vms))),
             },
             "ports": _ports(svc.port),
         }

@@ -9,11 +9,11 @@ from payctl.errors import EnvironmentProblem
 from payflow.kafka.topics import ensure_topics
 
 
-def create_topics(bootstrap: str, attempts: int = 20) -> list[str]:
+def create_topics(bootstrap: str, members: int, attempts: int = 20) -> list[str]:
     last: Exception | None = None
     for _ in range(attempts):
         try:
-            return asyncio.run(ensure_topics(bootstrap))
+            return asyncio.run(ensure_topics(bootstrap, members))
         except Exception as exc:
             last = exc
             time.sleep(0.25)

@@ -133,7 +133,7 @@ class LocalBackend:
                 self._start(svc, started, active)
                 self._wait(svc, timeout_s)
                 progress("creating topics")
-                create_topics(self.topo.kafka_bootstrap)
+                create_topics(self.topo.kafka_bootstrap, len(self.topo.vms))
             rest = [s for s in wanted if s.kind not in ("db", "kafka")]
             for svc in rest:
                 self._start(svc, started, active)
@@ -271,7 +271,7 @@ class LocalBackend:
             wait_gateway_routes(self.topo, [name], 30)
         if svc.kind == "kafka":
             # The in-memory broker comes back empty: recreate the topics straight away.
-            create_topics(self.topo.kafka_bootstrap)
+            create_topics(self.topo.kafka_bootstrap, len(self.topo.vms))
         return state != "STARTING"
 
     def stop(self, name: str) -> bool:

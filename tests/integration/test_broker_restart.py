@@ -92,10 +92,32 @@ def test_members_past_a_lost_logs_end_read_the_new_log_from_its_start(stack):
     for i in range(200):  # ~50 records per partition of payment.authorized: members read far in
         assert stack.api.authorize(f"MERCHANT-{i}").status_code == 200
     stack.wait_for(lambda: _settled(stack, grace_s=1.0), timeout=60, interval=1.0)
-    lose_logs(stack.topo.kafka_bootstrap)
+    lose_logs(stack.topo.kafka_bootstrap, len(stack.topo.vms))
     after = _authorize_four(stack)
     # Without the members noticing, each copy the relays re-drive (every few seconds here) lands
     # below their positions too: the ledger would take these only after ~50 re-drives per partition.
     stack.wait_for(lambda: _posted(stack, after), timeout=30, interval=0.5)
     result = stack.wait_for(lambda: _settled(stack, grace_s=2.0), timeout=60, interval=1.0)
     assert result.summary.missing == 0
+
+
+def test_every_topic_has_one_partition_per_member_also_after_the_broker_lost_them(stack):
+    """The local broker's CPU grows with the batches it stores per partition (it lists them on
+    every fetch that finds new data) and each relay poll stores one batch per partition it has
+    events for: a partition beyond one per group member costs it for nothing. payctl creates the
+    topics so, and so does a relay that finds them gone after the broker lost its logs."""
+    from payctl.chaos.broker_faults import lose_logs
+    from payctl.ops.kafka import broker_overview
+    from payflow.domain.events import ALL_TOPICS
+
+    members = len(stack.topo.vms)
+
+    def partitions() -> dict[str, int]:
+        overview = broker_overview(stack.topo)
+        return {t.name: t.partitions for t in overview.topics if t.name in ALL_TOPICS}
+
+    assert partitions() == dict.fromkeys(ALL_TOPICS, members)
+    lose_logs(stack.topo.kafka_bootstrap, members)
+    assert partitions() == dict.fromkeys(ALL_TOPICS, members)
+    pid = stack.api.authorize("MERCHANT-7").json()["paymentId"]
+    stack.wait_for(lambda: stack.api.get(pid, "MERCHANT-7").json()["ledgerEntries"], timeout=60, interval=0.5)

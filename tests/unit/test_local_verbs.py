@@ -68,7 +68,8 @@ def test_start_of_the_broker_while_it_restarts_still_recreates_the_topics(tmp_pa
     sup = FakeSupervisor({"kafka": "STARTING"})
     be.sup = sup  # type: ignore[assignment]
     monkeypatch.setattr(be, "_wait", lambda svc, timeout_s: None)
-    made: list[str] = []
-    monkeypatch.setattr("payctl.stack.local.create_topics", made.append)
+    made: list[tuple[str, int]] = []
+    monkeypatch.setattr("payctl.stack.local.create_topics",
+                        lambda bootstrap, members: made.append((bootstrap, members)))
     assert be.start("kafka") is False
-    assert sup.started == [] and made == [be.topo.kafka_bootstrap]
+    assert sup.started == [] and made == [(be.topo.kafka_bootstrap, len(be.topo.vms))]

@@ -23,8 +23,12 @@ TOPIC_BY_EVENT = {
 }
 DLQ_TOPIC = "payment.dlq"
 ALL_TOPICS = (*TOPIC_BY_EVENT.values(), DLQ_TOPIC)
-# Partitions per topic (the key is the payment id: order per payment, spread over the members)
-TOPIC_PARTITIONS = 4
+def topic_partitions(members: int) -> int:
+    """Partitions per topic: one per member of a consumer group (one member per VM). The key is the
+    payment id: order per payment, spread over the members. More would cost the local broker for
+    nothing: each relay poll stores a batch per partition it has events for, and the broker lists
+    a partition's stored batches on every fetch that finds new data there."""
+    return max(1, members)
 
 # Which consumer cares about which event (also what reconcile expects each to have processed).
 LEDGER_EVENTS = frozenset({AUTHORIZED, CAPTURED, CANCELLED, REFUNDED})

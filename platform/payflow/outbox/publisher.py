@@ -81,8 +81,9 @@ def headers(event: OutboxEvent, value: bytes, secret: bytes | None,
 
 class BreakerPublisher:
     def __init__(self, bootstrap: str, settings: Settings, tracked: TrackedBreaker,
-                 secret: bytes | None = None) -> None:
+                 secret: bytes | None = None, members: int = 2) -> None:
         self.bootstrap = bootstrap
+        self.members = members  # per consumer group: the topics' partitions (payflow.kafka.topics)
         self.secret = secret
         self.settings = settings
         self.tracked = tracked
@@ -100,7 +101,7 @@ class BreakerPublisher:
             self.producer = producer
         if not self._topics_ready:
             # A restarted in-memory broker has no topics; recreate them before sending.
-            await ensure_topics(self.bootstrap, timeout_s=self.settings.publish_timeout_s)
+            await ensure_topics(self.bootstrap, self.members, timeout_s=self.settings.publish_timeout_s)
             self._topics_ready = True
         return self.producer
 

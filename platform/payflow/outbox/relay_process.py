@@ -35,7 +35,8 @@ class RelayProcess:
                                   - s.relay_redrive_after_s)
         self.tracked = TrackedBreaker(s.breaker_fail_max, s.breaker_reset_timeout_s, s.breaker_success_threshold,
                                       slow_call_s=s.breaker_slow_call_s)
-        self.publisher = BreakerPublisher(config.bootstrap_servers, s, self.tracked, config.event_secret())
+        self.publisher = BreakerPublisher(config.bootstrap_servers, s, self.tracked, config.event_secret(),
+                                          members=config.shard_count)
         self.loop = PublishLoop(self.shard.name, s, self.publisher, lambda: self._store("publish"),
                                 FaultHooks(config.fault_dir, f"relay-{config.vm}"))
         self.stores: dict[str, OutboxStore] = {}

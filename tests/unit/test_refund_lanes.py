@@ -19,6 +19,7 @@ from payflow.config import Settings
 from payflow.consumers.acquirer import AcquirerAnswer, CallPlan, InFlight, plan_call, sample_latency_s
 from payflow.consumers.lanes import by_key, run_lanes
 from payflow.consumers.refund import RefundHandler
+from tests.unit.refund_stand_ins import OneRecordPerFetch
 
 
 def test_lanes_keep_each_payments_order_and_the_order_of_first_appearance() -> None:
@@ -184,43 +185,17 @@ def test_read_ahead_hands_over_in_order_and_a_partition_read_again_starts_over()
     assert ahead.take() == {"p0": ["new"]}
 
 
-class TrickleConsumer:
-    """A broker stand-in whose every fetch answer holds one record (as small answers look)."""
+class TrickleConsumer(OneRecordPerFetch):
+    """Checks each commit: never past a record not yet handled (one read ahead is not)."""
 
-    def __init__(self, worker: Any, records: int) -> None:
-        from aiokafka import TopicPartition
-        self.tp = TopicPartition("payment.refund-requested", 0)
-        self.worker = worker
-        self.next = 0
-        self.total = records
+    def __init__(self, records: int) -> None:
+        super().__init__(records)
         self.commits: list[dict[Any, int]] = []
-        self.handled = 0  # records whose batch returned
-
-    async def getmany(self, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
-        import asyncio
-        await asyncio.sleep(0.002)
-        if self.next >= self.total:
-            return {}
-        self.next += 1
-        return {self.tp: [SimpleNamespace(offset=self.next - 1, key=None, value=b'{"paymentId": %d}' % self.next)]}
+        self.handled = 0  # records before the first one not handled yet
 
     async def commit(self, offsets: dict[Any, int]) -> None:
-        # never past a record not yet handled (one read ahead is not)
         assert offsets[self.tp] <= self.handled, (offsets, self.handled)
         self.commits.append(dict(offsets))
-
-    def assignment(self) -> set[Any]:
-        return {self.tp}
-
-    def highwater(self, tp: Any) -> int | None:
-        return None
-
-    def last_poll_timestamp(self, tp: Any) -> int | None:
-        return None
-
-    def pause(self, *tps: Any) -> None: ...
-
-    def resume(self, *tps: Any) -> None: ...
 
 
 def test_while_refund_groups_are_in_flight_the_worker_reads_ahead_into_the_next_group(tmp_path: Any) -> None:
@@ -235,7 +210,7 @@ def test_while_refund_groups_are_in_flight_the_worker_reads_ahead_into_the_next_
     worker = ConsumerWorker(two_shard_config(tmp_path, Settings(consumer_commit_interval_s=0)),
                             RefundHandler(Settings()), port=0, secret=b"s")
     worker.next_progress = math.inf
-    consumer = TrickleConsumer(worker, 60)
+    consumer = TrickleConsumer(60)
     batches: list[list[int]] = []
 
     done: set[int] = set()

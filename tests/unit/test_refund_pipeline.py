@@ -20,7 +20,7 @@ from aiokafka import TopicPartition
 
 from payflow.config import Settings
 from payflow.consumers import processing
-from payflow.consumers.acquirer import AcquirerAnswer, InFlight
+from payflow.consumers.acquirer import AcquirerAnswer
 from payflow.consumers.apply import Outcome
 from payflow.consumers.decode import Event, payment_id_of
 from payflow.consumers.inflight import KeyedAdmission
@@ -28,6 +28,7 @@ from payflow.consumers.refund import RefundHandler
 from payflow.consumers.worker import ConsumerWorker
 from payflow.domain import events
 from tests.unit.platform_config import two_shard_config
+from tests.unit.refund_stand_ins import InstantAcquirer, OneRecordPerFetch
 
 SLOW_PAYMENT = 2  # its call takes SLOW_S; every other one FAST_S
 SLOW_S = 1.0
@@ -88,60 +89,37 @@ class FakeConnections:
     def discard(self, shard: int, conn: Any) -> None: ...
 
 
-class TimedAcquirer:
-    def __init__(self) -> None:
-        self.calls = InFlight()
-
-    def lookup(self, borrow: Any, key: str) -> AcquirerAnswer | None:
-        return None
-
+class TimedAcquirer(InstantAcquirer):
     def refund(self, borrow: Any, key: str, amount: int, payment_id: int) -> AcquirerAnswer:
         with self.calls.call(payment_id):
             time.sleep(SLOW_S if payment_id == SLOW_PAYMENT else FAST_S)
         return AcquirerAnswer(True, replayed=False)
 
 
-class Trickle:
-    """A broker stand-in: one refund record per fetch, every few milliseconds (payment ids in
-    `payments`). Checks each commit against what was applied."""
+class Trickle(OneRecordPerFetch):
+    """One refund record per fetch, every few milliseconds, of the payments in `payments`; checks
+    each commit against what was applied."""
 
     def __init__(self, payments: list[int], applied: dict[int, float]) -> None:
-        self.tp = TopicPartition("payment.refund-requested", 0)
+        super().__init__(len(payments), pause_s=0.005)
         self.payments = payments
         self.applied = applied
-        self.next = 0
         self.commits: list[int] = []
 
-    async def getmany(self, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
-        await asyncio.sleep(0.005)
-        if self.next >= len(self.payments):
-            await asyncio.sleep(timeout_ms / 1000)
-            return {}
-        pid = self.payments[self.next]
-        self.next += 1
+    def payment_of(self, offset: int) -> int:
+        return self.payments[offset]
+
+    def record(self, offset: int) -> Any:
         # the Kafka key lies (no signature covers it): the stage goes by the payment the value names
-        record = SimpleNamespace(offset=self.next - 1, key=f"key-{self.next}".encode(),
-                                 value=orjson.dumps({"paymentId": pid}), headers=[])
-        return {self.tp: [record]}
+        record = super().record(offset)
+        record.key = f"key-{offset}".encode()
+        return record
 
     async def commit(self, offsets: dict[Any, int]) -> None:
         offset = offsets[self.tp]
         # never past a refund whose effect is not written yet
         assert all(o in self.applied for o in range(offset)), (offset, sorted(self.applied))
         self.commits.append(offset)
-
-    def assignment(self) -> set[Any]:
-        return {self.tp}
-
-    def highwater(self, tp: Any) -> int | None:
-        return None
-
-    def last_poll_timestamp(self, tp: Any) -> int | None:
-        return None
-
-    def pause(self, *tps: Any) -> None: ...
-
-    def resume(self, *tps: Any) -> None: ...
 
 
 def _run_stage(tmp_path: Any, monkeypatch: pytest.MonkeyPatch,

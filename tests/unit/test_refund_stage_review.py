@@ -13,53 +13,15 @@ from typing import Any
 
 import pymysql
 import pytest
-from aiokafka import TopicPartition
 
 from payflow.config import Settings
 from payflow.consumers import worker as worker_module
-from payflow.consumers.acquirer import AcquirerAnswer, InFlight
 from payflow.consumers.apply import Outcome
 from payflow.consumers.processing import GroupResult, Handled, Processor
 from payflow.consumers.refund import RefundHandler
 from payflow.consumers.worker import ConsumerWorker
 from tests.unit.platform_config import two_shard_config
-
-
-class BacklogConsumer:
-    """A broker stand-in with a backlog: every fetch answer holds one record unless the partition
-    is paused. Counts the polls (each one tells aiokafka the member is alive)."""
-
-    def __init__(self, records: int) -> None:
-        self.tp = TopicPartition("payment.refund-requested", 0)
-        self.next = 0
-        self.total = records
-        self.polls = 0
-        self.paused: set[Any] = set()
-
-    async def getmany(self, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
-        self.polls += 1
-        await asyncio.sleep(0.002)
-        if self.next >= self.total or self.tp in self.paused:
-            return {}
-        self.next += 1
-        return {self.tp: [SimpleNamespace(offset=self.next - 1, key=None, value=b'{"paymentId": %d}' % self.next)]}
-
-    async def commit(self, offsets: dict[Any, int]) -> None: ...
-
-    def assignment(self) -> set[Any]:
-        return {self.tp}
-
-    def highwater(self, tp: Any) -> int | None:
-        return None
-
-    def last_poll_timestamp(self, tp: Any) -> int | None:
-        return None
-
-    def pause(self, *tps: Any) -> None:
-        self.paused.update(tps)
-
-    def resume(self, *tps: Any) -> None:
-        self.paused.difference_update(tps)
+from tests.unit.refund_stand_ins import InstantAcquirer, OneRecordPerFetch
 
 
 def test_a_member_keeps_polling_while_its_batch_is_in_flight_with_the_read_ahead_full(
@@ -73,7 +35,7 @@ def test_a_member_keeps_polling_while_its_batch_is_in_flight_with_the_read_ahead
     worker = ConsumerWorker(two_shard_config(tmp_path, Settings(consumer_commit_interval_s=0)),
                             RefundHandler(Settings()), port=0, secret=b"s")
     worker.next_progress = math.inf
-    consumer = BacklogConsumer(1000)
+    consumer = OneRecordPerFetch(1000)
     kept_polling: list[bool] = []
 
     first = threading.Lock()
@@ -96,17 +58,6 @@ def test_a_member_keeps_polling_while_its_batch_is_in_flight_with_the_read_ahead
     asyncio.run(worker._consume(consumer))
     assert len(worker.read_ahead) <= 3 + 1  # the cap still holds
     assert kept_polling == [True], "the loop stopped polling while the batch was in flight"
-
-
-class FakeAcquirer:
-    def __init__(self) -> None:
-        self.calls = InFlight()
-
-    def lookup(self, borrow: Any, key: str) -> AcquirerAnswer | None:
-        return None
-
-    def refund(self, borrow: Any, key: str, amount: int, payment_id: int) -> AcquirerAnswer:
-        return AcquirerAnswer(True, replayed=False)
 
 
 class FakeCursor:
@@ -177,7 +128,7 @@ def test_a_stale_connection_does_not_send_the_shards_whole_batch_one_at_a_time(t
     fails the claim once; the shard's refunds of the poll (up to ~2500 with the read-ahead) would
     then each wait on the acquirer one after another inside the poll: 200 ms each, past
     max_poll_interval for a full batch. A new connection answers at once."""
-    handler = RefundHandler(Settings(), FakeAcquirer())
+    handler = RefundHandler(Settings(), InstantAcquirer())
     processor = Processor(two_shard_config(tmp_path), handler, b"s")
     processor._group_conns = FakeShardConnections()  # type: ignore[assignment]
     prepared: list[int] = []

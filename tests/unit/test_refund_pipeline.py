@@ -226,3 +226,28 @@ def test_work_taken_before_its_partition_was_forgotten_marks_nothing_done(tmp_pa
 def test_the_payment_of_a_record_comes_from_its_value() -> None:
     assert payment_id_of(orjson.dumps({"paymentId": 42})) == 42
     assert payment_id_of(b"not json") is None and payment_id_of(b"[1]") is None and payment_id_of(None) is None
+
+
+def test_records_held_for_a_busy_payment_are_dropped_when_their_partition_starts_over(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fetch below what was read (the broker lost its log; the client reset by itself) starts the
+    partition over in the tracker. Records held behind a busy payment are from the old log: started
+    later, their outcomes would release the marks of new records at the same offsets."""
+    worker = ConsumerWorker(two_shard_config(tmp_path, Settings(consumer_commit_interval_s=0)),
+                            RefundHandler(Settings(), TimedAcquirer()), port=0, secret=b"s")
+    worker.next_progress = math.inf
+    tp = TopicPartition("payment.refund-requested", 0)
+    old: Any = SimpleNamespace(offset=7, key=None, value=orjson.dumps({"paymentId": SLOW_PAYMENT}))
+    worker.tracker.fetched(tp, 7, 7)
+    worker.tracker.defer(tp, 7)
+    worker.admission.started([(tp, old)])  # the payment is busy in a group
+    assert worker.admission.admit([(tp, old)]) == []  # ...so a later record of it is held
+
+    class NewLog(OneRecordPerFetch):
+        async def getmany(self, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
+            worker.stopping.set()
+            return {tp: [self.record(0)]}
+
+    monkeypatch.setattr(worker, "_run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("nothing starts")))
+    asyncio.run(worker._consume(NewLog(1)))  # type: ignore[arg-type]
+    assert worker.admission.held == []

@@ -225,7 +225,10 @@ class ConsumerWorker:
                 more = await consumer.getmany(timeout_ms=500 if idle else READ_AHEAD_POLL_MS, max_records=500)
                 for tp, records in more.items():
                     if records:
+                        epoch = self.tracker.epoch(tp)
                         self.tracker.fetched(tp, records[0].offset, records[-1].offset)
+                        if self.tracker.epoch(tp) != epoch:  # read from a new log: its offsets start over
+                            self.admission.keep_only(_not_of(tp))
                         self.read_ahead.add(tp, [(r.offset, r) for r in records])
                         self.metrics.consumed.inc(len(records))
                 await self._housekeeping(consumer)

@@ -1,8 +1,8 @@
 """Which records may start now when work runs side by side (pure): the refund stage hands records
 over in groups, several in flight, and a payment's refunds must stay in order and never race.
 
-A record starts when no earlier record of its key (the payment: the relay keys each record by its
-payment id) is in flight or held; otherwise it is held, in arrival order, until its key is free.
+A record starts when no record of its key (the payment the record's value names) is in flight;
+otherwise it is held, in arrival order, until its key is free (held records are admitted first).
 Records of one key in the same group are fine: the group's lanes run them one after another."""
 
 from __future__ import annotations
@@ -55,22 +55,13 @@ class KeyedAdmission(Generic[R, K]):
     def held(self) -> list[R]:
         return list(self._held)
 
-    def busy(self) -> bool:
-        return bool(self._busy)
-
-    def clear(self) -> None:
-        self._busy.clear()
-        self._held.clear()
-
 
 def split(records: list[R], key: Callable[[R], K], busy: set[K]) -> Admitted[R]:
-    """Records whose key is busy, or behind a held record of their key, are held; the rest start."""
+    """Records whose key is busy are held; the rest start (each list in the records' order)."""
     start: list[R] = []
     held: list[R] = []
-    blocked = set(busy)
     for record in records:
-        k = key(record)
-        if k in blocked:
+        if key(record) in busy:
             held.append(record)
         else:
             start.append(record)

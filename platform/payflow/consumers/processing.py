@@ -143,16 +143,8 @@ class Processor:
         safe. Returns only once every outcome in `handled` is durable."""
         handler = self.concurrent
         assert handler is not None, "groups are for concurrent handlers"
-        now = time.time()
-        decoded: list[tuple[TopicPartition, ConsumerRecord[Any, Any], Event | Handled | None]] = []
-        for tp, record in items:
-            event = decode(record, self.secret, self.config.shard_count, now, self.max_age_s)
-            if isinstance(event, Rejection):
-                decoded.append((tp, record, None))  # parked by the one-at-a-time path
-            elif event.event_type not in handler.event_types:
-                decoded.append((tp, record, Handled(tp, record, Outcome.IGNORED, event)))
-            else:
-                decoded.append((tp, record, event))
+        # A rejected record is left over: the one-at-a-time path parks it (parking is not shared).
+        decoded = [(tp, record, self._classify(tp, record)) for tp, record in items]
         done = self._apply_claimed(handler, [d for _, _, d in decoded if isinstance(d, Event)])
         result = GroupResult([], [])
         for tp, record, d in decoded:
@@ -183,7 +175,7 @@ class Processor:
 
     def _apply_shard(self, handler: ConcurrentHandler, shard: int, events: list[Event]) -> dict[int, Outcome]:
         """One shard's part of a group, in one transaction on a connection of the group pool's."""
-        conn = self._group_conns.take(shard)
+        conn: Any = self._group_conns.take(shard)
         try:
             try:
                 seen, fresh = self._claim(handler, conn, events)
@@ -193,6 +185,7 @@ class Processor:
                 # A connection that went stale (the shard restarted, or closed it idle) fails its
                 # first statement: a new one, once, before the group goes one at a time.
                 self._group_conns.discard(shard, conn)
+                conn = None  # discarded: not to be discarded again if no new one comes
                 conn = self._group_conns.take(shard)
                 seen, fresh = self._claim(handler, conn, events)
             if fresh:
@@ -204,8 +197,9 @@ class Processor:
                         handler.apply(cur, event, prepared[event.event_id])
             conn.commit()
         except BaseException:
-            apply.roll_back(conn)
-            self._group_conns.discard(shard, conn)
+            if conn is not None:
+                apply.roll_back(conn)
+                self._group_conns.discard(shard, conn)
             raise
         self._group_conns.give(shard, conn)
         outcomes = {e.event_id: Outcome.DUPLICATE for e in events if e.event_id in seen}
@@ -228,11 +222,16 @@ class Processor:
 
     def _decode(self, tp: TopicPartition, record: ConsumerRecord[Any, Any]) -> Event | Handled:
         """The event to apply, or what became of a record that has none (parked or ignored)."""
-        decoded = decode(record, self.secret, self.config.shard_count, time.time(), self.max_age_s)
+        decoded = self._classify(tp, record)
         if isinstance(decoded, Rejection):
             self._park_message(tp, record, decoded)
             return Handled(tp, record, Outcome.PARKED, None)
-        if decoded.event_type not in self.handler.event_types:
+        return decoded
+
+    def _classify(self, tp: TopicPartition, record: ConsumerRecord[Any, Any]) -> Event | Rejection | Handled:
+        """The event to apply, why the record must be parked, or IGNORED (a type not handled here)."""
+        decoded = decode(record, self.secret, self.config.shard_count, time.time(), self.max_age_s)
+        if isinstance(decoded, Event) and decoded.event_type not in self.handler.event_types:
             return Handled(tp, record, Outcome.IGNORED, decoded)
         return decoded
 

@@ -14,7 +14,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from payflow.consumers import worker as worker_module
-from payflow.consumers.progress import LogMarks, StallWatch, behind_s, member_read_through, stalled
+from payflow.consumers.progress import FetchWatch, LogMarks, StallWatch, behind_s, member_read_through, stalled
 from payflow.consumers.settlement import SettlementHandler
 from payflow.consumers.worker import ConsumerWorker
 from payflow.store import progress as progress_store
@@ -66,6 +66,22 @@ def test_a_partition_is_logged_as_stalled_only_when_its_handled_offset_stands_st
     assert not any(quiet.check("q", t, 7, read_through=0.0, answered=0.0) for t in range(0, 200, 2))
     watch.keep_only(set())
     assert not watch.check("p", 300, 999, read_through=0.0, answered=300)  # forgotten: starts over
+
+
+def test_a_partition_without_fetch_answers_is_due_for_a_rescue_once_the_silence_outlasts_the_bound() -> None:
+    watch: FetchWatch[str] = FetchWatch(after_s=30, every_s=60)
+    # answered all along: never due, however long the member runs
+    assert not any(watch.due("p", t, answered=t - 1, paused=False) for t in range(0, 200, 2))
+    # no answer since it was assigned (at t=200, first seen): due after 30 s, then once a minute
+    said = [t for t in range(200, 400, 2) if watch.due("q", t, answered=None, paused=False)]
+    assert said == [232, 292, 352]
+    # answers stop at t=500: due 30 s later
+    assert [t for t in range(500, 540, 2) if watch.due("r", t, answered=500.0, paused=False)] == [532]
+    # paused (the member stopped fetching it on purpose): never due, and the silence counts from the resume
+    assert not any(watch.due("s", t, answered=0.0, paused=True) for t in range(600, 700, 2))
+    assert [t for t in range(700, 740, 2) if watch.due("s", t, answered=0.0, paused=False)] == [730]
+    watch.keep_only({"p"})
+    assert watch.due("q", 1000, answered=None, paused=False) is False  # forgotten: its silence starts over
 
 
 def test_a_member_is_as_far_as_its_slowest_partition_and_behind_is_a_duration() -> None:

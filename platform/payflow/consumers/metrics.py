@@ -23,8 +23,9 @@ DUPLICATES = Counter("consumer_duplicates_skipped", "redelivered events skipped"
 PARKED = Counter("consumer_messages_parked", "messages parked (poison, forged, altered)", ["application", "reason"])
 PARKED_DROPPED = Counter("consumer_parked_dropped", "messages skipped without a parked row: beyond parked_per_minute "
                          "for their consumer and topic", ["application", "topic"])
-REREADS = Counter("consumer_partitions_reread", "partitions read again (from the start or the last mark): the "
-                  "broker's log ended below this member's position", ["application"])
+REREADS = Counter("consumer_partitions_reread", "partitions read again: the broker's log ended below this "
+                  "member's position (from the start or the last mark), or the partition got no fetch answer "
+                  "while the broker answered (from what was handled)", ["application"])
 DEFERRED = Gauge("consumer_deferred_records", "records waiting for their shard", ["application"])
 # Records on the member's partitions not handled yet (log end − next to handle), every few seconds:
 # a stage keeps up with its input when this stays flat (payctl's load-test report judges it).

@@ -116,6 +116,34 @@ class StallWatch(Generic[P]):
                 del d[p]
 
 
+class FetchWatch(Generic[P]):
+    """Says when a partition's fetches have gone unanswered for longer than `after_s` (since its
+    last answer, or since it was first seen here or last paused: a paused partition is not fetched
+    on purpose). StallWatch cannot see this case: it needs fresh answers. A member whose partition
+    gets no answers keeps reporting its last read-through, so the relays never re-drive what the
+    broker lost and the member never reads it. At most once every `every_s` per partition."""
+
+    def __init__(self, after_s: float, every_s: float = 60.0) -> None:
+        self.after_s, self.every_s = after_s, every_s
+        self._quiet_from: dict[P, float] = {}  # first seen, or last seen paused
+        self._next: dict[P, float] = {}
+
+    def due(self, partition: P, now: float, answered: float | None, paused: bool) -> bool:
+        if paused or partition not in self._quiet_from:
+            self._quiet_from[partition] = now
+            return False
+        last = max(self._quiet_from[partition], answered if answered is not None else float("-inf"))
+        if now - last <= self.after_s or now < self._next.get(partition, 0.0):
+            return False
+        self._next[partition] = now + self.every_s
+        return True
+
+    def keep_only(self, owned: set[P]) -> None:
+        for d in (self._quiet_from, self._next):
+            for p in [p for p in d if p not in owned]:
+                del d[p]
+
+
 def behind_s(now: float, read_through: float) -> float:
     """How long ago `read_through` was, on the clock both were read from."""
     return max(0.0, now - read_through)

@@ -118,6 +118,7 @@ class ConsumerWorker:
         self.processor.deferral.clear()
         self.log_marks: progress.LogMarks[TopicPartition] = progress.LogMarks()  # on time.monotonic()
         self.stalls: progress.StallWatch[TopicPartition] = progress.StallWatch(STALL_WARN_S, PROGRESS_INTERVAL_S * 2)
+        self.silences: progress.FetchWatch[TopicPartition] = progress.FetchWatch(STALL_WARN_S)
 
     @property
     def waiting_count(self) -> int:
@@ -144,6 +145,7 @@ class ConsumerWorker:
         self.tracker.keep_only(assigned)
         self.log_marks.keep_only(assigned)
         self.stalls.keep_only(assigned)
+        self.silences.keep_only(assigned)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         if self.processor.concurrent is not None:
@@ -183,6 +185,7 @@ class ConsumerWorker:
             self.fetch_paused = too_many
         if time.monotonic() >= self.next_progress:
             self.next_progress = time.monotonic() + PROGRESS_INTERVAL_S
+            await self._rescue_silent_partitions(consumer)
             await self._report_progress(consumer)
         if time.monotonic() >= self.next_commit:
             self.next_commit = time.monotonic() + self.settings.consumer_commit_interval_s
@@ -394,6 +397,39 @@ class ConsumerWorker:
                     "read past them",
                     self.handler.name, tp.topic, tp.partition, behind, handled_to, position, highwater,
                     self.log_marks.describe(tp, mono))
+
+    async def _rescue_silent_partitions(self, consumer: AIOKafkaConsumer, now: float | None = None) -> None:
+        """A partition not paused whose fetches have gone unanswered past the stall bound, while the
+        broker answers a ListOffsets for it, is read again from what this member handled (the
+        group's committed offset when nothing was handled since joining). aiokafka updates a
+        partition's answer time only on an answer without error, so a fetcher stuck on an offset
+        reset or on errors looks like this. Not while records of it wait for their shard or are in
+        flight (the tracker holds its commits at them). Rare: at most once a minute per partition."""
+        now = time.monotonic() if now is None else now
+        wall = time.time()
+        paused = consumer.paused()
+        for tp in consumer.assignment():
+            answered_ms = consumer.last_poll_timestamp(tp)
+            answered = now - max(0.0, wall - answered_ms / 1000) if answered_ms else None
+            if not self.silences.due(tp, now, answered, tp in paused) or self.tracker.oldest_deferred(tp) is not None:
+                continue
+            try:
+                log_end = (await asyncio.wait_for(consumer.end_offsets([tp]), 2.0)).get(tp)
+                offset = self.tracker.next_offset(tp)
+                if offset is None:
+                    offset = await asyncio.wait_for(consumer.committed(tp), 2.0) or 0
+            except Exception:
+                continue  # the broker does not answer either: the silence is its absence
+            if tp not in consumer.assignment():
+                continue
+            log.warning("%s: %s[%s] has had no fetch answer for over %.0f s although the broker answers (log end %s, "
+                        "high-water mark %s): reading it again from %s", self.handler.name, tp.topic, tp.partition,
+                        STALL_WARN_S, log_end, consumer.highwater(tp), offset)
+            try:
+                consumer.seek(tp, offset)
+            except IllegalStateError:
+                continue
+            self.metrics.rereads.inc()
 
     def _write_progress(self, behind_s: float) -> None:
         conns = self._progress_conns

@@ -104,3 +104,21 @@ def test_left_alone_when_the_silence_is_explained(tmp_path: Path, case: str) -> 
         worker.tracker.defer(TP, 31)
     _watch(worker, consumer, STALL_WARN_S * 3)
     assert consumer.seeks == []
+
+
+def test_not_while_the_group_rebalances_and_the_silence_counts_from_the_new_assignment(tmp_path: Path) -> None:
+    """A rebalance stops every fetch until the group agrees (seen: 30 s when the other VM's members
+    were cut from the broker and their sessions had to expire first): that silence is the group's."""
+    worker = _worker(tmp_path)
+    worker.tracker.seen(TP, 29)
+    consumer = SilentPartitionConsumer()
+    rebalances = worker.rebalance_listener()
+    asyncio.run(rebalances.on_partitions_revoked({TP}))
+    _watch(worker, consumer, STALL_WARN_S * 2)
+    assert consumer.seeks == []
+    asyncio.run(rebalances.on_partitions_assigned({TP}))
+    for i in range(int(STALL_WARN_S / 2)):  # from t=1000 again: within the bound of the assignment
+        asyncio.run(worker._rescue_silent_partitions(consumer, now=2000.0 + i * 2))
+    assert consumer.seeks == []
+    asyncio.run(worker._rescue_silent_partitions(consumer, now=2000.0 + STALL_WARN_S + 2))
+    assert consumer.seeks == [(TP, 30)]

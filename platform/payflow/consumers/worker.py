@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError
 
 from payflow.common.http import serve
@@ -82,6 +82,20 @@ def _payment_key(item: tuple[TopicPartition, Any]) -> int | None:
     return payment_id_of(item[1].value)
 
 
+class _Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    """Tells the worker when its group is rebalancing: no partition is fetched until it agrees."""
+
+    def __init__(self, worker: ConsumerWorker) -> None:
+        self.worker = worker
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.worker.rebalancing = True
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.worker.rebalancing = False
+        self.worker.silences.keep_only(set())  # a partition's silence counts from its assignment
+
+
 class ConsumerWorker:
     def __init__(self, config: PlatformConfig, handler: Handler, port: int, secret: bytes | None = None) -> None:
         self.config = config
@@ -119,6 +133,7 @@ class ConsumerWorker:
         self.log_marks: progress.LogMarks[TopicPartition] = progress.LogMarks()  # on time.monotonic()
         self.stalls: progress.StallWatch[TopicPartition] = progress.StallWatch(STALL_WARN_S, PROGRESS_INTERVAL_S * 2)
         self.silences: progress.FetchWatch[TopicPartition] = progress.FetchWatch(STALL_WARN_S)
+        self.rebalancing = False
 
     @property
     def waiting_count(self) -> int:
@@ -398,13 +413,19 @@ class ConsumerWorker:
                     self.handler.name, tp.topic, tp.partition, behind, handled_to, position, highwater,
                     self.log_marks.describe(tp, mono))
 
+    def rebalance_listener(self) -> ConsumerRebalanceListener:
+        return _Rebalances(self)
+
     async def _rescue_silent_partitions(self, consumer: AIOKafkaConsumer, now: float | None = None) -> None:
         """A partition not paused whose fetches have gone unanswered past the stall bound, while the
         broker answers a ListOffsets for it, is read again from what this member handled (the
         group's committed offset when nothing was handled since joining). aiokafka updates a
         partition's answer time only on an answer without error, so a fetcher stuck on an offset
         reset or on errors looks like this. Not while records of it wait for their shard or are in
-        flight (the tracker holds its commits at them). Rare: at most once a minute per partition."""
+        flight (the tracker holds its commits at them), nor while the group rebalances (nothing is
+        fetched until it agrees). Rare: at most once a minute per partition."""
+        if self.rebalancing:
+            return
         now = time.monotonic() if now is None else now
         wall = time.time()
         paused = consumer.paused()
@@ -452,9 +473,9 @@ class ConsumerWorker:
         if self.processor.secret is None:
             log.error("%s: no event secret configured: events are NOT authenticated", app)
         while not self.stopping.is_set():
-            consumer = make_consumer(self.config.bootstrap_servers, app, topics, self.settings.consumer_fetch_wait_s,
-                                     self.settings.consumer_fetch_min_bytes)
             self._start_afresh()
+            consumer = make_consumer(self.config.bootstrap_servers, app, topics, self.settings.consumer_fetch_wait_s,
+                                     self.settings.consumer_fetch_min_bytes, listener=self.rebalance_listener())
             try:
                 await asyncio.wait_for(consumer.start(), JOIN_TIMEOUT_S)
                 self.connected = True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 
 log = logging.getLogger("payflow.kafka")
 
@@ -28,9 +28,9 @@ def make_producer(bootstrap: str, timeout_s: float) -> AIOKafkaProducer:
 
 
 def make_consumer(bootstrap: str, group: str, topics: list[str], fetch_wait_s: float,
-                  fetch_min_bytes: int) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        *topics,
+                  fetch_min_bytes: int, listener: ConsumerRebalanceListener | None = None) -> AIOKafkaConsumer:
+    """A group member of `topics`; `listener` hears of the group's rebalances."""
+    consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         # the broker holds a fetch until this much data is there or this long has passed
         # (Settings.consumer_fetch_min_bytes, consumer_fetch_wait_s)
@@ -47,5 +47,7 @@ def make_consumer(bootstrap: str, group: str, topics: list[str], fetch_wait_s: f
         request_timeout_ms=15000,
         retry_backoff_ms=200,
     )
+    consumer.subscribe(topics, listener=listener)
+    return consumer
 
 

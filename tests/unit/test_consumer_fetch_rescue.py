@@ -14,7 +14,7 @@ from aiokafka import TopicPartition
 
 from payflow.config import Settings
 from payflow.consumers.ledger import LedgerHandler
-from payflow.consumers.worker import STALL_WARN_S, ConsumerWorker
+from payflow.consumers.worker import SILENCE_CONFIRM_S, STALL_WARN_S, ConsumerWorker
 from tests.unit.platform_config import two_shard_config
 
 TP = TopicPartition("payment.authorized", 0)
@@ -79,7 +79,7 @@ def test_a_partition_without_answers_is_read_again_from_where_the_member_handled
     with caplog.at_level(logging.WARNING, logger="payflow.consumer"):
         _watch(worker, consumer, STALL_WARN_S - 2)
         assert consumer.seeks == []  # not yet: within the bound
-        _watch(worker, consumer, STALL_WARN_S + 4)
+        _watch(worker, consumer, STALL_WARN_S + SILENCE_CONFIRM_S + 4)
     assert consumer.seeks == [(TP, 30)]
     assert any("no fetch answer" in r.getMessage() and "log end 40" in r.getMessage() for r in caplog.records)
 
@@ -87,11 +87,11 @@ def test_a_partition_without_answers_is_read_again_from_where_the_member_handled
 def test_nothing_handled_since_joining_reads_again_from_the_groups_committed_offset(tmp_path: Path) -> None:
     worker = _worker(tmp_path)
     consumer = SilentPartitionConsumer(committed=12)
-    _watch(worker, consumer, STALL_WARN_S + 4)
+    _watch(worker, consumer, STALL_WARN_S + SILENCE_CONFIRM_S + 4)
     assert consumer.seeks == [(TP, 12)]
     fresh = _worker(tmp_path)
     no_commit = SilentPartitionConsumer(committed=None)
-    _watch(fresh, no_commit, STALL_WARN_S + 4)
+    _watch(fresh, no_commit, STALL_WARN_S + SILENCE_CONFIRM_S + 4)
     assert no_commit.seeks == [(TP, 0)]  # nothing committed: from the log's start (processed_event dedupes)
 
 
@@ -117,8 +117,9 @@ def test_not_while_the_group_rebalances_and_the_silence_counts_from_the_new_assi
     _watch(worker, consumer, STALL_WARN_S * 2)
     assert consumer.seeks == []
     asyncio.run(rebalances.on_partitions_assigned({TP}))
-    for i in range(int(STALL_WARN_S / 2)):  # from t=1000 again: within the bound of the assignment
-        asyncio.run(worker._rescue_silent_partitions(consumer, now=2000.0 + i * 2))
+    checks = [2000.0 + i * 2 for i in range(int((STALL_WARN_S + SILENCE_CONFIRM_S) / 2) + 2)]
+    for now in checks[:-1]:  # silent since the assignment at t=2000, then the broker answering: not yet
+        asyncio.run(worker._rescue_silent_partitions(consumer, now=now))
     assert consumer.seeks == []
-    asyncio.run(worker._rescue_silent_partitions(consumer, now=2000.0 + STALL_WARN_S + 2))
+    asyncio.run(worker._rescue_silent_partitions(consumer, now=checks[-1]))
     assert consumer.seeks == [(TP, 30)]

@@ -69,19 +69,32 @@ def test_a_partition_is_logged_as_stalled_only_when_its_handled_offset_stands_st
 
 
 def test_a_partition_without_fetch_answers_is_due_for_a_rescue_once_the_silence_outlasts_the_bound() -> None:
-    watch: FetchWatch[str] = FetchWatch(after_s=30, every_s=60)
-    # answered all along: never due, however long the member runs
-    assert not any(watch.due("p", t, answered=t - 1, paused=False) for t in range(0, 200, 2))
-    # no answer since it was assigned (at t=200, first seen): due after 30 s, then once a minute
-    said = [t for t in range(200, 400, 2) if watch.due("q", t, answered=None, paused=False)]
-    assert said == [232, 292, 352]
-    # answers stop at t=500: due 30 s later
-    assert [t for t in range(500, 540, 2) if watch.due("r", t, answered=500.0, paused=False)] == [532]
-    # paused (the member stopped fetching it on purpose): never due, and the silence counts from the resume
-    assert not any(watch.due("s", t, answered=0.0, paused=True) for t in range(600, 700, 2))
-    assert [t for t in range(700, 740, 2) if watch.due("s", t, answered=0.0, paused=False)] == [730]
+    def rescued(watch: FetchWatch[str], p: str, times: range, answered: float | None, paused: bool = False,
+                broker: bool = True) -> list[int]:
+        return [t for t in times if watch.silent(p, t, answered, paused) and watch.broker_answered(p, t, broker)]
+
+    watch: FetchWatch[str] = FetchWatch(after_s=30, confirm_s=10, every_s=60)
+    # answered all along: never silent, however long the member runs
+    assert not any(watch.silent("p", t, answered=t - 1, paused=False) for t in range(0, 200, 2))
+    # no answer since it was first seen (t=200): silent after 30 s, the broker answering from then
+    # on for 10 s, then once a minute
+    assert rescued(watch, "q", range(200, 400, 2), answered=None) == [242, 302, 362]
+    # answers stop at t=500
+    assert rescued(watch, "r", range(500, 560, 2), answered=500.0) == [542]
+    # paused (the member stopped fetching it on purpose): never, and the silence counts from the resume
+    assert rescued(watch, "s", range(600, 700, 2), answered=0.0, paused=True) == []
+    assert rescued(watch, "s", range(700, 750, 2), answered=0.0) == [740]
+    # the broker away: never; back at t=900, its answers count from then
+    assert rescued(watch, "t", range(800, 900, 2), answered=None, broker=False) == []
+    assert rescued(watch, "t", range(900, 920, 2), answered=None) == [910]
+    # the fetches answered again before the broker had answered for 10 s: nothing to rescue
+    away: FetchWatch[str] = FetchWatch(after_s=30, confirm_s=10)
+    assert rescued(away, "u", range(0, 80, 2), answered=None, broker=False) == []
+    assert rescued(away, "u", range(80, 86, 2), answered=None) == []
+    assert not any(away.silent("u", t, answered=t - 1, paused=False) for t in range(86, 200, 2))
+    assert rescued(away, "u", range(200, 230, 2), answered=198.0) == []  # its silence starts over
     watch.keep_only({"p"})
-    assert watch.due("q", 1000, answered=None, paused=False) is False  # forgotten: its silence starts over
+    assert watch.silent("q", 1000, answered=None, paused=False) is False  # forgotten: its silence starts over
 
 
 def test_a_member_is_as_far_as_its_slowest_partition_and_behind_is_a_duration() -> None:

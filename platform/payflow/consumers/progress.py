@@ -119,27 +119,42 @@ class StallWatch(Generic[P]):
 class FetchWatch(Generic[P]):
     """Says when a partition's fetches have gone unanswered for longer than `after_s` (since its
     last answer, or since it was first seen here or last paused: a paused partition is not fetched
-    on purpose). StallWatch cannot see this case: it needs fresh answers. A member whose partition
-    gets no answers keeps reporting its last read-through, so the relays never re-drive what the
-    broker lost and the member never reads it. At most once every `every_s` per partition."""
+    on purpose) while the broker has answered other requests about it for `confirm_s` (a broker
+    that was away is given that long to answer the member's fetches again). StallWatch cannot see
+    this case: it needs fresh answers. A member whose partition gets no answers keeps reporting its
+    last read-through, so the relays never re-drive what the broker lost and the member never reads
+    it. At most once every `every_s` per partition."""
 
-    def __init__(self, after_s: float, every_s: float = 60.0) -> None:
-        self.after_s, self.every_s = after_s, every_s
+    def __init__(self, after_s: float, confirm_s: float, every_s: float = 60.0) -> None:
+        self.after_s, self.confirm_s, self.every_s = after_s, confirm_s, every_s
         self._quiet_from: dict[P, float] = {}  # first seen, or last seen paused
+        self._broker_from: dict[P, float] = {}  # the broker answering since, in this silence
         self._next: dict[P, float] = {}
 
-    def due(self, partition: P, now: float, answered: float | None, paused: bool) -> bool:
+    def silent(self, partition: P, now: float, answered: float | None, paused: bool) -> bool:
+        """Whether to ask the broker about the partition now: silent past `after_s`."""
         if paused or partition not in self._quiet_from:
             self._quiet_from[partition] = now
-            return False
         last = max(self._quiet_from[partition], answered if answered is not None else float("-inf"))
-        if now - last <= self.after_s or now < self._next.get(partition, 0.0):
+        if now - last <= self.after_s:
+            self._broker_from.pop(partition, None)
+            return False
+        return True
+
+    def broker_answered(self, partition: P, now: float, answered: bool) -> bool:
+        """The broker's answer about a silent partition: True when it has answered for `confirm_s`
+        while the fetches stayed silent (then not again for `every_s`)."""
+        if not answered:
+            self._broker_from.pop(partition, None)
+            return False
+        since = self._broker_from.setdefault(partition, now)
+        if now - since < self.confirm_s or now < self._next.get(partition, 0.0):
             return False
         self._next[partition] = now + self.every_s
         return True
 
     def keep_only(self, owned: set[P]) -> None:
-        for d in (self._quiet_from, self._next):
+        for d in (self._quiet_from, self._broker_from, self._next):
             for p in [p for p in d if p not in owned]:
                 del d[p]
 

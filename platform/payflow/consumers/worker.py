@@ -47,6 +47,9 @@ log = logging.getLogger("payflow.consumer")
 PROGRESS_INTERVAL_S = 2.0
 # A partition read through longer ago than this while the broker answers is logged (progress.stalled).
 STALL_WARN_S = 30.0
+# A partition silent past STALL_WARN_S is read again once the broker has answered about it for this
+# long (a broker that was away gets that long to answer the member's fetches again).
+SILENCE_CONFIRM_S = 10.0
 LOG_END_CHECK_INTERVAL_S = 0.5
 # Joining a group can legitimately wait out departed members' sessions; giving up sooner makes
 # members that restart together keep re-triggering each other's rebalances.
@@ -132,7 +135,7 @@ class ConsumerWorker:
         self.processor.deferral.clear()
         self.log_marks: progress.LogMarks[TopicPartition] = progress.LogMarks()  # on time.monotonic()
         self.stalls: progress.StallWatch[TopicPartition] = progress.StallWatch(STALL_WARN_S, PROGRESS_INTERVAL_S * 2)
-        self.silences: progress.FetchWatch[TopicPartition] = progress.FetchWatch(STALL_WARN_S)
+        self.silences: progress.FetchWatch[TopicPartition] = progress.FetchWatch(STALL_WARN_S, SILENCE_CONFIRM_S)
         self.rebalancing = False
 
     @property
@@ -418,10 +421,10 @@ class ConsumerWorker:
 
     async def _rescue_silent_partitions(self, consumer: AIOKafkaConsumer, now: float | None = None) -> None:
         """A partition not paused whose fetches have gone unanswered past the stall bound, while the
-        broker answers a ListOffsets for it, is read again from what this member handled (the
-        group's committed offset when nothing was handled since joining). aiokafka updates a
-        partition's answer time only on an answer without error, so a fetcher stuck on an offset
-        reset or on errors looks like this. Not while records of it wait for their shard or are in
+        broker has answered a ListOffsets for it for SILENCE_CONFIRM_S, is read again from what this
+        member handled (the group's committed offset when nothing was handled since joining).
+        aiokafka updates a partition's answer time only on an answer without error, so a fetcher
+        stuck on an offset reset or on errors looks like this. Not while records of it wait for their shard or are in
         flight (the tracker holds its commits at them), nor while the group rebalances (nothing is
         fetched until it agrees). Rare: at most once a minute per partition."""
         if self.rebalancing:
@@ -432,7 +435,8 @@ class ConsumerWorker:
         for tp in consumer.assignment():
             answered_ms = consumer.last_poll_timestamp(tp)
             answered = now - max(0.0, wall - answered_ms / 1000) if answered_ms else None
-            if not self.silences.due(tp, now, answered, tp in paused) or self.tracker.oldest_deferred(tp) is not None:
+            waiting = self.tracker.oldest_deferred(tp) is not None
+            if waiting or not self.silences.silent(tp, now, answered, tp in paused):
                 continue
             try:
                 log_end = (await asyncio.wait_for(consumer.end_offsets([tp]), 2.0)).get(tp)
@@ -440,8 +444,9 @@ class ConsumerWorker:
                 if offset is None:
                     offset = await asyncio.wait_for(consumer.committed(tp), 2.0) or 0
             except Exception:
-                continue  # the broker does not answer either: the silence is its absence
-            if tp not in consumer.assignment():
+                self.silences.broker_answered(tp, now, False)  # the broker is away: the silence is its absence
+                continue
+            if not self.silences.broker_answered(tp, now, True) or tp not in consumer.assignment():
                 continue
             log.warning("%s: %s[%s] has had no fetch answer for over %.0f s although the broker answers (log end %s, "
                         "high-water mark %s): reading it again from %s", self.handler.name, tp.topic, tp.partition,

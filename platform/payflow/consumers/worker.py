@@ -50,6 +50,10 @@ STALL_WARN_S = 30.0
 # A partition silent past STALL_WARN_S is read again once the broker has answered about it for this
 # long (a broker that was away gets that long to answer the member's fetches again).
 SILENCE_CONFIRM_S = 10.0
+# How often a member asks the broker about its silent partitions (one ListOffsets for all of them),
+# and how long it waits for the answer.
+SILENCE_PROBE_EVERY_S = 5.0
+SILENCE_PROBE_TIMEOUT_S = 0.5
 LOG_END_CHECK_INTERVAL_S = 0.5
 # Joining a group can legitimately wait out departed members' sessions; giving up sooner makes
 # members that restart together keep re-triggering each other's rebalances.
@@ -137,6 +141,7 @@ class ConsumerWorker:
         self.stalls: progress.StallWatch[TopicPartition] = progress.StallWatch(STALL_WARN_S, PROGRESS_INTERVAL_S * 2)
         self.silences: progress.FetchWatch[TopicPartition] = progress.FetchWatch(STALL_WARN_S, SILENCE_CONFIRM_S)
         self.rebalancing = False
+        self.next_silence_probe = 0.0
 
     @property
     def waiting_count(self) -> int:
@@ -421,33 +426,40 @@ class ConsumerWorker:
 
     async def _rescue_silent_partitions(self, consumer: AIOKafkaConsumer, now: float | None = None) -> None:
         """A partition not paused whose fetches have gone unanswered past the stall bound, while the
-        broker has answered a ListOffsets for it for SILENCE_CONFIRM_S, is read again from what this
-        member handled (the group's committed offset when nothing was handled since joining).
-        aiokafka updates a partition's answer time only on an answer without error, so a fetcher
-        stuck on an offset reset or on errors looks like this. Not while records of it wait for their shard or are in
-        flight (the tracker holds its commits at them), nor while the group rebalances (nothing is
-        fetched until it agrees). Rare: at most once a minute per partition."""
+        broker has answered a ListOffsets about it for SILENCE_CONFIRM_S, is read again
+        (`_rescue_offset`). aiokafka updates a partition's answer time only on an answer without
+        error, so a fetcher stuck on an offset reset or on errors looks like this. Not while records
+        of it wait for their shard or are in flight (the tracker holds its commits at them), nor
+        while the group rebalances (nothing is fetched until it agrees). The broker is asked about
+        every silent partition at once, at most every SILENCE_PROBE_EVERY_S and for at most
+        SILENCE_PROBE_TIMEOUT_S (aiokafka retries a ListOffsets until cancelled: a broker that is
+        away must not hold this loop). A partition is read again at most once a minute."""
         if self.rebalancing:
             return
         now = time.monotonic() if now is None else now
         wall = time.time()
         paused = consumer.paused()
+        silent = []
         for tp in consumer.assignment():
             answered_ms = consumer.last_poll_timestamp(tp)
             answered = now - max(0.0, wall - answered_ms / 1000) if answered_ms else None
             waiting = self.tracker.oldest_deferred(tp) is not None
-            if waiting or not self.silences.silent(tp, now, answered, tp in paused):
+            if not waiting and self.silences.silent(tp, now, answered, tp in paused):
+                silent.append(tp)
+        if not silent or now < self.next_silence_probe:
+            return
+        self.next_silence_probe = now + SILENCE_PROBE_EVERY_S
+        try:
+            log_ends: dict[TopicPartition, int] = await asyncio.wait_for(consumer.end_offsets(silent),
+                                                                         SILENCE_PROBE_TIMEOUT_S)
+        except Exception:
+            log_ends = {}  # the broker is away: the silence is its absence
+        for tp in silent:
+            log_end = log_ends.get(tp)
+            confirmed = self.silences.broker_answered(tp, now, log_end is not None)
+            if not confirmed or log_end is None or tp not in consumer.assignment():
                 continue
-            try:
-                log_end = (await asyncio.wait_for(consumer.end_offsets([tp]), 2.0)).get(tp)
-                offset = self.tracker.next_offset(tp)
-                if offset is None:
-                    offset = await asyncio.wait_for(consumer.committed(tp), 2.0) or 0
-            except Exception:
-                self.silences.broker_answered(tp, now, False)  # the broker is away: the silence is its absence
-                continue
-            if not self.silences.broker_answered(tp, now, True) or tp not in consumer.assignment():
-                continue
+            offset = await self._rescue_offset(consumer, tp, log_end)
             log.warning("%s: %s[%s] has had no fetch answer for over %.0f s although the broker answers (log end %s, "
                         "high-water mark %s): reading it again from %s", self.handler.name, tp.topic, tp.partition,
                         STALL_WARN_S, log_end, consumer.highwater(tp), offset)
@@ -456,6 +468,20 @@ class ConsumerWorker:
             except IllegalStateError:
                 continue
             self.metrics.rereads.inc()
+
+    async def _rescue_offset(self, consumer: AIOKafkaConsumer, tp: TopicPartition, log_end: int) -> int:
+        """Where a silent partition is read again from: what this member handled, else where it
+        reads (nothing handled since joining), never forward of that (the group's committed offset
+        may name another log, and jumping to it would skip records); from the start when that is past
+        the log's end (the broker lost the log) or unknown (an offset reset pending goes there too:
+        auto_offset_reset earliest). processed_event dedupes what is read again."""
+        offset = self.tracker.next_offset(tp)
+        if offset is None:
+            try:
+                offset = await asyncio.wait_for(consumer.position(tp), 0.2)
+            except Exception:
+                offset = None
+        return offset if offset is not None and offset <= log_end else 0
 
     def _write_progress(self, behind_s: float) -> None:
         conns = self._progress_conns

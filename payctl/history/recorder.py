@@ -23,6 +23,8 @@ from payctl.history.workload import MAX_ATTEMPTS, Planner, Request
 
 DEFAULT_RATE = 200.0
 DEFAULT_MERCHANTS = tuple(f"CLIENT-{n}" for n in range(8))  # even → shard 1, odd → shard 2
+# How often a recorder run as its own process checks that the process that started it still lives.
+ORPHAN_CHECK_S = 0.5
 
 
 @dataclass
@@ -150,6 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     summary as one JSON line. The merchants' request headers (their keys) come as JSON on stdin,
     never in argv, where any user of the machine could read them."""
     import json
+    import os
     import signal
     import sys
 
@@ -158,12 +161,26 @@ def main(argv: list[str] | None = None) -> None:
     headers = json.loads(sys.stdin.read() or "{}")
     recorder = Recorder(url, folder, rate=rate, headers=headers)
 
+    starter = os.getppid()
+
+    async def orphaned(stop: asyncio.Event) -> None:
+        """Stop when the process that started this one is gone (killed before it could stop us):
+        an orphan would go on sending the old stack's keys to whatever listens on that port next."""
+        while not stop.is_set():
+            if os.getppid() != starter:
+                stop.set()
+            await asyncio.sleep(ORPHAN_CHECK_S)
+
     async def go() -> RecorderSummary:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        return await recorder.run(stop)
+        watch = asyncio.create_task(orphaned(stop))
+        try:
+            return await recorder.run(stop)
+        finally:
+            watch.cancel()
 
     summary = asyncio.run(go())
     print(json.dumps(summary.to_json()), flush=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pymysql
 import pytest
 from pydantic import ValidationError
 
@@ -224,3 +225,40 @@ def test_the_lost_count_reads_the_rows_the_expired_delete_deletes() -> None:
         return found.group(1)
 
     assert order(cur.sql) == order(delete) == "created_at, event_id"
+
+
+class LostShard(FakeShard):
+    """A shard whose connection is gone (restarted under the relay): every statement fails as
+    PyMySQL fails on a closed connection."""
+
+    def execute(self, sql: str, args: tuple[Any, ...]) -> None:
+        raise pymysql.err.InterfaceError(0, "")
+
+    def rollback(self) -> None:
+        raise pymysql.err.InterfaceError(0, "")
+
+
+class LockedTableShard(FakeShard):
+    """One table's DELETE waits past the lock-wait timeout; the others answer."""
+
+    def execute(self, sql: str, args: tuple[Any, ...]) -> None:
+        if "DELETE FROM idempotency_record" in sql:
+            raise pymysql.err.OperationalError(1205, "Lock wait timeout exceeded")
+        super().execute(sql, args)
+
+    def rollback(self) -> None:
+        return None
+
+
+def test_a_lost_connection_ends_the_pass_so_the_relay_connects_again() -> None:
+    """Seen after shard-outage: every step failed with InterfaceError (0, '') once a minute, for
+    good, because the pass returned normally and the relay kept the dead connection: retention had
+    stopped on that shard."""
+    with pytest.raises(pymysql.err.InterfaceError):
+        _prune(LostShard({"processed_event": 10}))
+
+
+def test_one_tables_trouble_is_skipped_this_pass_and_the_others_are_pruned() -> None:
+    shard = LockedTableShard({"idempotency_record": 10, "processed_event": 10})
+    pruned = _prune(shard)
+    assert set(pruned.failed) == {"idempotency"} and pruned.deleted["processed"] == 10

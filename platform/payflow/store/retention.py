@@ -33,6 +33,7 @@ import pymysql
 from pymysql.cursors import Cursor
 
 from payflow.config import Settings
+from payflow.db.pool import is_unavailable_error
 from payflow.domain.events import EVENTS_BY_CONSUMER
 from payflow.domain.signing import max_event_age_s
 from payflow.store import acquirer, idempotency, inbox, outbox, parking, progress
@@ -152,8 +153,12 @@ def prune_once(conn: pymysql.Connection[Any], settings: Settings, *,
                     looked, deleted, lost = step.run(cur, step.keep_s, size)
                 conn.commit()
             except pymysql.MySQLError as exc:
-                # one table's trouble (a lock wait, a timeout) must not starve the others' pruning
                 _rollback(conn)
+                if is_unavailable_error(exc):
+                    # the connection or the shard is gone: every step would fail the same way, and
+                    # the caller must connect again (kept, the dead connection failed every pass)
+                    raise
+                # one table's trouble (a lock wait, a timeout) must not starve the others' pruning
                 result.failed[step.name] = f"{type(exc).__name__}: {exc}"
                 pending.remove(step)
                 continue

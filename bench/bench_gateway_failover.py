@@ -14,14 +14,14 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from temp_stack import temp_stack
+
 from payctl.chaos import runner
 from payctl.stack.local import LocalBackend
-from payctl.stack.topology import Topology
 
 MARK_DOWN = " observe layer4 error-limit 1 on-error mark-down"
 
@@ -62,25 +62,19 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        topo = Topology(state_dir=Path(tmp) / "state").with_port_offset(5000)
-        backend = LocalBackend(topo)
-        backend.up()
-        try:
-            for pair in range(args.pairs):
-                for variant, mark_down in (("A checks only", False), ("B mark down on refusal", True)):
-                    _configure(backend, mark_down)
-                    stem, experiment = runner.prepare("ingest-crash", {"load_rate": args.rate})
-                    started = time.monotonic()
-                    journal, folder = runner.execute(stem, experiment, backend, Path(tmp) / "reports",
-                                                     history_rate=args.history_rate or None)
-                    row = {"pair": pair + 1, "variant": variant, "status": journal.status,
-                           "seconds": round(time.monotonic() - started, 1), **_failures(folder / "journal.json")}
-                    rows.append(row)
-                    print(f"pair {pair + 1}  {variant:<24} {journal.status:>10}  sent {row['sent']:>6}  "
-                          f"failed {row['failed']:>5}  {row['by_status']}", flush=True)
-        finally:
-            backend.down(purge=True)
+    with temp_stack(5000) as (backend, tmp):
+        for pair in range(args.pairs):
+            for variant, mark_down in (("A checks only", False), ("B mark down on refusal", True)):
+                _configure(backend, mark_down)
+                stem, experiment = runner.prepare("ingest-crash", {"load_rate": args.rate})
+                started = time.monotonic()
+                journal, folder = runner.execute(stem, experiment, backend, tmp / "reports",
+                                                 history_rate=args.history_rate or None)
+                row = {"pair": pair + 1, "variant": variant, "status": journal.status,
+                       "seconds": round(time.monotonic() - started, 1), **_failures(folder / "journal.json")}
+                rows.append(row)
+                print(f"pair {pair + 1}  {variant:<24} {journal.status:>10}  sent {row['sent']:>6}  "
+                      f"failed {row['failed']:>5}  {row['by_status']}", flush=True)
     a = [r["failed"] for r in rows if r["variant"].startswith("A")]
     b = [r["failed"] for r in rows if r["variant"].startswith("B")]
     med_a, med_b = statistics.median(a), statistics.median(b)

@@ -89,6 +89,22 @@ def _payment_key(item: tuple[TopicPartition, Any]) -> int | None:
     return payment_id_of(item[1].value)
 
 
+def _answered_at(answered_ms: int | None, wall: float, mono: float) -> float | None:
+    """A partition's last fetch answer (aiokafka's wall-clock milliseconds) on this host's monotonic
+    clock, read at `wall` / `mono`; None when it has had none."""
+    return mono - max(0.0, wall - answered_ms / 1000) if answered_ms else None
+
+
+async def _position_now(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+    """The partition's fetch position if known within 0.2 s (it waits while an offset reset is
+    pending): None otherwise."""
+    try:
+        position: int = await asyncio.wait_for(consumer.position(tp), 0.2)
+    except Exception:
+        return None
+    return position
+
+
 class _Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
     """Tells the worker when its group is rebalancing: no partition is fetched until it agrees."""
 
@@ -329,10 +345,7 @@ class ConsumerWorker:
             answered_ms = consumer.last_poll_timestamp(tp)
             position: int | None = None
             if highwater is not None and answered_ms and tp not in waiting:
-                try:  # immediate unless an offset reset is pending (then: not now)
-                    position = await asyncio.wait_for(consumer.position(tp), 0.2)
-                except Exception:
-                    position = None
+                position = await _position_now(consumer, tp)  # not now while an offset reset is pending
             offset = self.log_ends.observe(tp, position, highwater, answered_ms / 1000 if answered_ms else None)
             if offset is None or tp not in consumer.assignment():  # revoked while asking for the position
                 continue
@@ -382,19 +395,15 @@ class ConsumerWorker:
             # No `await consumer.position()`: it can wait on an offset reset and stall this loop.
             # What this member handled is known locally; the high-water mark comes with each fetch.
             highwater = consumer.highwater(tp)
-            answered_ms = consumer.last_poll_timestamp(tp)
-            if highwater is not None and answered_ms:
-                self.log_marks.observe(tp, highwater, mono - max(0.0, wall - answered_ms / 1000))
+            answered = _answered_at(consumer.last_poll_timestamp(tp), wall, mono)
+            if highwater is not None and answered is not None:
+                self.log_marks.observe(tp, highwater, answered)
             handled_to = self.tracker.next_offset(tp)
             if handled_to is None and highwater:
-                try:  # nothing read since joining: where the group left off, if known quickly
-                    handled_to = await asyncio.wait_for(consumer.position(tp), 0.2)
-                except Exception:
-                    handled_to = None
+                handled_to = await _position_now(consumer, tp)  # nothing read since joining: where the group left off
             if tp in oldest_waiting:  # everything before the oldest waiting record is handled
                 handled_to = oldest_waiting[tp]
             parts[tp] = self.log_marks.read_through(tp, handled_to or 0)
-            answered = mono - max(0.0, wall - answered_ms / 1000) if answered_ms else None
             claim = parts[tp] if parts[tp] is not None else self.log_marks.first_seen(tp)
             # A partition whose records wait for their shard is explained by the shard's own warning.
             if tp not in for_shard and self.stalls.check(tp, mono, handled_to, claim, answered):
@@ -410,10 +419,7 @@ class ConsumerWorker:
                             read_through: float | None, handled_to: int | None, highwater: int | None) -> None:
         """The line, with what decides the partition's read-through. Rare (StallWatch: once a
         minute at most), so it may ask for the position: at most 0.2 s of this loop."""
-        try:
-            position: int | None = await asyncio.wait_for(consumer.position(tp), 0.2)
-        except Exception:
-            position = None
+        position = await _position_now(consumer, tp)
         behind = mono - read_through if read_through is not None else float("nan")
         log.warning("%s: %s[%s] stands still, read through %.0f s ago although the broker answers: handled to %s, "
                     "position %s, log end %s, log ends seen %s; lost events are re-driven only once every member "
@@ -442,7 +448,7 @@ class ConsumerWorker:
         silent = []
         for tp in consumer.assignment():
             answered_ms = consumer.last_poll_timestamp(tp)
-            answered = now - max(0.0, wall - answered_ms / 1000) if answered_ms else None
+            answered = _answered_at(answered_ms, wall, now)
             waiting = self.tracker.oldest_deferred(tp) is not None
             if not waiting and self.silences.silent(tp, now, answered, tp in paused):
                 silent.append(tp)
@@ -477,10 +483,7 @@ class ConsumerWorker:
         auto_offset_reset earliest). processed_event dedupes what is read again."""
         offset = self.tracker.next_offset(tp)
         if offset is None:
-            try:
-                offset = await asyncio.wait_for(consumer.position(tp), 0.2)
-            except Exception:
-                offset = None
+            offset = await _position_now(consumer, tp)
         return offset if offset is not None and offset <= log_end else 0
 
     def _write_progress(self, behind_s: float) -> None:

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import broker_dump  # bench/ is on sys.path when this runs as a script
+
 from payctl.chaos import runner
 from payctl.stack.local import LocalBackend
 from payctl.stack.topology import Topology
@@ -96,6 +98,12 @@ def main() -> None:
                         f"anomalies {history['anomalies']}" if history else "")
                 print(f"{name:>22} @ {rate}/s  {journal.status:>10}  {row['seconds']:>6.1f} s  "
                       f"payments {sent:>6}  failed {failed:>4}{seen}  {journal.reason or ''}", flush=True)
+                if args.logs and journal.status != "completed":
+                    # the broker keeps its logs in memory only: read them while the stack still runs
+                    args.logs.mkdir(parents=True, exist_ok=True)
+                    where = args.logs / f"broker-{len(rows)}-{name}.ndjson"
+                    print(f"    broker's payment topics: {broker_dump.dump(topo.kafka_bootstrap, where)} records "
+                          f"in {where}", flush=True)
         finally:
             if args.logs:
                 shutil.copytree(backend.paths.root / "logs", args.logs / "logs", dirs_exist_ok=True)

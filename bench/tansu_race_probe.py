@@ -31,8 +31,11 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.consumer import fetcher
+from aiokafka.errors import KafkaError
 
 from payctl.stack.binaries import Binaries
+from payflow.kafka import overlap
 
 BOOTSTRAP = "127.0.0.1:29093"
 TOPIC = "t"
@@ -48,6 +51,8 @@ class RoundResult:
     lost: int
     later_lost: int
     high_water: tuple[int, ...]
+    lost_tolerant: int  # the same, read as the platform's consumers read (payflow.kafka.overlap)
+    later_lost_tolerant: int
 
 
 def start_broker(log_path: str) -> subprocess.Popen[bytes]:
@@ -136,7 +141,10 @@ async def lose_topic(gap_records: int) -> float:
     return time.monotonic()
 
 
-async def read_all() -> tuple[set[bytes], tuple[int, ...]]:
+async def read_all(tolerant: bool) -> tuple[set[bytes], tuple[int, ...]]:
+    """Every partition from 0 to its high-water mark, read as aiokafka reads (a record below the
+    offset already reached is dropped) or as the platform's consumers do (payflow.kafka.overlap)."""
+    fetcher.PartitionRecords = overlap.OverlapTolerantRecords if tolerant else overlap.AIOKAFKA_RECORDS
     consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:
@@ -182,13 +190,21 @@ async def one_round(records: int, later: int, lose_after_s: float | None, gap_re
     try:
         for i in range(later):
             value = f"later-{i}".encode()
-            meta = await prod.send_and_wait(TOPIC, value, key=value, partition=i % PARTITIONS)
-            later_acks[value] = (meta.partition, meta.offset)
+            for _attempt in range(5):  # as a relay does: a failed send is sent again
+                try:
+                    meta = await prod.send_and_wait(TOPIC, value, key=value, partition=i % PARTITIONS)
+                except KafkaError:
+                    continue
+                later_acks[value] = (meta.partition, meta.offset)
+                break
     finally:
         await prod.stop()
-    seen, ends = await read_all()
+    seen, ends = await read_all(tolerant=False)
+    seen_tolerant, _ = await read_all(tolerant=True)
     return RoundResult(acked=len(acks), shared_offsets=shared, read_back=len(seen & acks.keys()),
-                       lost=len(acks.keys() - seen), later_lost=len(later_acks.keys() - seen), high_water=ends)
+                       lost=len(acks.keys() - seen), later_lost=len(later_acks.keys() - seen), high_water=ends,
+                       lost_tolerant=len(acks.keys() - seen_tolerant),
+                       later_lost_tolerant=len(later_acks.keys() - seen_tolerant))
 
 
 async def main() -> None:
@@ -201,7 +217,8 @@ async def main() -> None:
     parser.add_argument("--gap-records", type=int, default=0,
                         help="records a producer with the old metadata sends between the delete and the create")
     args = parser.parse_args()
-    print("round  acked  shared-offset  read-back  lost  later-lost  high-water")
+    print("round  acked  shared-offset  read-back  lost  later-lost  | platform's reading: lost  later-lost  "
+          "| high-water")
     for n in range(args.rounds):
         log_path = f"/tmp/tansu_race_probe.{n + 1}.log"
         broker = start_broker(log_path)
@@ -214,7 +231,7 @@ async def main() -> None:
             already = sum("AlreadyExists" in line for line in log)
         print(f"  broker log lines with AlreadyExists: {already} ({log_path})")
         print(f"{n + 1:>5}  {r.acked:>5}  {r.shared_offsets:>13}  {r.read_back:>9}  {r.lost:>4}  "
-              f"{r.later_lost:>10}  {r.high_water}")
+              f"{r.later_lost:>10}  | {r.lost_tolerant:>23}  {r.later_lost_tolerant:>10}  | {r.high_water}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 
+from payflow.kafka import overlap
+
 log = logging.getLogger("payflow.kafka")
 
 
@@ -29,7 +31,9 @@ def make_producer(bootstrap: str, timeout_s: float) -> AIOKafkaProducer:
 
 def make_consumer(bootstrap: str, group: str, topics: list[str], fetch_wait_s: float,
                   fetch_min_bytes: int, listener: ConsumerRebalanceListener | None = None) -> AIOKafkaConsumer:
-    """A group member of `topics`; `listener` hears of the group's rebalances."""
+    """A group member of `topics`; `listener` hears of the group's rebalances. It reads every
+    record of batches that overlap in offsets (payflow.kafka.overlap)."""
+    overlap.install()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         # the broker holds a fetch until this much data is there or this long has passed

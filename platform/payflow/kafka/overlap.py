@@ -1,0 +1,84 @@
+"""Reading batches that overlap in offsets, which the local broker returns after a topic was
+deleted and made again while producers wrote to it.
+
+tansu 0.6 (memory storage) accepts records for a topic that does not exist, and making the topic
+keeps them while its offsets start again from 0; the next records are then placed at offsets inside
+theirs (bench/tansu_race_probe.py, bench/RESULTS.md 2026-12-04). A fetch answer carries both
+batches, but aiokafka reads a record only when its offset is above the last one it read, so events
+the relays were acknowledged for were never read by any consumer, re-driven copies included, until
+the log grew past the old records. Here every record at or after the offset asked for is read, in
+offset order (equal offsets in the broker's order): consumers dedupe by event id, so a record read
+twice is harmless and one never read is a lost event. A broker that numbers every record once
+(Kafka) never sends such an answer, and the reading is the same as aiokafka's there."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import aiokafka.errors as kafka_errors
+from aiokafka.consumer import fetcher
+from aiokafka.structs import ConsumerRecord
+
+AIOKAFKA_RECORDS = fetcher.PartitionRecords
+
+
+class OverlapTolerantRecords(fetcher.PartitionRecords):  # type: ignore[misc]
+    """One partition's records of a fetch answer, as aiokafka's PartitionRecords, except that a
+    record below the offset already reached is read when it is at or after the fetch offset."""
+
+    next_fetch_offset: int  # aiokafka's: where the partition's position goes between polls
+
+    def __init__(self, tp: Any, records: Any, aborted_transactions: Any, fetch_offset: int,
+                 *args: Any) -> None:
+        self._fetch_offset = fetch_offset
+        super().__init__(tp, records, aborted_transactions, fetch_offset, *args)
+
+    def _unpack_records(self) -> Iterator[ConsumerRecord[Any, Any]]:
+        if self._isolation_level == fetcher.READ_COMMITTED:
+            # transactional reading stays aiokafka's own (the local broker has no transactions)
+            yield from super()._unpack_records()
+            return
+        batches = []
+        records = self._records
+        while records.has_next():
+            batch = records.next_batch()
+            if self._check_crcs and not batch.validate_crc():
+                raise kafka_errors.CorruptRecordException(f"Invalid CRC - {self._tp}")
+            batches.append(batch)
+        end = max([self.next_fetch_offset, *(b.next_offset for b in batches)])
+        data = [b for b in batches if not b.is_control_batch]
+        if all(_starts_after(later, earlier) for earlier, later in itertools.pairwise(data)):
+            # the usual answer, in order already: read as aiokafka does
+            for batch in data:
+                for record in batch:
+                    if record.offset < self.next_fetch_offset:
+                        continue
+                    consumer_record = self._consumer_record(self._tp, record)
+                    self.next_fetch_offset = record.offset + 1
+                    yield consumer_record
+        else:
+            # stable: equal offsets keep the broker's order
+            for record in sorted((r for b in data for r in b), key=lambda r: r.offset):
+                if record.offset < self._fetch_offset:
+                    continue  # read before (a batch that starts below the offset asked for)
+                consumer_record = self._consumer_record(self._tp, record)
+                # where aiokafka puts the position between polls of this answer: never backwards
+                self.next_fetch_offset = max(self.next_fetch_offset, record.offset + 1)
+                yield consumer_record
+        self.next_fetch_offset = max(self.next_fetch_offset, end)
+
+
+def _starts_after(later: Any, earlier: Any) -> bool:
+    """`later` starts where `earlier` ends or beyond (message format v2). Formats before v2 carry no
+    base offset; they come from brokers that number every record once."""
+    base = getattr(later, "base_offset", None)
+    return base is None or bool(base >= earlier.next_offset)
+
+
+def install() -> None:
+    """Every consumer of this process reads fetch answers with OverlapTolerantRecords (aiokafka's
+    fetcher builds its PartitionRecords by this module-level name)."""
+    fetcher.PartitionRecords = OverlapTolerantRecords
+

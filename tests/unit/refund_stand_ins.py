@@ -33,7 +33,7 @@ class OneRecordPerFetch:
         return SimpleNamespace(offset=offset, key=None, value=orjson.dumps({"paymentId": self.payment_of(offset)}),
                                headers=[])
 
-    async def getmany(self, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
+    async def getmany(self, timeout_ms: int, max_records: int | None = None) -> dict[Any, list[Any]]:
         self.polls += 1
         await asyncio.sleep(self.pause_s)
         if self.next >= self.total or self.tp in self.paused:

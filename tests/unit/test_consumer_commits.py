@@ -31,7 +31,7 @@ class PollingConsumer:
         self.polls = 0
         self.commits: list[dict[TopicPartition, int]] = []
 
-    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
+    async def getmany(self, timeout_ms: int, max_records: int | None = None) -> dict[TopicPartition, list[Any]]:
         await asyncio.sleep(0.005)
         self.worker.tracker.seen(TP, self.polls)
         self.polls += 1

@@ -244,7 +244,7 @@ def test_records_held_for_a_busy_payment_are_dropped_when_their_partition_starts
     assert worker.admission.admit([(tp, old)]) == []  # ...so a later record of it is held
 
     class NewLog(OneRecordPerFetch):
-        async def getmany(self, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
+        async def getmany(self, timeout_ms: int, max_records: int | None = None) -> dict[Any, list[Any]]:
             worker.stopping.set()
             return {tp: [self.record(0)]}
 

@@ -31,9 +31,7 @@ class OffsetTracker(Generic[P]):
         known would commit an offset beyond the new log's end, and whoever reads the partition
         next would skip every record below it. (Records are handled per shard, not in offset
         order, so `seen` cannot tell a new log from an earlier record of the same poll.)"""
-        # Below the last record fetched, not at it: one fetch answer can hold two records at one
-        # offset (payflow.kafka.overlap), and a poll can end between them.
-        if first < self._fetched_to.get(partition, 0) - 1:
+        if first < self._fetched_to.get(partition, 0):
             self.forget([partition])
         self._fetched_to[partition] = last + 1
 
@@ -43,11 +41,11 @@ class OffsetTracker(Generic[P]):
         self._held.discard(partition)
 
     def defer(self, partition: P, offset: int) -> None:
+        """A record taken and not yet durable holds its partition's commits at `offset`; one hold
+        per record taken, released by one `done`. Two records can share an offset (batches that
+        overlap: payflow.kafka.overlap), so a hold is per record, not per offset."""
         self.seen(partition, offset)
-        offsets = self._deferred.setdefault(partition, [])
-        i = bisect.bisect_left(offsets, offset)
-        if i == len(offsets) or offsets[i] != offset:
-            offsets.insert(i, offset)
+        bisect.insort(self._deferred.setdefault(partition, []), offset)
 
     def done(self, partition: P, offset: int) -> None:
         offsets = self._deferred.get(partition, [])
@@ -193,7 +191,7 @@ R = TypeVar("R")
 
 class ReadAhead(Generic[P, R]):
     """Records read while a batch is still being handled (the refund stage: its acquirer calls in
-    flight), kept in order per partition and handed over as the next batch. The longer a batch
+    flight), kept per partition in the order read and handed over as the next batch. The longer a batch
     takes, the more arrives meanwhile, so the next batch (and the calls in flight) follows the
     backlog whatever size the broker's fetch answers have. Nothing here is handled or committed
     yet: a crash or a rebalance simply redelivers it. A partition whose reads go backwards (read
@@ -203,16 +201,17 @@ class ReadAhead(Generic[P, R]):
         self._records: dict[P, list[tuple[int, R]]] = {}
 
     def add(self, partition: P, records: list[tuple[int, R]]) -> None:
-        """A poll's records of `partition`, as (offset, record) in offset order."""
+        """A poll's records of `partition`, as (offset, record) in the broker's order (offsets
+        can go back within one answer: payflow.kafka.overlap; a later poll starts past them all)."""
         if not records:
             return
         kept = self._records.setdefault(partition, [])
-        if kept and records[0][0] < kept[-1][0]:  # equal: the other record at that offset
+        if kept and min(o for o, _ in records) <= max(o for o, _ in kept):
             kept.clear()
         kept.extend(records)
 
     def take(self) -> dict[P, list[R]]:
-        """Everything read ahead, per partition in offset order; empties the read-ahead."""
+        """Everything read ahead, per partition in the order read; empties the read-ahead."""
         out = {p: [r for _, r in records] for p, records in self._records.items() if records}
         self._records.clear()
         return out

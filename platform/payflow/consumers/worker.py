@@ -89,6 +89,13 @@ def _payment_key(item: tuple[TopicPartition, Any]) -> int | None:
     return payment_id_of(item[1].value)
 
 
+def _offset_range(records: list[Any]) -> tuple[int, int]:
+    """A poll's lowest and highest offset of a partition: in the broker's order they can go back
+    within one answer (batches that overlap: payflow.kafka.overlap)."""
+    offsets = [r.offset for r in records]
+    return min(offsets), max(offsets)
+
+
 def _answered_at(answered_ms: int | None, wall: float, mono: float) -> float | None:
     """A partition's last fetch answer (aiokafka's wall-clock milliseconds) on this host's monotonic
     clock, read at `wall` / `mono`; None when it has had none."""
@@ -191,11 +198,12 @@ class ConsumerWorker:
             await self._consume_in_groups(consumer)
             return
         while not self.stopping.is_set():
-            batches = await consumer.getmany(timeout_ms=200 if self.waiting_count else 500, max_records=500)
+            # Whole answers (payflow.kafka.overlap); make_consumer bounds their size.
+            batches = await consumer.getmany(timeout_ms=200 if self.waiting_count else 500)
             items = [(tp, record) for tp, records in batches.items() for record in records]
             for tp, records in batches.items():
                 if records:
-                    self.tracker.fetched(tp, records[0].offset, records[-1].offset)
+                    self.tracker.fetched(tp, *_offset_range(records))
             if items:
                 self.metrics.consumed.inc(len(items))
                 self._took(await asyncio.to_thread(self.processor.handle_batch, items))
@@ -264,11 +272,12 @@ class ConsumerWorker:
                         consumer.resume(*(tp for tp in self.ahead_paused if tp in consumer.assignment()))
                     self.ahead_paused = ()
                 idle = not tasks and not self.admission.held
-                more = await consumer.getmany(timeout_ms=500 if idle else READ_AHEAD_POLL_MS, max_records=500)
+                # whole answers (payflow.kafka.overlap); make_consumer bounds their size
+                more = await consumer.getmany(timeout_ms=500 if idle else READ_AHEAD_POLL_MS)
                 for tp, records in more.items():
                     if records:
                         epoch = self.tracker.epoch(tp)
-                        self.tracker.fetched(tp, records[0].offset, records[-1].offset)
+                        self.tracker.fetched(tp, *_offset_range(records))
                         if self.tracker.epoch(tp) != epoch:  # read from a new log: its offsets start over
                             self.admission.keep_only(_not_of(tp))
                         self.read_ahead.add(tp, [(r.offset, r) for r in records])

@@ -40,6 +40,9 @@ def make_consumer(bootstrap: str, group: str, topics: list[str], fetch_wait_s: f
         # (Settings.consumer_fetch_min_bytes, consumer_fetch_wait_s)
         fetch_max_wait_ms=max(1, round(fetch_wait_s * 1000)),
         fetch_min_bytes=fetch_min_bytes,
+        # Consumers take each fetch answer whole (payflow.kafka.overlap): this bounds one poll
+        # (about 2,000 events), as `max_records` did before.
+        fetch_max_bytes=1024 * 1024,
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -7,13 +7,18 @@ theirs (bench/tansu_race_probe.py, bench/RESULTS.md 2026-12-04). A fetch answer 
 batches, but aiokafka reads a record only when its offset is above the last one it read, so events
 the relays were acknowledged for were never read by any consumer, re-driven copies included, until
 the log grew past the old records. Here every record at or after the offset asked for is read, in
-offset order (equal offsets in the broker's order): consumers dedupe by event id, so a record read
-twice is harmless and one never read is a lost event. A broker that numbers every record once
-(Kafka) never sends such an answer, and the reading is the same as aiokafka's there."""
+the broker's order (the order the batches were written in; offsets can repeat and go back within
+one answer): consumers dedupe by event id, so a record read twice is harmless and one never read is
+a lost event. A broker that numbers every record once (Kafka) never sends such an answer, and the
+reading is the same as aiokafka's there.
+
+A consumer must take each answer whole (`getmany` without `max_records`): aiokafka drops the rest
+of an answer when its partition is paused or sought between polls, and a poll that ended on the
+first of two records at one offset leaves the position one past it, so the next fetch would never
+return the second."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -40,41 +45,23 @@ class OverlapTolerantRecords(fetcher.PartitionRecords):  # type: ignore[misc]
             # transactional reading stays aiokafka's own (the local broker has no transactions)
             yield from super()._unpack_records()
             return
-        batches = []
         records = self._records
         while records.has_next():
             batch = records.next_batch()
             if self._check_crcs and not batch.validate_crc():
                 raise kafka_errors.CorruptRecordException(f"Invalid CRC - {self._tp}")
-            batches.append(batch)
-        end = max([self.next_fetch_offset, *(b.next_offset for b in batches)])
-        data = [b for b in batches if not b.is_control_batch]
-        if all(_starts_after(later, earlier) for earlier, later in itertools.pairwise(data)):
-            # the usual answer, in order already: read as aiokafka does
-            for batch in data:
+            if not batch.is_control_batch:
                 for record in batch:
-                    if record.offset < self.next_fetch_offset:
-                        continue
+                    # aiokafka: `record.offset < self.next_fetch_offset`, which drops a batch
+                    # placed inside an earlier one; the same for an answer in order
+                    if record.offset < self._fetch_offset:
+                        continue  # read before: a batch that starts below the offset asked for
                     consumer_record = self._consumer_record(self._tp, record)
-                    self.next_fetch_offset = record.offset + 1
+                    if record.offset >= self.next_fetch_offset:  # the position never goes back
+                        self.next_fetch_offset = record.offset + 1
                     yield consumer_record
-        else:
-            # stable: equal offsets keep the broker's order
-            for record in sorted((r for b in data for r in b), key=lambda r: r.offset):
-                if record.offset < self._fetch_offset:
-                    continue  # read before (a batch that starts below the offset asked for)
-                consumer_record = self._consumer_record(self._tp, record)
-                # where aiokafka puts the position between polls of this answer: never backwards
-                self.next_fetch_offset = max(self.next_fetch_offset, record.offset + 1)
-                yield consumer_record
-        self.next_fetch_offset = max(self.next_fetch_offset, end)
-
-
-def _starts_after(later: Any, earlier: Any) -> bool:
-    """`later` starts where `earlier` ends or beyond (message format v2). Formats before v2 carry no
-    base offset; they come from brokers that number every record once."""
-    base = getattr(later, "base_offset", None)
-    return base is None or bool(base >= earlier.next_offset)
+            if batch.next_offset > self.next_fetch_offset:
+                self.next_fetch_offset = batch.next_offset
 
 
 def install() -> None:

@@ -90,6 +90,17 @@ async def _lose_topic_under_a_writer(bootstrap: str) -> set[bytes]:
     return acked
 
 
+async def _at_the_end(consumer: AIOKafkaConsumer) -> bool:
+    tps = consumer.assignment()
+    if not tps:
+        return False
+    for tp in tps:
+        mark = consumer.highwater(tp)
+        if mark is None or await consumer.position(tp) < mark:
+            return False
+    return True
+
+
 async def _read_from_start(consumer: AIOKafkaConsumer, want: set[bytes], within_s: float) -> set[bytes]:
     seen: set[bytes] = set()
     await consumer.start()
@@ -98,6 +109,8 @@ async def _read_from_start(consumer: AIOKafkaConsumer, want: set[bytes], within_
         while time.monotonic() < deadline and not want <= seen:
             for records in (await consumer.getmany(timeout_ms=500)).values():
                 seen.update(r.value for r in records if r.value is not None)
+            if await _at_the_end(consumer):
+                break  # read to the end of the log: what is missing now is never coming
     finally:
         await consumer.stop()
     return seen

@@ -53,8 +53,11 @@ def test_aiokafkas_reader_drops_the_records_of_a_batch_placed_inside_another() -
     assert [v for _, v in got] == [b"a0", b"a1", b"a2", b"a3", b"a4", b"c0"]
 
 
-def test_every_record_from_the_fetch_offset_on_is_read_in_the_brokers_order() -> None:
+def test_every_record_from_the_fetch_offset_on_is_read_in_the_brokers_order(caplog: pytest.LogCaptureFixture) -> None:
+    before = overlap.OVERLAPPED._value.get()
     got, next_offset = _read(overlap.OverlapTolerantRecords, 0)
+    assert overlap.OVERLAPPED._value.get() - before == 2  # b0 and b1: counted and logged
+    assert "2 records of one fetch answer below an offset already read" in caplog.text
     assert got == [(0, b"a0"), (1, b"a1"), (2, b"a2"), (3, b"a3"), (4, b"a4"), (2, b"b0"), (3, b"b1"), (5, b"c0")]
     assert next_offset == 6
 

@@ -19,14 +19,19 @@ return the second."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import aiokafka.errors as kafka_errors
 from aiokafka.consumer import fetcher
 from aiokafka.structs import ConsumerRecord
+from prometheus_client import Counter
 
 AIOKAFKA_RECORDS = fetcher.PartitionRecords
+OVERLAPPED = Counter("kafka_consumer_overlapping_records", "records read below an offset already read in their "
+                     "fetch answer (batches the broker placed inside others; aiokafka alone drops them)")
+log = logging.getLogger("payflow.kafka")
 
 
 class OverlapTolerantRecords(fetcher.PartitionRecords):  # type: ignore[misc]
@@ -46,6 +51,7 @@ class OverlapTolerantRecords(fetcher.PartitionRecords):  # type: ignore[misc]
             yield from super()._unpack_records()
             return
         records = self._records
+        overlapped = 0
         while records.has_next():
             batch = records.next_batch()
             if self._check_crcs and not batch.validate_crc():
@@ -59,9 +65,16 @@ class OverlapTolerantRecords(fetcher.PartitionRecords):  # type: ignore[misc]
                     consumer_record = self._consumer_record(self._tp, record)
                     if record.offset >= self.next_fetch_offset:  # the position never goes back
                         self.next_fetch_offset = record.offset + 1
+                    else:
+                        overlapped += 1
                     yield consumer_record
             if batch.next_offset > self.next_fetch_offset:
                 self.next_fetch_offset = batch.next_offset
+        if overlapped:
+            OVERLAPPED.inc(overlapped)
+            log.warning("%s[%s]: %d records of one fetch answer below an offset already read (batches the "
+                        "broker placed inside others): read them too", self._tp.topic, self._tp.partition,
+                        overlapped)
 
 
 def install() -> None:

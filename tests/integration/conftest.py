@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ import pymysql
 import pytest
 
 from payctl.ops.merchants import MerchantKeys
+from payctl.stack.binaries import Binaries
 from payctl.stack.local import LocalBackend
 from payctl.stack.topology import Topology, dump_toml
 from payflow.config import Settings
@@ -251,3 +253,33 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.integration)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture()
+def tansu() -> Iterator[str]:
+    """A local broker of the test's own (tansu, memory only) on a free port: its bootstrap address."""
+    address = f"127.0.0.1:{_free_port()}"
+    url = f"tcp://{address}"
+    broker = subprocess.Popen([Binaries.discover().require("tansu"), "broker", "--listener-url", url,
+                               "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", int(address.split(":")[1])), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield address
+    finally:
+        broker.terminate()
+        broker.wait(timeout=10)

@@ -6,52 +6,19 @@ old ones; aiokafka's own reading never returns them, the platform's consumers re
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.consumer import fetcher
 
-from payctl.stack.binaries import Binaries
 from payflow.kafka import overlap
 from payflow.kafka.clients import make_consumer
 
 pytestmark = pytest.mark.integration
 
 TOPIC = "payment.authorized"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture()
-def bootstrap() -> Iterator[str]:
-    address = f"127.0.0.1:{_free_port()}"
-    url = f"tcp://{address}"
-    broker = subprocess.Popen([Binaries.discover().require("tansu"), "broker", "--listener-url", url,
-                               "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", int(address.split(":")[1])), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield address
-    finally:
-        broker.terminate()
-        broker.wait(timeout=10)
 
 
 async def _send(producer: AIOKafkaProducer, values: list[bytes], sizes: list[int]) -> set[bytes]:
@@ -116,7 +83,8 @@ async def _read_from_start(consumer: AIOKafkaConsumer, want: set[bytes], within_
     return seen
 
 
-def test_every_record_acknowledged_after_the_topic_was_made_again_is_read(bootstrap: str) -> None:
+def test_every_record_acknowledged_after_the_topic_was_made_again_is_read(tansu: str) -> None:
+    bootstrap = tansu
     acked = asyncio.run(_lose_topic_under_a_writer(bootstrap))
     assert len(acked) >= 20  # a send whose batch meets an old batch's first offset exactly fails
 

@@ -6,12 +6,13 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 
-from payflow.kafka import overlap
+from payflow.kafka import autocreate, overlap
 
 log = logging.getLogger("payflow.kafka")
 
 
 def make_producer(bootstrap: str, timeout_s: float) -> AIOKafkaProducer:
+    autocreate.install()  # a lost topic is made by payflow.kafka.topics only, with its partitions
     # No idempotent producer: the local broker rejects InitProducerId; consumers dedupe instead.
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
@@ -32,8 +33,10 @@ def make_producer(bootstrap: str, timeout_s: float) -> AIOKafkaProducer:
 def make_consumer(bootstrap: str, group: str, topics: list[str], fetch_wait_s: float,
                   fetch_min_bytes: int, listener: ConsumerRebalanceListener | None = None) -> AIOKafkaConsumer:
     """A group member of `topics`; `listener` hears of the group's rebalances. It reads every
-    record of batches that overlap in offsets (payflow.kafka.overlap)."""
+    record of batches that overlap in offsets (payflow.kafka.overlap) and never makes a topic it
+    asks about (payflow.kafka.autocreate)."""
     overlap.install()
+    autocreate.install()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         # the broker holds a fetch until this much data is there or this long has passed

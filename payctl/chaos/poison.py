@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 
+from payflow.kafka import autocreate
+
 
 @dataclass(frozen=True)
 class Record:
@@ -45,6 +47,7 @@ def inject(bootstrap: str, topic: str, count: int, tag: str, timeout_s: float = 
     """Produce the poison records with acks=all; what was sent, per partition."""
 
     async def send() -> dict[str, object]:
+        autocreate.install()  # a missing topic is an error here, never made with the broker's count
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False,
                                     request_timeout_ms=int(timeout_s * 1000))
         await producer.start()

@@ -12,7 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from payflow.kafka.clients import make_consumer, make_producer
-from payflow.kafka.topics import ensure_topics
+from payflow.kafka.topics import TopicsMissing, ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -73,3 +73,15 @@ def test_the_platforms_clients_never_make_a_topic_and_the_relay_makes_it_right(t
     assert asyncio.run(_partitions(tansu)) is None
     assert asyncio.run(ensure_topics(tansu, members=2)) != []
     assert asyncio.run(_partitions(tansu)) == 2
+
+
+def test_a_create_that_leaves_a_topic_missing_is_an_error(tansu: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The broker answered the create but the topic is not there (a create that raced a delete):
+    the caller must hear of it, since no client will make the topic by asking about it."""
+    async def create_nothing(self: AIOKafkaAdminClient, new_topics: object, **kwargs: object) -> None:
+        return None
+
+    monkeypatch.setattr(AIOKafkaAdminClient, "create_topics", create_nothing)
+    with pytest.raises(TopicsMissing) as raised:
+        asyncio.run(ensure_topics(tansu, members=2))
+    assert TOPIC in raised.value.topics

@@ -129,3 +129,12 @@ def test_acks_in_a_closed_breaker_leave_its_failure_count_at_zero() -> None:
     assert result.published == list(range(1, 51))
     assert pub.tracked.breaker.fail_counter == 0 and pub.tracked.state == "closed"
     assert pub.tracked.snapshot()["numberOfSuccessfulCalls"] == 50
+
+
+def test_a_dead_event_the_broker_cannot_take_onto_the_dlq_makes_the_next_producer_make_the_topics() -> None:
+    """send_and_wait fails as when the DLQ topic is gone (retriable): the producer is dropped, so the
+    next one runs ensure_topics first (no client makes a topic by asking about it)."""
+    producer = ScriptedProducer([])
+    pub = _publisher(producer)
+    assert asyncio.run(pub.send_dlq(_events(1)[0], "poison")) is False
+    assert producer.stopped and pub.producer is None and pub._topics_ready is False

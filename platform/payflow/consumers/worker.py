@@ -26,7 +26,7 @@ from enum import Enum
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import IllegalStateError
+from aiokafka.errors import IllegalStateError, UnknownTopicOrPartitionError
 
 from payflow.common.http import serve
 from payflow.config import PlatformConfig
@@ -40,6 +40,7 @@ from payflow.consumers.offsets import LogEndWatch, OffsetTracker, ReadAhead
 from payflow.consumers.processing import Handled, Processor
 from payflow.domain.events import TOPIC_BY_EVENT
 from payflow.kafka.clients import make_consumer
+from payflow.kafka.topics import ensure_topics
 from payflow.store import progress as progress_store
 
 log = logging.getLogger("payflow.consumer")
@@ -520,7 +521,7 @@ class ConsumerWorker:
             consumer = make_consumer(self.config.bootstrap_servers, app, topics, self.settings.consumer_fetch_wait_s,
                                      self.settings.consumer_fetch_min_bytes, listener=self.rebalance_listener())
             try:
-                await asyncio.wait_for(consumer.start(), JOIN_TIMEOUT_S)
+                await self._join(consumer)
                 self.connected = True
                 log.info("%s consumer joined group for %s", app, topics)
                 await self._consume(consumer)
@@ -534,6 +535,18 @@ class ConsumerWorker:
                 except BaseException:
                     pass
         log.info("%s consumer stopped", app)
+
+    async def _join(self, consumer: AIOKafkaConsumer) -> None:
+        """Start the member. A topic it reads that the broker does not have (lost in a restart or a
+        delete, not yet made again by a relay) stops the start: make the platform's topics then
+        (payflow.kafka.topics; no client makes one by asking about it), and the next try joins."""
+        try:
+            await asyncio.wait_for(consumer.start(), JOIN_TIMEOUT_S)
+        except UnknownTopicOrPartitionError:
+            log.warning("%s: a topic it reads is missing on the broker: making the platform's topics",
+                        self.handler.name)
+            await ensure_topics(self.config.bootstrap_servers, self.config.shard_count)
+            raise
 
     def health(self) -> tuple[int, Any]:
         body = {"status": "UP", "consumer": self.handler.name, "connected": self.connected,

@@ -282,6 +282,8 @@ class BreakerPublisher:
             return True
         except Exception as exc:
             log.error("could not copy dead event %s to %s: %s", event.event_id, DLQ_TOPIC, exc)
+            if is_unreachable(exc):  # e.g. the DLQ topic is gone: the next producer makes it again
+                await self.close()
             return False
 
 

@@ -21,38 +21,14 @@ is what this probe shows, and what `payflow.consumers.offsets.LogEndWatch` notic
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 
+import private_broker  # bench/ is on sys.path when this runs as a script
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import OffsetAndMetadata
-
-from payctl.stack.binaries import Binaries
 
 BOOTSTRAP = "127.0.0.1:29092"
 TP = TopicPartition("t", 0)
-
-
-def start_broker() -> subprocess.Popen[bytes]:
-    url = f"tcp://{BOOTSTRAP}"
-    return subprocess.Popen([Binaries.discover().require("tansu"), "broker", "--listener-url", url,
-                             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def stop_broker(broker: subprocess.Popen[bytes]) -> None:
-    broker.send_signal(2)
-    broker.wait(timeout=10)
-
-
-async def create_topic() -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(TP.topic, 1, 1)])
-    finally:
-        await admin.close()
 
 
 async def produce(count: int, tag: str) -> None:
@@ -80,19 +56,19 @@ def member() -> AIOKafkaConsumer:
 
 
 async def main() -> None:
-    broker = start_broker()
+    broker = private_broker.start(BOOTSTRAP)
     await asyncio.sleep(2)
     try:
-        await create_topic()
+        await private_broker.create_topic(BOOTSTRAP, TP.topic, 1)
         await produce(50, "old")
         first = member()
         await first.start()
         await read(first, 50, 20)
         print(f"before the restart: position {await first.position(TP)} high-water {first.highwater(TP)}")
-        stop_broker(broker)
-        broker = start_broker()
+        private_broker.stop(broker)
+        broker = private_broker.start(BOOTSTRAP)
         await asyncio.sleep(2)
-        await create_topic()
+        await private_broker.create_topic(BOOTSTRAP, TP.topic, 1)
         await produce(5, "new")
         print(f"the first member, after rejoining, reads the new log: {await read(first, 5, 20)}")
         try:
@@ -108,7 +84,7 @@ async def main() -> None:
         print(f"a new member: position {await second.position(TP)} high-water {second.highwater(TP)} read {got}")
         await second.stop()
     finally:
-        stop_broker(broker)
+        private_broker.stop(broker)
 
 
 if __name__ == "__main__":

@@ -24,17 +24,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
+import private_broker  # bench/ is on sys.path when this runs as a script
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.consumer import fetcher
 from aiokafka.errors import KafkaError
 
-from payctl.stack.binaries import Binaries
 from payflow.kafka import overlap
 
 BOOTSTRAP = "127.0.0.1:29093"
@@ -53,28 +53,6 @@ class RoundResult:
     high_water: tuple[int, ...]
     lost_tolerant: int  # the same, read as the platform's consumers read (payflow.kafka.overlap)
     later_lost_tolerant: int
-
-
-def start_broker(log_path: str) -> subprocess.Popen[bytes]:
-    url = f"tcp://{BOOTSTRAP}"
-    with open(log_path, "wb") as log:
-        return subprocess.Popen([Binaries.discover().require("tansu"), "broker", "--listener-url", url,
-                                 "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-                                stdout=log, stderr=subprocess.STDOUT)
-
-
-def stop_broker(broker: subprocess.Popen[bytes]) -> None:
-    broker.send_signal(2)
-    broker.wait(timeout=10)
-
-
-async def create_topic() -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)])
-    finally:
-        await admin.close()
 
 
 def producer() -> AIOKafkaProducer:
@@ -137,7 +115,7 @@ async def lose_topic(gap_records: int) -> float:
             sent += size
     finally:
         await gap_producer.stop()
-    await create_topic()
+    await private_broker.create_topic(BOOTSTRAP, TOPIC, PARTITIONS)
     return time.monotonic()
 
 
@@ -167,7 +145,7 @@ async def read_all(tolerant: bool) -> tuple[set[bytes], tuple[int, ...]]:
 
 
 async def one_round(records: int, later: int, lose_after_s: float | None, gap_records: int) -> RoundResult:
-    await create_topic()
+    await private_broker.create_topic(BOOTSTRAP, TOPIC, PARTITIONS)
     acks: dict[bytes, tuple[int, int]] = {}
     acked_at: dict[bytes, float] = {}
     pause = 0.0 if lose_after_s is None else 0.02
@@ -221,12 +199,12 @@ async def main() -> None:
           "| high-water")
     for n in range(args.rounds):
         log_path = f"/tmp/tansu_race_probe.{n + 1}.log"
-        broker = start_broker(log_path)
+        broker = private_broker.start(BOOTSTRAP, Path(log_path))
         await asyncio.sleep(1.5)
         try:
             r = await one_round(args.records, args.later, args.lose_after_s, args.gap_records)
         finally:
-            stop_broker(broker)
+            private_broker.stop(broker)
         with open(log_path, encoding="utf-8", errors="replace") as log:
             already = sum("AlreadyExists" in line for line in log)
         print(f"  broker log lines with AlreadyExists: {already} ({log_path})")

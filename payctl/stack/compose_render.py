@@ -42,6 +42,7 @@ from payctl.stack.plan import (
     gateway_servers,
     plan_for,
     scrape_jobs,
+    shard_routing,
 )
 from payctl.stack.plan import platform_config as plan_platform_config
 from payctl.stack.topology import Topology
@@ -201,7 +202,7 @@ def haproxy_cfg(plan: ServicePlan) -> str:
     topo = plan.topology
     servers = gateway_servers(plan, lambda svc: address_of(topo, svc))
     text = _templates.get_template("haproxy.cfg.j2").render(
-        binds=[f"{shared_address(topo, 'gateway')}:{topo.gateway_port}"], servers=servers,
+        binds=[f"{shared_address(topo, 'gateway')}:{topo.gateway_port}"], servers=servers, **shard_routing(plan),
         error_503="/usr/local/etc/haproxy/503.http", server_namespace="", console=None,
     )
     return _commented(text)

@@ -240,6 +240,35 @@ def gateway_servers(plan: ServicePlan, address: Addressing) -> list[GatewayServe
 
 
 @dataclass(frozen=True)
+class ShardPreference:
+    """Send shard `index`'s calls to `server` while it is the one instance that reaches the shard
+    (its `/health/shards/<shard>` passes and every one of `others`' fails)."""
+
+    index: int
+    shard: str
+    server: str
+    others: tuple[str, ...]
+
+
+def gateway_shard_preferences(plan: ServicePlan) -> list[ShardPreference]:
+    """The gateway's per-shard routing rules (haproxy.cfg.j2 says why). With two instances this is
+    "the other one" for each; with more, a shard reached by several is balanced over all as before."""
+    topo = plan.topology
+    names = [svc.name for svc in plan.of_kind("ingest")]
+    if len(names) < 2:
+        return []
+    return [ShardPreference(index, topo.shard_name(index), name, tuple(n for n in names if n != name))
+            for index in range(topo.shard_count) for name in names]
+
+
+def shard_routing(plan: ServicePlan) -> dict[str, object]:
+    """What haproxy.cfg.j2 needs to route by shard: N, the shards' names, the preferences."""
+    topo = plan.topology
+    return {"shard_count": topo.shard_count, "shards": [topo.shard_name(i) for i in range(topo.shard_count)],
+            "preferences": gateway_shard_preferences(plan)}
+
+
+@dataclass(frozen=True)
 class EnvFiles:
     """Where a backend puts the files a process's environment names."""
 

@@ -14,7 +14,15 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from payctl.stack.binaries import Binaries
 from payctl.stack.paths import StatePaths
-from payctl.stack.plan import EnvFiles, PlannedService, ServicePlan, environment, gateway_servers, scrape_jobs
+from payctl.stack.plan import (
+    EnvFiles,
+    PlannedService,
+    ServicePlan,
+    environment,
+    gateway_servers,
+    scrape_jobs,
+    shard_routing,
+)
 from payctl.stack.plan import platform_config as plan_platform_config
 from payctl.stack.topology import Topology
 from payflow.config import PlatformConfig
@@ -76,7 +84,7 @@ def haproxy_cfg(plan: ServicePlan, error_503: Path) -> str:
         console = {"bind": Listener("127.0.0.1", topo.console_port).bind(),
                    "address": topo.shared_address, "port": topo.console_port}
     return _env.get_template("haproxy.cfg.j2").render(
-        binds=[b.bind() for b in gateway], servers=servers, error_503=error_503,
+        binds=[b.bind() for b in gateway], servers=servers, error_503=error_503, **shard_routing(plan),
         server_namespace=f" namespace {shared_ns}" if shared_ns else "", console=console,
     )
 

@@ -91,7 +91,12 @@ def test_hung_shard_costs_only_its_own_merchants(stack):
                 code = o.json().get("code") if o.headers.get("content-type", "").startswith("application/json") else ""
                 odd.append((o.status_code, str(code), o.headers.get("Retry-After"), time.monotonic() - t0))
         servers = gateway_servers(stack.topo.gateway_port)
-        health = httpx.get(f"http://127.0.0.1:{stack.topo.vms[0].ingest_port}/health", timeout=5)
+        vm1 = f"http://127.0.0.1:{stack.topo.vms[0].ingest_port}"
+        health = httpx.get(f"{vm1}/health", timeout=5)
+        # per shard, what the gateway's reach-* checks read: shard2 unreachable, shard1 fine
+        stack.wait_for(lambda: httpx.get(f"{vm1}/health/shards/shard2", timeout=5).status_code == 503, timeout=5)
+        reach_shard1 = httpx.get(f"{vm1}/health/shards/shard1", timeout=5)
+        no_such_shard = httpx.get(f"{vm1}/health/shards/shard9", timeout=5)
     finally:
         stack.backend.resume("shard2")
     assert even_ok / even_total >= 0.99, f"{even_ok}/{even_total} even-merchant payments succeeded"
@@ -109,6 +114,8 @@ def test_hung_shard_costs_only_its_own_merchants(stack):
     assert set(servers.values()) == {"UP"}, servers
     # liveness: 200 while a shard hangs (readiness per shard is in the body, per worker process)
     assert health.status_code == 200 and set(health.json()["shards"]) == {"shard1", "shard2"}
+    assert reach_shard1.status_code == 200 and reach_shard1.json()["ready"] is True
+    assert no_such_shard.status_code == 404 and no_such_shard.json()["code"] == "NOT_FOUND"
     stack.wait_for(lambda: stack.api.authorize("MERCHANT-71").status_code == 200, timeout=30)
 
 

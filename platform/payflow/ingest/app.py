@@ -247,6 +247,17 @@ def create_app(config: PlatformConfig, service: PaymentService | None = None) ->
         status = "UP" if all(shards.values()) else "DEGRADED"
         return _json({"status": status, "instance": instance, "shards": shards})
 
+    @app.get("/health/shards/<shard>")
+    def shard_health(shard: str) -> Response:
+        """Does this instance reach `shard` (its breaker closed)? 200, else 503. The gateway checks
+        it per shard and, while only one instance reaches a shard, queues that shard's calls for it
+        rather than bounce them off the other (haproxy.cfg.j2). No I/O, as /health."""
+        shards = svc.readiness()
+        if shard not in shards:
+            raise not_found(f"no shard {shard!r}; shards: {', '.join(sorted(shards))}")
+        ready = shards[shard]
+        return _json({"shard": shard, "ready": ready, "instance": instance}, 200 if ready else 503)
+
     @app.get("/metrics")
     def prometheus_metrics() -> Response:
         return Response(metrics.render_metrics(), mimetype="text/plain; version=0.0.4")

@@ -93,7 +93,8 @@ def _run_action(driver: Driver, action: Any, journal: Journal, phase: str, index
             if error is not None and not held:
                 raise RuntimeError(error)
             if not held:
-                raise ActivityFailed(f"probe {action.probe.type} returned {value}")
+                # the value stays the step's output: the numbers a person reads first
+                return rec.finish("failed", output=value, error=f"probe {action.probe.type} returned {value}")
             output = value
         else:
             plain = action.model_dump(exclude_none=True)

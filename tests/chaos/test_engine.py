@@ -235,3 +235,15 @@ def test_a_run_that_completes_leaves_its_loads_to_the_experiment():
     driver = FakeDriver(probes={"outbox_pending": 0})
     engine.run(experiment(), driver, name="t")
     assert "stop_loads" not in driver.actions
+
+
+def test_a_probe_step_out_of_tolerance_keeps_its_value_in_the_journal():
+    """The numbers of a step that deviated are what a person reads first (which merchants, how many
+    503s): they stay in the step's output, not only inside the reason's text."""
+    value = {"relay-vm1": "CLOSED", "relay-vm2": "OPEN"}
+    driver = FakeDriver(probes={"outbox_pending": 0, "breaker_state": value})
+    exp = experiment(method=[{"type": "probe", "probe": {"type": "breaker_state", "tolerance": "CLOSED"}}])
+    journal = engine.run(exp, driver)
+    step = journal.method[0]
+    assert journal.status == "deviated" and step.status == "failed"
+    assert step.output == value and step.error and "returned" in step.error

@@ -28,13 +28,13 @@ from payctl.stack.topology import Topology
 
 
 def _odd(journal_file: Path) -> dict[str, Any]:
-    """The odd merchants' totals during the partition (the last probe that reports them)."""
-    found: dict[str, Any] = {}
+    """The odd merchants' totals during the partition: the first probe that reports them (a later
+    one counts from the load's start, through the heal)."""
     for record in json.loads(journal_file.read_text()).get("method", []):
         output = record.get("output")
         if isinstance(output, dict) and isinstance(output.get("odd"), dict):
-            found = output["odd"]
-    return found
+            return dict(output["odd"])
+    return {}
 
 
 def _use_gateway(backend: LocalBackend, rendered: str, routed: bool) -> None:
@@ -81,7 +81,8 @@ def main() -> None:
                     anomalies = sum(int(v) for v in (history.get("anomalies_by_class") or {}).values())
                     row = {"round": round_no, "variant": variant, "status": journal.status,
                            "odd_sent": odd.get("sent"), "odd_success": odd.get("success_rate"),
-                           "odd_503": (odd.get("statuses") or {}).get("503", 0), "odd_p99_ms": odd.get("p99_ms"),
+                           "odd_503": (odd.get("statuses") or {}).get("503", 0), "odd_statuses": odd.get("statuses"),
+                           "odd_p99_ms": odd.get("p99_ms"),
                            "history_ops": history.get("ops"), "anomalies": anomalies}
                     rows.append(row)
                     if not odd:

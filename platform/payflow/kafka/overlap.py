@@ -3,7 +3,7 @@ deleted and made again while producers wrote to it.
 
 tansu 0.6 (memory storage) accepts records for a topic that does not exist, and making the topic
 keeps them while its offsets start again from 0; the next records are then placed at offsets inside
-theirs (bench/tansu_race_probe.py, bench/RESULTS.md 2026-12-04). A fetch answer carries both
+theirs (bench/tansu_race_probe.py, bench/RESULTS.md 2026-12-05). A fetch answer carries both
 batches, but aiokafka reads a record only when its offset is above the last one it read, so events
 the relays were acknowledged for were never read by any consumer, re-driven copies included, until
 the log grew past the old records. Here every record at or after the offset asked for is read, in

@@ -37,7 +37,7 @@ from payctl.stack.topology import Topology
 from payflow.domain.sharding import shard_for_id, shard_for_merchant
 
 PORT_OFFSET = 7400  # beside the session stack's ports
-WORK_S = 0.15  # how long a stand-in instance takes to answer a call for a shard it reaches
+WORK_S = 0.08  # how long a stand-in instance takes to answer a call for a shard it reaches
 
 
 @dataclass
@@ -49,9 +49,17 @@ class StandIn:
     shard_names: list[str]
     served: list[tuple[str, int]] = field(default_factory=list)  # (path, shard index) of each 200
     refused: int = 0  # calls for a shard it cannot reach (answered 503)
+    work_s: float = WORK_S
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # One WSGI thread, as the topology below says: a health check waits behind the calls in
+    # progress, as it does in the real instance (the gateway lets 8 reach it at once).
+    thread: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(1))
 
     def answer(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, object]]:
+        with self.thread:
+            return self._answer(method, path, body)
+
+    def _answer(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, object]]:
         if method == "GET" and path == "/health":
             return 200, {"status": "UP"}
         ready = re.fullmatch(r"/health/shards/([a-z0-9]+)", path)
@@ -68,7 +76,7 @@ class StandIn:
             with self.lock:
                 self.refused += 1
             return 503, {"code": "SHARD_UNAVAILABLE"}
-        time.sleep(WORK_S)
+        time.sleep(self.work_s)
         with self.lock:
             self.served.append((path, shard))
         return 200, {"instance": self.name}
@@ -107,10 +115,23 @@ def _serve(stand_in: StandIn, port: int) -> ThreadingHTTPServer:
 class Gateway:
     url: str
     instances: dict[str, StandIn]
+    ports: dict[str, int]
+    servers: dict[str, ThreadingHTTPServer]
 
     def rows(self) -> list[dict[str, str]]:
         text = httpx.get(f"{self.url}/gateway/stats;csv", timeout=2).text.lstrip("# ")
         return list(csv.DictReader(io.StringIO(text)))
+
+    def status(self, backend: str, server: str) -> str:
+        return next(r["status"] for r in self.rows() if r["pxname"] == backend and r["svname"] == server)
+
+    def crash(self, name: str) -> None:
+        server = self.servers.pop(name)
+        server.shutdown()
+        server.server_close()
+
+    def restart(self, name: str) -> None:
+        self.servers[name] = _serve(self.instances[name], self.ports[name])
 
 
 @pytest.fixture()
@@ -127,17 +148,18 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
     cfg.write_text(render.haproxy_cfg(plan, error_503))
     instances = {f"ingest-{vm.name}": StandIn(f"ingest-{vm.name}", set(), shard_names) for vm in topo.vms}
     instances["ingest-vm1"].unreachable.add("shard2")
-    servers = [_serve(instances[f"ingest-{vm.name}"], vm.ingest_port) for vm in topo.vms]
+    ports = {f"ingest-{vm.name}": vm.ingest_port for vm in topo.vms}
+    gateway = Gateway(f"http://127.0.0.1:{topo.gateway_port}", instances, ports,
+                      {name: _serve(instances[name], port) for name, port in ports.items()})
     proc = subprocess.Popen([Binaries.discover().require("haproxy"), "-db", "-f", str(cfg)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        yield Gateway(f"http://127.0.0.1:{topo.gateway_port}", instances)
+        yield gateway
     finally:
         proc.terminate()
         proc.wait(10)
-        for server in servers:
-            server.shutdown()
-            server.server_close()
+        for name in list(gateway.servers):
+            gateway.crash(name)
 
 
 def _wait_until(predicate: object, timeout: float = 15) -> None:
@@ -164,7 +186,8 @@ def test_a_shard_one_instance_cannot_reach_is_served_by_the_other_even_at_its_ca
                    for r in gateway.rows())
 
     _wait_until(vm1_cut_from_shard2)
-    # 48 odd merchants at once: 6 x VM2's cap of 8, so most wait in the gateway's queue
+    # 48 odd merchants at once: 6 x VM2's cap of 8, so most wait in the gateway's queue, and VM2's
+    # checks wait behind 8 calls in progress (its reach must not read as lost when it is only busy)
     with concurrent.futures.ThreadPoolExecutor(48) as pool:
         odd = list(pool.map(lambda i: _post(gateway.url, "/api/payments/authorize", f"MERCHANT-{2 * i + 1}"),
                             range(48)))
@@ -201,3 +224,27 @@ def test_a_merchant_id_names_its_shard_at_the_gateway_as_in_the_ingest(gateway: 
     for _ in range(4):
         assert _post(gateway.url, "/api/payments/authorize", "0" * 31 + "1") == 200
     assert gateway.instances["ingest-vm1"].refused >= 1
+
+
+def test_an_instance_that_is_down_pins_nothing_so_it_takes_its_share_again_when_it_returns(
+        gateway: Gateway) -> None:
+    """A crashed instance fails its reach checks too, so the survivor "alone reaches" every shard.
+    Pinning then would park every call in the survivor's own queue, which an instance coming back
+    never takes from (it takes only from the backend's): the backlog would wait on one instance
+    after both are up. Calls are pinned only while the instance that cannot reach the shard is up."""
+    gateway.instances["ingest-vm1"].unreachable.clear()
+    for stand_in in gateway.instances.values():
+        stand_in.work_s = 0.1
+    gateway.crash("ingest-vm1")
+    _wait_until(lambda: all(gateway.status(b, "ingest-vm1").startswith("DOWN")
+                            for b in ("ingest", "reach-shard1", "reach-shard2")))
+    with concurrent.futures.ThreadPoolExecutor(64) as pool:
+        # 64 calls of both shards at once: VM2 alone needs 64 x 0.1 s for them
+        answers = [pool.submit(_post, gateway.url, "/api/payments/authorize", f"MERCHANT-{i}") for i in range(64)]
+        time.sleep(0.5)
+        gateway.restart("ingest-vm1")
+        statuses = [a.result() for a in answers]
+    # the calls still waiting when VM1 came back were shared with it (with pins, none reached it:
+    # all waited in VM2's queue)
+    assert statuses == [200] * 64
+    assert len(gateway.instances["ingest-vm1"].served) >= 10

@@ -8,14 +8,12 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from payctl.stack.binaries import Binaries
+from payctl.stack.binaries import Binaries, tansu_broker_args
 
 
 def start(bootstrap: str, log_path: Path | None = None) -> subprocess.Popen[bytes]:
     """The broker listening on `bootstrap`; its log to `log_path` (None: discarded)."""
-    url = f"tcp://{bootstrap}"
-    command = [Binaries.discover().require("tansu"), "broker", "--listener-url", url,
-               "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
+    command = [Binaries.discover().require("tansu"), *tansu_broker_args(bootstrap)]
     if log_path is None:
         return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with log_path.open("wb") as log:

@@ -62,3 +62,11 @@ class Binaries:
         if not path:
             raise EnvironmentProblem(f"'{name}' is not installed", f"install it with: {INSTALL_HINTS[name]}")
         return path
+
+
+def tansu_broker_args(address: str) -> list[str]:
+    """The local broker's arguments (after the `tansu` executable), listening on and advertising
+    `address` (host:port), memory only (DESIGN.md §9): the one statement of them for the local
+    backend, the compose backend, and the tests' and probes' brokers of their own."""
+    url = f"tcp://{address}"
+    return ["broker", "--listener-url", url, "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]

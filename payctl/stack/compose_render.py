@@ -32,6 +32,7 @@ import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from payctl.errors import UsageError
+from payctl.stack.binaries import tansu_broker_args
 from payctl.stack.images import broker_is_tansu, image_for
 from payctl.stack.paths import StatePaths
 from payctl.stack.plan import (
@@ -345,11 +346,9 @@ def _service(topo: Topology, svc: PlannedService, base: Path | None) -> dict[str
             "depends_on": {svc.vm: {"condition": "service_started"}},
         }
     if svc.kind == "kafka" and broker_is_tansu(topo):
-        url = f"tcp://{address}:{svc.port}"
         return {
             **_image(topo, "kafka"), **_on_network(topo, "kafka"), "restart": "unless-stopped",
-            "command": ["broker", "--listener-url", url, "--advertised-listener-url", url,
-                        "--storage-engine", "memory://tansu/"],
+            "command": tansu_broker_args(f"{address}:{svc.port}"),
             "stop_grace_period": f"{svc.stop_wait_s}s",
             "ports": _ports(svc.port),
         }

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from payctl.stack.binaries import Binaries
+from payctl.stack.binaries import Binaries, tansu_broker_args
 from payctl.stack.paths import StatePaths
 from payctl.stack.plan import (
     EnvFiles,
@@ -123,9 +123,7 @@ def _program(svc: PlannedService, topo: Topology, paths: StatePaths, bins: Binar
         return Program(svc.name, shlex.join([bins.require("mariadbd"), f"--defaults-file={paths.my_cnf(svc.vm)}"]),
                        root, stopwaitsecs=svc.stop_wait_s)
     if svc.kind == "kafka":
-        url = f"tcp://{host}:{svc.port}"
-        cmd = shlex.join([bins.require("tansu"), "broker", "--listener-url", url,
-                          "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"])
+        cmd = shlex.join([bins.require("tansu"), *tansu_broker_args(f"{host}:{svc.port}")])
         # The in-memory broker has nothing to flush and lingers ~5 s on SIGTERM; SIGINT is prompt.
         return Program(svc.name, cmd, root, stopsignal="INT", stopwaitsecs=svc.stop_wait_s)
     if svc.kind == "gateway":

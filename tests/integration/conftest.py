@@ -22,7 +22,7 @@ import pymysql
 import pytest
 
 from payctl.ops.merchants import MerchantKeys
-from payctl.stack.binaries import Binaries
+from payctl.stack.binaries import Binaries, tansu_broker_args
 from payctl.stack.local import LocalBackend
 from payctl.stack.topology import Topology, dump_toml
 from payflow.config import Settings
@@ -265,9 +265,7 @@ def _free_port() -> int:
 def tansu() -> Iterator[str]:
     """A local broker of the test's own (tansu, memory only) on a free port: its bootstrap address."""
     address = f"127.0.0.1:{_free_port()}"
-    url = f"tcp://{address}"
-    broker = subprocess.Popen([Binaries.discover().require("tansu"), "broker", "--listener-url", url,
-                               "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+    broker = subprocess.Popen([Binaries.discover().require("tansu"), *tansu_broker_args(address)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10

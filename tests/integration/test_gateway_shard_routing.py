@@ -234,17 +234,18 @@ def test_an_instance_that_is_down_pins_nothing_so_it_takes_its_share_again_when_
     after both are up. Calls are pinned only while the instance that cannot reach the shard is up."""
     gateway.instances["ingest-vm1"].unreachable.clear()
     for stand_in in gateway.instances.values():
-        stand_in.work_s = 0.1
+        # a call's 50 ms keeps a check behind 8 of them (0.4 s) well inside the ingest check's 1 s
+        stand_in.work_s = 0.05
     gateway.crash("ingest-vm1")
     _wait_until(lambda: all(gateway.status(b, "ingest-vm1").startswith("DOWN")
                             for b in ("ingest", "reach-shard1", "reach-shard2")))
     with concurrent.futures.ThreadPoolExecutor(64) as pool:
-        # 64 calls of both shards at once: VM2 alone needs 64 x 0.1 s for them
+        # 64 calls of both shards at once: VM2 alone needs 64 x 0.05 s for them
         answers = [pool.submit(_post, gateway.url, "/api/payments/authorize", f"MERCHANT-{i}") for i in range(64)]
-        time.sleep(0.5)
+        time.sleep(0.3)
         gateway.restart("ingest-vm1")
         statuses = [a.result() for a in answers]
     # the calls still waiting when VM1 came back were shared with it (with pins, none reached it:
     # all waited in VM2's queue)
     assert statuses == [200] * 64
-    assert len(gateway.instances["ingest-vm1"].served) >= 10
+    assert len(gateway.instances["ingest-vm1"].served) >= 4

@@ -14,16 +14,14 @@ import json
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+from temp_stack import use_gateway_config  # bench/ is on sys.path when this runs as a script
 
 from payctl.loadtest.session import run_and_analyze
 from payctl.ops import merchants
 from payctl.stack.local import LocalBackend
-from payctl.stack.probes import gateway_servers
 from payctl.stack.topology import Topology
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -64,22 +62,6 @@ def _haproxy_cpu_s(cfg: Path) -> float:
     return total / TICKS
 
 
-def _use(backend: LocalBackend, text: str) -> None:
-    backend.paths.haproxy_cfg.write_text(text)
-    backend.stop("gateway")
-    backend.start("gateway")
-    topo = backend.topo
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if set(gateway_servers(topo.gateway_port, host=topo.gateway_host).values()) == {"UP"}:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("the gateway did not come back with both instances UP")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rate", type=int, default=500)
@@ -98,7 +80,7 @@ def main() -> None:
             print(f"{'pair':>4} {'gateway':>8} {'achieved/s':>11} {'p95 ms':>8} {'haproxy CPU ms/req':>19}")
             for pair in range(1, args.pairs + 1):
                 for name, text in variants.items():
-                    _use(backend, text)
+                    use_gateway_config(backend, text)
                     cpu0 = _haproxy_cpu_s(backend.paths.haproxy_cfg)
                     report = run_and_analyze("authorize", rate=args.rate, duration=f"{args.seconds}s",
                                              vus=min(400, args.rate), raw=False,

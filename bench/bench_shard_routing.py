@@ -15,15 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+from temp_stack import use_gateway_config  # bench/ is on sys.path when this runs as a script
 
 from payctl.chaos import runner
 from payctl.stack.local import LocalBackend
-from payctl.stack.probes import gateway_servers
 from payctl.stack.topology import Topology
 
 
@@ -35,24 +33,6 @@ def _odd(journal_file: Path) -> dict[str, Any]:
         if isinstance(output, dict) and isinstance(output.get("odd"), dict):
             return dict(output["odd"])
     return {}
-
-
-def _use_gateway(backend: LocalBackend, rendered: str, routed: bool) -> None:
-    text = rendered if routed else "".join(line for line in rendered.splitlines(keepends=True)
-                                           if not line.lstrip().startswith("use-server "))
-    backend.paths.haproxy_cfg.write_text(text)
-    backend.stop("gateway")
-    backend.start("gateway")
-    topo = backend.topo
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if set(gateway_servers(topo.gateway_port, host=topo.gateway_host).values()) == {"UP"}:
-                return
-        except httpx.HTTPError:  # still starting
-            pass
-        time.sleep(0.2)
-    raise SystemExit("the gateway did not come back with both instances UP")
 
 
 def main() -> None:
@@ -72,7 +52,9 @@ def main() -> None:
         try:
             for round_no in range(1, args.rounds + 1):
                 for variant, routed in (("A balanced", False), ("B by shard", True)):
-                    _use_gateway(backend, rendered, routed)
+                    use_gateway_config(backend, rendered if routed else "".join(
+                        line for line in rendered.splitlines(keepends=True)
+                        if not line.lstrip().startswith("use-server ")))
                     stem, experiment = runner.prepare("partition-shard2", {"load_rate": args.rate})
                     journal, folder = runner.execute(stem, experiment, backend, Path(tmp) / "reports",
                                                      history_rate=args.history_rate or None)

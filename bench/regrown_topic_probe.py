@@ -29,7 +29,6 @@ from typing import Any
 
 import private_broker  # bench/ is on sys.path when this runs as a script
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from payflow.kafka.clients import make_consumer
@@ -106,12 +105,7 @@ async def _case(name: str, records: int, wait_s: float) -> dict[str, Any]:
                 await asyncio.sleep(0.2)
             before = dict(read)
             if name == "recreated":  # broker-lost-log: the topic deleted and made again, the groups kept
-                admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
-                await admin.start()
-                try:
-                    await admin.delete_topics([TOPIC])
-                finally:
-                    await admin.close()
+                await private_broker.delete_topic(BOOTSTRAP, TOPIC)
                 await asyncio.sleep(0.3)
                 await _create_when_up(TOPIC, 4)
             else:

@@ -31,7 +31,6 @@ from pathlib import Path
 
 import private_broker  # bench/ is on sys.path when this runs as a script
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.consumer import fetcher
 from aiokafka.errors import KafkaError
 
@@ -97,12 +96,7 @@ async def lose_topic(gap_records: int) -> float:
     await gap_producer.start()
     try:
         await gap_producer.partitions_for(TOPIC)  # its metadata now holds the topic
-        admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
-        await admin.start()
-        try:
-            await admin.delete_topics([TOPIC])
-        finally:
-            await admin.close()
+        await private_broker.delete_topic(BOOTSTRAP, TOPIC)
         rng = random.Random("gap")
         sent = 0
         while sent < gap_records:

@@ -203,7 +203,7 @@ def haproxy_cfg(plan: ServicePlan) -> str:
     topo = plan.topology
     servers = gateway_servers(plan, lambda svc: address_of(topo, svc))
     text = _templates.get_template("haproxy.cfg.j2").render(
-        binds=[f"{shared_address(topo, 'gateway')}:{topo.gateway_port}"], servers=servers, **shard_routing(plan),
+        binds=[f"{shared_address(topo, 'gateway')}:{topo.gateway_port}"], servers=servers, routing=shard_routing(plan),
         error_503="/usr/local/etc/haproxy/503.http", server_namespace="", console=None,
     )
     return _commented(text)

@@ -261,11 +261,19 @@ def gateway_shard_preferences(plan: ServicePlan) -> list[ShardPreference]:
             for index in range(topo.shard_count) for name in names]
 
 
-def shard_routing(plan: ServicePlan) -> dict[str, object]:
+@dataclass(frozen=True)
+class ShardRouting:
     """What haproxy.cfg.j2 needs to route by shard: N, the shards' names, the preferences."""
+
+    shard_count: int
+    shards: tuple[str, ...]
+    preferences: tuple[ShardPreference, ...]
+
+
+def shard_routing(plan: ServicePlan) -> ShardRouting:
     topo = plan.topology
-    return {"shard_count": topo.shard_count, "shards": [topo.shard_name(i) for i in range(topo.shard_count)],
-            "preferences": gateway_shard_preferences(plan)}
+    return ShardRouting(topo.shard_count, tuple(topo.shard_name(i) for i in range(topo.shard_count)),
+                        tuple(gateway_shard_preferences(plan)))
 
 
 @dataclass(frozen=True)

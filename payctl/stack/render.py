@@ -84,7 +84,7 @@ def haproxy_cfg(plan: ServicePlan, error_503: Path) -> str:
         console = {"bind": Listener("127.0.0.1", topo.console_port).bind(),
                    "address": topo.shared_address, "port": topo.console_port}
     return _env.get_template("haproxy.cfg.j2").render(
-        binds=[b.bind() for b in gateway], servers=servers, error_503=error_503, **shard_routing(plan),
+        binds=[b.bind() for b in gateway], servers=servers, error_503=error_503, routing=shard_routing(plan),
         server_namespace=f" namespace {shared_ns}" if shared_ns else "", console=console,
     )
 

@@ -35,6 +35,7 @@ from payctl.stack.binaries import Binaries
 from payctl.stack.plan import plan_for
 from payctl.stack.topology import Topology
 from payflow.domain.sharding import shard_for_id, shard_for_merchant
+from tests.integration.conftest import wait_for
 
 PORT_OFFSET = 7400  # beside the session stack's ports
 WORK_S = 0.08  # how long a stand-in instance takes to answer a call for a shard it reaches
@@ -119,11 +120,15 @@ class Gateway:
     servers: dict[str, ThreadingHTTPServer]
 
     def rows(self) -> list[dict[str, str]]:
-        text = httpx.get(f"{self.url}/gateway/stats;csv", timeout=2).text.lstrip("# ")
+        """HAProxy's stats rows; none while it is still starting."""
+        try:
+            text = httpx.get(f"{self.url}/gateway/stats;csv", timeout=2).text.lstrip("# ")
+        except httpx.HTTPError:
+            return []
         return list(csv.DictReader(io.StringIO(text)))
 
     def status(self, backend: str, server: str) -> str:
-        return next(r["status"] for r in self.rows() if r["pxname"] == backend and r["svname"] == server)
+        return next((r["status"] for r in self.rows() if r["pxname"] == backend and r["svname"] == server), "")
 
     def crash(self, name: str) -> None:
         server = self.servers.pop(name)
@@ -162,18 +167,6 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
             gateway.crash(name)
 
 
-def _wait_until(predicate: object, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():  # type: ignore[operator]
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("timed out")
-
-
 def _post(url: str, path: str, merchant: str) -> int:
     return httpx.post(f"{url}{path}", json={"merchantId": merchant, "amount": 100, "currency": "EUR",
                                             "idempotencyKey": f"k-{merchant}-{time.monotonic_ns()}"},
@@ -181,11 +174,7 @@ def _post(url: str, path: str, merchant: str) -> int:
 
 
 def test_a_shard_one_instance_cannot_reach_is_served_by_the_other_even_at_its_cap(gateway: Gateway) -> None:
-    def vm1_cut_from_shard2() -> bool:
-        return any(r["svname"] == "ingest-vm1" and r["status"].startswith("DOWN") and "shard2" in r["pxname"]
-                   for r in gateway.rows())
-
-    _wait_until(vm1_cut_from_shard2)
+    wait_for(lambda: gateway.status("reach-shard2", "ingest-vm1").startswith("DOWN"), timeout=15, interval=0.1)
     # 48 odd merchants at once: 6 x VM2's cap of 8, so most wait in the gateway's queue, and VM2's
     # checks wait behind 8 calls in progress (its reach must not read as lost when it is only busy)
     with concurrent.futures.ThreadPoolExecutor(48) as pool:
@@ -210,8 +199,7 @@ def test_a_shard_one_instance_cannot_reach_is_served_by_the_other_even_at_its_ca
 def test_a_merchant_id_names_its_shard_at_the_gateway_as_in_the_ingest(gateway: Gateway) -> None:
     """Digits mod N (at most 18: the gateway's integers are 64-bit), else crc32 mod N: the gateway's
     choice for merchant ids of every shape matches the ingest's rule (DESIGN.md §2)."""
-    _wait_until(lambda: any(r["svname"] == "ingest-vm1" and r["status"].startswith("DOWN")
-                            and "shard2" in r["pxname"] for r in gateway.rows()))
+    wait_for(lambda: gateway.status("reach-shard2", "ingest-vm1").startswith("DOWN"), timeout=15, interval=0.1)
     merchants = ["MERCHANT-7", "m9x2", "abc", "xyz", "ACME_shop-B", "Z", "q-", "shop_0", "X1Y2Z3",
                  "9" * 18, "no_digits_at_all"]
     to_shard2 = [m for m in merchants if shard_for_merchant(m, 2) == 1]
@@ -237,8 +225,8 @@ def test_an_instance_that_is_down_pins_nothing_so_it_takes_its_share_again_when_
         # a call's 50 ms keeps a check behind 8 of them (0.4 s) well inside the ingest check's 1 s
         stand_in.work_s = 0.05
     gateway.crash("ingest-vm1")
-    _wait_until(lambda: all(gateway.status(b, "ingest-vm1").startswith("DOWN")
-                            for b in ("ingest", "reach-shard1", "reach-shard2")))
+    wait_for(lambda: all(gateway.status(b, "ingest-vm1").startswith("DOWN")
+                         for b in ("ingest", "reach-shard1", "reach-shard2")), timeout=15, interval=0.1)
     with concurrent.futures.ThreadPoolExecutor(64) as pool:
         # 64 calls of both shards at once: VM2 alone needs 64 x 0.05 s for them
         answers = [pool.submit(_post, gateway.url, "/api/payments/authorize", f"MERCHANT-{i}") for i in range(64)]
